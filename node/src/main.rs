@@ -1,0 +1,2 @@
+//! `shen`: the Shen command-line tool.
+fn main() {}

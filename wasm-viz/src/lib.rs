@@ -1,0 +1,2 @@
+//! `shen-wasm-viz`: the browser simulator (issue 8; not built yet — this
+//! crate currently exports nothing).
