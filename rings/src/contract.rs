@@ -327,14 +327,18 @@ pub type RingCtx<'a, I, R> = Ctx<'a, I, <R as Ring<I>>::Msg, <R as Ring<I>>::Eve
 
 /// A ring protocol as a sans-IO state machine.
 ///
+/// Rings are `Clone` so a driver can snapshot a whole world (the
+/// simulator's timeline) by cloning its nodes.
+///
 /// Local commands are plain methods on the ring type that take a [`Ctx`]; a
 /// [`Node`](crate::node::Node) reaches them through
 /// [`Node::with_ring`](crate::node::Node::with_ring).
-pub trait Ring<I: NodeId>: 'static {
+pub trait Ring<I: NodeId>: Clone + 'static {
     /// The ring's wire message (carried as the payload of an envelope).
     type Msg: Serialize + DeserializeOwned + Clone + Debug;
-    /// What the ring reports to observers.
-    type Event: Clone + Debug;
+    /// What the ring reports to observers (serializable so drivers can
+    /// trace, hash and stream it).
+    type Event: Clone + Debug + Serialize;
     /// The ring's id in the envelope.
     const ID: RingId;
     /// A short human-readable name.

@@ -15,6 +15,7 @@
 //! - [`ankh`]: Ankh Ring, consistent hashing with virtual nodes and hand-off plans.
 //! - [`obelisk`]: Obelisk, the crash-safe sequencer (storage behind a trait).
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
+//! - [`stack`]: the standard ring stack (settings, node-wide events, node builder).
 //! - [`toy`]: Relay, a small teaching ring used to exercise drivers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod node;
 pub mod obelisk;
 pub mod order;
 pub mod scarab;
+pub mod stack;
 pub mod toy;
 pub mod wire;
 

@@ -88,6 +88,7 @@ trait Hosted<I: NodeId, E>: Any {
     fn stabilize(&mut self, env: Env<'_, I, E>);
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn clone_box(&self) -> Box<dyn Hosted<I, E>>;
 }
 
 struct Slot<I: NodeId, R: Ring<I>> {
@@ -182,12 +183,30 @@ where
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+    fn clone_box(&self) -> Box<dyn Hosted<I, E>> {
+        Box::new(Slot::<I, R> {
+            ring: self.ring.clone(),
+            scratch: Vec::new(),
+        })
+    }
+}
+
+impl<I: NodeId, E: Clone + 'static> Clone for Node<I, E> {
+    fn clone(&self) -> Self {
+        Node {
+            me: self.me.clone(),
+            rings: self.rings.iter().map(|r| r.clone_box()).collect(),
+            tokens: self.tokens.clone(),
+            out: self.out.clone(),
+            started: self.started,
+        }
+    }
 }
 
 /// One node: its identity, the rings it runs and its pending outputs.
 ///
-/// Drive it with `handle_*` calls; after each, drain [`Node::poll_output`]
-/// (or [`Node::drain_outputs`]) and act on what it asks.
+/// Drive it with `handle_*` calls; after each, drain
+/// [`Node::drain_outputs`] and act on what it asks, in order.
 pub struct Node<I: NodeId, E: 'static> {
     me: I,
     rings: Vec<Box<dyn Hosted<I, E>>>,
@@ -390,15 +409,6 @@ impl<I: NodeId, E: 'static> Node<I, E> {
             .as_any()
             .downcast_ref::<Slot<I, R>>()
             .map(|s| &s.ring)
-    }
-
-    /// Take the next pending output, oldest first.
-    pub fn poll_output(&mut self) -> Option<NodeOutput<I, E>> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(self.out.remove(0))
-        }
     }
 
     /// Take every pending output, oldest first.

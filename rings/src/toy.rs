@@ -28,7 +28,7 @@ pub enum RelayMsg {
 }
 
 /// What Relay reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayEvent<I> {
     /// This node received the baton from `from`.
     Received {
