@@ -1,2 +1,123 @@
-//! `shen`: the Shen command-line tool.
-fn main() {}
+//! `shen`: the Shen command-line tool — ring statistics today, the
+//! simulator and the cluster node as their issues land.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use shen_node::ring_stats::{render, ring_stats, RingStatsParams};
+
+/// Shen: ring patterns for distributed systems.
+#[derive(Parser, Debug)]
+#[command(name = "shen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ankh Ring (consistent hashing) tools.
+    Ring {
+        #[command(subcommand)]
+        cmd: RingCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RingCommand {
+    /// Measure balance, keys moved on join/leave, and lookup speed.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    /// Physical nodes on the ring.
+    #[arg(long, default_value_t = 100)]
+    nodes: u32,
+    /// Virtual nodes per physical node.
+    #[arg(long, default_value_t = 160)]
+    vnodes: u32,
+    /// Random keys to place.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Replication factor (distinct nodes per key).
+    #[arg(long, default_value_t = 3)]
+    rf: usize,
+    /// Seed for node ids and keys (same seed, same report).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON (stable field names; see README).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit code for bad input (flags, files).
+const EXIT_USAGE: u8 = 2;
+
+/// Write to stdout; a closed pipe (`shen ... | head`) is not an error.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                )
+            {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(EXIT_USAGE)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line, naming the flag; clap's hint lines are dropped.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match cli.command {
+        Command::Ring {
+            cmd: RingCommand::Stats(a),
+        } => {
+            let params = RingStatsParams {
+                nodes: a.nodes,
+                vnodes: a.vnodes,
+                keys: a.keys,
+                rf: a.rf,
+                seed: a.seed,
+            };
+            match ring_stats(&params) {
+                Ok(s) if a.json => match serde_json::to_string_pretty(&s) {
+                    Ok(j) => write_stdout(&(j + "\n")),
+                    Err(e) => {
+                        eprintln!("error: cannot encode report: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Ok(s) => write_stdout(&render(&s)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
+    }
+}
