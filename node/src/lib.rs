@@ -1,4 +1,5 @@
 //! `shen-node`: the native runtime around the sans-IO rings — durable storage
 //! (file-backed cells for Obelisk) and the `shen` command-line interface.
 
+pub mod ring_stats;
 pub mod storage;
