@@ -32,19 +32,19 @@ enum RingCommand {
 #[derive(Args, Debug)]
 struct StatsArgs {
     /// Physical nodes on the ring.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_hyphen_values = true)]
     nodes: u32,
     /// Virtual nodes per physical node.
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 160, allow_hyphen_values = true)]
     vnodes: u32,
     /// Random keys to place.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_hyphen_values = true)]
     keys: u64,
     /// Replication factor (distinct nodes per key).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true)]
     rf: usize,
     /// Seed for node ids and keys (same seed, same report).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
     seed: u64,
     /// Print the report as JSON (stable field names; see README).
     #[arg(long)]
