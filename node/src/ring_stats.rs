@@ -396,7 +396,8 @@ mod tests {
 
     #[test]
     fn invalid_params_name_the_flag() {
-        let cases: [(fn(&mut RingStatsParams), &str); 5] = [
+        type Case = (fn(&mut RingStatsParams), &'static str);
+        let cases: [Case; 5] = [
             (|p| p.nodes = 0, "--nodes"),
             (|p| p.vnodes = 0, "--vnodes"),
             (|p| p.keys = 0, "--keys"),

@@ -158,7 +158,7 @@ pub struct FileCell {
     poisoned: bool,
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FileCellError + '_ {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FileCellError + 'a {
     move |source| FileCellError::Io {
         op,
         path: path.to_path_buf(),
@@ -255,14 +255,7 @@ impl FileCell {
         let Some(file) = self.file.as_mut() else {
             return Ok(None);
         };
-        let mut bytes = Vec::with_capacity(FILE_LEN);
-        let read = |mut f: &File| -> io::Result<()> {
-            use std::io::{Read, Seek, SeekFrom};
-            f.seek(SeekFrom::Start(0))?;
-            f.take(FILE_LEN as u64).read_to_end(&mut bytes)?;
-            Ok(())
-        };
-        read(file).map_err(io_err("read", &self.path))?;
+        let bytes = read_prefix(file).map_err(io_err("read", &self.path))?;
         let slot = |i: usize| decode_slot(bytes.get(slot_offset(i) as usize..));
         let newest = match (slot(0), slot(1)) {
             (Some(a), Some(b)) if b.seq > a.seq => (1, b),
@@ -330,6 +323,15 @@ impl FileCell {
         });
         Ok(())
     }
+}
+
+/// The first `FILE_LEN` bytes of the file (fewer if it is shorter).
+fn read_prefix(mut file: &File) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::with_capacity(FILE_LEN);
+    file.seek(SeekFrom::Start(0))?;
+    file.take(FILE_LEN as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

@@ -1,14 +1,14 @@
 //! `shen-rings`: Shen's ring protocols as sans-IO state machines.
 //!
 //! Every ring here is a plain value driven by a transport: input is the
-//! current [`Time`](contract::Time), a seeded RNG and one event (peer message,
+//! current [`Time`], a seeded RNG and one event (peer message,
 //! fired timer, membership hook or local command); output is messages to
-//! send, timers to set and observable events ([`contract::Output`]). No clocks,
+//! send, timers to set and observable events ([`Output`]). No clocks,
 //! sockets, threads or global randomness live in this crate, so it compiles
 //! to `wasm32-unknown-unknown` and the same inputs give the same outputs bit
 //! for bit.
 //!
-//! - [`contract`]: the contract (node ids, time, timers, output buffer, [`Ring`](contract::Ring)).
+//! - [`contract`]: the contract (node ids, time, timers, output buffer, [`Ring`]).
 //! - [`node`]: the composition point hosting several rings behind one envelope type.
 //! - [`order`]: shared ring state (clockwise order, successor/predecessor, reconfiguration).
 //! - [`wire`]: the versioned postcard envelope with a frame-size limit.

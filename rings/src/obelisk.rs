@@ -24,6 +24,22 @@
 //!
 //! The sequence is strictly increasing and unique, **not** gap-free.
 //!
+//! # Example
+//!
+//! ```
+//! use shen_rings::obelisk::{MemoryCell, Obelisk, ObeliskConfig};
+//!
+//! let cell = MemoryCell::new();
+//! let mut ids = Obelisk::open(cell.clone(), ObeliskConfig::with_range(100)).unwrap();
+//! assert_eq!(ids.next().unwrap(), 0);
+//! assert_eq!(ids.next_batch(3).unwrap(), 1..4);
+//! assert_eq!(cell.value(), Some(99)); // values 0..=99 are reserved
+//!
+//! drop(ids); // a crash: no shutdown step
+//! let mut ids = Obelisk::open(cell, ObeliskConfig::with_range(100)).unwrap();
+//! assert_eq!(ids.next().unwrap(), 100); // resumes above the high-water mark
+//! ```
+//!
 //! # Sans-IO
 //!
 //! The storage is behind the [`DurableCell`] trait: [`MemoryCell`] here (for

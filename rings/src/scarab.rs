@@ -14,12 +14,29 @@
 //! about 69.7 years, i.e. until 2094-09-07.
 //!
 //! The textual form ([`Display`](core::fmt::Display) /
-//! [`FromStr`](core::str::FromStr)) is a fixed-width, 13-character Crockford
+//! [`FromStr`]) is a fixed-width, 13-character Crockford
 //! base32 string whose lexicographic (byte) order equals numeric order.
 //!
 //! [`ScarabGenerator`] is sans-IO: the caller passes the current Unix time in
 //! milliseconds to every [`ScarabGenerator::next`] call; see its docs for the
 //! clock-skew and overflow policy.
+//!
+//! # Example
+//!
+//! ```
+//! use shen_rings::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
+//!
+//! let mut gen = ScarabGenerator::new(7).unwrap();
+//! let now = EPOCH_UNIX_MS + 1_000; // supplied by the caller's clock
+//! let a = gen.next(now).unwrap();
+//! let b = gen.next(now - 500).unwrap(); // the clock stepped back
+//! assert!(b > a);
+//! assert_eq!((a.node(), a.unix_millis()), (7, now));
+//!
+//! let text = a.to_string();
+//! assert_eq!(text.len(), 13);
+//! assert_eq!(text.parse::<ScarabId>().unwrap(), a);
+//! ```
 
 use core::fmt;
 use core::str::FromStr;
@@ -235,31 +252,42 @@ impl fmt::Debug for ScarabId {
     }
 }
 
-/// Value of one Crockford base32 character, accepting lower case and the
-/// aliases `I`/`L` → 1 and `O` → 0.
-const fn decode_char(c: u8) -> Option<u8> {
-    let v = match c.to_ascii_uppercase() {
-        b @ b'0'..=b'9' => b - b'0',
-        b @ b'A'..=b'H' => b - b'A' + 10,
-        b'I' | b'L' => 1,
-        b'J' => 18,
-        b'K' => 19,
-        b'M' => 20,
-        b'N' => 21,
-        b'O' => 0,
-        b'P' => 22,
-        b'Q' => 23,
-        b'R' => 24,
-        b'S' => 25,
-        b'T' => 26,
-        b'V' => 27,
-        b'W' => 28,
-        b'X' => 29,
-        b'Y' => 30,
-        b'Z' => 31,
-        _ => return None,
-    };
-    Some(v)
+/// Marks a byte that is not a Crockford base32 character in [`DECODE`].
+const INVALID: u8 = 0xff;
+
+/// Byte → digit value, accepting lower case and the aliases `I`/`L` → 1 and
+/// `O` → 0; [`INVALID`] for everything else (including non-ASCII bytes).
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        table[ALPHABET[i].to_ascii_lowercase() as usize] = i as u8;
+        i += 1;
+    }
+    table[b'I' as usize] = 1;
+    table[b'i' as usize] = 1;
+    table[b'L' as usize] = 1;
+    table[b'l' as usize] = 1;
+    table[b'O' as usize] = 0;
+    table[b'o' as usize] = 0;
+    table
+};
+
+/// The error for a string that is not 13 valid characters: its character
+/// count if that is wrong, else the first invalid character.
+#[cold]
+fn parse_error(s: &str) -> ParseScarabError {
+    let len = s.chars().count();
+    if len != ENCODED_LEN {
+        return ParseScarabError::InvalidLength { len };
+    }
+    s.chars()
+        .enumerate()
+        .find(|&(_, ch)| !ch.is_ascii() || DECODE[ch as usize] == INVALID)
+        .map(|(index, ch)| ParseScarabError::InvalidCharacter { index, ch })
+        // Unreachable for strings the fast path rejected; still no panic.
+        .unwrap_or(ParseScarabError::InvalidLength { len })
 }
 
 impl FromStr for ScarabId {
@@ -268,20 +296,22 @@ impl FromStr for ScarabId {
     /// Parse the 13-character form. Case-insensitive; `I`/`L` read as `1`
     /// and `O` as `0`. Never panics.
     fn from_str(s: &str) -> Result<ScarabId, ParseScarabError> {
-        let len = s.chars().count();
-        if len != ENCODED_LEN {
-            return Err(ParseScarabError::InvalidLength { len });
+        let bytes = s.as_bytes();
+        if bytes.len() != ENCODED_LEN {
+            return Err(parse_error(s));
         }
         let mut value: u64 = 0;
-        for (index, ch) in s.chars().enumerate() {
-            let digit = u8::try_from(ch)
-                .ok()
-                .and_then(decode_char)
-                .ok_or(ParseScarabError::InvalidCharacter { index, ch })?;
-            if index == 0 && digit > 0xf {
-                return Err(ParseScarabError::Overflow);
-            }
-            value = (value << 5) | u64::from(digit);
+        let mut invalid = false;
+        for &b in bytes {
+            let digit = DECODE[b as usize];
+            invalid |= digit == INVALID;
+            value = (value << 5) | u64::from(digit & 0x1f);
+        }
+        if invalid {
+            return Err(parse_error(s));
+        }
+        if DECODE[bytes[0] as usize] > 0xf {
+            return Err(ParseScarabError::Overflow);
         }
         Ok(ScarabId(value))
     }
