@@ -46,6 +46,9 @@ struct StatsArgs {
     /// Seed for node ids and keys (same seed, same report).
     #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
     seed: u64,
+    /// Vnode salts tried per join (1 = plain random vnode placement).
+    #[arg(long, default_value_t = 16, allow_hyphen_values = true)]
+    salt_candidates: u32,
     /// Print the report as JSON (stable field names; see README).
     #[arg(long)]
     json: bool,
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
                 keys: a.keys,
                 rf: a.rf,
                 seed: a.seed,
+                salt_candidates: a.salt_candidates,
             };
             match ring_stats(&params) {
                 Ok(s) if a.json => match serde_json::to_string_pretty(&s) {

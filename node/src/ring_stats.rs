@@ -25,6 +25,8 @@ pub struct RingStatsParams {
     pub rf: usize,
     /// Seed for node ids and keys.
     pub seed: u64,
+    /// Vnode salts tried per join (1 = plain random placement).
+    pub salt_candidates: u32,
 }
 
 /// Why parameters were refused; names the flag.
@@ -93,6 +95,8 @@ pub struct RingStats {
     pub rf: usize,
     /// Seed.
     pub seed: u64,
+    /// Vnode salts tried per join.
+    pub salt_candidates: u32,
     /// Balance of primary ownership.
     pub load: LoadStats,
     /// One node joining.
@@ -131,6 +135,9 @@ impl RingStatsParams {
         }
         if self.keys > 100_000_000 {
             return bad("--keys", "must be at most 100,000,000");
+        }
+        if self.salt_candidates == 0 || self.salt_candidates > 1024 {
+            return bad("--salt-candidates", "must be between 1 and 1024");
         }
         if self.rf == 0 || self.rf > MAX_RF {
             return bad("--rf", "must be between 1 and 16");
@@ -187,6 +194,7 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
     let config = AnkhConfig {
         vnodes: p.vnodes,
         rf: p.rf,
+        salt_candidates: p.salt_candidates,
         ..AnkhConfig::default()
     };
     let mut ring = AnkhRing::new(config).map_err(|e| StatsError::Invalid {
@@ -316,6 +324,7 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
         keys: p.keys,
         rf: p.rf,
         seed: p.seed,
+        salt_candidates: p.salt_candidates,
         load,
         join,
         leave,
@@ -328,8 +337,8 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
 pub fn render(s: &RingStats) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "Ankh ring: {} nodes x {} vnodes, {} keys, rf {}, seed {}\n",
-        s.nodes, s.vnodes, s.keys, s.rf, s.seed
+        "Ankh ring: {} nodes x {} vnodes, {} keys, rf {}, seed {}, {} salt candidates\n",
+        s.nodes, s.vnodes, s.keys, s.rf, s.seed, s.salt_candidates
     ));
     out.push_str(&format!(
         "  load      mean {:.1}  min {}  max {}  max/mean {:.3}  stddev {:.1} ({:.2}% of mean)\n",
@@ -375,6 +384,7 @@ mod tests {
             keys: 100_000,
             rf: 3,
             seed: 1,
+            salt_candidates: 16,
         }
     }
 

@@ -17,7 +17,11 @@ fn shen(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn ring_stats_bad_input_is_one_line_exit_2() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["ring", "stats", "--salt-candidates", "0"],
+            "--salt-candidates",
+        ),
         (&["ring", "stats", "--nodes", "0"], "--nodes"),
         (&["ring", "stats", "--nodes", "abc"], "--nodes"),
         (&["ring", "stats", "--vnodes", "0"], "--vnodes"),
@@ -49,6 +53,7 @@ fn ring_stats_json_has_the_documented_fields() {
         "/keys",
         "/rf",
         "/seed",
+        "/salt_candidates",
         "/load/max_over_mean",
         "/load/stddev",
         "/join/moved_fraction",
