@@ -1,5 +1,7 @@
 //! `shen-node`: the native runtime around the sans-IO rings — durable storage
 //! (file-backed cells for Obelisk) and the `shen` command-line interface.
 
+#![warn(missing_docs)]
+
 pub mod ring_stats;
 pub mod storage;

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use shen_rings::ankh::{AnkhConfig, AnkhRing, DEFAULT_WEIGHT, MAX_RF};
+use shen_rings::ankh::{AnkhConfig, AnkhRing, Member, DEFAULT_WEIGHT, MAX_RF};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -204,9 +204,22 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
     let mut ids = Vec::with_capacity(p.nodes as usize);
     while ids.len() < p.nodes as usize {
         let id = rng.next_u64();
-        if ring.join(id, DEFAULT_WEIGHT).is_ok() {
-            ids.push(id);
+        if ring.contains(&id) {
+            continue;
         }
+        // Bulk build: same placement as `join`, without computing a
+        // hand-off plan per node.
+        let salt = ring.choose_salt(&id, DEFAULT_WEIGHT);
+        ring.insert(Member {
+            id,
+            weight: DEFAULT_WEIGHT,
+            salt,
+        })
+        .map_err(|e| StatsError::Invalid {
+            flag: "--nodes",
+            reason: e.to_string(),
+        })?;
+        ids.push(id);
     }
     let keys: Vec<[u8; 16]> = (0..p.keys)
         .map(|_| {

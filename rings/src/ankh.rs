@@ -471,18 +471,89 @@ impl<I: NodeId> AnkhRing<I> {
             return Err(AnkhError::AlreadyMember);
         }
         let before = self.clone();
-        self.nodes.push(Entry { member, share: 0 });
-        self.rebuild();
+        self.insert_member(member);
         Ok(HandoffPlan::between(&before, self, self.config.rf))
+    }
+
+    /// Merge a new member's points into the sorted arrays: O(points), no
+    /// full re-sort.
+    fn insert_member(&mut self, member: Member<I>) {
+        let idx = self.nodes.len() as u32;
+        let bytes = member.id.stable_bytes();
+        let mut fresh: Vec<u64> = (0..vnodes_for(&self.config, member.weight))
+            .map(|v| vnode_position(&bytes, member.salt, v))
+            .collect();
+        fresh.sort_unstable();
+        self.nodes.push(Entry { member, share: 0 });
+        let total = self.points.len() + fresh.len();
+        let mut points = Vec::with_capacity(total);
+        let mut owners = Vec::with_capacity(total);
+        let (mut i, mut j) = (0, 0);
+        while i < self.points.len() || j < fresh.len() {
+            let take_old = if j == fresh.len() {
+                true
+            } else if i == self.points.len() {
+                false
+            } else {
+                (
+                    self.points[i],
+                    &self.nodes[self.owners[i] as usize].member.id,
+                ) < (fresh[j], &self.nodes[idx as usize].member.id)
+            };
+            if take_old {
+                points.push(self.points[i]);
+                owners.push(self.owners[i]);
+                i += 1;
+            } else {
+                points.push(fresh[j]);
+                owners.push(idx);
+                j += 1;
+            }
+        }
+        self.points = points;
+        self.owners = owners;
+        self.rebuild_buckets();
+        self.recompute_shares();
+    }
+
+    /// Add a member without computing a hand-off plan (bulk building).
+    /// Same result as [`AnkhRing::add_member`].
+    pub fn insert(&mut self, member: Member<I>) -> Result<(), AnkhError> {
+        if member.weight == 0 || member.weight > 10_000 {
+            return Err(AnkhError::InvalidWeight);
+        }
+        if self.contains(&member.id) {
+            return Err(AnkhError::AlreadyMember);
+        }
+        self.insert_member(member);
+        Ok(())
     }
 
     /// Remove `id`. Returns the hand-off plan.
     pub fn leave(&mut self, id: &I) -> Result<HandoffPlan<I>, AnkhError> {
         let i = self.index_of(id).ok_or(AnkhError::NotMember)?;
         let before = self.clone();
-        self.nodes.remove(i);
-        self.rebuild();
+        self.remove_index(i);
         Ok(HandoffPlan::between(&before, self, self.config.rf))
+    }
+
+    /// Drop node `i`'s points and renumber the owners above it: O(points).
+    fn remove_index(&mut self, i: usize) {
+        self.nodes.remove(i);
+        let gone = i as u32;
+        let mut w = 0;
+        for r in 0..self.points.len() {
+            let o = self.owners[r];
+            if o != gone {
+                self.points[w] = self.points[r];
+                self.owners[w] = if o > gone { o - 1 } else { o };
+                w += 1;
+            }
+        }
+        self.points.truncate(w);
+        self.owners.truncate(w);
+        self.rebuild_buckets();
+        self.recompute_shares();
     }
 
     /// The partition `key` belongs to.

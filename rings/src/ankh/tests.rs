@@ -350,3 +350,33 @@ proptest! {
         prop_assert_eq!(total, 1u128 << 64);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Incremental joins, inserts and leaves give exactly the ring a bulk
+    /// build of the final member list gives.
+    #[test]
+    fn incremental_changes_equal_bulk_build(ops in proptest::collection::vec((0u64..24, any::<bool>(), 1u32..300), 1..40)) {
+        let mut r: AnkhRing<u64> = AnkhRing::new(cfg(12)).unwrap();
+        for (id, add, weight) in ops {
+            if add {
+                if r.contains(&id) { continue; }
+                if id % 2 == 0 {
+                    r.join(id, weight).unwrap();
+                } else {
+                    let salt = r.choose_salt(&id, weight);
+                    r.insert(Member { id, weight, salt }).unwrap();
+                }
+            } else if r.contains(&id) {
+                r.leave(&id).unwrap();
+            }
+        }
+        let bulk = AnkhRing::from_members(cfg(12), r.members().cloned()).unwrap();
+        prop_assert_eq!(&r.points, &bulk.points);
+        let ids = |x: &AnkhRing<u64>| -> Vec<u64> { x.owners.iter().map(|&o| x.nodes[o as usize].member.id).collect() };
+        prop_assert_eq!(ids(&r), ids(&bulk));
+        for m in r.members() {
+            prop_assert_eq!(r.share_of(&m.id), bulk.share_of(&m.id));
+        }
+    }
+}
