@@ -13,6 +13,7 @@
 //! - [`order`]: shared ring state (clockwise order, successor/predecessor, reconfiguration).
 //! - [`wire`]: the versioned postcard envelope with a frame-size limit.
 //! - [`ankh`]: Ankh Ring, consistent hashing with virtual nodes and hand-off plans.
+//! - [`phi`]: the phi-accrual failure detector (deterministic math via `libm`).
 //! - [`obelisk`]: Obelisk, the crash-safe sequencer (storage behind a trait).
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
 //! - [`stack`]: the standard ring stack (settings, node-wide events, node builder).
@@ -28,6 +29,7 @@ pub mod hash;
 pub mod node;
 pub mod obelisk;
 pub mod order;
+pub mod phi;
 pub mod scarab;
 pub mod stack;
 pub mod toy;
