@@ -10,10 +10,10 @@ use std::time::Instant;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use shen_rings::ankh::{AnkhConfig, AnkhRing, Member, DEFAULT_WEIGHT, MAX_RF};
+use shen_rings::ankh::{AnkhConfig, AnkhRing, HandoffPlan, Member, DEFAULT_WEIGHT, MAX_RF};
 
 /// What to measure.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct RingStatsParams {
     /// Physical nodes (>= 1).
     pub nodes: u32,
@@ -59,8 +59,9 @@ pub struct LoadStats {
     pub stddev_over_mean: f64,
 }
 
-/// Keys that changed primary owner in one membership change.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// Keys that changed primary owner in one membership change (all zero when
+/// the change was not possible, e.g. a leave from a one-node ring).
+#[derive(Clone, Debug, Serialize, PartialEq, Default)]
 pub struct MoveStats {
     /// Keys whose primary owner changed.
     pub moved_keys: u64,
@@ -85,18 +86,9 @@ pub struct MoveStats {
 pub struct RingStats {
     /// JSON schema version of this report.
     pub schema: u32,
-    /// Physical nodes.
-    pub nodes: u32,
-    /// Virtual nodes per node.
-    pub vnodes: u32,
-    /// Keys placed.
-    pub keys: u64,
-    /// Replication factor.
-    pub rf: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Vnode salts tried per join.
-    pub salt_candidates: u32,
+    /// The inputs (flattened into the top level of the JSON).
+    #[serde(flatten)]
+    pub params: RingStatsParams,
     /// Balance of primary ownership.
     pub load: LoadStats,
     /// One node joining.
@@ -187,6 +179,41 @@ fn time_per_op(mut f: impl FnMut() -> u64, ops_per_call: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / (calls * ops_per_call) as f64
 }
 
+fn owner(r: &AnkhRing<u64>, k: &[u8]) -> u64 {
+    *r.locate(k).expect("ring is not empty")
+}
+
+/// Compare primary owners of `keys` before (`before[i]`) and in `after`;
+/// `expected(old, new)` says whether a move is one the change should cause.
+fn move_stats(
+    keys: &[[u8; 16]],
+    before: &[u64],
+    after: &AnkhRing<u64>,
+    plan: &HandoffPlan<u64>,
+    ideal: f64,
+    expected: impl Fn(u64, u64) -> bool,
+) -> MoveStats {
+    let mut moved = 0u64;
+    let mut only = true;
+    for (k, &old) in keys.iter().zip(before) {
+        let new = owner(after, k);
+        if new != old {
+            moved += 1;
+            only &= expected(old, new);
+        }
+    }
+    let frac = moved as f64 / keys.len() as f64;
+    MoveStats {
+        moved_keys: moved,
+        moved_fraction: frac,
+        ideal_fraction: ideal,
+        ratio_to_ideal: frac / ideal,
+        only_expected_node: only,
+        replica_set_changed_fraction: plan.replica_fraction(),
+        handoff_ranges: plan.ranges.len(),
+    }
+}
+
 /// Build the ring and measure it.
 pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
     p.validate()?;
@@ -228,7 +255,6 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
             k
         })
         .collect();
-    let owner = |r: &AnkhRing<u64>, k: &[u8]| *r.locate(k).expect("ring is not empty");
     let before: Vec<u64> = keys.iter().map(|k| owner(&ring, k)).collect();
     let mut counts: HashMap<u64, u64> = HashMap::new();
     for o in &before {
@@ -245,61 +271,30 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
     let (_, plan) = joined
         .join(joiner, DEFAULT_WEIGHT)
         .expect("joiner is new and weight valid");
-    let mut moved = 0u64;
-    let mut only = true;
-    for (k, b) in keys.iter().zip(&before) {
-        let a = owner(&joined, k);
-        if a != *b {
-            moved += 1;
-            only &= a == joiner;
-        }
-    }
-    let ideal = 1.0 / f64::from(p.nodes + 1);
-    let frac = moved as f64 / p.keys as f64;
-    let join = MoveStats {
-        moved_keys: moved,
-        moved_fraction: frac,
-        ideal_fraction: ideal,
-        ratio_to_ideal: frac / ideal,
-        only_expected_node: only,
-        replica_set_changed_fraction: plan.replica_fraction(),
-        handoff_ranges: plan.ranges.len(),
-    };
+    let join = move_stats(
+        &keys,
+        &before,
+        &joined,
+        &plan,
+        1.0 / f64::from(p.nodes + 1),
+        |_, new| new == joiner,
+    );
 
     // One leave (when there is more than one node).
     let leave = if p.nodes > 1 {
         let victim = ids[(rng.next_u64() % ids.len() as u64) as usize];
         let mut left = ring.clone();
         let plan = left.leave(&victim).expect("victim is a member");
-        let mut moved = 0u64;
-        let mut only = true;
-        for (k, b) in keys.iter().zip(&before) {
-            if owner(&left, k) != *b {
-                moved += 1;
-                only &= *b == victim;
-            }
-        }
-        let ideal = 1.0 / f64::from(p.nodes);
-        let frac = moved as f64 / p.keys as f64;
-        MoveStats {
-            moved_keys: moved,
-            moved_fraction: frac,
-            ideal_fraction: ideal,
-            ratio_to_ideal: frac / ideal,
-            only_expected_node: only,
-            replica_set_changed_fraction: plan.replica_fraction(),
-            handoff_ranges: plan.ranges.len(),
-        }
+        move_stats(
+            &keys,
+            &before,
+            &left,
+            &plan,
+            1.0 / f64::from(p.nodes),
+            |old, _| old == victim,
+        )
     } else {
-        MoveStats {
-            moved_keys: 0,
-            moved_fraction: 0.0,
-            ideal_fraction: 0.0,
-            ratio_to_ideal: 0.0,
-            only_expected_node: true,
-            replica_set_changed_fraction: 0.0,
-            handoff_ranges: 0,
-        }
+        MoveStats::default()
     };
 
     let sample = &keys[..keys.len().min(1 << 16)];
@@ -332,12 +327,7 @@ pub fn ring_stats(p: &RingStatsParams) -> Result<RingStats, StatsError> {
 
     Ok(RingStats {
         schema: 1,
-        nodes: p.nodes,
-        vnodes: p.vnodes,
-        keys: p.keys,
-        rf: p.rf,
-        seed: p.seed,
-        salt_candidates: p.salt_candidates,
+        params: p.clone(),
         load,
         join,
         leave,
@@ -351,7 +341,12 @@ pub fn render(s: &RingStats) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "Ankh ring: {} nodes x {} vnodes, {} keys, rf {}, seed {}, {} salt candidates\n",
-        s.nodes, s.vnodes, s.keys, s.rf, s.seed, s.salt_candidates
+        s.params.nodes,
+        s.params.vnodes,
+        s.params.keys,
+        s.params.rf,
+        s.params.seed,
+        s.params.salt_candidates
     ));
     out.push_str(&format!(
         "  load      mean {:.1}  min {}  max {}  max/mean {:.3}  stddev {:.1} ({:.2}% of mean)\n",
@@ -374,14 +369,14 @@ pub fn render(s: &RingStats) -> String {
             m.ratio_to_ideal,
             who,
             if m.only_expected_node { "yes" } else { "NO" },
-            s.rf,
+            s.params.rf,
             100.0 * m.replica_set_changed_fraction,
             m.handoff_ranges
         ));
     }
     out.push_str(&format!(
         "  lookups   locate {:.1} ns, replicas(rf={}) {:.1} ns (this build)\n",
-        s.locate_ns, s.rf, s.replicas_ns
+        s.locate_ns, s.params.rf, s.replicas_ns
     ));
     out
 }
