@@ -16,6 +16,7 @@
 //! - [`phi`]: the phi-accrual failure detector (deterministic math via `libm`).
 //! - [`obelisk`]: Obelisk, the crash-safe sequencer (storage behind a trait).
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
+//! - [`sundial`]: Sundial Circle, gossip membership with phi-accrual failure detection.
 //! - [`stack`]: the standard ring stack (settings, node-wide events, node builder).
 //! - [`toy`]: Relay, a small teaching ring used to exercise drivers.
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod order;
 pub mod phi;
 pub mod scarab;
 pub mod stack;
+pub mod sundial;
 pub mod toy;
 pub mod wire;
 

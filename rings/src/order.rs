@@ -190,6 +190,20 @@ impl<I: NodeId> RingOrder<I> {
         Some(&self.entries[start % len].1)
     }
 
+    /// The `n`-th member counter-clockwise of `id` (`n = 1` is the
+    /// predecessor).
+    pub fn nth_predecessor(&self, id: &I, n: usize) -> Option<&I> {
+        if self.entries.is_empty() || n == 0 {
+            return None;
+        }
+        let len = self.entries.len();
+        let key = self.key_of(id);
+        let i = self.lower_bound(key, id);
+        // Whether or not `id` is a member, index i - 1 is the first member
+        // counter-clockwise of it.
+        Some(&self.entries[(i + len * n - n) % len].1)
+    }
+
     /// The other members clockwise after `id`, each once, wrapping around
     /// (excludes `id`).
     pub fn walk_from<'a>(&'a self, id: &'a I) -> impl Iterator<Item = &'a I> + 'a {
@@ -221,6 +235,10 @@ mod tests {
         assert_eq!(r.predecessor(&25), Some(&20));
         assert_eq!(r.nth_successor(&10, 2), Some(&30));
         assert_eq!(r.nth_successor(&10, 3), Some(&10));
+        assert_eq!(r.nth_predecessor(&10, 1), Some(&30));
+        assert_eq!(r.nth_predecessor(&10, 2), Some(&20));
+        assert_eq!(r.nth_predecessor(&25, 1), Some(&20));
+        assert_eq!(r.nth_predecessor(&25, 2), Some(&10));
     }
 
     #[test]

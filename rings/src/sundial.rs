@@ -1,0 +1,1174 @@
+//! Sundial Circle: gossip membership with phi-accrual failure detection.
+//!
+//! # Membership records
+//! Every member has one [`Record`]: `(id, incarnation, status, suspectors,
+//! meta)`. Records are ordered by `(incarnation, status rank, number of
+//! suspectors)`; a newer record always replaces an older one, so merging is
+//! commutative and idempotent and every node converges to the same view.
+//! Only a member itself raises its incarnation: to refute a suspicion, to
+//! change its metadata, or to come back after being declared dead. A dead
+//! member therefore never returns with an old incarnation. Dead and left
+//! members stay as tombstones for a grace period, then are forgotten; a
+//! node never adopts a tombstone for a member it does not know, so expired
+//! tombstones do not bounce back.
+//!
+//! # Dissemination: digest, then delta
+//! Every `gossip_interval` a node sends `Syn{view hash, size}` to `fanout`
+//! random members. The view hash is the XOR of all record hashes, so two
+//! nodes with the same view stop there (steady state costs two small
+//! numbers per peer). If the hashes differ, the peer answers with a Bloom
+//! filter of its records (`SynAck`); the initiator sends the records the
+//! filter does not contain (`Delta`, most recently changed first, cut at
+//! `max_message_bytes`) and its own filter (`Pull`), which the peer answers
+//! with its own delta. Filters are re-seeded per message, so a false
+//! positive in one exchange is not repeated in the next. Every message fits
+//! in `max_message_bytes` (default 1,200: one UDP datagram).
+//!
+//! # Failure detection on the circle
+//! Members are placed on a circle by the hash of their id. Each node probes
+//! its `monitors` predecessors every interval and feeds the arrival times of
+//! the acknowledgements into a phi-accrual detector; so every member is
+//! watched by `monitors` independent nodes and probing costs O(1) per node
+//! whatever the cluster size. When phi crosses the threshold the monitor
+//! marks the member `Suspect` (adding itself as a suspector) and tells the
+//! member directly, which refutes by raising its incarnation. A suspicion
+//! becomes `Dead` only when it is old enough *and* backed by enough
+//! independent suspectors (the timeout shrinks, Lifeguard-style, as more
+//! suspectors agree); a single node's opinion never kills a member unless it
+//! persists for `suspicion_max`.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::ankh::{Member, DEFAULT_WEIGHT};
+use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken};
+use crate::hash::hash_bytes;
+use crate::order::{Placement, RingOrder};
+use crate::phi::{PhiAccrual, PhiConfig};
+
+/// Metadata key under which a member publishes its Ankh weight.
+pub const META_ANKH_WEIGHT: &str = "ankh.weight";
+/// Metadata key under which a member publishes its Ankh vnode salt.
+pub const META_ANKH_SALT: &str = "ankh.salt";
+/// Most metadata entries per member.
+pub const MAX_META_ENTRIES: usize = 8;
+/// Longest metadata key, in bytes.
+pub const MAX_META_KEY: usize = 32;
+/// Longest metadata value, in bytes.
+pub const MAX_META_VALUE: usize = 128;
+/// Most suspectors recorded per suspicion.
+pub const MAX_SUSPECTORS: usize = 8;
+
+/// Sundial's settings. Every member of a cluster should use the same ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SundialConfig {
+    /// Cluster name; messages from another cluster are dropped.
+    pub cluster: String,
+    /// Gossip and probe period.
+    pub gossip_interval: Duration,
+    /// Peers contacted per gossip round.
+    pub fanout: usize,
+    /// Largest encoded message.
+    pub max_message_bytes: usize,
+    /// Monitors per member (each node probes this many predecessors).
+    pub monitors: usize,
+    /// Phi-accrual settings.
+    pub phi: PhiConfig,
+    /// Independent suspectors needed for the short confirmation path.
+    pub required_suspectors: usize,
+    /// Confirmation wait when every monitor agrees.
+    pub suspicion_min: Duration,
+    /// Confirmation wait with a single suspector (and the upper bound).
+    pub suspicion_max: Duration,
+    /// How long dead and left members are remembered.
+    pub dead_grace: Duration,
+    /// Gossip rounds a leaving node keeps spreading its departure.
+    pub leave_rounds: u32,
+}
+
+impl Default for SundialConfig {
+    fn default() -> Self {
+        SundialConfig {
+            cluster: String::from("shen"),
+            gossip_interval: Duration::from_millis(200),
+            fanout: 3,
+            max_message_bytes: 1200,
+            monitors: 3,
+            phi: PhiConfig::default(),
+            required_suspectors: 2,
+            suspicion_min: Duration::from_millis(400),
+            suspicion_max: Duration::from_secs(10),
+            dead_grace: Duration::from_secs(24 * 3600),
+            leave_rounds: 3,
+        }
+    }
+}
+
+/// A member's liveness as known by the cluster.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// Up.
+    Alive,
+    /// Suspected by at least one monitor; not yet confirmed.
+    Suspect,
+    /// Confirmed failed at this incarnation.
+    Dead,
+    /// Left gracefully at this incarnation.
+    Left,
+}
+
+impl Status {
+    fn rank(self) -> u8 {
+        match self {
+            Status::Alive => 0,
+            Status::Suspect => 1,
+            Status::Dead => 2,
+            Status::Left => 3,
+        }
+    }
+
+    /// Alive or suspect: still counted as a member.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Alive | Status::Suspect)
+    }
+}
+
+/// One member's record, as gossiped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record<I> {
+    /// The member.
+    pub id: I,
+    /// Raised only by the member itself.
+    pub incarnation: u64,
+    /// Liveness.
+    pub status: Status,
+    /// Who suspects it (only for `Suspect`), sorted, at most 8.
+    pub suspectors: Vec<I>,
+    /// Small published key/values, sorted by key.
+    pub meta: Vec<(String, String)>,
+}
+
+impl<I: NodeId> Record<I> {
+    fn order_key(&self) -> (u64, u8, usize) {
+        (self.incarnation, self.status.rank(), self.suspectors.len())
+    }
+
+    /// Whether this record should replace `other` (same member).
+    pub fn supersedes(&self, other: &Record<I>) -> bool {
+        self.order_key() > other.order_key()
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn digest(&self) -> u64 {
+        let mut buf: Vec<u8> = Vec::with_capacity(64);
+        buf.extend_from_slice(&self.id.stable_bytes());
+        buf.extend_from_slice(&self.incarnation.to_le_bytes());
+        buf.push(self.status.rank());
+        buf.extend_from_slice(&(self.suspectors.len() as u32).to_le_bytes());
+        for (k, v) in &self.meta {
+            buf.extend_from_slice(k.as_bytes());
+            buf.push(0);
+            buf.extend_from_slice(v.as_bytes());
+            buf.push(0);
+        }
+        hash_bytes(&buf)
+    }
+
+    fn encoded_len(&self) -> usize {
+        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// A Bloom filter over record digests (the "digest" half of push-pull).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter {
+    /// Per-filter seed: false positives differ between filters.
+    pub seed: u64,
+    /// Probes per item.
+    pub k: u8,
+    /// The bits.
+    pub bits: Vec<u8>,
+}
+
+impl Filter {
+    fn build(seed: u64, bytes: usize, items: impl ExactSizeIterator<Item = u64> + Clone) -> Filter {
+        let n = items.len().max(1);
+        let m_bits = (bytes * 8).max(8);
+        let k = ((m_bits as f64 / n as f64) * core::f64::consts::LN_2).round() as usize;
+        let mut f = Filter {
+            seed,
+            k: k.clamp(1, 8) as u8,
+            bits: alloc::vec![0; m_bits / 8],
+        };
+        for h in items {
+            f.insert(h);
+        }
+        f
+    }
+
+    fn probes(&self, h: u64) -> impl Iterator<Item = usize> + '_ {
+        let x = xxh3_64_with_seed(&h.to_le_bytes(), self.seed);
+        let (h1, h2) = (x as u32 as u64, (x >> 32) | 1);
+        let m = (self.bits.len() * 8) as u64;
+        (0..u64::from(self.k))
+            .map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m.max(1)) as usize)
+    }
+
+    fn insert(&mut self, h: u64) {
+        if self.bits.is_empty() {
+            return;
+        }
+        let probes: Vec<usize> = self.probes(h).collect();
+        for p in probes {
+            self.bits[p / 8] |= 1 << (p % 8);
+        }
+    }
+
+    /// Whether `h` may be in the set (false positives possible, no false
+    /// negatives).
+    pub fn contains(&self, h: u64) -> bool {
+        if self.bits.is_empty() {
+            return false;
+        }
+        self.probes(h)
+            .all(|p| self.bits[p / 8] & (1 << (p % 8)) != 0)
+    }
+}
+
+/// Sundial's wire messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SundialMsg<I> {
+    /// Start of a push-pull exchange.
+    Syn {
+        /// Cluster tag.
+        cluster: u64,
+        /// XOR of the sender's record digests.
+        view_hash: u64,
+        /// Records the sender holds.
+        size: u32,
+    },
+    /// The receiver's view differs: here is its filter.
+    SynAck {
+        /// Cluster tag.
+        cluster: u64,
+        /// Filter of the receiver's records.
+        filter: Filter,
+    },
+    /// Send me what this filter lacks.
+    Pull {
+        /// Cluster tag.
+        cluster: u64,
+        /// Filter of the sender's records.
+        filter: Filter,
+    },
+    /// Records, most recently changed first.
+    Delta {
+        /// Cluster tag.
+        cluster: u64,
+        /// The records.
+        records: Vec<Record<I>>,
+    },
+    /// A new node introduces itself to a known peer.
+    Join {
+        /// Cluster tag.
+        cluster: u64,
+        /// The joiner's record.
+        record: Record<I>,
+    },
+    /// Liveness probe from a monitor.
+    Probe {
+        /// Cluster tag.
+        cluster: u64,
+        /// Echoed back.
+        seq: u64,
+    },
+    /// Answer to a probe.
+    ProbeAck {
+        /// Cluster tag.
+        cluster: u64,
+        /// The probe's sequence number.
+        seq: u64,
+        /// The answering node's heartbeat counter.
+        heartbeat: u64,
+    },
+    /// "You are suspected at this incarnation": lets a live member refute
+    /// at once.
+    Suspected {
+        /// Cluster tag.
+        cluster: u64,
+        /// The incarnation under suspicion.
+        incarnation: u64,
+    },
+}
+
+/// What Sundial reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SundialEvent<I> {
+    /// A member became known (or came back with a higher incarnation).
+    Joined {
+        /// The member.
+        id: I,
+    },
+    /// A member is suspected.
+    Suspected {
+        /// The member.
+        id: I,
+        /// Suspectors so far.
+        by: Vec<I>,
+    },
+    /// A suspected member was seen alive again.
+    Recovered {
+        /// The member.
+        id: I,
+    },
+    /// A member was confirmed dead.
+    Died {
+        /// The member.
+        id: I,
+    },
+    /// A member left gracefully.
+    Left {
+        /// The member.
+        id: I,
+    },
+    /// A tombstone expired.
+    Forgotten {
+        /// The member.
+        id: I,
+    },
+    /// A member's metadata changed.
+    MetaChanged {
+        /// The member.
+        id: I,
+    },
+    /// This node refuted a suspicion about itself.
+    Refuted {
+        /// Its new incarnation.
+        incarnation: u64,
+    },
+    /// This node started monitoring `id` (it is one of its predecessors).
+    Monitoring {
+        /// The monitored member.
+        id: I,
+    },
+}
+
+/// Why a local command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SundialError {
+    /// Metadata over the limits.
+    #[error("metadata limit: at most 8 entries, keys up to 32 bytes, values up to 128 bytes")]
+    MetaTooLarge,
+    /// This node has left.
+    #[error("this node has left the cluster")]
+    HasLeft,
+}
+
+#[derive(Clone, Debug)]
+struct Entry<I> {
+    record: Record<I>,
+    digest: u64,
+    seq: u64,
+    /// When this node learned the current status.
+    since: Time,
+}
+
+#[derive(Clone, Debug)]
+struct Monitor {
+    phi: PhiAccrual,
+    probe_seq: u64,
+}
+
+/// Counters for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SundialStats {
+    /// Suspicions this node raised.
+    pub suspicions_raised: u64,
+    /// Times this node refuted a suspicion about itself.
+    pub refutations: u64,
+    /// Messages dropped for carrying another cluster's tag.
+    pub foreign_dropped: u64,
+}
+
+/// The Sundial membership state of one node.
+#[derive(Clone, Debug)]
+pub struct Sundial<I> {
+    config: SundialConfig,
+    cluster: u64,
+    me: I,
+    heartbeat: u64,
+    members: BTreeMap<I, Entry<I>>,
+    recent: BTreeMap<u64, I>,
+    next_seq: u64,
+    view_hash: u64,
+    live: RingOrder<I>,
+    monitoring: BTreeMap<I, Monitor>,
+    tick: TimerSlot,
+    seeds: Vec<I>,
+    left_rounds: Option<u32>,
+    stats: SundialStats,
+}
+
+fn cluster_tag(name: &str) -> u64 {
+    hash_bytes(name.as_bytes())
+}
+
+impl<I: NodeId> Sundial<I> {
+    /// A node `me` with `meta` published from the start (e.g. address,
+    /// role, Ankh weight and salt), knowing nobody yet.
+    pub fn new(
+        me: I,
+        config: SundialConfig,
+        meta: Vec<(String, String)>,
+    ) -> Result<Self, SundialError> {
+        let meta = normalize_meta(meta)?;
+        let mut s = Sundial {
+            cluster: cluster_tag(&config.cluster),
+            config,
+            me: me.clone(),
+            heartbeat: 0,
+            members: BTreeMap::new(),
+            recent: BTreeMap::new(),
+            next_seq: 0,
+            view_hash: 0,
+            live: RingOrder::new(Placement::ByHash),
+            monitoring: BTreeMap::new(),
+            tick: TimerSlot::new(),
+            seeds: Vec::new(),
+            left_rounds: None,
+            stats: SundialStats::default(),
+        };
+        let rec = Record {
+            id: me,
+            incarnation: 0,
+            status: Status::Alive,
+            suspectors: Vec::new(),
+            meta,
+        };
+        s.store(rec, Time::ZERO);
+        Ok(s)
+    }
+
+    /// Like [`Sundial::new`], for a node restarting: its incarnation starts
+    /// above `last_incarnation` so it supersedes any record of its past life.
+    pub fn restarted(
+        me: I,
+        config: SundialConfig,
+        meta: Vec<(String, String)>,
+        last_incarnation: u64,
+    ) -> Result<Self, SundialError> {
+        let mut s = Self::new(me.clone(), config, meta)?;
+        let mut rec = s.members[&me].record.clone();
+        rec.incarnation = last_incarnation + 1;
+        s.store(rec, Time::ZERO);
+        Ok(s)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SundialConfig {
+        &self.config
+    }
+
+    /// This node's own record.
+    pub fn own(&self) -> &Record<I> {
+        &self.members[&self.me].record
+    }
+
+    /// The record of `id`, if known.
+    pub fn record(&self, id: &I) -> Option<&Record<I>> {
+        self.members.get(id).map(|e| &e.record)
+    }
+
+    /// Every known record (including tombstones), ordered by id.
+    pub fn records(&self) -> impl Iterator<Item = &Record<I>> + '_ {
+        self.members.values().map(|e| &e.record)
+    }
+
+    /// Members that are alive or suspect (including this node), by id.
+    pub fn live_members(&self) -> impl Iterator<Item = &I> + '_ {
+        self.members
+            .values()
+            .filter(|e| e.record.status.is_live())
+            .map(|e| &e.record.id)
+    }
+
+    /// Number of live members (including this node).
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// The order-independent hash of this node's whole view: two nodes with
+    /// the same hash hold the same records.
+    pub fn view_hash(&self) -> u64 {
+        self.view_hash
+    }
+
+    /// The members this node currently probes.
+    pub fn monitored(&self) -> impl Iterator<Item = &I> + '_ {
+        self.monitoring.keys()
+    }
+
+    /// Current phi of a monitored member.
+    pub fn phi_of(&self, id: &I, now: Time) -> Option<f64> {
+        self.monitoring
+            .get(id)
+            .map(|m| m.phi.phi(now, &self.config.phi))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SundialStats {
+        &self.stats
+    }
+
+    /// The live members as Ankh members, using each member's published
+    /// `ankh.weight` and `ankh.salt` (defaults 100 and 0). Nodes with the
+    /// same view get the same list, hence the same placement.
+    pub fn ankh_members(&self) -> Vec<Member<I>> {
+        self.members
+            .values()
+            .filter(|e| e.record.status.is_live())
+            .map(|e| Member {
+                id: e.record.id.clone(),
+                weight: e
+                    .record
+                    .meta(META_ANKH_WEIGHT)
+                    .and_then(|w| w.parse().ok())
+                    .filter(|w| (1..=10_000).contains(w))
+                    .unwrap_or(DEFAULT_WEIGHT),
+                salt: e
+                    .record
+                    .meta(META_ANKH_SALT)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            })
+            .collect()
+    }
+
+    /// Whether this node has left.
+    pub fn has_left(&self) -> bool {
+        self.left_rounds.is_some()
+    }
+
+    // ---- local commands ------------------------------------------------
+
+    /// Introduce this node to a known peer (from discovery, a flag, or the
+    /// simulator). Safe to call repeatedly and for peers already known.
+    pub fn add_seed(&mut self, cx: &mut RingCtx<'_, I, Self>, peer: I) {
+        if peer == self.me {
+            return;
+        }
+        if !self.seeds.contains(&peer) {
+            self.seeds.push(peer.clone());
+        }
+        let record = self.own().clone();
+        cx.send(
+            peer,
+            SundialMsg::Join {
+                cluster: self.cluster,
+                record,
+            },
+        );
+    }
+
+    /// Publish new metadata (replaces the whole set). Raises the
+    /// incarnation so the change supersedes older records everywhere.
+    pub fn set_meta(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        meta: Vec<(String, String)>,
+    ) -> Result<(), SundialError> {
+        if self.has_left() {
+            return Err(SundialError::HasLeft);
+        }
+        let meta = normalize_meta(meta)?;
+        let mut rec = self.own().clone();
+        rec.incarnation += 1;
+        rec.meta = meta;
+        self.store(rec, cx.now);
+        cx.emit(SundialEvent::MetaChanged {
+            id: self.me.clone(),
+        });
+        Ok(())
+    }
+
+    /// Leave gracefully: mark this node `Left` and push that to more peers
+    /// than usual for a few rounds, then go quiet.
+    pub fn leave(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        if self.has_left() {
+            return;
+        }
+        let mut rec = self.own().clone();
+        rec.status = Status::Left;
+        rec.suspectors.clear();
+        self.store(rec.clone(), cx.now);
+        self.left_rounds = Some(self.config.leave_rounds);
+        let peers = self.random_peers(cx.rng, self.config.fanout * 2);
+        for p in peers {
+            cx.send(
+                p,
+                SundialMsg::Delta {
+                    cluster: self.cluster,
+                    records: alloc::vec![rec.clone()],
+                },
+            );
+        }
+        cx.emit(SundialEvent::Left {
+            id: self.me.clone(),
+        });
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    /// Replace (or insert) a record and keep the indexes in step.
+    fn store(&mut self, record: Record<I>, now: Time) {
+        let digest = record.digest();
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let id = record.id.clone();
+        let live = record.status.is_live();
+        if let Some(old) = self.members.get(&id) {
+            self.view_hash ^= old.digest;
+            self.recent.remove(&old.seq);
+        }
+        self.view_hash ^= digest;
+        self.recent.insert(seq, id.clone());
+        let since = match self.members.get(&id) {
+            Some(old) if old.record.status == record.status => old.since,
+            _ => now,
+        };
+        self.members.insert(
+            id.clone(),
+            Entry {
+                record,
+                digest,
+                seq,
+                since,
+            },
+        );
+        if live {
+            self.live.insert(id);
+        } else {
+            self.live.remove(&id);
+        }
+    }
+
+    fn forget(&mut self, id: &I) {
+        if let Some(old) = self.members.remove(id) {
+            self.view_hash ^= old.digest;
+            self.recent.remove(&old.seq);
+            self.live.remove(id);
+        }
+    }
+
+    fn random_peers(&self, rng: &mut dyn RngCore, k: usize) -> Vec<I> {
+        let n = self.live.len();
+        let mut out: Vec<I> = Vec::new();
+        if n <= 1 {
+            return out;
+        }
+        if n - 1 <= k {
+            return self
+                .live
+                .members()
+                .filter(|m| **m != self.me)
+                .cloned()
+                .collect();
+        }
+        // Rejection sampling: k is small next to n here.
+        let mut tries = 0;
+        while out.len() < k && tries < k * 8 {
+            tries += 1;
+            let i = (rng.next_u64() % n as u64) as usize;
+            if let Some(m) = self.live.get(i) {
+                if *m != self.me && !out.contains(m) {
+                    out.push(m.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn my_filter(&self, rng: &mut dyn RngCore) -> Filter {
+        // Leave room for the envelope and the message's own fields.
+        let bytes = self.config.max_message_bytes.saturating_sub(48).max(8);
+        let n = self.members.len();
+        // ~10 bits per item is enough for 1% false positives: don't send
+        // more than that.
+        let wanted = (n * 10).div_ceil(8).max(8);
+        Filter::build(
+            rng.next_u64(),
+            bytes.min(wanted),
+            self.members
+                .values()
+                .map(|e| e.digest)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    }
+
+    /// Records the peer's filter lacks, most recently changed first, cut to
+    /// the message budget.
+    fn delta_for(&self, filter: &Filter) -> Vec<Record<I>> {
+        let budget = self.config.max_message_bytes.saturating_sub(32);
+        let mut used = 0usize;
+        let mut out = Vec::new();
+        for id in self.recent.values().rev() {
+            let e = &self.members[id];
+            if filter.contains(e.digest) {
+                continue;
+            }
+            let len = e.record.encoded_len();
+            if used + len > budget {
+                if out.is_empty() {
+                    continue; // a record that can never fit: skip it
+                }
+                break;
+            }
+            used += len;
+            out.push(e.record.clone());
+        }
+        out
+    }
+
+    fn recent_records(&self) -> Vec<Record<I>> {
+        self.delta_for(&Filter {
+            seed: 0,
+            k: 1,
+            bits: Vec::new(),
+        })
+    }
+
+    /// Merge one record learned from a peer.
+    fn merge(&mut self, cx: &mut RingCtx<'_, I, Self>, incoming: Record<I>) {
+        if incoming.suspectors.len() > MAX_SUSPECTORS
+            || normalize_meta(incoming.meta.clone()).is_err()
+        {
+            return; // malformed: ignore
+        }
+        if incoming.id == self.me {
+            self.merge_about_me(cx, incoming);
+            return;
+        }
+        let current = self.members.get(&incoming.id).map(|e| e.record.clone());
+        let merged = match &current {
+            // A tombstone for a member this node never knew (or already
+            // forgot) is not adopted: otherwise nodes that expire it at
+            // slightly different times would re-infect each other forever.
+            None if !incoming.status.is_live() => return,
+            None => incoming,
+            Some(cur) => {
+                if incoming.incarnation == cur.incarnation
+                    && incoming.status == Status::Suspect
+                    && cur.status == Status::Suspect
+                {
+                    // Union of suspectors at the same incarnation.
+                    let mut s = cur.suspectors.clone();
+                    for x in incoming.suspectors {
+                        if !s.contains(&x) && s.len() < MAX_SUSPECTORS {
+                            s.push(x);
+                        }
+                    }
+                    s.sort();
+                    if s.len() == cur.suspectors.len() {
+                        return;
+                    }
+                    Record {
+                        suspectors: s,
+                        ..cur.clone()
+                    }
+                } else if incoming.supersedes(cur) {
+                    incoming
+                } else {
+                    return;
+                }
+            }
+        };
+        let before = current.as_ref().map(|c| c.status);
+        let meta_changed = current.as_ref().is_some_and(|c| c.meta != merged.meta);
+        let id = merged.id.clone();
+        let status = merged.status;
+        let by = merged.suspectors.clone();
+        self.store(merged, cx.now);
+        match (before, status) {
+            (None | Some(Status::Dead | Status::Left), Status::Alive | Status::Suspect) => {
+                cx.emit(SundialEvent::Joined { id: id.clone() })
+            }
+            (Some(Status::Suspect), Status::Alive) => {
+                cx.emit(SundialEvent::Recovered { id: id.clone() })
+            }
+            (_, Status::Suspect) => cx.emit(SundialEvent::Suspected { id: id.clone(), by }),
+            (Some(Status::Alive | Status::Suspect), Status::Dead) => {
+                cx.emit(SundialEvent::Died { id: id.clone() })
+            }
+            (Some(Status::Alive | Status::Suspect), Status::Left) => {
+                cx.emit(SundialEvent::Left { id: id.clone() })
+            }
+            _ => {}
+        }
+        if meta_changed && status.is_live() {
+            cx.emit(SundialEvent::MetaChanged { id });
+        }
+    }
+
+    /// Someone says something about this node: refute anything but the
+    /// truth by raising the incarnation above it.
+    fn merge_about_me(&mut self, cx: &mut RingCtx<'_, I, Self>, incoming: Record<I>) {
+        if self.has_left() {
+            return;
+        }
+        let own = self.own();
+        let wrong = incoming.status != Status::Alive || incoming.meta != own.meta;
+        if incoming.incarnation >= own.incarnation && (wrong || incoming.supersedes(own)) {
+            self.refute(cx, incoming.incarnation);
+        }
+    }
+
+    fn refute(&mut self, cx: &mut RingCtx<'_, I, Self>, above: u64) {
+        let mut rec = self.own().clone();
+        if rec.incarnation > above && rec.status == Status::Alive {
+            return;
+        }
+        rec.incarnation = above + 1;
+        rec.status = Status::Alive;
+        rec.suspectors.clear();
+        self.store(rec.clone(), cx.now);
+        self.stats.refutations += 1;
+        cx.emit(SundialEvent::Refuted {
+            incarnation: rec.incarnation,
+        });
+    }
+
+    /// Monitored set = this node's `monitors` predecessors on the circle.
+    fn update_monitoring(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        let k = self.config.monitors.min(self.live.len().saturating_sub(1));
+        let mut want: Vec<I> = Vec::with_capacity(k);
+        for n in 1..=k {
+            if let Some(p) = self.live.nth_predecessor(&self.me, n) {
+                if *p != self.me && !want.contains(p) {
+                    want.push(p.clone());
+                }
+            }
+        }
+        self.monitoring.retain(|id, _| want.contains(id));
+        for id in want {
+            if !self.monitoring.contains_key(&id) {
+                // Starting to watch counts as a first heartbeat: a member
+                // that never answers becomes suspect instead of invisible.
+                let mut phi = PhiAccrual::new();
+                phi.heartbeat(cx.now, &self.config.phi);
+                self.monitoring
+                    .insert(id.clone(), Monitor { phi, probe_seq: 0 });
+                cx.emit(SundialEvent::Monitoring { id });
+            }
+        }
+    }
+
+    fn confirm_timeout(&self, suspectors: usize) -> Duration {
+        let monitors = self.config.monitors.max(1);
+        let needed = self
+            .config
+            .required_suspectors
+            .min(self.live.len().saturating_sub(1))
+            .max(1);
+        if suspectors < needed {
+            return self.config.suspicion_max;
+        }
+        // Lifeguard-style: from max down to min as agreement grows.
+        let min = self.config.suspicion_min.as_micros() as f64;
+        let max = self.config.suspicion_max.as_micros() as f64;
+        let frac = libm::log((suspectors as f64) + 1.0) / libm::log((monitors as f64) + 1.0);
+        let frac = frac.clamp(0.0, 1.0);
+        let us = max - (max - min) * frac;
+        Duration::from_micros(us.max(min) as u64)
+    }
+
+    fn on_tick(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        if let Some(rounds) = self.left_rounds {
+            if rounds == 0 {
+                return; // quiet after leaving
+            }
+            self.left_rounds = Some(rounds - 1);
+        } else {
+            self.heartbeat += 1;
+        }
+        let now = cx.now;
+        let live_self = !self.has_left();
+
+        if live_self {
+            // 1. Failure detection on the circle.
+            self.update_monitoring(cx);
+            let mut newly_suspect: Vec<I> = Vec::new();
+            let ids: Vec<I> = self.monitoring.keys().cloned().collect();
+            for id in ids {
+                let suspect = self.monitoring[&id].phi.is_suspect(now, &self.config.phi);
+                if suspect {
+                    newly_suspect.push(id.clone());
+                }
+                let m = self.monitoring.get_mut(&id).expect("present");
+                m.probe_seq += 1;
+                let seq = m.probe_seq;
+                cx.send(
+                    id,
+                    SundialMsg::Probe {
+                        cluster: self.cluster,
+                        seq,
+                    },
+                );
+            }
+            for id in newly_suspect {
+                self.suspect(cx, id);
+            }
+
+            // 2. Confirm suspicions that are old and agreed enough.
+            let mut to_kill: Vec<I> = Vec::new();
+            for e in self.members.values() {
+                if e.record.status == Status::Suspect
+                    && now.saturating_since(e.since)
+                        >= self.confirm_timeout(e.record.suspectors.len())
+                {
+                    to_kill.push(e.record.id.clone());
+                }
+            }
+            for id in to_kill {
+                let mut rec = self.members[&id].record.clone();
+                rec.status = Status::Dead;
+                rec.suspectors.clear();
+                self.store(rec, now);
+                self.monitoring.remove(&id);
+                cx.emit(SundialEvent::Died { id });
+            }
+        }
+
+        // 3. Forget old tombstones.
+        let grace = self.config.dead_grace;
+        let expired: Vec<I> = self
+            .members
+            .values()
+            .filter(|e| {
+                !e.record.status.is_live()
+                    && e.record.id != self.me
+                    && now.saturating_since(e.since) >= grace
+            })
+            .map(|e| e.record.id.clone())
+            .collect();
+        for id in expired {
+            self.forget(&id);
+            cx.emit(SundialEvent::Forgotten { id });
+        }
+
+        // 4. Gossip.
+        let mut peers = self.random_peers(cx.rng, self.config.fanout);
+        if self.live.len() <= 1 {
+            // Alone (or everyone else is gone): keep knocking on the seeds so
+            // a restarted or partitioned node finds its way back.
+            peers.extend(self.seeds.iter().cloned());
+        }
+        let syn = SundialMsg::Syn {
+            cluster: self.cluster,
+            view_hash: self.view_hash,
+            size: self.members.len() as u32,
+        };
+        for p in peers {
+            cx.send(p, syn.clone());
+        }
+        let at = now + self.config.gossip_interval;
+        self.tick.arm(cx, at);
+    }
+
+    fn suspect(&mut self, cx: &mut RingCtx<'_, I, Self>, id: I) {
+        let Some(e) = self.members.get(&id) else {
+            return;
+        };
+        let mut rec = e.record.clone();
+        match rec.status {
+            Status::Alive => {
+                rec.status = Status::Suspect;
+                rec.suspectors = alloc::vec![self.me.clone()];
+            }
+            Status::Suspect if !rec.suspectors.contains(&self.me) => {
+                if rec.suspectors.len() >= MAX_SUSPECTORS {
+                    return;
+                }
+                rec.suspectors.push(self.me.clone());
+                rec.suspectors.sort();
+            }
+            _ => return,
+        }
+        let inc = rec.incarnation;
+        let by = rec.suspectors.clone();
+        self.store(rec, cx.now);
+        self.stats.suspicions_raised += 1;
+        cx.emit(SundialEvent::Suspected { id: id.clone(), by });
+        cx.send(
+            id,
+            SundialMsg::Suspected {
+                cluster: self.cluster,
+                incarnation: inc,
+            },
+        );
+    }
+}
+
+fn normalize_meta(mut meta: Vec<(String, String)>) -> Result<Vec<(String, String)>, SundialError> {
+    if meta.len() > MAX_META_ENTRIES
+        || meta
+            .iter()
+            .any(|(k, v)| k.len() > MAX_META_KEY || v.len() > MAX_META_VALUE)
+    {
+        return Err(SundialError::MetaTooLarge);
+    }
+    meta.sort();
+    meta.dedup_by(|a, b| a.0 == b.0);
+    Ok(meta)
+}
+
+impl<I: NodeId> Ring<I> for Sundial<I> {
+    type Msg = SundialMsg<I>;
+    type Event = SundialEvent<I>;
+    const ID: RingId = RingId::SUNDIAL;
+    const NAME: &'static str = "sundial";
+
+    fn on_start(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        // Spread the first tick over one interval so nodes started together
+        // do not gossip in lockstep.
+        let jitter = cx.rng.next_u64() % (self.config.gossip_interval.as_micros() as u64).max(1);
+        let at = cx.now + Duration::from_micros(jitter);
+        self.tick.arm(cx, at);
+        let id = self.me.clone();
+        cx.emit(SundialEvent::Joined { id });
+    }
+
+    fn on_message(&mut self, cx: &mut RingCtx<'_, I, Self>, from: I, msg: SundialMsg<I>) {
+        let cluster = match &msg {
+            SundialMsg::Syn { cluster, .. }
+            | SundialMsg::SynAck { cluster, .. }
+            | SundialMsg::Pull { cluster, .. }
+            | SundialMsg::Delta { cluster, .. }
+            | SundialMsg::Join { cluster, .. }
+            | SundialMsg::Probe { cluster, .. }
+            | SundialMsg::ProbeAck { cluster, .. }
+            | SundialMsg::Suspected { cluster, .. } => *cluster,
+        };
+        if cluster != self.cluster {
+            self.stats.foreign_dropped += 1;
+            return;
+        }
+        if self.has_left() && !matches!(msg, SundialMsg::Syn { .. } | SundialMsg::Probe { .. }) {
+            return;
+        }
+        match msg {
+            SundialMsg::Syn { view_hash, .. } => {
+                if view_hash != self.view_hash {
+                    let filter = self.my_filter(cx.rng);
+                    cx.send(
+                        from,
+                        SundialMsg::SynAck {
+                            cluster: self.cluster,
+                            filter,
+                        },
+                    );
+                }
+            }
+            SundialMsg::SynAck { filter, .. } => {
+                let records = self.delta_for(&filter);
+                if !records.is_empty() {
+                    cx.send(
+                        from.clone(),
+                        SundialMsg::Delta {
+                            cluster: self.cluster,
+                            records,
+                        },
+                    );
+                }
+                let filter = self.my_filter(cx.rng);
+                cx.send(
+                    from,
+                    SundialMsg::Pull {
+                        cluster: self.cluster,
+                        filter,
+                    },
+                );
+            }
+            SundialMsg::Pull { filter, .. } => {
+                let records = self.delta_for(&filter);
+                if !records.is_empty() {
+                    cx.send(
+                        from,
+                        SundialMsg::Delta {
+                            cluster: self.cluster,
+                            records,
+                        },
+                    );
+                }
+            }
+            SundialMsg::Delta { records, .. } => {
+                for r in records {
+                    self.merge(cx, r);
+                }
+            }
+            SundialMsg::Join { record, .. } => {
+                self.merge(cx, record);
+                let records = self.recent_records();
+                cx.send(
+                    from,
+                    SundialMsg::Delta {
+                        cluster: self.cluster,
+                        records,
+                    },
+                );
+            }
+            SundialMsg::Probe { seq, .. } => {
+                cx.send(
+                    from,
+                    SundialMsg::ProbeAck {
+                        cluster: self.cluster,
+                        seq,
+                        heartbeat: self.heartbeat,
+                    },
+                );
+            }
+            SundialMsg::ProbeAck { .. } => {
+                if let Some(m) = self.monitoring.get_mut(&from) {
+                    m.phi.heartbeat(cx.now, &self.config.phi);
+                }
+            }
+            SundialMsg::Suspected { incarnation, .. } => {
+                if incarnation >= self.own().incarnation {
+                    self.refute(cx, incarnation);
+                    // Tell the accuser straight away.
+                    let rec = self.own().clone();
+                    cx.send(
+                        from,
+                        SundialMsg::Delta {
+                            cluster: self.cluster,
+                            records: alloc::vec![rec],
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut RingCtx<'_, I, Self>, token: TimerToken) {
+        if self.tick.fired(token) {
+            self.on_tick(cx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
