@@ -4,4 +4,5 @@
 #![warn(missing_docs)]
 
 pub mod ring_stats;
+pub mod sim_cmd;
 pub mod storage;

@@ -1,5 +1,5 @@
-//! `shen`: the Shen command-line tool — ring statistics today, the
-//! simulator and the cluster node as their issues land.
+//! `shen`: the Shen command-line tool — Ankh ring statistics, the
+//! deterministic simulator, and (as its issue lands) the cluster node.
 
 use std::process::ExitCode;
 
@@ -20,6 +20,11 @@ enum Command {
     Ring {
         #[command(subcommand)]
         cmd: RingCommand,
+    },
+    /// Run scenarios in the deterministic simulator.
+    Sim {
+        #[command(subcommand)]
+        cmd: shen_node::sim_cmd::SimCommand,
     },
 }
 
@@ -97,6 +102,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Sim { cmd } => shen_node::sim_cmd::run(cmd),
         Command::Ring {
             cmd: RingCommand::Stats(a),
         } => {

@@ -61,6 +61,11 @@ pub enum ShenEvent<I> {
 }
 
 impl<I> ShenEvent<I> {
+    /// Every name [`ShenEvent::name`] can return (lets drivers reject a
+    /// misspelled event name in a scenario or filter).
+    pub const NAMES: &'static [&'static str] =
+        &["relay.received", "relay.lap_completed", "relay.relaunched"];
+
     /// A stable dotted name (`ring.event`) for counting and filtering.
     pub fn name(&self) -> &'static str {
         match self {
@@ -94,4 +99,26 @@ pub fn build_node<I: NodeId>(
         );
     }
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_name_is_listed() {
+        let all: [ShenEvent<u64>; 3] = [
+            ShenEvent::Relay(RelayEvent::Received {
+                from: 1,
+                hops: 1,
+                lap: 1,
+            }),
+            ShenEvent::Relay(RelayEvent::LapCompleted { lap: 1, hops: 1 }),
+            ShenEvent::Relay(RelayEvent::Relaunched { lap: 1 }),
+        ];
+        for e in &all {
+            assert!(ShenEvent::<u64>::NAMES.contains(&e.name()), "{}", e.name());
+        }
+        assert_eq!(all.len(), ShenEvent::<u64>::NAMES.len());
+    }
 }

@@ -1,0 +1,257 @@
+//! Simulated per-node disks whose contents survive a crash according to the
+//! restart mode: everything, only what was fsynced, or nothing.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use shen_rings::obelisk::DurableCell;
+
+/// What survives when a crashed node restarts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartMode {
+    /// The process died but the machine did not: every write survives,
+    /// fsynced or not (un-fsynced writes stay pending).
+    #[default]
+    Keep,
+    /// Power loss: writes not yet fsynced are lost.
+    LoseUnsynced,
+    /// The disk is gone: the node restarts empty.
+    LoseDisk,
+}
+
+/// The contents of a [`SimDisk`]: a durable layer and an ordered log of
+/// writes not yet fsynced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskContents {
+    synced: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Pending writes, oldest first (`None` removes the key).
+    pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+#[derive(Debug, Default)]
+struct DiskInner {
+    contents: DiskContents,
+    writes: u64,
+    fsyncs: u64,
+}
+
+/// One node's simulated disk: a key → bytes store with a synced layer and an
+/// un-synced layer.
+///
+/// Handles are cheap clones sharing one disk (the node factory may keep one
+/// inside a ring, for example as a [`SimCell`]). The simulator owns the
+/// handle of each node and applies the [`RestartMode`] to it when the node
+/// restarts.
+#[derive(Clone, Debug, Default)]
+pub struct SimDisk {
+    inner: Rc<RefCell<DiskInner>>,
+}
+
+impl SimDisk {
+    /// An empty disk.
+    pub fn new() -> SimDisk {
+        SimDisk::default()
+    }
+
+    /// Write `value` under `key` (visible to reads at once, durable only
+    /// after [`SimDisk::fsync`]).
+    pub fn write(&self, key: impl AsRef<[u8]>, value: impl Into<Vec<u8>>) {
+        let mut d = self.inner.borrow_mut();
+        d.writes += 1;
+        d.contents
+            .pending
+            .push((key.as_ref().to_vec(), Some(value.into())));
+    }
+
+    /// Remove `key` (durable only after [`SimDisk::fsync`]).
+    pub fn remove(&self, key: impl AsRef<[u8]>) {
+        let mut d = self.inner.borrow_mut();
+        d.writes += 1;
+        d.contents.pending.push((key.as_ref().to_vec(), None));
+    }
+
+    /// Make every pending write durable.
+    pub fn fsync(&self) {
+        let mut d = self.inner.borrow_mut();
+        d.fsyncs += 1;
+        let DiskContents { synced, pending } = &mut d.contents;
+        for (k, v) in pending.drain(..) {
+            match v {
+                Some(v) => {
+                    synced.insert(k, v);
+                }
+                None => {
+                    synced.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// The current value of `key`, including un-synced writes.
+    pub fn read(&self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        let key = key.as_ref();
+        let d = self.inner.borrow();
+        if let Some((_, v)) = d.contents.pending.iter().rev().find(|(k, _)| k == key) {
+            return v.clone();
+        }
+        d.contents.synced.get(key).cloned()
+    }
+
+    /// The value of `key` that would survive a power loss now.
+    pub fn read_synced(&self, key: impl AsRef<[u8]>) -> Option<Vec<u8>> {
+        self.inner
+            .borrow()
+            .contents
+            .synced
+            .get(key.as_ref())
+            .cloned()
+    }
+
+    /// Every key currently visible, sorted.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let d = self.inner.borrow();
+        let mut view: BTreeMap<&[u8], bool> = d
+            .contents
+            .synced
+            .keys()
+            .map(|k| (k.as_slice(), true))
+            .collect();
+        for (k, v) in &d.contents.pending {
+            view.insert(k.as_slice(), v.is_some());
+        }
+        view.into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(k, _)| k.to_vec())
+            .collect()
+    }
+
+    /// Number of writes not yet fsynced.
+    pub fn pending_writes(&self) -> usize {
+        self.inner.borrow().contents.pending.len()
+    }
+
+    /// Writes and fsyncs issued so far (`(writes, fsyncs)`).
+    pub fn stats(&self) -> (u64, u64) {
+        let d = self.inner.borrow();
+        (d.writes, d.fsyncs)
+    }
+
+    /// A copy of the contents (for world snapshots).
+    pub fn contents(&self) -> DiskContents {
+        self.inner.borrow().contents.clone()
+    }
+
+    /// Replace the contents (restoring a snapshot).
+    pub fn set_contents(&self, contents: DiskContents) {
+        self.inner.borrow_mut().contents = contents;
+    }
+
+    /// Apply what a crash followed by a restart in `mode` does to the disk.
+    pub fn apply_restart(&self, mode: RestartMode) {
+        let mut d = self.inner.borrow_mut();
+        match mode {
+            RestartMode::Keep => {}
+            RestartMode::LoseUnsynced => d.contents.pending.clear(),
+            RestartMode::LoseDisk => d.contents = DiskContents::default(),
+        }
+    }
+
+    /// A [`DurableCell`] stored under `key` on this disk.
+    pub fn cell(&self, key: impl AsRef<[u8]>) -> SimCell {
+        SimCell {
+            disk: self.clone(),
+            key: key.as_ref().to_vec(),
+        }
+    }
+
+    /// True when both handles refer to the same disk.
+    pub fn same_disk(&self, other: &SimDisk) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+/// Why a [`SimCell`] could not load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimCellError {
+    /// The stored bytes are not an 8-byte little-endian `u64`.
+    #[error("cell holds {len} bytes, expected 8")]
+    Corrupt {
+        /// The stored length.
+        len: usize,
+    },
+}
+
+/// A [`DurableCell`] kept under one key of a [`SimDisk`]:
+/// `store_durable` writes and fsyncs; `load` reads the current value.
+#[derive(Clone, Debug)]
+pub struct SimCell {
+    disk: SimDisk,
+    key: Vec<u8>,
+}
+
+impl DurableCell for SimCell {
+    type Error = SimCellError;
+
+    fn load(&mut self) -> Result<Option<u64>, SimCellError> {
+        match self.disk.read(&self.key) {
+            None => Ok(None),
+            Some(bytes) => match <[u8; 8]>::try_from(bytes.as_slice()) {
+                Ok(b) => Ok(Some(u64::from_le_bytes(b))),
+                Err(_) => Err(SimCellError::Corrupt { len: bytes.len() }),
+            },
+        }
+    }
+
+    fn store_durable(&mut self, value: u64) -> Result<(), SimCellError> {
+        self.disk.write(&self.key, value.to_le_bytes().to_vec());
+        self.disk.fsync();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_modes_keep_what_they_promise() {
+        let d = SimDisk::new();
+        d.write("a", b"1".to_vec());
+        d.fsync();
+        d.write("b", b"2".to_vec());
+        d.remove("a");
+        assert_eq!(d.read("a"), None);
+        assert_eq!(d.read_synced("a"), Some(b"1".to_vec()));
+        assert_eq!(d.keys(), vec![b"b".to_vec()]);
+
+        let keep = SimDisk::new();
+        keep.set_contents(d.contents());
+        keep.apply_restart(RestartMode::Keep);
+        assert_eq!(keep.read("b"), Some(b"2".to_vec()));
+        assert_eq!(keep.read("a"), None);
+
+        let power = SimDisk::new();
+        power.set_contents(d.contents());
+        power.apply_restart(RestartMode::LoseUnsynced);
+        assert_eq!(power.read("a"), Some(b"1".to_vec()));
+        assert_eq!(power.read("b"), None);
+
+        d.apply_restart(RestartMode::LoseDisk);
+        assert!(d.keys().is_empty());
+    }
+
+    #[test]
+    fn sim_cell_is_a_durable_cell() {
+        let d = SimDisk::new();
+        let mut c = d.cell("hw");
+        assert_eq!(c.load(), Ok(None));
+        c.store_durable(42).unwrap();
+        d.apply_restart(RestartMode::LoseUnsynced);
+        assert_eq!(d.cell("hw").load(), Ok(Some(42)));
+        d.write("hw", b"xyz".to_vec());
+        assert_eq!(c.load(), Err(SimCellError::Corrupt { len: 3 }));
+    }
+}
