@@ -11,8 +11,13 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use alloc::string::String;
+
 use crate::contract::NodeId;
+use crate::hash::hash_bytes;
 use crate::node::Node;
+use crate::phi::PhiConfig;
+use crate::sundial::{Sundial, SundialConfig, SundialEvent};
 use crate::toy::{Relay, RelayEvent};
 
 /// Settings of the Relay teaching ring.
@@ -36,20 +41,137 @@ impl Default for RelayConfig {
     }
 }
 
+/// How a new Sundial node finds the cluster when built by [`build_node`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinMode {
+    /// Through one peer: a pseudo-random member listed before it (the first
+    /// member has no seed). Everyone starts at once knowing one peer.
+    #[default]
+    OneEarlierPeer,
+    /// Knowing every member from the start.
+    AllMembers,
+}
+
+/// Settings of Sundial Circle (times in milliseconds), with defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SundialSettings {
+    /// Cluster name (messages of other clusters are dropped).
+    pub cluster: String,
+    /// Gossip and probe period.
+    pub interval_ms: u64,
+    /// Peers per gossip round.
+    pub fanout: usize,
+    /// Largest message.
+    pub max_message_bytes: usize,
+    /// Monitors per member.
+    pub monitors: usize,
+    /// Phi threshold.
+    pub phi_threshold: f64,
+    /// Floor on the phi detector's standard deviation.
+    pub phi_min_std_dev_ms: u64,
+    /// Pause tolerated on top of the mean interval.
+    pub acceptable_pause_ms: u64,
+    /// Independent suspectors for the short confirmation path.
+    pub required_suspectors: usize,
+    /// Confirmation wait when every monitor agrees.
+    pub suspicion_min_ms: u64,
+    /// Confirmation wait with a single suspector.
+    pub suspicion_max_ms: u64,
+    /// How long tombstones are kept.
+    pub dead_grace_ms: u64,
+    /// How nodes find the cluster.
+    pub join: JoinMode,
+}
+
+impl Default for SundialSettings {
+    fn default() -> Self {
+        let c = SundialConfig::default();
+        SundialSettings {
+            cluster: c.cluster,
+            interval_ms: c.gossip_interval.as_millis() as u64,
+            fanout: c.fanout,
+            max_message_bytes: c.max_message_bytes,
+            monitors: c.monitors,
+            phi_threshold: c.phi.threshold,
+            phi_min_std_dev_ms: c.phi.min_std_dev.as_millis() as u64,
+            acceptable_pause_ms: c.phi.acceptable_pause.as_millis() as u64,
+            required_suspectors: c.required_suspectors,
+            suspicion_min_ms: c.suspicion_min.as_millis() as u64,
+            suspicion_max_ms: c.suspicion_max.as_millis() as u64,
+            dead_grace_ms: c.dead_grace.as_millis() as u64,
+            join: JoinMode::default(),
+        }
+    }
+}
+
+impl SundialSettings {
+    /// The protocol configuration these settings describe.
+    pub fn to_config(&self) -> SundialConfig {
+        let d = SundialConfig::default();
+        SundialConfig {
+            cluster: self.cluster.clone(),
+            gossip_interval: Duration::from_millis(self.interval_ms.max(1)),
+            fanout: self.fanout,
+            max_message_bytes: self.max_message_bytes,
+            monitors: self.monitors,
+            phi: PhiConfig {
+                threshold: self.phi_threshold,
+                min_std_dev: Duration::from_millis(self.phi_min_std_dev_ms),
+                acceptable_pause: Duration::from_millis(self.acceptable_pause_ms),
+                first_interval: Duration::from_millis(self.interval_ms.max(1)),
+                ..d.phi
+            },
+            required_suspectors: self.required_suspectors,
+            suspicion_min: Duration::from_millis(self.suspicion_min_ms),
+            suspicion_max: Duration::from_millis(self.suspicion_max_ms),
+            dead_grace: Duration::from_millis(self.dead_grace_ms),
+            ..d
+        }
+    }
+
+    /// Check ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.interval_ms == 0 {
+            return Err(("interval_ms", "must be at least 1"));
+        }
+        if self.fanout == 0 {
+            return Err(("fanout", "must be at least 1"));
+        }
+        if self.max_message_bytes < 256 {
+            return Err(("max_message_bytes", "must be at least 256"));
+        }
+        if self.monitors == 0 {
+            return Err(("monitors", "must be at least 1"));
+        }
+        if !(self.phi_threshold.is_finite() && self.phi_threshold > 0.0) {
+            return Err(("phi_threshold", "must be a positive number"));
+        }
+        if self.suspicion_min_ms > self.suspicion_max_ms {
+            return Err(("suspicion_min_ms", "must not exceed suspicion_max_ms"));
+        }
+        Ok(())
+    }
+}
+
 /// Which rings a node runs, with their settings. A ring whose field is
 /// `None` is not run.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackConfig {
     /// The Relay teaching ring.
     #[serde(default)]
     pub relay: Option<RelayConfig>,
+    /// Sundial Circle membership.
+    #[serde(default)]
+    pub sundial: Option<SundialSettings>,
 }
 
 impl StackConfig {
     /// True when no ring is enabled.
     pub fn is_empty(&self) -> bool {
-        self.relay.is_none()
+        self.relay.is_none() && self.sundial.is_none()
     }
 }
 
@@ -58,13 +180,27 @@ impl StackConfig {
 pub enum ShenEvent<I> {
     /// From the Relay ring.
     Relay(RelayEvent<I>),
+    /// From Sundial Circle.
+    Sundial(SundialEvent<I>),
 }
 
 impl<I> ShenEvent<I> {
     /// Every name [`ShenEvent::name`] can return (lets drivers reject a
     /// misspelled event name in a scenario or filter).
-    pub const NAMES: &'static [&'static str] =
-        &["relay.received", "relay.lap_completed", "relay.relaunched"];
+    pub const NAMES: &'static [&'static str] = &[
+        "relay.received",
+        "relay.lap_completed",
+        "relay.relaunched",
+        "sundial.joined",
+        "sundial.suspected",
+        "sundial.recovered",
+        "sundial.died",
+        "sundial.left",
+        "sundial.forgotten",
+        "sundial.meta_changed",
+        "sundial.refuted",
+        "sundial.monitoring",
+    ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
     pub fn name(&self) -> &'static str {
@@ -72,7 +208,24 @@ impl<I> ShenEvent<I> {
             ShenEvent::Relay(RelayEvent::Received { .. }) => "relay.received",
             ShenEvent::Relay(RelayEvent::LapCompleted { .. }) => "relay.lap_completed",
             ShenEvent::Relay(RelayEvent::Relaunched { .. }) => "relay.relaunched",
+            ShenEvent::Sundial(e) => match e {
+                SundialEvent::Joined { .. } => "sundial.joined",
+                SundialEvent::Suspected { .. } => "sundial.suspected",
+                SundialEvent::Recovered { .. } => "sundial.recovered",
+                SundialEvent::Died { .. } => "sundial.died",
+                SundialEvent::Left { .. } => "sundial.left",
+                SundialEvent::Forgotten { .. } => "sundial.forgotten",
+                SundialEvent::MetaChanged { .. } => "sundial.meta_changed",
+                SundialEvent::Refuted { .. } => "sundial.refuted",
+                SundialEvent::Monitoring { .. } => "sundial.monitoring",
+            },
         }
+    }
+}
+
+impl<I> From<SundialEvent<I>> for ShenEvent<I> {
+    fn from(e: SundialEvent<I>) -> Self {
+        ShenEvent::Sundial(e)
     }
 }
 
@@ -91,12 +244,33 @@ pub fn build_node<I: NodeId>(
     members: &[I],
     incarnation: u32,
 ) -> Node<I, ShenEvent<I>> {
-    let mut node = Node::new(me, incarnation);
+    let mut node = Node::new(me.clone(), incarnation);
     if let Some(r) = &config.relay {
         let members: Vec<I> = members.to_vec();
         node.add_ring(
             Relay::new(members).with_lap_timeout(Duration::from_millis(r.lap_timeout_ms)),
         );
+    }
+    if let Some(settings) = &config.sundial {
+        let seeds: Vec<I> = match settings.join {
+            JoinMode::AllMembers => members.iter().filter(|m| **m != me).cloned().collect(),
+            JoinMode::OneEarlierPeer => {
+                let pos = members
+                    .iter()
+                    .position(|m| *m == me)
+                    .unwrap_or(members.len());
+                if pos == 0 {
+                    Vec::new()
+                } else {
+                    let pick = (hash_bytes(&me.stable_bytes()) % pos as u64) as usize;
+                    alloc::vec![members[pick].clone()]
+                }
+            }
+        };
+        // Metadata always fits (no entries yet), so this cannot fail.
+        if let Ok(s) = Sundial::new(me.clone(), settings.to_config(), Vec::new()) {
+            node.add_ring(s.with_seeds(seeds));
+        }
     }
     node
 }
@@ -107,7 +281,21 @@ mod tests {
 
     #[test]
     fn every_event_name_is_listed() {
-        let all: [ShenEvent<u64>; 3] = [
+        let sundial = [
+            SundialEvent::Joined { id: 1 },
+            SundialEvent::Suspected {
+                id: 1,
+                by: Vec::new(),
+            },
+            SundialEvent::Recovered { id: 1 },
+            SundialEvent::Died { id: 1 },
+            SundialEvent::Left { id: 1 },
+            SundialEvent::Forgotten { id: 1 },
+            SundialEvent::MetaChanged { id: 1 },
+            SundialEvent::Refuted { incarnation: 1 },
+            SundialEvent::Monitoring { id: 1 },
+        ];
+        let mut all: Vec<ShenEvent<u64>> = alloc::vec![
             ShenEvent::Relay(RelayEvent::Received {
                 from: 1,
                 hops: 1,
@@ -116,6 +304,7 @@ mod tests {
             ShenEvent::Relay(RelayEvent::LapCompleted { lap: 1, hops: 1 }),
             ShenEvent::Relay(RelayEvent::Relaunched { lap: 1 }),
         ];
+        all.extend(sundial.into_iter().map(ShenEvent::Sundial));
         for e in &all {
             assert!(ShenEvent::<u64>::NAMES.contains(&e.name()), "{}", e.name());
         }

@@ -19,8 +19,9 @@
 //! numbers per peer). If the hashes differ, the peer answers with a Bloom
 //! filter of its records (`SynAck`); the initiator sends the records the
 //! filter does not contain (`Delta`, most recently changed first, cut at
-//! `max_message_bytes`) and its own filter (`Pull`), which the peer answers
-//! with its own delta. Filters are re-seeded per message, so a false
+//! `max_message_bytes`; up to `ceil(log10 N)` such frames, so per-node bytes
+//! per round grow as O(log N)) and its own filter (`Pull`), which the peer
+//! answers with its own delta. Filters are re-seeded per message, so a false
 //! positive in one exchange is not repeated in the next. Every message fits
 //! in `max_message_bytes` (default 1,200: one UDP datagram).
 //!
@@ -90,6 +91,9 @@ pub struct SundialConfig {
     pub dead_grace: Duration,
     /// Gossip rounds a leaving node keeps spreading its departure.
     pub leave_rounds: u32,
+    /// Cap on delta frames per answer (the answer uses
+    /// `ceil(log10(view size))` frames, at most this many).
+    pub max_delta_frames: usize,
 }
 
 impl Default for SundialConfig {
@@ -106,6 +110,7 @@ impl Default for SundialConfig {
             suspicion_max: Duration::from_secs(10),
             dead_grace: Duration::from_secs(24 * 3600),
             leave_rounds: 3,
+            max_delta_frames: 8,
         }
     }
 }
@@ -177,7 +182,13 @@ impl<I: NodeId> Record<I> {
         buf.extend_from_slice(&self.id.stable_bytes());
         buf.extend_from_slice(&self.incarnation.to_le_bytes());
         buf.push(self.status.rank());
+        // Suspectors by identity, not just by count: two suspicions with
+        // different suspectors must look different so they get merged.
         buf.extend_from_slice(&(self.suspectors.len() as u32).to_le_bytes());
+        for s in &self.suspectors {
+            buf.extend_from_slice(&s.stable_bytes());
+            buf.push(0);
+        }
         for (k, v) in &self.meta {
             buf.extend_from_slice(k.as_bytes());
             buf.push(0);
@@ -419,6 +430,7 @@ pub struct Sundial<I> {
     monitoring: BTreeMap<I, Monitor>,
     tick: TimerSlot,
     seeds: Vec<I>,
+    seeds_met: alloc::collections::BTreeSet<I>,
     left_rounds: Option<u32>,
     stats: SundialStats,
 }
@@ -449,6 +461,7 @@ impl<I: NodeId> Sundial<I> {
             monitoring: BTreeMap::new(),
             tick: TimerSlot::new(),
             seeds: Vec::new(),
+            seeds_met: alloc::collections::BTreeSet::new(),
             left_rounds: None,
             stats: SundialStats::default(),
         };
@@ -476,6 +489,16 @@ impl<I: NodeId> Sundial<I> {
         rec.incarnation = last_incarnation + 1;
         s.store(rec, Time::ZERO);
         Ok(s)
+    }
+
+    /// Peers to introduce this node to when it starts (its join seeds).
+    pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = I>) -> Self {
+        for p in seeds {
+            if p != self.me && !self.seeds.contains(&p) {
+                self.seeds.push(p);
+            }
+        }
+        self
     }
 
     /// The configuration.
@@ -720,36 +743,57 @@ impl<I: NodeId> Sundial<I> {
         )
     }
 
-    /// Records the peer's filter lacks, most recently changed first, cut to
-    /// the message budget.
-    fn delta_for(&self, filter: &Filter) -> Vec<Record<I>> {
+    /// How many delta frames one answer may carry: `ceil(log10(view))`,
+    /// at least 1, at most `max_delta_frames`. Per-node bytes per round thus
+    /// grow as O(log N) while a large view still converges quickly.
+    fn delta_frames(&self) -> usize {
+        let n = self.members.len().max(1) as f64;
+        let f = libm::ceil(libm::log10(n + 1.0)) as usize;
+        f.clamp(1, self.config.max_delta_frames.max(1))
+    }
+
+    /// Records the peer's filter lacks, most recently changed first, packed
+    /// into at most `frames` messages of at most `max_message_bytes` each.
+    fn delta_for(&self, filter: &Filter, frames: usize) -> Vec<Vec<Record<I>>> {
         let budget = self.config.max_message_bytes.saturating_sub(32);
+        let mut out: Vec<Vec<Record<I>>> = Vec::new();
+        let mut cur: Vec<Record<I>> = Vec::new();
         let mut used = 0usize;
-        let mut out = Vec::new();
         for id in self.recent.values().rev() {
             let e = &self.members[id];
             if filter.contains(e.digest) {
                 continue;
             }
             let len = e.record.encoded_len();
+            if len > budget {
+                continue; // a record that can never fit: skip it
+            }
             if used + len > budget {
-                if out.is_empty() {
-                    continue; // a record that can never fit: skip it
+                out.push(core::mem::take(&mut cur));
+                used = 0;
+                if out.len() == frames {
+                    return out;
                 }
-                break;
             }
             used += len;
-            out.push(e.record.clone());
+            cur.push(e.record.clone());
+        }
+        if !cur.is_empty() {
+            out.push(cur);
         }
         out
     }
 
-    fn recent_records(&self) -> Vec<Record<I>> {
-        self.delta_for(&Filter {
-            seed: 0,
-            k: 1,
-            bits: Vec::new(),
-        })
+    fn send_delta(&self, cx: &mut RingCtx<'_, I, Self>, to: &I, filter: &Filter) {
+        for records in self.delta_for(filter, self.delta_frames()) {
+            cx.send(
+                to.clone(),
+                SundialMsg::Delta {
+                    cluster: self.cluster,
+                    records,
+                },
+            );
+        }
     }
 
     /// Merge one record learned from a peer.
@@ -972,10 +1016,20 @@ impl<I: NodeId> Sundial<I> {
 
         // 4. Gossip.
         let mut peers = self.random_peers(cx.rng, self.config.fanout);
-        if self.live.len() <= 1 {
-            // Alone (or everyone else is gone): keep knocking on the seeds so
-            // a restarted or partitioned node finds its way back.
-            peers.extend(self.seeds.iter().cloned());
+        // Keep knocking on every seed this node does not yet count as live:
+        // a lost Join must not leave a node (or a little island of nodes
+        // that only found each other) cut off from the cluster.
+        // Once a seed has been seen live it is an ordinary member; when this
+        // node is alone again (restart, everyone else gone) it knocks on all
+        // of them.
+        let alone = self.live.len() <= 1;
+        let live = &self.live;
+        self.seeds_met
+            .extend(self.seeds.iter().filter(|s| live.contains(s)).cloned());
+        for s in &self.seeds {
+            if (alone || !self.seeds_met.contains(s)) && !peers.contains(s) {
+                peers.push(s.clone());
+            }
         }
         let syn = SundialMsg::Syn {
             cluster: self.cluster,
@@ -1050,6 +1104,16 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
         self.tick.arm(cx, at);
         let id = self.me.clone();
         cx.emit(SundialEvent::Joined { id });
+        let record = self.own().clone();
+        for p in self.seeds.clone() {
+            cx.send(
+                p,
+                SundialMsg::Join {
+                    cluster: self.cluster,
+                    record: record.clone(),
+                },
+            );
+        }
     }
 
     fn on_message(&mut self, cx: &mut RingCtx<'_, I, Self>, from: I, msg: SundialMsg<I>) {
@@ -1084,16 +1148,7 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
                 }
             }
             SundialMsg::SynAck { filter, .. } => {
-                let records = self.delta_for(&filter);
-                if !records.is_empty() {
-                    cx.send(
-                        from.clone(),
-                        SundialMsg::Delta {
-                            cluster: self.cluster,
-                            records,
-                        },
-                    );
-                }
+                self.send_delta(cx, &from, &filter);
                 let filter = self.my_filter(cx.rng);
                 cx.send(
                     from,
@@ -1104,16 +1159,7 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
                 );
             }
             SundialMsg::Pull { filter, .. } => {
-                let records = self.delta_for(&filter);
-                if !records.is_empty() {
-                    cx.send(
-                        from,
-                        SundialMsg::Delta {
-                            cluster: self.cluster,
-                            records,
-                        },
-                    );
-                }
+                self.send_delta(cx, &from, &filter);
             }
             SundialMsg::Delta { records, .. } => {
                 for r in records {
@@ -1122,14 +1168,12 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
             }
             SundialMsg::Join { record, .. } => {
                 self.merge(cx, record);
-                let records = self.recent_records();
-                cx.send(
-                    from,
-                    SundialMsg::Delta {
-                        cluster: self.cluster,
-                        records,
-                    },
-                );
+                let nothing = Filter {
+                    seed: 0,
+                    k: 1,
+                    bits: Vec::new(),
+                };
+                self.send_delta(cx, &from, &nothing);
             }
             SundialMsg::Probe { seq, .. } => {
                 cx.send(

@@ -272,6 +272,11 @@ impl Scenario {
                 return err("stack.relay.lap_timeout_ms: must be at least 1".to_string());
             }
         }
+        if let Some(s) = &self.stack.sundial {
+            if let Err((field, why)) = s.validate() {
+                return err(format!("stack.sundial.{field}: {why}"));
+            }
+        }
         self.network
             .validate("network")
             .map_err(|m| invalid(src, m))?;
