@@ -30,7 +30,7 @@
 //! use shen_rings::Time;
 //! use shen_transport_memory::{Sim, SimConfig};
 //!
-//! let stack = StackConfig { relay: Some(RelayConfig::default()) };
+//! let stack = StackConfig { relay: Some(RelayConfig::default()), ..StackConfig::default() };
 //! let config = SimConfig { seed: 7, nodes: 5, ..SimConfig::default() };
 //! let mut sim = Sim::with_stack(config.clone(), stack.clone()).unwrap();
 //! sim.partition(vec![vec![0, 1], vec![2, 3, 4]]).unwrap();

@@ -482,6 +482,7 @@ fn undecodable_and_misaddressed_messages_are_drops_with_a_reason() {
 fn member_notifications_reach_the_rings() {
     let stack = StackConfig {
         relay: Some(RelayConfig { lap_timeout_ms: 50 }),
+        ..StackConfig::default()
     };
     let config = SimConfig {
         seed: 3,
