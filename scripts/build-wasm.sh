@@ -3,8 +3,16 @@
 #
 #   scripts/build-wasm.sh [--check] [--release] [-p CRATE ...] [-- CARGO_ARGS...]
 #
-# Default crates: shen-rings and shen-transport-memory (those of the two that
-# are workspace members).
+# Default crates: shen-rings, shen-transport-memory and shen-wasm-viz (those
+# that are workspace members).
+#
+# Artifacts: after a build (not --check), the path of every .wasm module it
+# produced (cdylib crates, e.g. shen_wasm_viz.wasm) is printed on stdout, one
+# absolute path a line, and written to target/wasm-artifacts.txt (under
+# CARGO_TARGET_DIR if set) the same way; all other output goes to stderr.
+# The file is removed first, so it never names a stale module. Where they land:
+#   rustup (a/b): target/wasm32-unknown-unknown/{debug,release}/CRATE.wasm
+#   Debian (c):   target/wasm/wasm32-unknown-unknown/{debug,release}/CRATE.wasm
 #
 # Toolchain, first that works:
 #   (a) rustup's toolchain already has the wasm32-unknown-unknown target
@@ -33,7 +41,7 @@
 set -euo pipefail
 
 TARGET=wasm32-unknown-unknown
-DEFAULT_CRATES=(shen-rings shen-transport-memory)
+DEFAULT_CRATES=(shen-rings shen-transport-memory shen-wasm-viz)
 DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-19)
 DEB_RUSTC=/usr/bin/rustc
 DEB_RUSTDOC=/usr/bin/rustdoc
@@ -218,6 +226,10 @@ pkg_args=()
 for c in "${crates[@]}"; do pkg_args+=(-p "$c"); done
 
 # ------------------------------------------------------------------ build
+# The list of produced modules, in the main target dir whichever path builds.
+artifacts_file="${CARGO_TARGET_DIR:-$ROOT/target}/wasm-artifacts.txt"
+rm -f "$artifacts_file"
+
 start=$SECONDS
 if [[ $path == debian ]]; then
     # The Debian cargo must use the lock file exactly as committed (it is
@@ -252,3 +264,34 @@ else
     out_dir="${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET"
 fi
 say "OK: wasm32 $subcmd of ${crates[*]} (path: $path, $((SECONDS - start))s, output under $out_dir)"
+
+# ------------------------------------------------------------- artifacts
+[[ $subcmd == build ]] || exit 0
+profile_dir=debug
+((${#profile_args[@]})) && profile_dir=release
+# `--profile NAME` among the extra cargo args picks another output dir.
+for ((i = 0; i < ${#extra[@]}; i++)); do
+    case "${extra[i]}" in
+        --profile) ((i + 1 < ${#extra[@]})) && profile_dir="${extra[i + 1]}" ;;
+        --profile=*) profile_dir="${extra[i]#--profile=}" ;;
+    esac
+done
+case "$profile_dir" in dev|test) profile_dir=debug ;; bench) profile_dir=release ;; esac
+artifacts=()
+for c in "${crates[@]}"; do
+    # Only cdylib crates produce a module; the others build an rlib.
+    f="$out_dir/$profile_dir/${c//-/_}.wasm"
+    [[ -f $f ]] && artifacts+=("$f")
+done
+mkdir -p "$(dirname "$artifacts_file")"
+if ((${#artifacts[@]})); then
+    printf '%s\n' "${artifacts[@]}" >"$artifacts_file"
+    for f in "${artifacts[@]}"; do
+        say "wasm module: $f ($(($(stat -c %s "$f") / 1024)) KiB)"
+    done
+    printf '%s\n' "${artifacts[@]}"
+else
+    : >"$artifacts_file"
+    say "no .wasm module produced (no cdylib among ${crates[*]})"
+fi
+say "module list: $artifacts_file"

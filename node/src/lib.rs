@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod gossip_cmd;
 pub mod ring_stats;
 pub mod sim_cmd;
 pub mod storage;

@@ -34,6 +34,9 @@ pub enum SimCommand {
     Run(RunArgs),
     /// Measure simulated messages delivered per second of wall time.
     Bench(BenchArgs),
+    /// Measure Sundial: convergence, crash detection, false suspicions,
+    /// traffic per node.
+    Gossip(crate::gossip_cmd::GossipArgs),
 }
 
 /// Arguments of `shen sim run`.
@@ -142,6 +145,7 @@ pub fn run(cmd: SimCommand) -> ExitCode {
     match cmd {
         SimCommand::Run(a) => run_cmd(&a),
         SimCommand::Bench(a) => bench_cmd(&a),
+        SimCommand::Gossip(a) => crate::gossip_cmd::run(&a),
     }
 }
 
