@@ -32,25 +32,29 @@ pub trait NodeId: Clone + Eq + Ord + Hash + Debug + Serialize + DeserializeOwned
     /// The bytes that identify this node for hashing. Stable across
     /// platforms, processes and versions (never derived from `Hash`).
     fn stable_bytes(&self) -> Cow<'_, [u8]>;
-}
 
-impl NodeId for u64 {
-    fn stable_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.to_le_bytes().to_vec())
+    /// `hash_bytes(stable_bytes())`, the node's position on hash-ordered
+    /// rings. Implementations may override it to avoid an allocation; the
+    /// value must stay exactly that hash.
+    fn placement_hash(&self) -> u64 {
+        crate::hash::hash_bytes(&self.stable_bytes())
     }
 }
 
-impl NodeId for u32 {
-    fn stable_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.to_le_bytes().to_vec())
-    }
+macro_rules! int_node_id {
+    ($($t:ty),*) => {$(
+        impl NodeId for $t {
+            fn stable_bytes(&self) -> Cow<'_, [u8]> {
+                Cow::Owned(self.to_le_bytes().to_vec())
+            }
+            fn placement_hash(&self) -> u64 {
+                crate::hash::hash_bytes(&self.to_le_bytes())
+            }
+        }
+    )*};
 }
 
-impl NodeId for u16 {
-    fn stable_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.to_le_bytes().to_vec())
-    }
-}
+int_node_id!(u64, u32, u16);
 
 impl NodeId for String {
     fn stable_bytes(&self) -> Cow<'_, [u8]> {
@@ -413,6 +417,20 @@ impl TimerSlot {
 mod tests {
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn integer_placement_hash_matches_the_default() {
+        for x in [0u64, 1, 42, u64::MAX] {
+            assert_eq!(
+                x.placement_hash(),
+                crate::hash::hash_bytes(&x.stable_bytes())
+            );
+        }
+        assert_eq!(
+            7u16.placement_hash(),
+            crate::hash::hash_bytes(&7u16.stable_bytes())
+        );
+    }
 
     #[test]
     fn time_arithmetic_saturates() {

@@ -7,7 +7,6 @@
 use alloc::vec::Vec;
 
 use crate::contract::NodeId;
-use crate::hash::hash_bytes;
 
 /// How members are placed around the ring.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -69,7 +68,7 @@ impl<I: NodeId> RingOrder<I> {
     fn key_of(&self, id: &I) -> u64 {
         match self.placement {
             Placement::ById => 0,
-            Placement::ByHash => hash_bytes(&id.stable_bytes()),
+            Placement::ByHash => id.placement_hash(),
         }
     }
 

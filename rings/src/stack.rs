@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use alloc::string::String;
 
 use crate::contract::NodeId;
-use crate::hash::hash_bytes;
 use crate::node::Node;
 use crate::phi::PhiConfig;
 use crate::sundial::{Sundial, SundialConfig, SundialEvent};
@@ -262,7 +261,7 @@ pub fn build_node<I: NodeId>(
                 if pos == 0 {
                     Vec::new()
                 } else {
-                    let pick = (hash_bytes(&me.stable_bytes()) % pos as u64) as usize;
+                    let pick = (me.placement_hash() % pos as u64) as usize;
                     alloc::vec![members[pick].clone()]
                 }
             }

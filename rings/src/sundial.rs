@@ -45,7 +45,6 @@ use core::time::Duration;
 
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::ankh::{Member, DEFAULT_WEIGHT};
 use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken};
@@ -179,15 +178,14 @@ impl<I: NodeId> Record<I> {
 
     fn digest(&self) -> u64 {
         let mut buf: Vec<u8> = Vec::with_capacity(64);
-        buf.extend_from_slice(&self.id.stable_bytes());
+        buf.extend_from_slice(&self.id.placement_hash().to_le_bytes());
         buf.extend_from_slice(&self.incarnation.to_le_bytes());
         buf.push(self.status.rank());
         // Suspectors by identity, not just by count: two suspicions with
         // different suspectors must look different so they get merged.
         buf.extend_from_slice(&(self.suspectors.len() as u32).to_le_bytes());
         for s in &self.suspectors {
-            buf.extend_from_slice(&s.stable_bytes());
-            buf.push(0);
+            buf.extend_from_slice(&s.placement_hash().to_le_bytes());
         }
         for (k, v) in &self.meta {
             buf.extend_from_slice(k.as_bytes());
@@ -202,6 +200,13 @@ impl<I: NodeId> Record<I> {
         postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
             .unwrap_or(usize::MAX)
     }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A Bloom filter over record digests (the "digest" half of push-pull).
@@ -232,8 +237,10 @@ impl Filter {
     }
 
     fn probes(&self, h: u64) -> impl Iterator<Item = usize> + '_ {
-        let x = xxh3_64_with_seed(&h.to_le_bytes(), self.seed);
-        let (h1, h2) = (x as u32 as u64, (x >> 32) | 1);
+        // Items are already XXH3 digests: a cheap seeded mix is enough to
+        // make each filter's false positives independent of the last one's.
+        let x = splitmix64(h ^ self.seed);
+        let (h1, h2) = (x & 0xffff_ffff, (x >> 32) | 1);
         let m = (self.bits.len() * 8) as u64;
         (0..u64::from(self.k))
             .map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m.max(1)) as usize)
@@ -243,8 +250,11 @@ impl Filter {
         if self.bits.is_empty() {
             return;
         }
-        let probes: Vec<usize> = self.probes(h).collect();
-        for p in probes {
+        let x = splitmix64(h ^ self.seed);
+        let (h1, h2) = (x & 0xffff_ffff, (x >> 32) | 1);
+        let m = (self.bits.len() * 8) as u64;
+        for i in 0..u64::from(self.k) {
+            let p = (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize;
             self.bits[p / 8] |= 1 << (p % 8);
         }
     }
@@ -423,7 +433,13 @@ pub struct Sundial<I> {
     me: I,
     heartbeat: u64,
     members: BTreeMap<I, Entry<I>>,
-    recent: BTreeMap<u64, I>,
+    /// Local change sequence -> (member, record digest): most recent first
+    /// iteration for deltas without touching `members`.
+    recent: BTreeMap<u64, (I, u64)>,
+    /// Members currently `Suspect` (checked every tick).
+    suspects: alloc::collections::BTreeSet<I>,
+    /// Members currently Dead or Left (expired after the grace period).
+    tombstones: alloc::collections::BTreeSet<I>,
     next_seq: u64,
     view_hash: u64,
     live: RingOrder<I>,
@@ -455,6 +471,8 @@ impl<I: NodeId> Sundial<I> {
             heartbeat: 0,
             members: BTreeMap::new(),
             recent: BTreeMap::new(),
+            suspects: alloc::collections::BTreeSet::new(),
+            tombstones: alloc::collections::BTreeSet::new(),
             next_seq: 0,
             view_hash: 0,
             live: RingOrder::new(Placement::ByHash),
@@ -668,7 +686,21 @@ impl<I: NodeId> Sundial<I> {
             self.recent.remove(&old.seq);
         }
         self.view_hash ^= digest;
-        self.recent.insert(seq, id.clone());
+        self.recent.insert(seq, (id.clone(), digest));
+        match record.status {
+            Status::Suspect => {
+                self.suspects.insert(id.clone());
+                self.tombstones.remove(&id);
+            }
+            Status::Alive => {
+                self.suspects.remove(&id);
+                self.tombstones.remove(&id);
+            }
+            Status::Dead | Status::Left => {
+                self.suspects.remove(&id);
+                self.tombstones.insert(id.clone());
+            }
+        }
         let since = match self.members.get(&id) {
             Some(old) if old.record.status == record.status => old.since,
             _ => now,
@@ -694,6 +726,8 @@ impl<I: NodeId> Sundial<I> {
             self.view_hash ^= old.digest;
             self.recent.remove(&old.seq);
             self.live.remove(id);
+            self.suspects.remove(id);
+            self.tombstones.remove(id);
         }
     }
 
@@ -759,11 +793,11 @@ impl<I: NodeId> Sundial<I> {
         let mut out: Vec<Vec<Record<I>>> = Vec::new();
         let mut cur: Vec<Record<I>> = Vec::new();
         let mut used = 0usize;
-        for id in self.recent.values().rev() {
-            let e = &self.members[id];
-            if filter.contains(e.digest) {
+        for (id, digest) in self.recent.values().rev() {
+            if filter.contains(*digest) {
                 continue;
             }
+            let e = &self.members[id];
             let len = e.record.encoded_len();
             if len > budget {
                 continue; // a record that can never fit: skip it
@@ -979,12 +1013,11 @@ impl<I: NodeId> Sundial<I> {
 
             // 2. Confirm suspicions that are old and agreed enough.
             let mut to_kill: Vec<I> = Vec::new();
-            for e in self.members.values() {
-                if e.record.status == Status::Suspect
-                    && now.saturating_since(e.since)
-                        >= self.confirm_timeout(e.record.suspectors.len())
+            for id in &self.suspects {
+                let e = &self.members[id];
+                if now.saturating_since(e.since) >= self.confirm_timeout(e.record.suspectors.len())
                 {
-                    to_kill.push(e.record.id.clone());
+                    to_kill.push(id.clone());
                 }
             }
             for id in to_kill {
@@ -1000,14 +1033,10 @@ impl<I: NodeId> Sundial<I> {
         // 3. Forget old tombstones.
         let grace = self.config.dead_grace;
         let expired: Vec<I> = self
-            .members
-            .values()
-            .filter(|e| {
-                !e.record.status.is_live()
-                    && e.record.id != self.me
-                    && now.saturating_since(e.since) >= grace
-            })
-            .map(|e| e.record.id.clone())
+            .tombstones
+            .iter()
+            .filter(|id| **id != self.me && now.saturating_since(self.members[*id].since) >= grace)
+            .cloned()
             .collect();
         for id in expired {
             self.forget(&id);
