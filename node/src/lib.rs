@@ -7,3 +7,4 @@ pub mod gossip_cmd;
 pub mod ring_stats;
 pub mod sim_cmd;
 pub mod storage;
+pub mod token_cmd;

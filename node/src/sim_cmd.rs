@@ -37,6 +37,8 @@ pub enum SimCommand {
     /// Measure Sundial: convergence, crash detection, false suspicions,
     /// traffic per node.
     Gossip(crate::gossip_cmd::GossipArgs),
+    /// Drive Cartouche under load and faults with a safety checker.
+    Token(crate::token_cmd::TokenArgs),
 }
 
 /// Arguments of `shen sim run`.
@@ -146,6 +148,7 @@ pub fn run(cmd: SimCommand) -> ExitCode {
         SimCommand::Run(a) => run_cmd(&a),
         SimCommand::Bench(a) => bench_cmd(&a),
         SimCommand::Gossip(a) => crate::gossip_cmd::run(&a),
+        SimCommand::Token(a) => crate::token_cmd::run(&a),
     }
 }
 

@@ -17,6 +17,7 @@
 //! - [`obelisk`]: Obelisk, the crash-safe sequencer (storage behind a trait).
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
 //! - [`sundial`]: Sundial Circle, gossip membership with phi-accrual failure detection.
+//! - [`cartouche`]: Cartouche Ring, token-passing mutual exclusion with safe regeneration and fencing.
 //! - [`stack`]: the standard ring stack (settings, node-wide events, node builder).
 //! - [`toy`]: Relay, a small teaching ring used to exercise drivers.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@
 extern crate alloc;
 
 pub mod ankh;
+pub mod cartouche;
 pub mod contract;
 pub mod hash;
 pub mod node;

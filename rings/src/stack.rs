@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use alloc::string::String;
 
+use crate::cartouche::{Cartouche, CartoucheConfig, CartoucheEvent};
 use crate::contract::NodeId;
 use crate::node::Node;
 use crate::phi::PhiConfig;
@@ -154,6 +155,66 @@ impl SundialSettings {
     }
 }
 
+/// Settings of Cartouche Ring (times in milliseconds), with defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CartoucheSettings {
+    /// Longest a grant may be held.
+    pub lease_ms: u64,
+    /// How long an idle token rests at a node.
+    pub idle_pass_ms: u64,
+    /// Expected worst one-way delay (sizes the loss timeout).
+    pub hop_latency_ms: u64,
+    /// Bound on clock-rate error between members (0.1 = 10%).
+    pub max_drift: f64,
+    /// Wait for a majority before asking again.
+    pub quorum_timeout_ms: u64,
+    /// Upper bound of the random back-off before a candidacy.
+    pub backoff_ms: u64,
+}
+
+impl Default for CartoucheSettings {
+    fn default() -> Self {
+        let c = CartoucheConfig::default();
+        CartoucheSettings {
+            lease_ms: c.lease.as_millis() as u64,
+            idle_pass_ms: c.idle_pass.as_millis() as u64,
+            hop_latency_ms: c.hop_latency.as_millis() as u64,
+            max_drift: c.max_drift,
+            quorum_timeout_ms: c.quorum_timeout.as_millis() as u64,
+            backoff_ms: c.backoff.as_millis() as u64,
+        }
+    }
+}
+
+impl CartoucheSettings {
+    /// The protocol configuration these settings describe.
+    pub fn to_config(&self) -> CartoucheConfig {
+        CartoucheConfig {
+            lease: Duration::from_millis(self.lease_ms),
+            idle_pass: Duration::from_millis(self.idle_pass_ms),
+            hop_latency: Duration::from_millis(self.hop_latency_ms),
+            max_drift: self.max_drift,
+            quorum_timeout: Duration::from_millis(self.quorum_timeout_ms),
+            backoff: Duration::from_millis(self.backoff_ms),
+        }
+    }
+
+    /// Check ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.lease_ms == 0 {
+            return Err(("lease_ms", "must be at least 1"));
+        }
+        if self.quorum_timeout_ms == 0 {
+            return Err(("quorum_timeout_ms", "must be at least 1"));
+        }
+        if !(self.max_drift.is_finite() && (0.0..1.0).contains(&self.max_drift)) {
+            return Err(("max_drift", "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+}
+
 /// Which rings a node runs, with their settings. A ring whose field is
 /// `None` is not run.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -165,12 +226,15 @@ pub struct StackConfig {
     /// Sundial Circle membership.
     #[serde(default)]
     pub sundial: Option<SundialSettings>,
+    /// Cartouche Ring mutual exclusion (over every member of the world).
+    #[serde(default)]
+    pub cartouche: Option<CartoucheSettings>,
 }
 
 impl StackConfig {
     /// True when no ring is enabled.
     pub fn is_empty(&self) -> bool {
-        self.relay.is_none() && self.sundial.is_none()
+        self.relay.is_none() && self.sundial.is_none() && self.cartouche.is_none()
     }
 }
 
@@ -181,6 +245,8 @@ pub enum ShenEvent<I> {
     Relay(RelayEvent<I>),
     /// From Sundial Circle.
     Sundial(SundialEvent<I>),
+    /// From Cartouche Ring.
+    Cartouche(CartoucheEvent),
 }
 
 impl<I> ShenEvent<I> {
@@ -199,6 +265,13 @@ impl<I> ShenEvent<I> {
         "sundial.meta_changed",
         "sundial.refuted",
         "sundial.monitoring",
+        "cartouche.granted",
+        "cartouche.released",
+        "cartouche.lease_expired",
+        "cartouche.regenerated",
+        "cartouche.candidate",
+        "cartouche.token_discarded",
+        "cartouche.requested",
     ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
@@ -218,7 +291,22 @@ impl<I> ShenEvent<I> {
                 SundialEvent::Refuted { .. } => "sundial.refuted",
                 SundialEvent::Monitoring { .. } => "sundial.monitoring",
             },
+            ShenEvent::Cartouche(e) => match e {
+                CartoucheEvent::Granted { .. } => "cartouche.granted",
+                CartoucheEvent::Released { .. } => "cartouche.released",
+                CartoucheEvent::LeaseExpired { .. } => "cartouche.lease_expired",
+                CartoucheEvent::Regenerated { .. } => "cartouche.regenerated",
+                CartoucheEvent::Candidate { .. } => "cartouche.candidate",
+                CartoucheEvent::TokenDiscarded { .. } => "cartouche.token_discarded",
+                CartoucheEvent::Requested { .. } => "cartouche.requested",
+            },
         }
+    }
+}
+
+impl<I> From<CartoucheEvent> for ShenEvent<I> {
+    fn from(e: CartoucheEvent) -> Self {
+        ShenEvent::Cartouche(e)
     }
 }
 
@@ -249,6 +337,12 @@ pub fn build_node<I: NodeId>(
         node.add_ring(
             Relay::new(members).with_lap_timeout(Duration::from_millis(r.lap_timeout_ms)),
         );
+    }
+    if let Some(settings) = &config.cartouche {
+        node.add_ring(Cartouche::new(
+            members.iter().cloned(),
+            settings.to_config(),
+        ));
     }
     if let Some(settings) = &config.sundial {
         let seeds: Vec<I> = match settings.join {
@@ -304,6 +398,27 @@ mod tests {
             ShenEvent::Relay(RelayEvent::Relaunched { lap: 1 }),
         ];
         all.extend(sundial.into_iter().map(ShenEvent::Sundial));
+        let f = crate::cartouche::Fencing::default();
+        all.extend(
+            [
+                CartoucheEvent::Granted {
+                    id: 1,
+                    fencing: f,
+                    lease_until: 1,
+                },
+                CartoucheEvent::Released { id: 1, fencing: f },
+                CartoucheEvent::LeaseExpired { id: 1, fencing: f },
+                CartoucheEvent::Regenerated { generation: 1 },
+                CartoucheEvent::Candidate { generation: 1 },
+                CartoucheEvent::TokenDiscarded {
+                    generation: 1,
+                    sequence: 1,
+                },
+                CartoucheEvent::Requested { id: 1 },
+            ]
+            .into_iter()
+            .map(ShenEvent::Cartouche),
+        );
         for e in &all {
             assert!(ShenEvent::<u64>::NAMES.contains(&e.name()), "{}", e.name());
         }

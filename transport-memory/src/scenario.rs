@@ -277,6 +277,11 @@ impl Scenario {
                 return err(format!("stack.sundial.{field}: {why}"));
             }
         }
+        if let Some(s) = &self.stack.cartouche {
+            if let Err((field, why)) = s.validate() {
+                return err(format!("stack.cartouche.{field}: {why}"));
+            }
+        }
         self.network
             .validate("network")
             .map_err(|m| invalid(src, m))?;

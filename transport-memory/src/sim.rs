@@ -214,6 +214,10 @@ pub struct InFlight {
     pub bytes: u32,
     /// When it is due to arrive, or `None` while parked on a held link.
     pub arrives: Option<Time>,
+    /// The message itself (decode the payload with the ring's message type
+    /// to show or select it).
+    #[serde(skip)]
+    pub envelope: shen_rings::wire::Envelope,
 }
 
 /// A node's state as the simulator sees it.
@@ -508,6 +512,7 @@ impl<E: SimEvent> Sim<E> {
                     ring: p.env.ring,
                     bytes: len_u32(p.env.encoded_len() as u64),
                     arrives: Some(e.at),
+                    envelope: p.env.clone(),
                 }),
                 _ => None,
             })
@@ -518,6 +523,7 @@ impl<E: SimEvent> Sim<E> {
                 ring: p.env.ring,
                 bytes: len_u32(p.env.encoded_len() as u64),
                 arrives: None,
+                envelope: p.env.clone(),
             }))
             .collect();
         v.sort_by_key(|m| m.id);

@@ -1,0 +1,175 @@
+//! Unit tests of the pieces; the many-seed safety and liveness checker runs
+//! in the simulator (`tests/tests/cartouche_safety.rs`).
+
+use super::*;
+use crate::contract::{Ctx, Output, TokenSource};
+use alloc::vec;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+type Out = Output<u64, CartoucheMsg<u64>, CartoucheEvent>;
+
+fn call<T>(
+    c: &mut Cartouche<u64>,
+    me: u64,
+    now: Time,
+    out: &mut Vec<Out>,
+    f: impl FnOnce(&mut Cartouche<u64>, &mut RingCtx<'_, u64, Cartouche<u64>>) -> T,
+) -> T {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut tokens = TokenSource::new(1);
+    let mut cx = Ctx::new(now, &me, &mut rng, out, &mut tokens);
+    f(c, &mut cx)
+}
+
+#[test]
+fn fenced_resource_rejects_lower_numbers() {
+    let mut r = FencedResource::new();
+    let f = |g, s| Fencing {
+        generation: g,
+        sequence: s,
+    };
+    assert!(r.accept(f(1, 1)));
+    assert!(r.accept(f(1, 1)), "several actions under one grant");
+    assert!(r.accept(f(1, 5)));
+    assert!(!r.accept(f(1, 4)));
+    assert!(
+        r.accept(f(2, 1)),
+        "a new generation outranks any old sequence"
+    );
+    assert!(!r.accept(f(1, 9)));
+    assert_eq!(r.counts(), (4, 2));
+    assert_eq!(r.highest(), Some(f(2, 1)));
+}
+
+#[test]
+fn acceptor_acks_each_fencing_number_once_and_blocks_promises_for_a_lease() {
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default());
+    let t0 = Time::from_secs(1);
+    let f = Fencing {
+        generation: 1,
+        sequence: 1,
+    };
+    assert!(c.acceptor_confirm(t0, f));
+    assert!(
+        !c.acceptor_confirm(t0, f),
+        "no second ack for the same number"
+    );
+    // promises for a new generation wait for the acknowledged lease
+    assert!(!c.acceptor_promise(t0 + Duration::from_millis(100), 2));
+    let after = t0 + c.promise_block() + Duration::from_millis(1);
+    assert!(c.acceptor_promise(after, 2));
+    // and after promising 2, confirms of generation 1 are refused
+    assert!(!c.acceptor_confirm(
+        after,
+        Fencing {
+            generation: 1,
+            sequence: 2
+        }
+    ));
+    assert!(
+        !c.acceptor_promise(after, 2),
+        "a generation is promised once"
+    );
+}
+
+#[test]
+fn a_lone_member_creates_the_token_and_grants_itself() {
+    let mut c = Cartouche::new([7u64], CartoucheConfig::default());
+    let mut out = Vec::new();
+    call(&mut c, 7, Time::ZERO, &mut out, |c, cx| c.on_start(cx));
+    assert!(c.has_token());
+    let id = call(&mut c, 7, Time::from_millis(1), &mut out, |c, cx| {
+        c.request(cx, "cfg")
+    });
+    assert_eq!(
+        c.holding(Time::from_millis(2)).map(|f| f.generation),
+        Some(1)
+    );
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Event(CartoucheEvent::Granted { id: i, .. }) if *i == id)));
+    call(&mut c, 7, Time::from_millis(3), &mut out, |c, cx| {
+        c.release(cx, id)
+    });
+    assert_eq!(c.holding(Time::from_millis(4)), None);
+    // the lease bounds a grant that is never released
+    let id2 = call(&mut c, 7, Time::from_millis(5), &mut out, |c, cx| {
+        c.request(cx, "cfg")
+    });
+    let (gid, _, until) = c.grant().unwrap();
+    assert_eq!(gid, id2);
+    assert!(c.holding(until).is_none());
+}
+
+#[test]
+fn stale_and_duplicate_tokens_are_discarded() {
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default());
+    let mut out = Vec::new();
+    let tok = |g, s, h| Token {
+        generation: g,
+        sequence: s,
+        hops: h,
+        queue: vec![],
+    };
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok(3, 4, 10)))
+    });
+    assert!(c.has_token());
+    // pass it on, then see a duplicate and an older generation
+    call(&mut c, 2, Time::from_millis(10), &mut out, |c, cx| {
+        c.pass_token(cx)
+    });
+    assert!(!c.has_token());
+    call(&mut c, 2, Time::from_millis(11), &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok(3, 4, 10)))
+    });
+    call(&mut c, 2, Time::from_millis(12), &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok(2, 40, 99)))
+    });
+    assert!(!c.has_token());
+    assert_eq!(c.stats().discarded, 2);
+}
+
+#[test]
+fn a_minority_never_regenerates() {
+    // Node 1 of {1..5} alone: its candidacies never collect 3 promises.
+    let mut c = Cartouche::new([1u64, 2, 3, 4, 5], CartoucheConfig::default());
+    let mut out = Vec::new();
+    call(&mut c, 1, Time::ZERO, &mut out, |c, cx| {
+        c.start_candidacy(cx)
+    });
+    // one other member promises: still no majority (2 of 5)
+    let g = c.candidacy.as_ref().unwrap().generation;
+    call(&mut c, 1, Time::from_millis(1), &mut out, |c, cx| {
+        c.on_message(
+            cx,
+            2,
+            CartoucheMsg::Promise {
+                generation: g,
+                ok: true,
+                promised: g,
+                confirmed: Fencing::default(),
+                requests: vec![],
+            },
+        )
+    });
+    assert!(!c.has_token());
+    assert_eq!(c.stats().regenerations, 0);
+    // a third promise makes the majority
+    call(&mut c, 1, Time::from_millis(2), &mut out, |c, cx| {
+        c.on_message(
+            cx,
+            3,
+            CartoucheMsg::Promise {
+                generation: g,
+                ok: true,
+                promised: g,
+                confirmed: Fencing::default(),
+                requests: vec![],
+            },
+        )
+    });
+    assert!(c.has_token());
+    assert_eq!(c.stats().regenerations, 1);
+}
