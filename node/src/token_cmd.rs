@@ -174,6 +174,7 @@ pub fn run_one(a: &TokenArgs, seed: u64) -> Result<TokenRun, String> {
     let mut resource = FencedResource::new();
     let mut last_grant: Option<Fencing> = None;
     let mut regen_count_at_drop = 0;
+    let mut grants_at_crash = 0;
     let mut drop_time: Option<Time> = None;
     // One circulation: every member rests the token, the hop, and at most
     // one grant with its confirmation round trip.
@@ -220,6 +221,7 @@ pub fn run_one(a: &TokenArgs, seed: u64) -> Result<TokenRun, String> {
                     crashed = true;
                     drop_time = Some(now);
                     regen_count_at_drop = sim.event_count("cartouche.regenerated");
+                    grants_at_crash = sim.event_count("cartouche.granted");
                 }
             }
             if !parted && now >= part_at {
@@ -241,10 +243,13 @@ pub fn run_one(a: &TokenArgs, seed: u64) -> Result<TokenRun, String> {
             }
         }
         if let Some(d) = drop_time {
-            if run.regeneration_us.is_none()
-                && sim.event_count("cartouche.regenerated") > regen_count_at_drop
-            {
+            if sim.event_count("cartouche.granted") > grants_at_crash {
+                // A copy of the token survived elsewhere (the crashed node
+                // held a stale duplicate): nothing to regenerate.
+                drop_time = None;
+            } else if sim.event_count("cartouche.regenerated") > regen_count_at_drop {
                 run.regeneration_us = Some((now - d).as_micros() as u64);
+                drop_time = None;
             }
         }
 

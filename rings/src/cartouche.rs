@@ -37,11 +37,11 @@
 //!    number, and resources ([`FencedResource`]) reject numbers lower than
 //!    the highest they have seen.
 //!
-//! Acceptor state (promised generation, highest acknowledged fencing
-//! number) lives in memory: a member that restarts must not vote again
-//! before it has been told the current generation (crash-stop is the model
-//! checked in the simulator; durable acceptor state comes with the log's
-//! storage).
+//! Limit: acceptor state (promised generation, highest acknowledged
+//! fencing number) lives in memory, so the argument covers crash-stop
+//! failures (what the simulator checks). A member that restarts forgets its
+//! promises; making restarts safe needs that state persisted before each
+//! answer, which is not done yet.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -55,6 +55,8 @@ use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken
 use crate::order::{Placement, RingOrder};
 
 /// A fencing number: `(generation, sequence)`, ordered lexicographically.
+/// A generation is `round · 2^16 + creator index`, so generations are
+/// unique per creator and ordered by round first.
 #[derive(
     Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -129,7 +131,7 @@ impl Default for CartoucheConfig {
             hop_latency: Duration::from_millis(25),
             max_drift: 0.1,
             quorum_timeout: Duration::from_millis(100),
-            backoff: Duration::from_millis(60),
+            backoff: Duration::from_millis(200),
         }
     }
 }
@@ -343,6 +345,7 @@ pub struct Cartouche<I> {
     token: Option<Token<I>>,
     last_seen: (u64, u64, u64),
     last_activity: Option<Time>,
+    last_promise: Option<Time>,
     // requests
     pending: BTreeMap<u64, Request<I>>,
     next_request: u64,
@@ -378,6 +381,7 @@ impl<I: NodeId> Cartouche<I> {
             token: None,
             last_seen: (0, 0, 0),
             last_activity: None,
+            last_promise: None,
             pending: BTreeMap::new(),
             next_request: 0,
             grant: None,
@@ -497,7 +501,12 @@ impl<I: NodeId> Cartouche<I> {
 
     fn saw_token_activity(&mut self, cx: &mut RingCtx<'_, I, Self>) {
         self.last_activity = Some(cx.now);
-        let at = cx.now + self.loss_timeout();
+        // Each node's timer fires at a random point of the last `backoff`
+        // of the loss timeout, so one candidate usually finishes its two
+        // round trips before the next one wakes up: no duel, and a new
+        // generation within the loss timeout plus two round trips.
+        let spread = self.random_backoff(cx.rng);
+        let at = cx.now + self.loss_timeout().saturating_sub(self.config.backoff) + spread;
         self.loss.arm(cx, at);
     }
 
@@ -510,6 +519,14 @@ impl<I: NodeId> Cartouche<I> {
 
     /// Whether this node also believes the token is lost (pre-vote).
     fn token_looks_lost(&self, now: Time) -> bool {
+        // A promise made moments ago means a candidacy is in flight: let it
+        // finish instead of pre-empting it with a higher generation.
+        if self
+            .last_promise
+            .is_some_and(|t| now < t + self.config.quorum_timeout * 2)
+        {
+            return false;
+        }
         match self.last_activity {
             None => self.token.is_none(),
             Some(t) => self.token.is_none() && now >= t + self.loss_timeout().mul_f64(0.75),
@@ -773,6 +790,7 @@ impl<I: NodeId> Cartouche<I> {
             return false;
         }
         self.promised = generation;
+        self.last_promise = Some(now);
         // A token of an older generation held here is dead from now on.
         if self
             .token
@@ -790,7 +808,7 @@ impl<I: NodeId> Cartouche<I> {
 
     fn start_candidacy(&mut self, cx: &mut RingCtx<'_, I, Self>) {
         let me = cx.me.clone();
-        let generation = self.promised.max(self.last_seen.0) + 1;
+        let generation = self.next_generation(&me);
         let mut cand = Candidacy {
             generation,
             prevotes: BTreeSet::new(),
@@ -850,6 +868,16 @@ impl<I: NodeId> Cartouche<I> {
         let at = cx.now + self.config.quorum_timeout + backoff;
         self.retry.arm(cx, at);
         self.check_promised(cx);
+    }
+
+    /// Generations are ballots: `round · 2^16 + the candidate's index` among
+    /// the members. Two candidates of one round propose different
+    /// generations, the higher one wins every acceptor it reaches, and a
+    /// duel ends in one round trip instead of a retry.
+    fn next_generation(&self, me: &I) -> u64 {
+        let round = self.promised.max(self.last_seen.0) >> 16;
+        let index = self.members.index_of(me).unwrap_or(0) as u64 & 0xffff;
+        ((round + 1) << 16) | index
     }
 
     fn random_backoff(&self, rng: &mut dyn RngCore) -> Duration {
@@ -1025,7 +1053,7 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
                 let Some(c) = self.candidacy.as_mut() else {
                     return;
                 };
-                if c.generation != generation {
+                if c.generation != generation || !c.preparing {
                     return;
                 }
                 if ok {

@@ -82,9 +82,10 @@ fn a_lone_member_creates_the_token_and_grants_itself() {
     let id = call(&mut c, 7, Time::from_millis(1), &mut out, |c, cx| {
         c.request(cx, "cfg")
     });
+    // round 1, creator index 0
     assert_eq!(
         c.holding(Time::from_millis(2)).map(|f| f.generation),
-        Some(1)
+        Some(1 << 16)
     );
     assert!(out
         .iter()
@@ -133,43 +134,65 @@ fn stale_and_duplicate_tokens_are_discarded() {
 
 #[test]
 fn a_minority_never_regenerates() {
-    // Node 1 of {1..5} alone: its candidacies never collect 3 promises.
+    // Node 1 of {1..5}: without a majority of pre-votes it never even asks
+    // for promises, and without a majority of promises it never creates a
+    // token.
     let mut c = Cartouche::new([1u64, 2, 3, 4, 5], CartoucheConfig::default());
     let mut out = Vec::new();
     call(&mut c, 1, Time::ZERO, &mut out, |c, cx| {
         c.start_candidacy(cx)
     });
-    // one other member promises: still no majority (2 of 5)
     let g = c.candidacy.as_ref().unwrap().generation;
-    call(&mut c, 1, Time::from_millis(1), &mut out, |c, cx| {
-        c.on_message(
-            cx,
-            2,
-            CartoucheMsg::Promise {
-                generation: g,
-                ok: true,
-                promised: g,
-                confirmed: Fencing::default(),
-                requests: vec![],
-            },
-        )
-    });
-    assert!(!c.has_token());
+    let prevote = |c: &mut Cartouche<u64>, from: u64, out: &mut Vec<Out>| {
+        call(c, 1, Time::from_millis(1), out, |c, cx| {
+            c.on_message(
+                cx,
+                from,
+                CartoucheMsg::PreVoteReply {
+                    generation: g,
+                    ok: true,
+                },
+            )
+        })
+    };
+    let promise = |c: &mut Cartouche<u64>, from: u64, out: &mut Vec<Out>| {
+        call(c, 1, Time::from_millis(2), out, |c, cx| {
+            c.on_message(
+                cx,
+                from,
+                CartoucheMsg::Promise {
+                    generation: g,
+                    ok: true,
+                    promised: g,
+                    confirmed: Fencing::default(),
+                    requests: vec![],
+                },
+            )
+        })
+    };
+    prevote(&mut c, 2, &mut out);
+    promise(&mut c, 2, &mut out);
+    promise(&mut c, 3, &mut out);
+    assert!(!c.has_token(), "two pre-votes of five: no promises counted");
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: CartoucheMsg::Prepare { .. },
+            ..
+        }
+    )));
+    prevote(&mut c, 3, &mut out);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: CartoucheMsg::Prepare { .. },
+            ..
+        }
+    )));
+    promise(&mut c, 2, &mut out);
+    assert!(!c.has_token(), "self and one promise: 2 of 5");
     assert_eq!(c.stats().regenerations, 0);
-    // a third promise makes the majority
-    call(&mut c, 1, Time::from_millis(2), &mut out, |c, cx| {
-        c.on_message(
-            cx,
-            3,
-            CartoucheMsg::Promise {
-                generation: g,
-                ok: true,
-                promised: g,
-                confirmed: Fencing::default(),
-                requests: vec![],
-            },
-        )
-    });
+    promise(&mut c, 3, &mut out);
     assert!(c.has_token());
     assert_eq!(c.stats().regenerations, 1);
 }
