@@ -139,6 +139,8 @@ pub struct GossipReport {
     pub converge_bytes_per_node_per_round: Spread,
     /// Steady-state messages per node per second.
     pub msgs_per_node_per_s: Spread,
+    /// Steady-state bytes per node per second.
+    pub bytes_per_node_per_s: Spread,
     /// Every run.
     pub per_run: Vec<GossipRun>,
 }
@@ -357,6 +359,7 @@ pub fn report(a: &GossipArgs) -> Result<GossipReport, String> {
         bytes_per_node_per_round: pick(&|r| r.bytes_per_node_per_round),
         converge_bytes_per_node_per_round: pick(&|r| r.converge_bytes_per_node_per_round),
         msgs_per_node_per_s: pick(&|r| r.msgs_per_node_per_s),
+        bytes_per_node_per_s: pick(&|r| r.bytes_per_node_per_s),
         per_run: runs,
     })
 }
@@ -495,9 +498,10 @@ pub fn render(r: &GossipReport) -> String {
         r.false_suspicions, r.false_deaths
     );
     s += &format!(
-        "  traffic per node: steady {:.0} B/round ({:.1} msgs/s), converging {:.0} B/round\n",
+        "  traffic per node: steady {:.0} B/round ({:.1} msgs/s, {:.0} B/s), converging {:.0} B/round\n",
         r.bytes_per_node_per_round.p50,
         r.msgs_per_node_per_s.p50,
+        r.bytes_per_node_per_s.p50,
         r.converge_bytes_per_node_per_round.p50
     );
     s

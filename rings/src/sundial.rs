@@ -16,8 +16,10 @@
 //! Every `gossip_interval` a node sends `Syn{view hash, size}` to `fanout`
 //! random members. The view hash is the XOR of all record hashes, so two
 //! nodes with the same view stop there (steady state costs two small
-//! numbers per peer). If the hashes differ, the peer answers with a Bloom
-//! filter of its records (`SynAck`); the initiator sends the records the
+//! numbers per peer). If the hashes differ, the peer answers with Bloom
+//! filters of its records (`SynAck`; a large view is cut into up to
+//! `ceil(log10 N)` slices of the digest space, one filter per frame, so each
+//! filter keeps a low false-positive rate); the initiator sends the records the
 //! filter does not contain (`Delta`, most recently changed first, cut at
 //! `max_message_bytes`; up to `ceil(log10 N)` such frames, so per-node bytes
 //! per round grow as O(log N)) and its own filter (`Pull`), which the peer
@@ -218,9 +220,31 @@ pub struct Filter {
     pub k: u8,
     /// The bits.
     pub bits: Vec<u8>,
+    /// Which slice of the digest space this filter covers
+    /// (`digest % parts == part`); a large view is described by several
+    /// filters, one per frame.
+    pub part: u16,
+    /// Number of slices (1 = the whole view).
+    pub parts: u16,
 }
 
 impl Filter {
+    /// A filter that covers everything and contains nothing (ask for all).
+    pub fn empty() -> Filter {
+        Filter {
+            seed: 0,
+            k: 1,
+            bits: Vec::new(),
+            part: 0,
+            parts: 1,
+        }
+    }
+
+    /// Whether digest `h` falls in this filter's slice.
+    pub fn covers(&self, h: u64) -> bool {
+        self.parts <= 1 || h % u64::from(self.parts) == u64::from(self.part)
+    }
+
     fn build(seed: u64, bytes: usize, items: impl ExactSizeIterator<Item = u64> + Clone) -> Filter {
         let n = items.len().max(1);
         let m_bits = (bytes * 8).max(8);
@@ -229,6 +253,8 @@ impl Filter {
             seed,
             k: k.clamp(1, 8) as u8,
             bits: alloc::vec![0; m_bits / 8],
+            part: 0,
+            parts: 1,
         };
         for h in items {
             f.insert(h);
@@ -759,22 +785,30 @@ impl<I: NodeId> Sundial<I> {
         out
     }
 
-    fn my_filter(&self, rng: &mut dyn RngCore) -> Filter {
+    /// Filters describing this node's whole view: one per slice of the
+    /// digest space, as many slices as needed for ~10 bits per record but
+    /// at most `delta_frames()` (so O(log N) bytes), each within one frame.
+    fn my_filters(&self, rng: &mut dyn RngCore) -> Vec<Filter> {
         // Leave room for the envelope and the message's own fields.
-        let bytes = self.config.max_message_bytes.saturating_sub(48).max(8);
+        let frame = self.config.max_message_bytes.saturating_sub(56).max(8);
         let n = self.members.len();
-        // ~10 bits per item is enough for 1% false positives: don't send
-        // more than that.
         let wanted = (n * 10).div_ceil(8).max(8);
-        Filter::build(
-            rng.next_u64(),
-            bytes.min(wanted),
-            self.members
-                .values()
-                .map(|e| e.digest)
-                .collect::<Vec<_>>()
-                .into_iter(),
-        )
+        let parts = wanted.div_ceil(frame).clamp(1, self.delta_frames()) as u16;
+        (0..parts)
+            .map(|part| {
+                let digests: Vec<u64> = self
+                    .members
+                    .values()
+                    .map(|e| e.digest)
+                    .filter(|h| parts <= 1 || h % u64::from(parts) == u64::from(part))
+                    .collect();
+                let bytes = frame.min((digests.len() * 10).div_ceil(8).max(8));
+                let mut f = Filter::build(rng.next_u64(), bytes, digests.into_iter());
+                f.part = part;
+                f.parts = parts;
+                f
+            })
+            .collect()
     }
 
     /// How many delta frames one answer may carry: `ceil(log10(view))`,
@@ -794,7 +828,7 @@ impl<I: NodeId> Sundial<I> {
         let mut cur: Vec<Record<I>> = Vec::new();
         let mut used = 0usize;
         for (id, digest) in self.recent.values().rev() {
-            if filter.contains(*digest) {
+            if !filter.covers(*digest) || filter.contains(*digest) {
                 continue;
             }
             let e = &self.members[id];
@@ -819,7 +853,11 @@ impl<I: NodeId> Sundial<I> {
     }
 
     fn send_delta(&self, cx: &mut RingCtx<'_, I, Self>, to: &I, filter: &Filter) {
-        for records in self.delta_for(filter, self.delta_frames()) {
+        // The answer to one slice gets its share of the O(log N) budget.
+        let frames = self
+            .delta_frames()
+            .div_ceil(usize::from(filter.parts.max(1)));
+        for records in self.delta_for(filter, frames) {
             cx.send(
                 to.clone(),
                 SundialMsg::Delta {
@@ -1166,26 +1204,31 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
         match msg {
             SundialMsg::Syn { view_hash, .. } => {
                 if view_hash != self.view_hash {
-                    let filter = self.my_filter(cx.rng);
-                    cx.send(
-                        from,
-                        SundialMsg::SynAck {
-                            cluster: self.cluster,
-                            filter,
-                        },
-                    );
+                    for filter in self.my_filters(cx.rng) {
+                        cx.send(
+                            from.clone(),
+                            SundialMsg::SynAck {
+                                cluster: self.cluster,
+                                filter,
+                            },
+                        );
+                    }
                 }
             }
             SundialMsg::SynAck { filter, .. } => {
                 self.send_delta(cx, &from, &filter);
-                let filter = self.my_filter(cx.rng);
-                cx.send(
-                    from,
-                    SundialMsg::Pull {
-                        cluster: self.cluster,
-                        filter,
-                    },
-                );
+                // Answer the first slice with this node's own filters.
+                if filter.part == 0 {
+                    for filter in self.my_filters(cx.rng) {
+                        cx.send(
+                            from.clone(),
+                            SundialMsg::Pull {
+                                cluster: self.cluster,
+                                filter,
+                            },
+                        );
+                    }
+                }
             }
             SundialMsg::Pull { filter, .. } => {
                 self.send_delta(cx, &from, &filter);
@@ -1197,12 +1240,7 @@ impl<I: NodeId> Ring<I> for Sundial<I> {
             }
             SundialMsg::Join { record, .. } => {
                 self.merge(cx, record);
-                let nothing = Filter {
-                    seed: 0,
-                    k: 1,
-                    bits: Vec::new(),
-                };
-                self.send_delta(cx, &from, &nothing);
+                self.send_delta(cx, &from, &Filter::empty());
             }
             SundialMsg::Probe { seq, .. } => {
                 cx.send(
