@@ -647,15 +647,7 @@ impl<I: NodeId> Cartouche<I> {
             acks,
             nacks: BTreeSet::new(),
         });
-        let targets: Vec<I> = self
-            .members
-            .members()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
-        for t in targets {
-            cx.send(t, CartoucheMsg::Confirm { fencing });
-        }
+        cx.multicast(self.members.members(), &CartoucheMsg::Confirm { fencing });
         let at = cx.now + self.config.quorum_timeout;
         self.retry.arm(cx, at);
         self.check_confirmed(cx);
@@ -822,15 +814,10 @@ impl<I: NodeId> Cartouche<I> {
         }
         self.candidacy = Some(cand);
         self.stats.candidacies += 1;
-        let targets: Vec<I> = self
-            .members
-            .members()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
-        for t in targets {
-            cx.send(t, CartoucheMsg::PreVote { generation });
-        }
+        cx.multicast(
+            self.members.members(),
+            &CartoucheMsg::PreVote { generation },
+        );
         let backoff = self.random_backoff(cx.rng);
         let at = cx.now + self.config.quorum_timeout + backoff;
         self.retry.arm(cx, at);
@@ -855,15 +842,10 @@ impl<I: NodeId> Cartouche<I> {
             }
         }
         cx.emit(CartoucheEvent::Candidate { generation });
-        let targets: Vec<I> = self
-            .members
-            .members()
-            .filter(|m| **m != me)
-            .cloned()
-            .collect();
-        for t in targets {
-            cx.send(t, CartoucheMsg::Prepare { generation });
-        }
+        cx.multicast(
+            self.members.members(),
+            &CartoucheMsg::Prepare { generation },
+        );
         let backoff = self.random_backoff(cx.rng);
         let at = cx.now + self.config.quorum_timeout + backoff;
         self.retry.arm(cx, at);
