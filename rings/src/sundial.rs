@@ -787,24 +787,29 @@ impl<I: NodeId> Sundial<I> {
 
     /// Filters describing this node's whole view: one per slice of the
     /// digest space, as many slices as needed for ~10 bits per record but
-    /// at most `delta_frames()` (so O(log N) bytes), each within one frame.
+    /// at most `delta_frames()` (so O(log N) bytes), each within one frame,
+    /// built in one pass over the view with a fresh seed per message.
     fn my_filters(&self, rng: &mut dyn RngCore) -> Vec<Filter> {
+        self.build_filters(rng)
+    }
+
+    fn build_filters(&self, rng: &mut dyn RngCore) -> Vec<Filter> {
         // Leave room for the envelope and the message's own fields.
         let frame = self.config.max_message_bytes.saturating_sub(56).max(8);
         let n = self.members.len();
         let wanted = (n * 10).div_ceil(8).max(8);
         let parts = wanted.div_ceil(frame).clamp(1, self.delta_frames()) as u16;
-        (0..parts)
-            .map(|part| {
-                let digests: Vec<u64> = self
-                    .members
-                    .values()
-                    .map(|e| e.digest)
-                    .filter(|h| parts <= 1 || h % u64::from(parts) == u64::from(part))
-                    .collect();
+        let mut slices: Vec<Vec<u64>> = alloc::vec![Vec::new(); usize::from(parts)];
+        for e in self.members.values() {
+            slices[(e.digest % u64::from(parts)) as usize].push(e.digest);
+        }
+        slices
+            .into_iter()
+            .enumerate()
+            .map(|(part, digests)| {
                 let bytes = frame.min((digests.len() * 10).div_ceil(8).max(8));
                 let mut f = Filter::build(rng.next_u64(), bytes, digests.into_iter());
-                f.part = part;
+                f.part = part as u16;
                 f.parts = parts;
                 f
             })
