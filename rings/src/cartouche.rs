@@ -612,7 +612,7 @@ impl<I: NodeId> Cartouche<I> {
             Some(head) if head.node == me => {
                 let fencing = Fencing {
                     generation: tok.generation,
-                    sequence: tok.sequence + 1,
+                    sequence: tok.sequence.saturating_add(1),
                 };
                 let request = head.clone();
                 self.start_confirm(cx, fencing, request);
@@ -710,7 +710,7 @@ impl<I: NodeId> Cartouche<I> {
         let Some(mut tok) = self.token.take() else {
             return;
         };
-        tok.hops += 1;
+        tok.hops = tok.hops.saturating_add(1);
         self.last_seen = (tok.generation, tok.sequence, tok.hops);
         self.handoff = Some(Handoff {
             token: tok,

@@ -530,7 +530,7 @@ impl<I: NodeId> Sundial<I> {
     ) -> Result<Self, SundialError> {
         let mut s = Self::new(me.clone(), config, meta)?;
         let mut rec = s.members[&me].record.clone();
-        rec.incarnation = last_incarnation + 1;
+        rec.incarnation = last_incarnation.saturating_add(1);
         s.store(rec, Time::ZERO);
         Ok(s)
     }
@@ -663,7 +663,7 @@ impl<I: NodeId> Sundial<I> {
         }
         let meta = normalize_meta(meta)?;
         let mut rec = self.own().clone();
-        rec.incarnation += 1;
+        rec.incarnation = rec.incarnation.saturating_add(1);
         rec.meta = meta;
         self.store(rec, cx.now);
         cx.emit(SundialEvent::MetaChanged {
@@ -963,7 +963,7 @@ impl<I: NodeId> Sundial<I> {
         if rec.incarnation > above && rec.status == Status::Alive {
             return;
         }
-        rec.incarnation = above + 1;
+        rec.incarnation = above.saturating_add(1);
         rec.status = Status::Alive;
         rec.suspectors.clear();
         self.store(rec.clone(), cx.now);

@@ -196,3 +196,28 @@ fn a_minority_never_regenerates() {
     assert!(c.has_token());
     assert_eq!(c.stats().regenerations, 1);
 }
+
+#[test]
+fn extreme_numbers_from_peers_do_not_panic() {
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default());
+    let mut out = Vec::new();
+    let tok = Token {
+        generation: u64::MAX,
+        sequence: u64::MAX,
+        hops: u64::MAX,
+        queue: vec![],
+    };
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok));
+        c.request(cx, "x");
+        c.pass_token(cx);
+        c.on_message(
+            cx,
+            3,
+            CartoucheMsg::Prepare {
+                generation: u64::MAX,
+            },
+        );
+        c.start_candidacy(cx);
+    });
+}

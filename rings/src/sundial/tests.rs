@@ -376,3 +376,35 @@ fn messages_stay_bounded_with_a_large_view() {
     assert!(h.max_msg <= 1200 + 8, "largest frame {}", h.max_msg);
     let _ = format!("{}", h.max_msg);
 }
+
+#[test]
+fn extreme_incarnations_from_peers_do_not_panic() {
+    let mut h = Harness::new(1);
+    h.add(1, SundialConfig::default(), None);
+    let rec = Record {
+        id: 1u64,
+        incarnation: u64::MAX,
+        status: Status::Dead,
+        suspectors: Vec::new(),
+        meta: Vec::new(),
+    };
+    h.with_node(1, |s, cx| {
+        s.on_message(
+            cx,
+            2,
+            SundialMsg::Delta {
+                cluster: s.cluster,
+                records: alloc::vec![rec],
+            },
+        );
+        s.on_message(
+            cx,
+            2,
+            SundialMsg::Suspected {
+                cluster: s.cluster,
+                incarnation: u64::MAX,
+            },
+        )
+    });
+    assert_eq!(h.nodes[&1].own().status, Status::Alive);
+}
