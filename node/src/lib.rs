@@ -5,6 +5,7 @@
 
 pub mod gossip_cmd;
 pub mod ring_stats;
+pub mod segment_log;
 pub mod sim_cmd;
 pub mod storage;
 pub mod token_cmd;

@@ -15,6 +15,7 @@
 //! - [`ankh`]: Ankh Ring, consistent hashing with virtual nodes and hand-off plans.
 //! - [`phi`]: the phi-accrual failure detector (deterministic math via `libm`).
 //! - [`obelisk`]: Obelisk, the crash-safe sequencer (storage behind a trait).
+//! - [`logstore`]: the durable append-only record log behind each partition (trait + in-memory model).
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
 //! - [`sundial`]: Sundial Circle, gossip membership with phi-accrual failure detection.
 //! - [`cartouche`]: Cartouche Ring, token-passing mutual exclusion with safe regeneration and fencing.
@@ -29,6 +30,7 @@ pub mod ankh;
 pub mod cartouche;
 pub mod contract;
 pub mod hash;
+pub mod logstore;
 pub mod node;
 pub mod obelisk;
 pub mod order;
