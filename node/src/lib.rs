@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+mod fsutil;
 pub mod gossip_cmd;
 pub mod ring_stats;
 pub mod segment_log;

@@ -77,6 +77,8 @@ use std::path::{Path, PathBuf};
 use shen_rings::logstore::{check_record_len, LogStore, RecordTooLarge, MAX_RECORD_LEN};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::fsutil::{read_at, write_at};
+
 /// Default size at which a segment rolls: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -223,43 +225,7 @@ fn segment_header(base: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
 
 /// Make a directory entry durable.
 fn sync_dir(dir: &Path) -> Result<(), SegmentLogError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync directory", dir))?;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_at(file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.write_all_at(buf, pos)
-}
-
-#[cfg(not(unix))]
-fn write_at(mut file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    file.seek(SeekFrom::Start(pos))?;
-    file.write_all(buf)
-}
-
-#[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.read_exact_at(buf, pos)
-}
-
-#[cfg(not(unix))]
-fn read_at(mut file: &File, buf: &mut [u8], pos: u64) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    file.seek(SeekFrom::Start(pos))?;
-    file.read_exact(buf)
+    crate::fsutil::sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
 /// One segment file and its index.

@@ -48,6 +48,8 @@ use std::path::{Path, PathBuf};
 use shen_rings::obelisk::DurableCell;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::fsutil::write_at;
+
 /// File name used by [`FileCell::open`] inside the data directory.
 pub const DEFAULT_FILE_NAME: &str = "obelisk.cell";
 
@@ -168,30 +170,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Fil
 
 /// Make a directory entry durable.
 fn sync_dir(dir: &Path) -> Result<(), FileCellError> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync directory", dir))?;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.write_all_at(buf, offset)
-}
-
-#[cfg(not(unix))]
-fn write_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom, Write};
-    file.seek(SeekFrom::Start(offset))?;
-    file.write_all(buf)
+    crate::fsutil::sync_dir(dir).map_err(io_err("sync directory", dir))
 }
 
 impl FileCell {
