@@ -592,9 +592,16 @@ mod tests {
         let r = report(&args(5, 1_000, true)).unwrap();
         assert_eq!(r.violations, 0, "{:?}", r.first_violations);
         assert!(r.acquisitions > 100_000, "{}", r.acquisitions);
+        // Regeneration within the loss timeout plus two round trips (the
+        // simulated network's worst one-way delay is 5 ms + 10 ms reorder).
+        let regen = r
+            .regeneration_max_ms
+            .expect("the holder crash was exercised");
+        let two_rtt_ms = 2.0 * 2.0 * (5.0 + 10.0);
         assert!(
-            r.regeneration_max_ms.is_some(),
-            "the holder crash was exercised"
+            regen <= r.loss_timeout_ms + two_rtt_ms,
+            "regeneration {regen} ms vs loss timeout {} ms + {two_rtt_ms} ms",
+            r.loss_timeout_ms
         );
     }
 

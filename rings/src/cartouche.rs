@@ -105,6 +105,36 @@ impl FencedResource {
     }
 }
 
+/// Proof of a live grant. Carry its fencing number into every action on a
+/// protected resource, and give it back to [`Cartouche::release_guard`]
+/// when done. A sans-IO ring cannot observe a value being dropped: a guard
+/// dropped without release keeps the grant until its lease ends (the node
+/// runtime wraps it in an RAII type that sends the release on drop).
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "release the guard when done; dropping it holds the grant until its lease ends"]
+pub struct Guard {
+    id: u64,
+    fencing: Fencing,
+    lease_until: Time,
+}
+
+impl Guard {
+    /// The request this guard answers.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The grant's fencing number.
+    pub fn fencing(&self) -> Fencing {
+        self.fencing
+    }
+
+    /// When the lease ends, on the holder's clock.
+    pub fn lease_until(&self) -> Time {
+        self.lease_until
+    }
+}
+
 /// Cartouche settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CartoucheConfig {
@@ -431,6 +461,23 @@ impl<I: NodeId> Cartouche<I> {
         self.grant
             .as_ref()
             .map(|g| (g.request.id, g.fencing, g.lease_until))
+    }
+
+    /// A guard for request `id` if it is the active grant.
+    pub fn guard(&self, id: u64) -> Option<Guard> {
+        self.grant
+            .as_ref()
+            .filter(|g| g.request.id == id)
+            .map(|g| Guard {
+                id,
+                fencing: g.fencing,
+                lease_until: g.lease_until,
+            })
+    }
+
+    /// Release the grant behind `guard` (no-op if it already ended).
+    pub fn release_guard(&mut self, cx: &mut RingCtx<'_, I, Self>, guard: Guard) {
+        self.release(cx, guard.id);
     }
 
     /// Whether the token is at this node.
@@ -980,6 +1027,9 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
                     self.check_confirmed(cx);
                     return;
                 }
+                if c.acks.contains(&from) {
+                    return; // a duplicated Confirm's second answer
+                }
                 c.nacks.insert(from);
                 // Dead when a newer generation exists, or when so many
                 // members refused this number (another copy of the token
@@ -1003,7 +1053,10 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
                 }
             }
             CartoucheMsg::Prepare { generation } => {
-                let ok = self.acceptor_promise(cx.now, generation);
+                // Generations are ballots unique to their creator, so a
+                // repeated (duplicated) Prepare for the generation already
+                // promised is the same candidate asking again: say yes again.
+                let ok = generation == self.promised || self.acceptor_promise(cx.now, generation);
                 if ok {
                     // Give the candidate time to finish before competing.
                     self.watch_candidate(cx);

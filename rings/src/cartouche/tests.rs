@@ -90,10 +90,14 @@ fn a_lone_member_creates_the_token_and_grants_itself() {
     assert!(out
         .iter()
         .any(|o| matches!(o, Output::Event(CartoucheEvent::Granted { id: i, .. }) if *i == id)));
+    let guard = c.guard(id).expect("a guard for the active grant");
+    assert_eq!(guard.fencing().generation, 1 << 16);
+    assert!(c.guard(id + 1).is_none());
     call(&mut c, 7, Time::from_millis(3), &mut out, |c, cx| {
-        c.release(cx, id)
+        c.release_guard(cx, guard)
     });
     assert_eq!(c.holding(Time::from_millis(4)), None);
+    assert!(c.guard(id).is_none());
     // the lease bounds a grant that is never released
     let id2 = call(&mut c, 7, Time::from_millis(5), &mut out, |c, cx| {
         c.request(cx, "cfg")
