@@ -19,6 +19,7 @@
 //! - [`scarab`]: Scarab IDs, 64-bit time-sortable identifiers.
 //! - [`sundial`]: Sundial Circle, gossip membership with phi-accrual failure detection.
 //! - [`cartouche`]: Cartouche Ring, token-passing mutual exclusion with safe regeneration and fencing.
+//! - [`ouroboros`]: Ouroboros Circle, chain replication of the log partitions (epochs, Paxos-agreed chain table, stale-free tail reads).
 //! - [`stack`]: the standard ring stack (settings, node-wide events, node builder).
 //! - [`toy`]: Relay, a small teaching ring used to exercise drivers.
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod logstore;
 pub mod node;
 pub mod obelisk;
 pub mod order;
+pub mod ouroboros;
 pub mod phi;
 pub mod scarab;
 pub mod stack;

@@ -199,9 +199,18 @@ impl<I: NodeId, E: Clone + 'static> Clone for Node<I, E> {
             tokens: self.tokens.clone(),
             out: self.out.clone(),
             started: self.started,
+            reactor: self.reactor,
+            reacting: false,
         }
     }
 }
+
+/// How rings on one node react to each other's events: called with every
+/// event a ring emits, inside the same step, before the driver sees the
+/// outputs. It may run [`Node::command`]s (for example Ouroboros asking
+/// Cartouche for the token when Sundial reports a death). It lives in the
+/// node, not in a transport, so every driver gets the same behaviour.
+pub type Reactor<I, E> = fn(&mut Node<I, E>, Time, &mut dyn RngCore, &E);
 
 /// One node: its identity, the rings it runs and its pending outputs.
 ///
@@ -213,9 +222,11 @@ pub struct Node<I: NodeId, E: 'static> {
     tokens: TokenSource,
     out: Vec<NodeOutput<I, E>>,
     started: bool,
+    reactor: Option<Reactor<I, E>>,
+    reacting: bool,
 }
 
-impl<I: NodeId, E: 'static> Node<I, E> {
+impl<I: NodeId, E: Clone + 'static> Node<I, E> {
     /// A node with no rings yet. `incarnation` must differ between restarts
     /// of the same node (the driver picks it, e.g. from its seeded RNG or a
     /// persisted boot counter) so that timers from a previous life are never
@@ -227,7 +238,36 @@ impl<I: NodeId, E: 'static> Node<I, E> {
             tokens: TokenSource::new(incarnation),
             out: Vec::new(),
             started: false,
+            reactor: None,
+            reacting: false,
         }
+    }
+
+    /// Install the node's [`Reactor`].
+    pub fn set_reactor(&mut self, reactor: Reactor<I, E>) {
+        self.reactor = Some(reactor);
+    }
+
+    /// Feed the events emitted since output index `from` to the reactor,
+    /// including events its own commands emit.
+    fn react(&mut self, now: Time, rng: &mut dyn RngCore, from: usize) {
+        let Some(reactor) = self.reactor else {
+            return;
+        };
+        if self.reacting {
+            // A command run by the reactor: the outer loop sees its events.
+            return;
+        }
+        self.reacting = true;
+        let mut i = from;
+        while i < self.out.len() {
+            if let NodeOutput::Event { event, .. } = &self.out[i] {
+                let event = event.clone();
+                reactor(self, now, rng, &event);
+            }
+            i += 1;
+        }
+        self.reacting = false;
     }
 
     /// Host `ring`. Panics if a ring with the same id is already hosted —
@@ -295,6 +335,7 @@ impl<I: NodeId, E: 'static> Node<I, E> {
             return;
         }
         self.started = true;
+        let from = self.out.len();
         for r in &mut self.rings {
             r.start(Self::env(
                 &self.me,
@@ -304,6 +345,7 @@ impl<I: NodeId, E: 'static> Node<I, E> {
                 rng,
             ));
         }
+        self.react(now, rng, from);
     }
 
     /// Handle an envelope from `from`.
@@ -317,11 +359,14 @@ impl<I: NodeId, E: 'static> Node<I, E> {
         let i = self
             .index_of(envelope.ring)
             .ok_or(WireError::UnknownRing(envelope.ring))?;
-        self.rings[i].message(
+        let start = self.out.len();
+        let r = self.rings[i].message(
             Self::env(&self.me, &mut self.tokens, &mut self.out, now, rng),
             from,
             envelope,
-        )
+        );
+        self.react(now, rng, start);
+        r
     }
 
     /// Decode a frame of untrusted bytes from `from` and handle it.
@@ -339,35 +384,42 @@ impl<I: NodeId, E: 'static> Node<I, E> {
     /// A timer fired. Keys for rings this node does not host are ignored.
     pub fn handle_timer(&mut self, now: Time, rng: &mut dyn RngCore, key: TimerKey) {
         if let Some(i) = self.index_of(key.ring) {
+            let from = self.out.len();
             self.rings[i].timer(
                 Self::env(&self.me, &mut self.tokens, &mut self.out, now, rng),
                 key.token,
             );
+            self.react(now, rng, from);
         }
     }
 
     /// Fault-tolerance hook, fanned out to every ring: `member` joined.
     pub fn member_joined(&mut self, now: Time, rng: &mut dyn RngCore, member: &I) {
+        let from = self.out.len();
         for r in &mut self.rings {
             r.joined(
                 Self::env(&self.me, &mut self.tokens, &mut self.out, now, rng),
                 member,
             );
         }
+        self.react(now, rng, from);
     }
 
     /// Fault-tolerance hook, fanned out to every ring: `member` failed.
     pub fn member_failed(&mut self, now: Time, rng: &mut dyn RngCore, member: &I) {
+        let from = self.out.len();
         for r in &mut self.rings {
             r.failed(
                 Self::env(&self.me, &mut self.tokens, &mut self.out, now, rng),
                 member,
             );
         }
+        self.react(now, rng, from);
     }
 
     /// Fault-tolerance hook, fanned out to every ring: re-check invariants.
     pub fn stabilize(&mut self, now: Time, rng: &mut dyn RngCore) {
+        let from = self.out.len();
         for r in &mut self.rings {
             r.stabilize(Self::env(
                 &self.me,
@@ -377,6 +429,7 @@ impl<I: NodeId, E: 'static> Node<I, E> {
                 rng,
             ));
         }
+        self.react(now, rng, from);
     }
 
     /// Run a local command against ring `R` (for example "request the
@@ -391,6 +444,7 @@ impl<I: NodeId, E: 'static> Node<I, E> {
         R::Event: Into<E>,
     {
         let i = self.index_of(R::ID)?;
+        let from = self.out.len();
         let Node {
             me,
             rings,
@@ -399,7 +453,9 @@ impl<I: NodeId, E: 'static> Node<I, E> {
             ..
         } = self;
         let slot = rings[i].as_any_mut().downcast_mut::<Slot<I, R>>()?;
-        Some(slot.run(Self::env(me, tokens, out, now, rng), f))
+        let r = slot.run(Self::env(me, tokens, out, now, rng), f);
+        self.react(now, rng, from);
+        Some(r)
     }
 
     /// Read-only access to ring `R`'s state.

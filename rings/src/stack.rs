@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use alloc::string::String;
 
 use crate::cartouche::{Cartouche, CartoucheConfig, CartoucheEvent};
-use crate::contract::NodeId;
+use crate::contract::{NodeId, Time};
 use crate::node::Node;
+use crate::ouroboros::{Ouroboros, OuroborosConfig, OuroborosEvent};
+use rand_core::RngCore;
 use crate::phi::PhiConfig;
 use crate::sundial::{Sundial, SundialConfig, SundialEvent};
 use crate::toy::{Relay, RelayEvent};
@@ -215,6 +217,64 @@ impl CartoucheSettings {
     }
 }
 
+/// Settings of Ouroboros Circle (times in milliseconds), with defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OuroborosSettings {
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Chain length (replicas per partition).
+    pub rf: usize,
+    /// Housekeeping period.
+    pub tick_ms: u64,
+    /// Client operation deadline.
+    pub request_timeout_ms: u64,
+    /// Configuration round deadline.
+    pub round_timeout_ms: u64,
+    /// Most records per chain message.
+    pub max_batch: usize,
+}
+
+impl Default for OuroborosSettings {
+    fn default() -> Self {
+        let c = OuroborosConfig::default();
+        OuroborosSettings {
+            partitions: c.partitions,
+            rf: c.rf,
+            tick_ms: c.tick.as_millis() as u64,
+            request_timeout_ms: c.request_timeout.as_millis() as u64,
+            round_timeout_ms: c.round_timeout.as_millis() as u64,
+            max_batch: c.max_batch,
+        }
+    }
+}
+
+impl OuroborosSettings {
+    /// The protocol configuration these settings describe.
+    pub fn to_config(&self) -> OuroborosConfig {
+        OuroborosConfig {
+            partitions: self.partitions,
+            rf: self.rf,
+            tick: Duration::from_millis(self.tick_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            round_timeout: Duration::from_millis(self.round_timeout_ms),
+            max_batch: self.max_batch,
+            ..OuroborosConfig::default()
+        }
+    }
+
+    /// Check ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.request_timeout_ms == 0 {
+            return Err(("request_timeout_ms", "must be at least 1"));
+        }
+        if self.round_timeout_ms == 0 {
+            return Err(("round_timeout_ms", "must be at least 1"));
+        }
+        self.to_config().validate()
+    }
+}
+
 /// Which rings a node runs, with their settings. A ring whose field is
 /// `None` is not run.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
@@ -229,12 +289,19 @@ pub struct StackConfig {
     /// Cartouche Ring mutual exclusion (over every member of the world).
     #[serde(default)]
     pub cartouche: Option<CartoucheSettings>,
+    /// Ouroboros Circle chain replication (reconfigured through Cartouche
+    /// when both run, fed live members by Sundial when it runs).
+    #[serde(default)]
+    pub ouroboros: Option<OuroborosSettings>,
 }
 
 impl StackConfig {
     /// True when no ring is enabled.
     pub fn is_empty(&self) -> bool {
-        self.relay.is_none() && self.sundial.is_none() && self.cartouche.is_none()
+        self.relay.is_none()
+            && self.sundial.is_none()
+            && self.cartouche.is_none()
+            && self.ouroboros.is_none()
     }
 }
 
@@ -247,6 +314,8 @@ pub enum ShenEvent<I> {
     Sundial(SundialEvent<I>),
     /// From Cartouche Ring.
     Cartouche(CartoucheEvent),
+    /// From Ouroboros Circle.
+    Ouroboros(OuroborosEvent<I>),
 }
 
 impl<I> ShenEvent<I> {
@@ -272,6 +341,14 @@ impl<I> ShenEvent<I> {
         "cartouche.candidate",
         "cartouche.token_discarded",
         "cartouche.requested",
+        "ouroboros.appended",
+        "ouroboros.append_failed",
+        "ouroboros.read_done",
+        "ouroboros.read_failed",
+        "ouroboros.wants_reconfig",
+        "ouroboros.reconfig_done",
+        "ouroboros.reconfig_aborted",
+        "ouroboros.table_installed",
     ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
@@ -300,6 +377,16 @@ impl<I> ShenEvent<I> {
                 CartoucheEvent::TokenDiscarded { .. } => "cartouche.token_discarded",
                 CartoucheEvent::Requested { .. } => "cartouche.requested",
             },
+            ShenEvent::Ouroboros(e) => match e {
+                OuroborosEvent::Appended { .. } => "ouroboros.appended",
+                OuroborosEvent::AppendFailed { .. } => "ouroboros.append_failed",
+                OuroborosEvent::ReadDone { .. } => "ouroboros.read_done",
+                OuroborosEvent::ReadFailed { .. } => "ouroboros.read_failed",
+                OuroborosEvent::WantsReconfig => "ouroboros.wants_reconfig",
+                OuroborosEvent::ReconfigDone { .. } => "ouroboros.reconfig_done",
+                OuroborosEvent::ReconfigAborted { .. } => "ouroboros.reconfig_aborted",
+                OuroborosEvent::TableInstalled { .. } => "ouroboros.table_installed",
+            },
         }
     }
 }
@@ -307,6 +394,12 @@ impl<I> ShenEvent<I> {
 impl<I> From<CartoucheEvent> for ShenEvent<I> {
     fn from(e: CartoucheEvent) -> Self {
         ShenEvent::Cartouche(e)
+    }
+}
+
+impl<I> From<OuroborosEvent<I>> for ShenEvent<I> {
+    fn from(e: OuroborosEvent<I>) -> Self {
+        ShenEvent::Ouroboros(e)
     }
 }
 
@@ -365,7 +458,71 @@ pub fn build_node<I: NodeId>(
             node.add_ring(s.with_seeds(seeds));
         }
     }
+    if let Some(settings) = &config.ouroboros {
+        node.add_ring(Ouroboros::new(
+            members,
+            settings.to_config(),
+            incarnation > 1,
+        ));
+    }
+    node.set_reactor(shen_reactor::<I>);
     node
+}
+
+/// How the standard rings react to each other on one node:
+/// - Sundial's live members feed Ouroboros (which chains need a change);
+/// - Ouroboros asks Cartouche for the token to reconfigure, runs its round
+///   with the grant's fencing number as the ballot, and releases it.
+fn shen_reactor<I: NodeId>(
+    node: &mut Node<I, ShenEvent<I>>,
+    now: Time,
+    rng: &mut dyn RngCore,
+    event: &ShenEvent<I>,
+) {
+    match event {
+        ShenEvent::Sundial(_) => {
+            let Some(s) = node.ring::<Sundial<I>>() else {
+                return;
+            };
+            let live: Vec<I> = s.live_members().cloned().collect();
+            node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_live(live));
+        }
+        ShenEvent::Ouroboros(OuroborosEvent::WantsReconfig) => {
+            let id = node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.request(cx, "ouroboros"));
+            if id.is_some() {
+                node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_token_request(id));
+            }
+        }
+        ShenEvent::Cartouche(CartoucheEvent::Granted { id, fencing, .. }) => {
+            let ours = node
+                .ring::<Ouroboros<I>>()
+                .is_some_and(|o| o.token_request() == Some(*id));
+            if ours {
+                let f = *fencing;
+                node.command::<Ouroboros<I>, _>(now, rng, |o, cx| o.reconfigure(cx, f));
+            }
+        }
+        ShenEvent::Ouroboros(
+            OuroborosEvent::ReconfigDone { .. } | OuroborosEvent::ReconfigAborted { .. },
+        ) => {
+            let id = node.ring::<Ouroboros<I>>().and_then(|o| o.token_request());
+            if let Some(id) = id {
+                node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_token_request(None));
+                node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.release(cx, id));
+            }
+        }
+        ShenEvent::Cartouche(
+            CartoucheEvent::LeaseExpired { id, .. } | CartoucheEvent::Released { id, .. },
+        ) => {
+            let ours = node
+                .ring::<Ouroboros<I>>()
+                .is_some_and(|o| o.token_request() == Some(*id));
+            if ours {
+                node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_token_request(None));
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
