@@ -247,8 +247,9 @@ pub enum OuroborosMsg<I> {
         state: PaxosState<I>,
         /// Partitions whose chain lists the sender but whose log it lost.
         stale: Vec<u32>,
-        /// Partitions whose chain lists the sender, not yet caught up.
-        behind: Vec<u32>,
+        /// (partition, epoch) of the chains the sender is a caught-up
+        /// member of, by its installed table.
+        ready: Vec<(u32, Epoch)>,
     },
     /// Configurator → all: accept `table`.
     Accept {
@@ -460,16 +461,8 @@ struct Part<I> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append {
-        p: u32,
-        key: Vec<u8>,
-        data: Vec<u8>,
-    },
-    Read {
-        p: u32,
-        from: u64,
-        max: u32,
-    },
+    Append { p: u32, key: Vec<u8>, data: Vec<u8> },
+    Read { p: u32, from: u64, max: u32 },
 }
 
 #[derive(Clone, Debug)]
@@ -491,8 +484,9 @@ struct PendingRead<I> {
     deadline: Time,
 }
 
-/// A promise: the acceptor's state, its stale and its behind partitions.
-type Promised<I> = (PaxosState<I>, Vec<u32>, Vec<u32>);
+/// A promise: the acceptor's state, its stale partitions and the chains it
+/// is a caught-up member of.
+type Promised<I> = (PaxosState<I>, Vec<u32>, Vec<(u32, Epoch)>);
 
 #[derive(Clone, Debug)]
 enum Phase<I> {
@@ -759,7 +753,13 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// Read up to `max` committed records of partition `p` from offset
     /// `from` (at the tail); `ReadDone`/`ReadFailed` follows.
-    pub fn read_range(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32, from: u64, max: u32) -> u64 {
+    pub fn read_range(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        p: u32,
+        from: u64,
+        max: u32,
+    ) -> u64 {
         self.start_op(cx, Op::Read { p, from, max })
     }
 
@@ -788,7 +788,7 @@ impl<I: NodeId> Ouroboros<I> {
             (
                 self.paxos_state(),
                 self.stale_parts(cx.me),
-                self.behind_parts(cx.me),
+                self.ready_parts(cx.me),
             ),
         );
         self.round = Some(Round {
@@ -825,9 +825,13 @@ impl<I: NodeId> Ouroboros<I> {
             .collect()
     }
 
-    fn behind_parts(&self, me: &I) -> Vec<u32> {
+    fn ready_parts(&self, me: &I) -> Vec<(u32, Epoch)> {
         (0..self.config.partitions)
-            .filter(|&p| !self.parts[p as usize].ready && self.chain(p).members.contains(me))
+            .filter(|&p| {
+                let part = &self.parts[p as usize];
+                part.ready && !part.stale && self.chain(p).members.contains(me)
+            })
+            .map(|p| (p, self.chain(p).epoch))
             .collect()
     }
 
@@ -1017,10 +1021,17 @@ impl<I: NodeId> Ouroboros<I> {
         let member = self.position(p, &me).is_some();
         let single = self.chain(p).members.len() == 1;
         let part = &mut self.parts[p as usize];
-        if member && !was_member {
-            // Added (again): whatever it lost on a restart no longer matters,
-            // it is filled by state transfer like any new member.
+        // A member that stays in the chain and was caught up stays caught
+        // up: every acknowledgement of the last epoch included it.
+        let was_ready = was_member && part.ready && !part.stale;
+        if member && (!was_member || part.stale) {
+            // Added (again), or listed again after losing its log: it starts
+            // empty and is filled by state transfer. (An old copy could hold
+            // more than its new predecessor and break the prefix property.)
             part.stale = false;
+            part.log.clear();
+            part.dedupe.clear();
+            part.commit = 0;
         }
         let head = member && self.table.chains[p as usize].members[0] == me;
         if member && !head && (part.log.len() as u64) > part.commit {
@@ -1032,7 +1043,7 @@ impl<I: NodeId> Ouroboros<I> {
             Self::rebuild_dedupe(part);
         }
         part.sent = part.commit.min(part.log.len() as u64);
-        part.ready = single || head;
+        part.ready = single || head || was_ready;
         part.barrier = None;
         part.last_progress = cx.now;
         let waiters = core::mem::take(&mut part.waiters);
@@ -1135,14 +1146,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
         }
         for (client, req, o) in replies {
-            self.reply(
-                cx,
-                client,
-                OuroborosMsg::AppendReply {
-                    req,
-                    result: Ok(o),
-                },
-            );
+            self.reply(cx, client, OuroborosMsg::AppendReply { req, result: Ok(o) });
         }
         if let Some(pred) = self.predecessor(p, &me) {
             let epoch = self.chain(p).epoch;
@@ -1219,10 +1223,7 @@ impl<I: NodeId> Ouroboros<I> {
         if let Some(&o) = part.dedupe.get(&(from.clone(), req)) {
             self.stats.deduplicated += 1;
             if o < part.commit {
-                let msg = OuroborosMsg::AppendReply {
-                    req,
-                    result: Ok(o),
-                };
+                let msg = OuroborosMsg::AppendReply { req, result: Ok(o) };
                 return self.reply(cx, from, msg);
             }
             let ws = part.waiters.entry(o).or_default();
@@ -1293,7 +1294,14 @@ impl<I: NodeId> Ouroboros<I> {
             part.log.truncate(keep as usize);
             Self::rebuild_dedupe(part);
             self.stats.truncations += 1;
-            cx.send(from, OuroborosMsg::Sync { p, epoch, len: keep });
+            cx.send(
+                from,
+                OuroborosMsg::Sync {
+                    p,
+                    epoch,
+                    len: keep,
+                },
+            );
             return;
         }
         let mut changed = false;
@@ -1362,8 +1370,7 @@ impl<I: NodeId> Ouroboros<I> {
             Some(LogError::NotTail {
                 tail: self.chain(p).members.last().cloned(),
             })
-        } else if !self.recovered || self.parts[p as usize].stale || !self.parts[p as usize].ready
-        {
+        } else if !self.recovered || self.parts[p as usize].stale || !self.parts[p as usize].ready {
             Some(LogError::NotEnoughReplicas)
         } else {
             None
@@ -1526,14 +1533,14 @@ impl<I: NodeId> Ouroboros<I> {
             self.promised = ballot;
             let state = self.paxos_state();
             let stale = self.stale_parts(cx.me);
-            let behind = self.behind_parts(cx.me);
+            let ready = self.ready_parts(cx.me);
             cx.send(
                 from,
                 OuroborosMsg::Promise {
                     ballot,
                     state,
                     stale,
-                    behind,
+                    ready,
                 },
             );
         } else {
@@ -1669,7 +1676,10 @@ impl<I: NodeId> Ouroboros<I> {
             newest_committed = newest_committed.max(s.committed.ballot);
         }
         for (s, _, _) in promises.values() {
-            for t in [Some(&s.committed), s.accepted.as_ref()].into_iter().flatten() {
+            for t in [Some(&s.committed), s.accepted.as_ref()]
+                .into_iter()
+                .flatten()
+            {
                 if base.is_none_or(|b| t.ballot > b.ballot) {
                     base = Some(t);
                 }
@@ -1685,9 +1695,9 @@ impl<I: NodeId> Ouroboros<I> {
             .iter()
             .flat_map(|(n, (_, st, _))| st.iter().map(move |p| (n.clone(), *p)))
             .collect();
-        let behind: BTreeSet<(I, u32)> = promises
+        let ready: BTreeSet<(I, u32, Epoch)> = promises
             .iter()
-            .flat_map(|(n, (_, _, b))| b.iter().map(move |p| (n.clone(), *p)))
+            .flat_map(|(n, (_, _, r))| r.iter().map(move |(p, e)| (n.clone(), *p, *e)))
             .collect();
         // Alive: live by Sundial, or answered this round (a node that
         // answers is reachable, whatever a slow detector says).
@@ -1706,11 +1716,12 @@ impl<I: NodeId> Ouroboros<I> {
                     .filter(|m| alive(m) && !stale.contains(&((*m).clone(), p32)))
                     .cloned()
                     .collect();
-                // The new head must be known to hold everything: it answered
-                // and is caught up. Otherwise leave the chain alone.
-                let head_ok = survivors.first().is_some_and(|h| {
-                    promises.contains_key(h) && !behind.contains(&(h.clone(), p32))
-                });
+                // The new head must be known to hold everything: it is a
+                // caught-up member of this very chain epoch (so every
+                // acknowledgement included it). Otherwise leave the chain.
+                let head_ok = survivors
+                    .first()
+                    .is_some_and(|h| ready.contains(&(h.clone(), p32, c.epoch)));
                 if !head_ok {
                     return c.clone();
                 }
@@ -1723,7 +1734,8 @@ impl<I: NodeId> Ouroboros<I> {
                         next.push(d.clone());
                     }
                 }
-                if next == c.members {
+                let lost = c.members.iter().any(|m| stale.contains(&(m.clone(), p32)));
+                if next == c.members && !lost {
                     c.clone()
                 } else {
                     changed += 1;
@@ -1943,7 +1955,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 ballot,
                 state,
                 stale,
-                behind,
+                ready,
             } => {
                 if let Some(Round {
                     ballot: b,
@@ -1952,7 +1964,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 }) = &mut self.round
                 {
                     if *b == ballot && self.universe.contains(&from) {
-                        promises.insert(from, (state, stale, behind));
+                        promises.insert(from, (state, stale, ready));
                         self.progress_round(cx);
                     }
                 }
@@ -2054,9 +2066,12 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 };
                 self.on_reply(cx, from, req, r);
             }
-            OuroborosMsg::ClientRead { p, req, from: f, max } => {
-                self.on_client_read(cx, from, p, req, f, max)
-            }
+            OuroborosMsg::ClientRead {
+                p,
+                req,
+                from: f,
+                max,
+            } => self.on_client_read(cx, from, p, req, f, max),
             OuroborosMsg::ReadReply { req, result } => {
                 let r = match result {
                     Ok((records, committed)) => OpResult::Read(records, committed),
