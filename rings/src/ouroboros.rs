@@ -136,6 +136,11 @@ impl OuroborosConfig {
 pub struct Chain<I> {
     /// Changes whenever the members change.
     pub epoch: Epoch,
+    /// The epoch this chain was derived from. A member continues (keeps
+    /// its log and caught-up state) only if it held exactly that epoch; one
+    /// that skipped a configuration may have missed acknowledged records,
+    /// so it restarts as a new member.
+    pub prev: Epoch,
     /// Head first, tail last.
     pub members: Vec<I>,
 }
@@ -596,6 +601,7 @@ pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Tabl
         chains: (0..config.partitions)
             .map(|p| Chain {
                 epoch: Epoch::default(),
+                prev: Epoch::default(),
                 members: ring.chain_of(p).cloned().collect(),
             })
             .collect(),
@@ -1010,7 +1016,8 @@ impl<I: NodeId> Ouroboros<I> {
         });
         for p in 0..self.config.partitions {
             if old.chains[p as usize].epoch != self.chain(p).epoch {
-                let was_member = old.chains[p as usize].members.contains(cx.me);
+                let continuous = old.chains[p as usize].epoch == self.chain(p).prev;
+                let was_member = continuous && old.chains[p as usize].members.contains(cx.me);
                 self.begin_epoch(cx, p, was_member);
             }
         }
@@ -1741,6 +1748,7 @@ impl<I: NodeId> Ouroboros<I> {
                     changed += 1;
                     Chain {
                         epoch: ballot,
+                        prev: c.epoch,
                         members: next,
                     }
                 }
