@@ -538,6 +538,7 @@ pub struct Ouroboros<I> {
     table: Table<I>,
     promised: Epoch,
     accepted: Option<Table<I>>,
+    accepted_at: Time,
     /// May vote (false after a restart until a majority was heard).
     recovered: bool,
     recovery: BTreeMap<I, PaxosState<I>>,
@@ -635,6 +636,7 @@ impl<I: NodeId> Ouroboros<I> {
             table,
             promised: Epoch::default(),
             accepted: None,
+            accepted_at: Time::ZERO,
             recovered: !restarted,
             recovery: BTreeMap::new(),
             parts,
@@ -732,7 +734,16 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     /// True if some chain needs a change this node can see.
-    pub fn needs_reconfig(&self, me: &I) -> bool {
+    pub fn needs_reconfig(&self, me: &I, now: Time) -> bool {
+        // A table accepted but never committed (its configurator died or
+        // was outvoted) blocks tail reads until a round finishes it.
+        let pending = self.accepted.as_ref().is_some_and(|a| {
+            a.ballot > self.table.ballot
+                && now.saturating_since(self.accepted_at) >= self.config.round_timeout
+        });
+        if pending {
+            return true;
+        }
         let live_n = self.live.len();
         self.table.chains.iter().enumerate().any(|(p, c)| {
             c.members.iter().any(|m| !self.live.contains(m))
@@ -1569,6 +1580,7 @@ impl<I: NodeId> Ouroboros<I> {
         if ballot >= self.promised {
             self.promised = ballot;
             self.accepted = Some(table);
+            self.accepted_at = cx.now;
             cx.send(from, OuroborosMsg::Accepted { ballot });
         } else {
             cx.send(
@@ -1862,7 +1874,7 @@ impl<I: NodeId> Ouroboros<I> {
         if self.recovered
             && self.round.is_none()
             && self.token_request.is_none()
-            && self.needs_reconfig(&me)
+            && self.needs_reconfig(&me, now)
             && self
                 .wants_at
                 .is_none_or(|t| now.saturating_since(t) >= self.config.round_timeout)
