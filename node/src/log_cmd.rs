@@ -1,0 +1,686 @@
+//! `shen sim log`: drive Ouroboros Circle (with Sundial feeding it
+//! failures and Cartouche serialising its reconfigurations) in the
+//! simulator under a client workload and faults, record the history of
+//! client operations and check it.
+//!
+//! The checker (per partition, against the final log read back after the
+//! faults heal):
+//! - **no acknowledged append lost**: every append acknowledged with offset
+//!   `o` is the record at `o` in the final log;
+//! - **no duplicates, no phantoms**: every record in the final log was
+//!   appended by a client exactly once;
+//! - **one order**: every record any read returned is the record the final
+//!   log holds at that offset (all readers see prefixes of one order);
+//! - **no stale reads**: a read invoked after an append was acknowledged
+//!   returns a log that includes that append (real-time order);
+//!
+//! It also reports availability after healing: partitions whose final read
+//! fails are listed as *unavailable* (their acknowledged appends cannot be
+//! verified and are counted as such). That is a liveness gap, not a
+//! safety violation: a chain whose caught-up members are all gone stays
+//! unavailable rather than risk serving a log that misses acknowledged
+//! records.
+//!
+//! Faults (with `--faults`, on by default), from the seed: one node
+//! crashes and restarts with an empty disk, later another one crashes for
+//! good; a minority is partitioned away and healed; messages are lost
+//! (1%), duplicated (1%) and reordered (5%); two clocks drift by ±5%.
+//!
+//! Debugging a seed: `SHEN_LOG_TRACE=P` prints every table installation
+//! with partition `P`'s chain state on each node; `SHEN_LOG_DUMP=P` prints
+//! every node's state for `P` before the second crash and at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, ReadRecord};
+use shen_rings::stack::{
+    CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
+};
+use shen_rings::Time;
+use shen_transport_memory::{
+    Latency, NetConfig, RestartMode, Sim, SimConfig, TraceKind, TraceMode,
+};
+
+/// Exit code for bad input.
+const EXIT_USAGE: u8 = 2;
+
+/// Arguments of `shen sim log`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Cluster members.
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true)]
+    pub nodes: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub seed: u64,
+    /// Seeds to run (`seed..seed+runs`).
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true)]
+    pub runs: u64,
+    /// Virtual duration of the workload, in seconds (then faults heal and
+    /// the log is read back).
+    #[arg(long, default_value_t = 10, allow_hyphen_values = true)]
+    pub duration_s: u64,
+    /// Log partitions.
+    #[arg(long, default_value_t = 16, allow_hyphen_values = true)]
+    pub partitions: u32,
+    /// Client operations each node keeps in flight.
+    #[arg(long, default_value_t = 4, allow_hyphen_values = true)]
+    pub concurrency: u64,
+    /// Share of operations that are reads (0..1).
+    #[arg(long, default_value_t = 0.2, allow_hyphen_values = true)]
+    pub read_ratio: f64,
+    /// Inject faults (crash/restart, partition, loss, duplication,
+    /// reordering, clock drift).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub faults: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One run's result.
+#[derive(Clone, Debug, Serialize, PartialEq, Default)]
+pub struct LogRun {
+    /// Seed.
+    pub seed: u64,
+    /// Appends acknowledged.
+    pub acked: u64,
+    /// Appends that failed with a definite error (never applied).
+    pub failed: u64,
+    /// Appends whose outcome is unknown (timed out).
+    pub unknown: u64,
+    /// Reads completed.
+    pub reads: u64,
+    /// Records in the final logs.
+    pub records: u64,
+    /// Acknowledged appends per virtual second.
+    pub appends_per_s: f64,
+    /// Append latency p50 (virtual µs).
+    pub p50_us: u64,
+    /// Append latency p99 (virtual µs).
+    pub p99_us: u64,
+    /// Configuration rounds that changed chains.
+    pub reconfigurations: u64,
+    /// Partitions whose final read failed after healing.
+    pub unavailable: Vec<u32>,
+    /// Acknowledged appends in unavailable partitions (not verifiable).
+    pub unverified: u64,
+    /// Safety violations found (empty = the history is correct).
+    pub violations: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Append { value: u64, since: Time },
+    Read { since: Time },
+}
+
+fn value_bytes(v: u64) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+fn value_of(r: &ReadRecord<u64>) -> Option<u64> {
+    let b: [u8; 8] = r.data.as_slice().try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A completed read: partition, first offset, invocation time, records,
+/// and whether it was cut at the read limit.
+type ReadSeen = (u32, u64, Time, Vec<ReadRecord<u64>>, bool);
+
+struct History {
+    /// value → (partition, offset) for acknowledged appends, with the
+    /// completion time.
+    acked: BTreeMap<u64, (u32, u64, Time)>,
+    /// Every value ever sent.
+    invoked: BTreeSet<u64>,
+    /// Completed reads: (partition, from, invocation time, records, truncated).
+    reads: Vec<ReadSeen>,
+    /// Highest acknowledged offset per partition (where reads start).
+    top: BTreeMap<u32, u64>,
+}
+
+/// Run one seed with the checker.
+pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
+    let n = a.nodes;
+    let ouro = OuroborosSettings {
+        partitions: a.partitions,
+        ..OuroborosSettings::default()
+    };
+    let stack = StackConfig {
+        sundial: Some(SundialSettings {
+            join: JoinMode::AllMembers,
+            ..SundialSettings::default()
+        }),
+        cartouche: Some(CartoucheSettings::default()),
+        ouroboros: Some(ouro),
+        ..StackConfig::default()
+    };
+    let network = NetConfig {
+        latency: Latency::Uniform { min: 1.0, max: 5.0 },
+        loss: if a.faults { 0.01 } else { 0.0 },
+        duplicate: if a.faults { 0.01 } else { 0.0 },
+        reorder: if a.faults { 0.05 } else { 0.0 },
+        reorder_ms: if a.faults { 10.0 } else { 0.0 },
+    };
+    let mut sim = Sim::with_stack(
+        SimConfig {
+            seed,
+            nodes: n,
+            network,
+            trace: TraceMode::Full,
+        },
+        stack,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0b0b_0c0c);
+    let rand_between =
+        |rng: &mut ChaCha8Rng, lo: u64, hi: u64| lo + rng.next_u64() % (hi - lo).max(1);
+    let end = Time::from_secs(a.duration_s);
+
+    // Fault plan (times in ms, relative to the run).
+    let d_ms = a.duration_s * 1000;
+    let crash1_at = Time::from_millis(rand_between(&mut rng, d_ms / 10, d_ms / 5));
+    let restart1_at = crash1_at + Duration::from_millis(rand_between(&mut rng, 1_500, 2_500));
+    let part_at = Time::from_millis(rand_between(&mut rng, d_ms * 2 / 5, d_ms / 2));
+    let heal_at = part_at + Duration::from_millis(rand_between(&mut rng, 1_000, 4_000));
+    let crash2_at = Time::from_millis(rand_between(&mut rng, d_ms * 7 / 10, d_ms * 4 / 5));
+    let crash1 = rng.next_u64() % n;
+    let crash2 = (crash1 + 1 + rng.next_u64() % (n - 1).max(1)) % n;
+    let mut done = [false; 5];
+    if a.faults && n >= 3 {
+        for _ in 0..2 {
+            let node = rng.next_u64() % n;
+            let ppm = if rng.next_u64() % 2 == 0 {
+                50_000
+            } else {
+                -50_000
+            };
+            sim.set_drift(node, ppm).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut down: BTreeSet<u64> = BTreeSet::new();
+
+    let mut next_value: u64 = 1;
+    let mut pending: BTreeMap<(u64, u64), Pending> = BTreeMap::new();
+    let mut in_flight: BTreeMap<u64, u64> = (0..n).map(|i| (i, 0)).collect();
+    let mut hist = History {
+        acked: BTreeMap::new(),
+        invoked: BTreeSet::new(),
+        reads: Vec::new(),
+        top: BTreeMap::new(),
+    };
+    let mut run = LogRun {
+        seed,
+        ..LogRun::default()
+    };
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut trace_at: u64 = 0;
+    let mut last_issue = Time::ZERO;
+
+    let process =
+        |sim: &mut Sim<ShenEvent<u64>>,
+         trace_at: &mut u64,
+         pending: &mut BTreeMap<(u64, u64), Pending>,
+         in_flight: &mut BTreeMap<u64, u64>,
+         hist: &mut History,
+         run: &mut LogRun,
+         latencies: &mut Vec<u64>,
+         final_reads: &mut Option<&mut BTreeMap<u64, Vec<ReadRecord<u64>>>>| {
+            let now = sim.now();
+            let mut evs = Vec::new();
+            for (_, e) in sim.trace().since(*trace_at) {
+                if let TraceKind::Event {
+                    node,
+                    event: ShenEvent::Ouroboros(ev),
+                    ..
+                } = &e.kind
+                {
+                    evs.push((*node, ev.clone()));
+                }
+            }
+            *trace_at = sim.trace().total();
+            sim.trace_mut().clear_kept();
+            let watch = std::env::var("SHEN_LOG_TRACE")
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok());
+            for (node, ev) in evs {
+                if let (Some(p), OuroborosEvent::TableInstalled { .. }) = (watch, &ev) {
+                    if let Some(o) = sim.node(node).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+                        eprintln!(
+                            "t={} node {node} installs: {}",
+                            now.as_micros(),
+                            o.debug_partition(p)
+                        );
+                    }
+                }
+                match ev {
+                    OuroborosEvent::Appended {
+                        req,
+                        partition,
+                        offset,
+                    } => {
+                        if let Some(Pending::Append { value, since }) = pending.remove(&(node, req))
+                        {
+                            *in_flight.entry(node).or_default() -= 1;
+                            hist.acked.insert(value, (partition, offset, now));
+                            let t = hist.top.entry(partition).or_default();
+                            *t = (*t).max(offset);
+                            run.acked += 1;
+                            latencies.push((now - since).as_micros() as u64);
+                        }
+                    }
+                    OuroborosEvent::AppendFailed { req, error, .. }
+                        if pending.remove(&(node, req)).is_some() =>
+                    {
+                        *in_flight.entry(node).or_default() -= 1;
+                        if matches!(error, shen_rings::ouroboros::LogError::Timeout) {
+                            run.unknown += 1;
+                        } else {
+                            run.failed += 1;
+                        }
+                    }
+                    OuroborosEvent::ReadDone {
+                        req,
+                        partition,
+                        from,
+                        records,
+                        ..
+                    } => {
+                        if let Some(fr) = final_reads.as_deref_mut() {
+                            if pending.remove(&(node, req)).is_some() {
+                                fr.insert(u64::from(partition), records);
+                            }
+                            continue;
+                        }
+                        if let Some(Pending::Read { since }) = pending.remove(&(node, req)) {
+                            *in_flight.entry(node).or_default() -= 1;
+                            run.reads += 1;
+                            let truncated = records.len() >= 1024;
+                            hist.reads
+                                .push((partition, from, since, records, truncated));
+                        }
+                    }
+                    OuroborosEvent::ReadFailed { req, .. }
+                        if pending.remove(&(node, req)).is_some() && final_reads.is_none() =>
+                    {
+                        *in_flight.entry(node).or_default() -= 1;
+                    }
+                    OuroborosEvent::ReconfigDone { changed, .. } if changed > 0 => {
+                        run.reconfigurations += 1;
+                    }
+                    _ => {}
+                }
+            }
+        };
+
+    while sim.now() < end {
+        if !sim.step() {
+            break;
+        }
+        let now = sim.now();
+        process(
+            &mut sim,
+            &mut trace_at,
+            &mut pending,
+            &mut in_flight,
+            &mut hist,
+            &mut run,
+            &mut latencies,
+            &mut None,
+        );
+        if a.faults && n >= 5 {
+            if !done[0] && now >= crash1_at {
+                sim.crash(crash1).map_err(|e| e.to_string())?;
+                down.insert(crash1);
+                done[0] = true;
+            }
+            if !done[1] && now >= restart1_at {
+                sim.restart(crash1, RestartMode::LoseDisk)
+                    .map_err(|e| e.to_string())?;
+                down.remove(&crash1);
+                done[1] = true;
+            }
+            if !done[2] && now >= part_at {
+                let mut all: Vec<u64> = (0..n).collect();
+                for i in (1..all.len()).rev() {
+                    let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+                    all.swap(i, j);
+                }
+                let minority = (n as usize - 1) / 2;
+                let (small, big) = all.split_at(minority);
+                sim.partition(vec![small.to_vec(), big.to_vec()])
+                    .map_err(|e| e.to_string())?;
+                done[2] = true;
+            }
+            if !done[3] && now >= heal_at {
+                sim.heal().map_err(|e| e.to_string())?;
+                done[3] = true;
+            }
+            if !done[4] && now >= crash2_at && !down.contains(&crash2) {
+                if let Ok(p) = std::env::var("SHEN_LOG_DUMP").map(|v| v.parse::<u32>().unwrap_or(0))
+                {
+                    eprintln!("before crash of {crash2} at {}:", now.as_micros());
+                    for i in 0..n {
+                        if let Some(o) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+                            eprintln!("   node {i}: {}", o.debug_partition(p));
+                        }
+                    }
+                }
+                sim.crash(crash2).map_err(|e| e.to_string())?;
+                down.insert(crash2);
+                done[4] = true;
+            }
+        }
+        // Workload: keep `concurrency` operations in flight per live node,
+        // issued at most once per virtual millisecond.
+        if now.saturating_since(last_issue) < Duration::from_millis(1) {
+            continue;
+        }
+        last_issue = now;
+        for i in 0..n {
+            if down.contains(&i) {
+                continue;
+            }
+            while in_flight[&i] < a.concurrency {
+                let read = (rng.next_u64() % 1000) as f64 / 1000.0 < a.read_ratio;
+                let r = if read {
+                    let p = (rng.next_u64() % u64::from(a.partitions)) as u32;
+                    let top = hist.top.get(&p).copied().unwrap_or(0);
+                    let from = top.saturating_sub(rng.next_u64() % 64);
+                    sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.read_range(cx, p, from, 1024))
+                        .map_err(|e| e.to_string())?
+                        .map(|req| (req, Pending::Read { since: now }))
+                } else {
+                    let value = next_value;
+                    next_value += 1;
+                    hist.invoked.insert(value);
+                    let key = (rng.next_u64() % 4096).to_be_bytes();
+                    sim.command::<Ouroboros<u64>, _>(i, |o, cx| {
+                        o.append(cx, &key, value_bytes(value))
+                    })
+                    .map_err(|e| e.to_string())?
+                    .map(|req| (req, Pending::Append { value, since: now }))
+                };
+                let Some((req, p)) = r else {
+                    return Err("the node runs no Ouroboros ring".into());
+                };
+                pending.insert((i, req), p);
+                *in_flight.get_mut(&i).expect("present") += 1;
+            }
+        }
+        process(
+            &mut sim,
+            &mut trace_at,
+            &mut pending,
+            &mut in_flight,
+            &mut hist,
+            &mut run,
+            &mut latencies,
+            &mut None,
+        );
+    }
+    let workload_s = sim.now().as_micros() as f64 / 1e6;
+
+    // Heal, let every operation finish, then read every partition back.
+    if a.faults {
+        sim.heal().map_err(|e| e.to_string())?;
+    }
+    let settle = sim.now() + Duration::from_secs(8);
+    while sim.now() < settle && sim.step() {
+        process(
+            &mut sim,
+            &mut trace_at,
+            &mut pending,
+            &mut in_flight,
+            &mut hist,
+            &mut run,
+            &mut latencies,
+            &mut None,
+        );
+    }
+    let reader = (0..n).find(|i| !down.contains(i)).ok_or("no live node")?;
+    let mut finals: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
+    let mut complete: BTreeSet<u32> = BTreeSet::new();
+    let mut failures = 0;
+    while complete.len() < a.partitions as usize && failures < 10 {
+        let todo: Vec<u32> = (0..a.partitions)
+            .filter(|p| !complete.contains(p))
+            .collect();
+        let mut asked = BTreeMap::new();
+        for p in todo {
+            let from = finals.get(&u64::from(p)).map_or(0, |l| l.len() as u64);
+            let req = sim
+                .command::<Ouroboros<u64>, _>(reader, |o, cx| o.read_range(cx, p, from, 1024))
+                .map_err(|e| e.to_string())?
+                .ok_or("no ouroboros")?;
+            pending.insert((reader, req), Pending::Read { since: sim.now() });
+            asked.insert(p, req);
+        }
+        let mut got: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
+        let until = sim.now() + Duration::from_secs(3);
+        while sim.now() < until && sim.step() {
+            process(
+                &mut sim,
+                &mut trace_at,
+                &mut pending,
+                &mut in_flight,
+                &mut hist,
+                &mut run,
+                &mut latencies,
+                &mut Some(&mut got),
+            );
+            if asked.values().all(|r| !pending.contains_key(&(reader, *r))) {
+                break;
+            }
+        }
+        let mut progress = false;
+        for (p, recs) in got {
+            progress = true;
+            let full = recs.len() >= 1024;
+            finals.entry(p).or_default().extend(recs);
+            if !full {
+                complete.insert(p as u32);
+            }
+        }
+        if !progress {
+            failures += 1;
+        }
+    }
+
+    if let Ok(p) = std::env::var("SHEN_LOG_DUMP").map(|v| v.parse::<u32>().unwrap_or(0)) {
+        for i in 0..n {
+            match sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+                Some(o) => eprintln!("   node {i}: {}", o.debug_partition(p)),
+                None => eprintln!("   node {i}: down"),
+            }
+        }
+    }
+    // ---- check
+    let v = &mut run.violations;
+    let mut seen: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    for p in 0..a.partitions {
+        let Some(log) = finals.get(&u64::from(p)).filter(|_| complete.contains(&p)) else {
+            run.unavailable.push(p);
+            continue;
+        };
+        for r in log {
+            let Some(val) = value_of(r) else {
+                v.push(format!(
+                    "partition {p} offset {}: malformed record",
+                    r.offset
+                ));
+                continue;
+            };
+            if !hist.invoked.contains(&val) {
+                v.push(format!(
+                    "partition {p} offset {}: phantom value {val}",
+                    r.offset
+                ));
+            }
+            if let Some(prev) = seen.insert(val, (p, r.offset)) {
+                v.push(format!(
+                    "value {val} appears twice: {prev:?} and ({p}, {})",
+                    r.offset
+                ));
+            }
+        }
+        run.records += log.len() as u64;
+    }
+    let final_at = |p: u32, o: u64| -> Option<u64> {
+        finals
+            .get(&u64::from(p))
+            .and_then(|l| l.get(o as usize))
+            .and_then(value_of)
+    };
+    for (val, (p, o, _)) in &hist.acked {
+        if !complete.contains(p) {
+            run.unverified += 1;
+            continue;
+        }
+        {
+            match final_at(*p, *o) {
+                Some(x) if x == *val => {}
+                other => v.push(format!(
+                    "acknowledged append {val} at ({p}, {o}) lost: final log has {other:?}"
+                )),
+            }
+        }
+    }
+    for (p, from, since, records, truncated) in &hist.reads {
+        if !complete.contains(p) {
+            continue;
+        }
+        for r in records {
+            let got = value_of(r);
+            if got != final_at(*p, r.offset) {
+                v.push(format!(
+                    "read of partition {p} saw {got:?} at offset {} but the final log has {:?}",
+                    r.offset,
+                    final_at(*p, r.offset)
+                ));
+            }
+        }
+        if *truncated {
+            continue;
+        }
+        let end = from + records.len() as u64;
+        for (val, (ap, ao, at)) in &hist.acked {
+            if ap == p && at < since && *ao >= *from && *ao >= end {
+                v.push(format!(
+                    "stale read of partition {p} invoked at {}µs: append {val} acknowledged at {}µs (offset {ao}) is missing (read returned up to {end})",
+                    since.as_micros(),
+                    at.as_micros()
+                ));
+            }
+        }
+    }
+    v.truncate(20);
+    latencies.sort_unstable();
+    run.p50_us = percentile(&latencies, 0.5);
+    run.p99_us = percentile(&latencies, 0.99);
+    run.appends_per_s = run.acked as f64 / workload_s.max(1e-9);
+    Ok(run)
+}
+
+/// Run `shen sim log`.
+pub fn run(a: &LogArgs) -> ExitCode {
+    if a.nodes == 0 || a.nodes > 64 {
+        eprintln!("error: --nodes must be between 1 and 64");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if a.runs == 0 || a.duration_s == 0 || a.partitions == 0 || a.partitions > 1024 {
+        eprintln!("error: --runs and --duration-s must be positive, --partitions in 1..=1024");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    if !(0.0..=1.0).contains(&a.read_ratio) || a.concurrency == 0 {
+        eprintln!("error: --read-ratio must be in [0, 1] and --concurrency positive");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let mut runs = Vec::new();
+    for seed in a.seed..a.seed.saturating_add(a.runs) {
+        match run_one(a, seed) {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                eprintln!("error: seed {seed}: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let bad: Vec<&LogRun> = runs.iter().filter(|r| !r.violations.is_empty()).collect();
+    if a.json {
+        match serde_json::to_string_pretty(&runs) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for r in &runs {
+            println!(
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads, {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}",
+                r.seed,
+                r.acked,
+                r.appends_per_s,
+                r.failed,
+                r.unknown,
+                r.reads,
+                r.records,
+                r.p50_us as f64 / 1000.0,
+                r.p99_us as f64 / 1000.0,
+                r.reconfigurations,
+                if r.unavailable.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{} partitions unavailable after healing ({} acked appends unverified), ",
+                        r.unavailable.len(),
+                        r.unverified
+                    )
+                },
+                if r.violations.is_empty() {
+                    "ok".to_string()
+                } else {
+                    format!("{} VIOLATIONS", r.violations.len())
+                }
+            );
+            for v in &r.violations {
+                println!("    {v}");
+            }
+        }
+        let unavailable = runs.iter().filter(|r| !r.unavailable.is_empty()).count();
+        println!(
+            "verdict: {} of {} seeds correct ({} with partitions unavailable after healing){}",
+            runs.len() - bad.len(),
+            runs.len(),
+            unavailable,
+            if bad.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; replay a failing seed with `shen sim log --seed {}`",
+                    bad[0].seed
+                )
+            }
+        );
+    }
+    if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
