@@ -560,6 +560,23 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
     }
+    // Per partition: acknowledgements by time, each with the highest offset
+    // acknowledged up to then.
+    // Entries: (time, highest offset so far, its value, its ack time).
+    let mut by_time: BTreeMap<u32, Vec<(Time, u64, u64, Time)>> = BTreeMap::new();
+    for (val, (p, o, at)) in &hist.acked {
+        by_time.entry(*p).or_default().push((*at, *o, *val, *at));
+    }
+    for acks in by_time.values_mut() {
+        acks.sort_unstable();
+        let mut best: Option<(u64, u64, Time)> = None;
+        for a in acks.iter_mut() {
+            match best {
+                Some((bo, bv, bt)) if bo > a.1 => *a = (a.0, bo, bv, bt),
+                _ => best = Some((a.1, a.2, a.3)),
+            }
+        }
+    }
     for (p, from, since, records, truncated) in &hist.reads {
         if !complete.contains(p) {
             continue;
@@ -578,13 +595,18 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             continue;
         }
         let end = from + records.len() as u64;
-        for (val, (ap, ao, at)) in &hist.acked {
-            if ap == p && at < since && *ao >= *from && *ao >= end {
-                v.push(format!(
-                    "stale read of partition {p} invoked at {}µs: append {val} acknowledged at {}µs (offset {ao}) is missing (read returned up to {end})",
-                    since.as_micros(),
-                    at.as_micros()
-                ));
+        // The highest offset acknowledged before the read was invoked.
+        if let Some(acks) = by_time.get(p) {
+            let i = acks.partition_point(|(t, _, _, _)| t < since);
+            if i > 0 {
+                let (_, ao, val, at) = acks[i - 1];
+                if ao >= *from && ao >= end {
+                    v.push(format!(
+                        "stale read of partition {p} invoked at {}µs: append {val} acknowledged at {}µs (offset {ao}) is missing (read returned up to {end})",
+                        since.as_micros(),
+                        at.as_micros()
+                    ));
+                }
             }
         }
     }

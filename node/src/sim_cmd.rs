@@ -39,6 +39,9 @@ pub enum SimCommand {
     Gossip(crate::gossip_cmd::GossipArgs),
     /// Drive Cartouche under load and faults with a safety checker.
     Token(crate::token_cmd::TokenArgs),
+    /// Ouroboros chain replication under a client workload and faults, with
+    /// a history checker (lost, duplicated, reordered, stale)
+    Log(crate::log_cmd::LogArgs),
 }
 
 /// Arguments of `shen sim run`.
@@ -149,6 +152,7 @@ pub fn run(cmd: SimCommand) -> ExitCode {
         SimCommand::Bench(a) => bench_cmd(&a),
         SimCommand::Gossip(a) => crate::gossip_cmd::run(&a),
         SimCommand::Token(a) => crate::token_cmd::run(&a),
+        SimCommand::Log(a) => crate::log_cmd::run(&a),
     }
 }
 
