@@ -5,6 +5,7 @@
 
 mod fsutil;
 pub mod gossip_cmd;
+pub mod log_cmd;
 pub mod ring_stats;
 pub mod segment_log;
 pub mod sim_cmd;
