@@ -17,10 +17,10 @@ use crate::cartouche::{Cartouche, CartoucheConfig, CartoucheEvent};
 use crate::contract::{NodeId, Time};
 use crate::node::Node;
 use crate::ouroboros::{Ouroboros, OuroborosConfig, OuroborosEvent};
-use rand_core::RngCore;
 use crate::phi::PhiConfig;
 use crate::sundial::{Sundial, SundialConfig, SundialEvent};
 use crate::toy::{Relay, RelayEvent};
+use rand_core::RngCore;
 
 /// Settings of the Relay teaching ring.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
