@@ -576,6 +576,42 @@ mod tests {
             .into_iter()
             .map(ShenEvent::Cartouche),
         );
+        let b = crate::cartouche::Fencing::default();
+        all.extend(
+            [
+                OuroborosEvent::Appended {
+                    req: 1,
+                    partition: 0,
+                    offset: 0,
+                },
+                OuroborosEvent::AppendFailed {
+                    req: 1,
+                    partition: 0,
+                    error: crate::ouroboros::LogError::Timeout,
+                },
+                OuroborosEvent::ReadDone {
+                    req: 1,
+                    partition: 0,
+                    from: 0,
+                    records: Vec::new(),
+                    committed: 0,
+                },
+                OuroborosEvent::ReadFailed {
+                    req: 1,
+                    partition: 0,
+                    error: crate::ouroboros::LogError::StaleEpoch,
+                },
+                OuroborosEvent::WantsReconfig,
+                OuroborosEvent::ReconfigDone {
+                    ballot: b,
+                    changed: 1,
+                },
+                OuroborosEvent::ReconfigAborted { ballot: b },
+                OuroborosEvent::TableInstalled { ballot: b },
+            ]
+            .into_iter()
+            .map(ShenEvent::Ouroboros),
+        );
         for e in &all {
             assert!(ShenEvent::<u64>::NAMES.contains(&e.name()), "{}", e.name());
         }
