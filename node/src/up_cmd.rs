@@ -1,0 +1,307 @@
+//! `shen up --nodes N`: a local cluster of N `shen run` processes on
+//! loopback, each with its own temporary data directory. Waits until every
+//! node's Sundial view holds N live members, prints where to look, runs until
+//! Ctrl-C (or SIGTERM), then stops every node gracefully and cleans up.
+//!
+//! mDNS does not announce on the loopback interface (and is turned off here
+//! so nothing is multicast on the machine's real interfaces), so node 0's
+//! address is given to the others with `--peer`; from there identify, Kademlia and
+//! Sundial gossip spread the rest (no node is told about more than one).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::run_cmd::NodeInfo;
+use crate::status_cmd::{admin_from_data_dir, http_get};
+
+/// `shen up` flags.
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Number of node processes (1..=64).
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true)]
+    pub nodes: u32,
+    /// Where to put the nodes' data directories (kept afterwards). Default:
+    /// a temporary directory, removed on exit.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Give up if the views have not converged after this many seconds.
+    #[arg(long, default_value_t = 60, allow_hyphen_values = true)]
+    pub timeout_s: u64,
+    /// Stop the cluster as soon as it has converged (for scripts and tests).
+    #[arg(long)]
+    pub exit_when_ready: bool,
+}
+
+struct Proc {
+    child: Child,
+    dir: PathBuf,
+}
+
+struct Cluster {
+    procs: Vec<Proc>,
+    root: PathBuf,
+    remove_root: bool,
+}
+
+impl Cluster {
+    fn stop(&mut self) {
+        for p in &self.procs {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(p.child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in &mut self.procs {
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        self.procs.clear();
+        if self.remove_root {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>) -> Result<Child, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log = std::fs::File::create(dir.join("node.log"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        // mDNS cannot announce on loopback; keep it off so nothing is
+        // multicast on the machine's real interfaces.
+        .args([
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--admin",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(p) = peer {
+        cmd.args(["--peer", p]);
+    }
+    cmd.spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))
+}
+
+fn wait_info(dir: &Path, until: Instant, stop: &AtomicBool) -> Result<NodeInfo, String> {
+    loop {
+        if let Ok(info) = admin_from_data_dir(dir) {
+            if !info.listen_addrs.is_empty()
+                && http_get(&info.admin, "/", Duration::from_secs(1)).is_ok()
+            {
+                return Ok(info);
+            }
+        }
+        if Instant::now() > until || stop.load(Ordering::SeqCst) {
+            return Err(format!(
+                "node in {} did not start (see its node.log)",
+                dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn live_members(admin: &str) -> Option<u64> {
+    let body = http_get(admin, "/status", Duration::from_secs(2)).ok()?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v.get("live_members").and_then(|x| x.as_u64())
+}
+
+fn install_signal_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            f.store(true, Ordering::SeqCst);
+        });
+    });
+    flag
+}
+
+/// Run `shen up`.
+pub fn run(args: UpArgs) -> ExitCode {
+    if args.nodes == 0 || args.nodes > 64 {
+        eprintln!("error: --nodes must be between 1 and 64");
+        return ExitCode::from(2);
+    }
+    if args.timeout_s == 0 {
+        eprintln!("error: --timeout-s must be at least 1");
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find the shen binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (root, remove_root) = match &args.dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("shen-up-{}", std::process::id())),
+            true,
+        ),
+    };
+    if let Err(e) = std::fs::create_dir_all(&root) {
+        eprintln!("error: {}: {e}", root.display());
+        return ExitCode::from(2);
+    }
+    let stop = install_signal_flag();
+    let mut cluster = Cluster {
+        procs: Vec::new(),
+        root: root.clone(),
+        remove_root,
+    };
+    match start(&args, &exe, &root, &mut cluster, &stop) {
+        Ok(infos) => {
+            println!(
+                "shen up: {} nodes converged (every view has {} live members)",
+                args.nodes, args.nodes
+            );
+            println!();
+            for (i, info) in infos.iter().enumerate() {
+                println!(
+                    "node {i}  {}  http://{}/status  logs {}",
+                    info.peer_id,
+                    info.admin,
+                    root.join(format!("node-{i}")).join("node.log").display()
+                );
+            }
+            if let Some(first) = infos.first() {
+                println!();
+                println!(
+                    "  shen status --admin {}        # a readable table",
+                    first.admin
+                );
+                println!(
+                    "  curl -N http://{}/events      # live ring events",
+                    first.admin
+                );
+                println!("  curl http://{}/metrics        # Prometheus", first.admin);
+            }
+            if !args.exit_when_ready {
+                println!();
+                println!("running; press Ctrl-C to stop the cluster");
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    for (i, p) in cluster.procs.iter_mut().enumerate() {
+                        if let Ok(Some(st)) = p.child.try_wait() {
+                            eprintln!(
+                                "node {i} exited ({st}); see {}",
+                                p.dir.join("node.log").display()
+                            );
+                        }
+                    }
+                    cluster
+                        .procs
+                        .retain_mut(|p| !matches!(p.child.try_wait(), Ok(Some(_))));
+                }
+            }
+            println!("stopping {} nodes...", cluster.procs.len());
+            cluster.stop();
+            println!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            cluster.stop();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(
+    args: &UpArgs,
+    exe: &Path,
+    root: &Path,
+    cluster: &mut Cluster,
+    stop: &AtomicBool,
+) -> Result<Vec<NodeInfo>, String> {
+    let until = Instant::now() + Duration::from_secs(args.timeout_s);
+    let dir0 = root.join("node-0");
+    let _ = std::fs::remove_file(dir0.join(crate::run_cmd::NODE_INFO_FILE));
+    let c0 = spawn_node(exe, &dir0, None)?;
+    cluster.procs.push(Proc {
+        child: c0,
+        dir: dir0.clone(),
+    });
+    let info0 = wait_info(&dir0, until, stop)?;
+    let seed = format!("{}/p2p/{}", info0.listen_addrs[0], info0.peer_id);
+    for i in 1..args.nodes {
+        let dir = root.join(format!("node-{i}"));
+        let _ = std::fs::remove_file(dir.join(crate::run_cmd::NODE_INFO_FILE));
+        let c = spawn_node(exe, &dir, Some(&seed))?;
+        cluster.procs.push(Proc { child: c, dir });
+    }
+    let mut infos = vec![info0];
+    for p in cluster.procs.iter().skip(1) {
+        infos.push(wait_info(&p.dir, until, stop)?);
+    }
+    let n = u64::from(args.nodes);
+    loop {
+        let counts: Vec<Option<u64>> = infos.iter().map(|i| live_members(&i.admin)).collect();
+        if counts.iter().all(|c| *c == Some(n)) {
+            return Ok(infos);
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Err("interrupted before the cluster converged".into());
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "views did not converge within {}s (live members per node: {:?})",
+                args.timeout_s, counts
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

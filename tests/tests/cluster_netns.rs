@@ -1,0 +1,310 @@
+//! Multi-host tests in network namespaces (root only).
+//!
+//! Each test builds its own bridge and one namespace per host, joined by
+//! veth pairs (10.213.<net>.0/24; nothing routes outside the bridge, the
+//! bridge has no address). Nodes are started with no `--peer`: they must
+//! find each other by mDNS. Everything is removed on drop, also when the test
+//! fails. Status is read with `ip netns exec NS shen status --json` (admin
+//! HTTP listens on each namespace's own 127.0.0.1).
+//!
+//! Without root (or without `ip`), the tests print why they are skipped and
+//! pass.
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shen_tests::{shen_bin, wait_for, NodeProc};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root: network namespaces need CAP_NET_ADMIN".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("the `ip` tool (iproute2) is not installed".into());
+    }
+    let probe = format!(
+        "shpr{}-{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    if let Err(e) = ip(&["netns", "add", &probe]) {
+        return Some(format!("cannot create a network namespace: {e}"));
+    }
+    let _ = ip(&["netns", "del", &probe]);
+    None
+}
+
+/// A bridge and `n` namespaces; torn down on drop.
+struct Lab {
+    bridge: String,
+    hosts: Vec<Host>,
+}
+
+struct Host {
+    ns: String,
+    /// The root-namespace end of the veth (set down/up to partition).
+    veth: String,
+    addr: String,
+}
+
+impl Lab {
+    fn new(n: usize) -> Result<Lab, String> {
+        let tag = format!(
+            "{}{}",
+            std::process::id() % 10_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let net = (std::process::id() + NEXT.load(Ordering::SeqCst)) % 250;
+        let mut lab = Lab {
+            bridge: format!("shb{tag}"),
+            hosts: Vec::new(),
+        };
+        ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
+        // Multicast (mDNS) is flooded to every port: no snooping querier here.
+        let _ = ip(&[
+            "link",
+            "set",
+            &lab.bridge,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        ip(&["link", "set", &lab.bridge, "up"])?;
+        for i in 0..n {
+            let h = Host {
+                ns: format!("shn{tag}-{i}"),
+                veth: format!("shv{tag}{i}"),
+                addr: format!("10.213.{net}.{}", i + 1),
+            };
+            let inner = format!("shi{tag}{i}");
+            ip(&["netns", "add", &h.ns])?;
+            lab.hosts.push(h);
+            let h = lab.hosts.last().expect("just pushed");
+            ip(&[
+                "link", "add", &h.veth, "type", "veth", "peer", "name", &inner,
+            ])?;
+            ip(&["link", "set", &inner, "netns", &h.ns])?;
+            ip(&["link", "set", &h.veth, "master", &lab.bridge])?;
+            ip(&["link", "set", &h.veth, "up"])?;
+            ip(&[
+                "-n",
+                &h.ns,
+                "addr",
+                "add",
+                &format!("{}/24", h.addr),
+                "dev",
+                &inner,
+            ])?;
+            ip(&["-n", &h.ns, "link", "set", &inner, "up"])?;
+            ip(&["-n", &h.ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", &h.ns, "route", "add", "224.0.0.0/4", "dev", &inner])?;
+        }
+        Ok(lab)
+    }
+
+    fn start(&self, i: usize, dir: &std::path::Path, extra: &[&str]) -> NodeProc {
+        let listen = format!("/ip4/{}/tcp/4001", self.hosts[i].addr);
+        self.start_on(i, dir, &listen, extra)
+    }
+
+    fn start_on(&self, i: usize, dir: &std::path::Path, listen: &str, extra: &[&str]) -> NodeProc {
+        let mut args = vec!["--listen", listen, "--admin", "127.0.0.1:7600"];
+        args.extend_from_slice(extra);
+        let ns = self.hosts[i].ns.clone();
+        NodeProc::start(&["ip", "netns", "exec", &ns], dir, &args)
+    }
+
+    /// `live_members` as host `i` sees it (None if it does not answer).
+    fn live(&self, i: usize) -> Option<u64> {
+        self.status(i)?["live_members"].as_u64()
+    }
+
+    /// Host `i`'s `/status` through `shen status --json` in its namespace.
+    fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i].ns])
+            .arg(shen_bin())
+            .args(["status", "--json", "--admin", "127.0.0.1:7600"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn all_live(&self, idx: &[usize], n: u64) -> bool {
+        idx.iter().all(|&i| self.live(i) == Some(n))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for h in &self.hosts {
+            let _ = ip(&["link", "del", &h.veth]);
+            let _ = ip(&["netns", "del", &h.ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
+
+fn logs(nodes: &[NodeProc]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("--- node {i}\n{}", n.log()))
+        .collect()
+}
+
+#[test]
+fn netns_five_hosts_find_each_other_by_mdns_partition_and_heal() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED netns_five_hosts...: {why}");
+        return;
+    }
+    let lab = Lab::new(5).expect("build the namespace lab");
+    let root = tempfile::tempdir().unwrap();
+    let nodes: Vec<NodeProc> = (0..5)
+        .map(|i| lab.start(i, &root.path().join(format!("h{i}")), &[]))
+        .collect();
+    let all = [0, 1, 2, 3, 4];
+    let t0 = Instant::now();
+    let ok = (|| {
+        let until = Instant::now() + Duration::from_secs(45);
+        while Instant::now() < until {
+            if lab.all_live(&all, 5) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    })();
+    assert!(
+        ok,
+        "5 hosts did not converge by mDNS in 45 s\n{}",
+        logs(&nodes)
+    );
+    eprintln!("converged by mDNS in {:?}", t0.elapsed());
+
+    // Partition host 4 off (its link down), then heal.
+    ip(&["link", "set", &lab.hosts[4].veth, "down"]).unwrap();
+    wait_for(
+        "the majority to drop the cut-off host",
+        Duration::from_secs(30),
+        || lab.all_live(&[0, 1, 2, 3], 4).then_some(()),
+    );
+    eprintln!("partition detected after {:?}", t0.elapsed());
+    // Keep the link down 10 s (SHEN_TEST_PARTITION_HOLD_S to change it): long
+    // enough for TCP's retransmission back-off to grow, so healing relies on
+    // stale connections being replaced (ShenHost::on_tick).
+    let hold: u64 = std::env::var("SHEN_TEST_PARTITION_HOLD_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .min(120);
+    std::thread::sleep(Duration::from_secs(hold));
+    let t0 = Instant::now();
+    ip(&["link", "set", &lab.hosts[4].veth, "up"]).unwrap();
+    let healed = (|| {
+        let until = Instant::now() + Duration::from_secs(45);
+        while Instant::now() < until {
+            if lab.all_live(&all, 5) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    })();
+    assert!(healed, "views did not heal in 45 s\n{}", logs(&nodes));
+    eprintln!("healed {:?} after the link came back", t0.elapsed());
+    drop(nodes);
+}
+
+#[test]
+fn netns_a_node_without_the_psk_cannot_join_a_private_cluster() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED netns_..._psk: {why}");
+        return;
+    }
+    let lab = Lab::new(4).expect("build the namespace lab");
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("swarm.key");
+    std::fs::write(
+        &key,
+        shen_transport_libp2p::identity::psk_file_text(&[0x5a; 32]),
+    )
+    .unwrap();
+    let other_key = root.path().join("other.key");
+    std::fs::write(
+        &other_key,
+        shen_transport_libp2p::identity::psk_file_text(&[0x33; 32]),
+    )
+    .unwrap();
+    let k = key.to_str().unwrap();
+    // On 0.0.0.0 the nodes also listen on their namespace's loopback, which
+    // must never be advertised (nor dialled when learned by mDNS).
+    let mut nodes: Vec<NodeProc> = (0..3)
+        .map(|i| {
+            lab.start_on(
+                i,
+                &root.path().join(format!("p{i}")),
+                "/ip4/0.0.0.0/tcp/4001",
+                &["--psk", k],
+            )
+        })
+        .collect();
+    // Host 3 has no key, and later a wrong one.
+    nodes.push(lab.start(3, &root.path().join("stranger"), &[]));
+    wait_for(
+        "the 3 private nodes to converge",
+        Duration::from_secs(45),
+        || lab.all_live(&[0, 1, 2], 3).then_some(()),
+    );
+    let st = lab.status(0).unwrap();
+    let listen = st["net"]["listen_addrs"].to_string();
+    let external = st["net"]["external_addrs"].to_string();
+    assert!(listen.contains("127.0.0.1"), "{listen}");
+    assert!(
+        !external.contains("127.0.0.1") && external.contains("10.213."),
+        "{external}"
+    );
+    assert_eq!(st["net"]["private"], true);
+    // Give the stranger time to try (mDNS asks every 5 s).
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(
+        lab.live(3),
+        Some(1),
+        "the stranger joined\n{}",
+        logs(&nodes)
+    );
+    assert!(lab.all_live(&[0, 1, 2], 3), "{}", logs(&nodes));
+    let mut stranger = nodes.pop().unwrap();
+    assert_eq!(stranger.terminate(Duration::from_secs(10)), Some(0));
+    let ok = other_key.to_str().unwrap();
+    nodes.push(lab.start(3, &root.path().join("stranger"), &["--psk", ok]));
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(lab.live(3), Some(1), "a wrong key joined\n{}", logs(&nodes));
+    assert!(lab.all_live(&[0, 1, 2], 3), "{}", logs(&nodes));
+}

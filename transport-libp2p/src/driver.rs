@@ -1,0 +1,1138 @@
+//! The event loop: one libp2p swarm, one sans-IO node, real time.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::core::transport::Transport as _;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+use shen_rings::{Envelope, Node, NodeOutput, RingId, Time, TimerKey, WireError};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::frame::{encode_frame, FrameDecoder};
+use crate::{shen_protocol, PeerKey, IDENTIFY_VERSION, KAD_PROTOCOL};
+
+/// Transport settings.
+#[derive(Clone)]
+pub struct Config {
+    /// The node's identity (see [`crate::identity::load_or_create_identity`]).
+    pub keypair: Keypair,
+    /// Addresses to listen on (`/ip4/0.0.0.0/tcp/0`, `/ip4/0.0.0.0/udp/0/quic-v1`).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (and again until connected): Kademlia
+    /// bootstrap and Sundial join candidates. Optional.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Private cluster key: TCP is wrapped in pnet and QUIC is disabled.
+    pub psk: Option<PreSharedKey>,
+    /// mDNS discovery on the LAN.
+    pub mdns: bool,
+    /// How often mDNS asks the LAN.
+    pub mdns_query_interval: Duration,
+    /// How often Kademlia re-bootstraps and unconnected `bootstrap`
+    /// addresses are re-dialled.
+    pub housekeeping_interval: Duration,
+    /// Inbound frames per second one stream may send (twice that as a
+    /// burst) before its connection is closed as a flood.
+    pub max_frames_per_sec: u32,
+    /// Close connections idle for this long.
+    pub idle_timeout: Duration,
+    /// After [`Handle::shutdown`], keep running this long so the leave
+    /// messages are flushed.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Defaults: TCP and QUIC on every interface, mDNS on, no PSK.
+    pub fn new(keypair: Keypair) -> Config {
+        Config {
+            keypair,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr"),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .expect("valid multiaddr"),
+            ],
+            bootstrap: Vec::new(),
+            psk: None,
+            mdns: true,
+            mdns_query_interval: Duration::from_secs(5),
+            housekeeping_interval: Duration::from_secs(5),
+            max_frames_per_sec: 20_000,
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Building the swarm failed.
+    #[error("cannot build the libp2p swarm: {0}")]
+    Build(String),
+    /// A listen address was refused.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// A listen address uses a transport that is off (QUIC with a PSK).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Counters exported on `/metrics`.
+#[derive(Default, Debug)]
+pub struct Metrics {
+    messages_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    messages_received: AtomicU64,
+    bytes_received: AtomicU64,
+    messages_dropped: AtomicU64,
+    bad_frames: AtomicU64,
+    floods: AtomicU64,
+    connections_opened: AtomicU64,
+    connections_closed: AtomicU64,
+    peers_discovered: AtomicU64,
+    timers_fired: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Envelopes queued to peers.
+    pub messages_sent: u64,
+    /// Their encoded bytes (frames with prefix).
+    pub bytes_sent: u64,
+    /// Envelopes received and handed to the node.
+    pub messages_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Envelopes dropped (peer unreachable, queue full).
+    pub messages_dropped: u64,
+    /// Malformed, oversized or wrong-version frames (connection closed).
+    pub bad_frames: u64,
+    /// Streams closed for exceeding the frame rate.
+    pub floods: u64,
+    /// Connections established.
+    pub connections_opened: u64,
+    /// Connections closed.
+    pub connections_closed: u64,
+    /// Times a Shen peer was handed to the host (identify).
+    pub peers_discovered: u64,
+    /// Ring timers fired.
+    pub timers_fired: u64,
+}
+
+impl Metrics {
+    fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Read every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            messages_sent: g(&self.messages_sent),
+            bytes_sent: g(&self.bytes_sent),
+            messages_received: g(&self.messages_received),
+            bytes_received: g(&self.bytes_received),
+            messages_dropped: g(&self.messages_dropped),
+            bad_frames: g(&self.bad_frames),
+            floods: g(&self.floods),
+            connections_opened: g(&self.connections_opened),
+            connections_closed: g(&self.connections_closed),
+            peers_discovered: g(&self.peers_discovered),
+            timers_fired: g(&self.timers_fired),
+        }
+    }
+}
+
+/// What the loop knows about the network, shown to commands and the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct NetView {
+    /// This node.
+    pub peer_id: String,
+    /// Addresses the swarm listens on.
+    pub listen_addrs: Vec<String>,
+    /// Addresses advertised to peers (listen addresses without loopback,
+    /// unless the node listens only on loopback).
+    pub external_addrs: Vec<String>,
+    /// Peers with an open connection.
+    pub connected: Vec<String>,
+    /// Whether a pre-shared key is in force.
+    pub private: bool,
+    /// Seconds since the transport started.
+    pub uptime_s: f64,
+    #[serde(skip)]
+    connected_ids: Vec<PeerId>,
+}
+
+impl NetView {
+    /// Connected peers as ids.
+    pub fn connected_peers(&self) -> &[PeerId] {
+        &self.connected_ids
+    }
+}
+
+type NodeFn<E> = Box<dyn FnOnce(&mut Node<PeerKey, E>, &NetView, Time, &mut dyn RngCore) + Send>;
+
+/// A request to the event loop.
+pub enum Command<E: 'static> {
+    /// Run this against the node (from an admin request, a client...).
+    Run(NodeFn<E>),
+    /// Leave gracefully ([`Host::on_shutdown`]), flush for the grace
+    /// period, stop.
+    Shutdown,
+}
+
+/// A cloneable, `Send` handle to a running transport.
+pub struct Handle<E: 'static> {
+    tx: mpsc::UnboundedSender<Command<E>>,
+    metrics: Arc<Metrics>,
+    peer_id: PeerId,
+}
+
+impl<E: 'static> Clone for Handle<E> {
+    fn clone(&self) -> Self {
+        Handle {
+            tx: self.tx.clone(),
+            metrics: self.metrics.clone(),
+            peer_id: self.peer_id,
+        }
+    }
+}
+
+impl<E: 'static> Handle<E> {
+    /// Run `f` on the loop's thread with the node; the answer arrives on
+    /// the returned receiver (dropped if the loop has stopped).
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node<PeerKey, E>, &NetView, Time, &mut dyn RngCore) -> T + Send + 'static,
+    ) -> oneshot::Receiver<T> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Run(Box::new(move |n, v, t, r| {
+            let _ = tx.send(f(n, v, t, r));
+        })));
+        rx
+    }
+
+    /// Ask the loop to leave and stop.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown);
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+}
+
+/// The application's reactions (this is where ring-specific policy lives;
+/// the transport itself knows no protocol).
+pub trait Host<E: 'static> {
+    /// A peer speaking the Shen protocol was found (mDNS, Kademlia, a
+    /// `--peer` address) and identified itself. Called on every new
+    /// connection's identify exchange.
+    fn on_peer(
+        &mut self,
+        _node: &mut Node<PeerKey, E>,
+        _now: Time,
+        _rng: &mut dyn RngCore,
+        _peer: PeerKey,
+    ) {
+    }
+    /// A ring event.
+    fn on_event(&mut self, _now: Time, _ring: RingId, _event: &E) {}
+    /// The listen addresses changed.
+    fn on_listen(&mut self, _view: &NetView) {}
+    /// Called about once a second. Returns peers whose connections should
+    /// be closed (for example: connected, but silent to the rings for a long
+    /// time — after a partition a stale TCP connection can sit in
+    /// retransmission back-off for tens of seconds, while a fresh one, dialled
+    /// on the next discovery, works at once).
+    fn on_tick(
+        &mut self,
+        _node: &mut Node<PeerKey, E>,
+        _view: &NetView,
+        _now: Time,
+        _rng: &mut dyn RngCore,
+    ) -> Vec<PeerKey> {
+        Vec::new()
+    }
+    /// Shutdown was requested: leave gracefully.
+    fn on_shutdown(&mut self, _node: &mut Node<PeerKey, E>, _now: Time, _rng: &mut dyn RngCore) {}
+}
+
+/// Whether `addr` is a loopback IP address.
+pub fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}
+
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic))
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    stream: libp2p_stream::Behaviour,
+    identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+enum Inbound {
+    Frame {
+        peer: PeerId,
+        env: Envelope,
+        bytes: usize,
+    },
+    Bad {
+        peer: PeerId,
+        reason: String,
+        flood: bool,
+    },
+}
+
+struct WriterExit {
+    peer: PeerId,
+    gen: u64,
+    failed_open: bool,
+}
+
+struct Outbound {
+    tx: mpsc::Sender<Vec<u8>>,
+    gen: u64,
+}
+
+/// Inbound Shen streams one peer may have open at once.
+const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+
+fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
+    if let Ok(mut m) = open.lock() {
+        if let Some(n) = m.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&peer);
+            }
+        }
+    }
+}
+
+/// Outbound frames queued per peer before new ones are dropped.
+const OUTBOUND_QUEUE: usize = 1024;
+/// How long a peer whose stream could not be opened is not retried.
+const OPEN_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A libp2p swarm ready to drive a node.
+pub struct Transport<E: 'static> {
+    swarm: Swarm<Behaviour>,
+    config: Config,
+    local: PeerId,
+    only_loopback: bool,
+    metrics: Arc<Metrics>,
+    cmd_tx: mpsc::UnboundedSender<Command<E>>,
+    cmd_rx: mpsc::UnboundedReceiver<Command<E>>,
+    start: Instant,
+    rng: ChaCha8Rng,
+    timers: BTreeSet<(Time, u64, TimerKey)>,
+    armed: HashMap<TimerKey, (Time, u64)>,
+    timer_seq: u64,
+    outbound: HashMap<PeerId, Outbound>,
+    backoff: HashMap<PeerId, Instant>,
+    writer_gen: u64,
+    exit_tx: mpsc::UnboundedSender<WriterExit>,
+    exit_rx: mpsc::UnboundedReceiver<WriterExit>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound_rx: mpsc::Receiver<Inbound>,
+    local_queue: VecDeque<Envelope>,
+    listen_addrs: Vec<Multiaddr>,
+    connected: HashMap<PeerId, usize>,
+    bootstrap_connected: HashSet<Multiaddr>,
+}
+
+impl<E: Clone + 'static> Transport<E> {
+    /// Build the swarm and start listening. Must be called inside a tokio
+    /// runtime.
+    pub fn new(config: Config) -> Result<(Transport<E>, Handle<E>), TransportError> {
+        let local = config.keypair.public().to_peer_id();
+        if config.psk.is_some() {
+            if let Some(a) = config.listen.iter().find(|a| is_quic(a)) {
+                return Err(TransportError::Unsupported(format!(
+                    "cannot listen on {a}: QUIC is disabled in a private (--psk) cluster; pnet works over TCP only"
+                )));
+            }
+        }
+        let mut swarm = build_swarm(&config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| TransportError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let only_loopback = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
+        let metrics = Arc::new(Metrics::default());
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let handle = Handle {
+            tx: cmd_tx.clone(),
+            metrics: metrics.clone(),
+            peer_id: local,
+        };
+        let t = Transport {
+            swarm,
+            config,
+            local,
+            only_loopback,
+            metrics,
+            cmd_tx,
+            cmd_rx,
+            start: Instant::now(),
+            rng: ChaCha8Rng::from_os_rng(),
+            timers: BTreeSet::new(),
+            armed: HashMap::new(),
+            timer_seq: 0,
+            outbound: HashMap::new(),
+            backoff: HashMap::new(),
+            writer_gen: 0,
+            exit_tx,
+            exit_rx,
+            inbound_tx,
+            inbound_rx,
+            local_queue: VecDeque::new(),
+            listen_addrs: Vec::new(),
+            connected: HashMap::new(),
+            bootstrap_connected: HashSet::new(),
+        };
+        Ok((t, handle))
+    }
+
+    /// This node's PeerId.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    /// A handle (the same as the one [`Transport::new`] returned).
+    pub fn handle(&self) -> Handle<E> {
+        Handle {
+            tx: self.cmd_tx.clone(),
+            metrics: self.metrics.clone(),
+            peer_id: self.local,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn instant_of(&self, t: Time) -> Instant {
+        self.start + Duration::from_micros(t.as_micros())
+    }
+
+    fn view(&self) -> NetView {
+        let mut connected_ids: Vec<PeerId> = self.connected.keys().copied().collect();
+        connected_ids.sort();
+        NetView {
+            peer_id: self.local.to_string(),
+            listen_addrs: self.listen_addrs.iter().map(|a| a.to_string()).collect(),
+            external_addrs: self
+                .swarm
+                .external_addresses()
+                .map(|a| a.to_string())
+                .collect(),
+            connected: connected_ids.iter().map(|p| p.to_string()).collect(),
+            private: self.config.psk.is_some(),
+            uptime_s: self.start.elapsed().as_secs_f64(),
+            connected_ids,
+        }
+    }
+
+    /// Whether an address learned from a remote peer may be dialled.
+    fn allowed(&self, addr: &Multiaddr) -> bool {
+        if is_loopback(addr) && !self.only_loopback {
+            return false;
+        }
+        if self.config.psk.is_some() && is_quic(addr) {
+            return false;
+        }
+        match ip_of(addr) {
+            Some(IpAddr::V4(ip)) => !ip.is_unspecified(),
+            Some(IpAddr::V6(ip)) => !ip.is_unspecified(),
+            None => true,
+        }
+    }
+
+    /// Start the node and run until [`Handle::shutdown`].
+    pub async fn run<H: Host<E>>(mut self, mut node: Node<PeerKey, E>, mut host: H) {
+        let control = self.swarm.behaviour().stream.new_control();
+        let mut accept_control = control.clone();
+        match accept_control.accept(shen_protocol()) {
+            Ok(mut incoming) => {
+                let tx = self.inbound_tx.clone();
+                let rate = self.config.max_frames_per_sec.max(1);
+                tokio::spawn(async move {
+                    // Open inbound Shen streams per peer: a well-behaved peer
+                    // uses one; each may buffer up to a frame (1 MiB).
+                    let open: Arc<std::sync::Mutex<HashMap<PeerId, usize>>> = Arc::default();
+                    while let Some((peer, mut stream)) = incoming.next().await {
+                        let admitted = open.lock().is_ok_and(|mut m| {
+                            let n = m.entry(peer).or_insert(0);
+                            *n += 1;
+                            *n <= MAX_INBOUND_STREAMS_PER_PEER
+                        });
+                        if !admitted {
+                            warn!(%peer, "refusing a Shen stream: more than {MAX_INBOUND_STREAMS_PER_PEER} open from this peer");
+                            release(&open, peer);
+                            let _ = stream.close().await;
+                            continue;
+                        }
+                        let tx = tx.clone();
+                        let open = open.clone();
+                        tokio::spawn(async move {
+                            reader(peer, stream, tx, rate).await;
+                            release(&open, peer);
+                        });
+                    }
+                });
+            }
+            Err(e) => warn!("cannot accept {}: {e}", shen_protocol()),
+        }
+        for addr in self.config.bootstrap.clone() {
+            self.dial_bootstrap(&addr);
+        }
+        let now = self.now();
+        node.start(now, &mut self.rng);
+        self.pump(&mut node, &mut host, &control);
+
+        let mut housekeeping = tokio::time::interval(self.config.housekeeping_interval);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop_at: Option<Instant> = None;
+        let far = Duration::from_secs(3600);
+        loop {
+            let next_timer = self
+                .timers
+                .first()
+                .map(|(t, _, _)| self.instant_of(*t))
+                .unwrap_or_else(|| Instant::now() + far);
+            let wake = match stop_at {
+                Some(s) => next_timer.min(s),
+                None => next_timer,
+            };
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev, &mut node, &mut host),
+                Some(inb) = self.inbound_rx.recv() => self.on_inbound(inb, &mut node),
+                Some(exit) = self.exit_rx.recv() => {
+                    if self.outbound.get(&exit.peer).is_some_and(|o| o.gen == exit.gen) {
+                        self.outbound.remove(&exit.peer);
+                    }
+                    if exit.failed_open {
+                        self.backoff.insert(exit.peer, Instant::now() + OPEN_BACKOFF);
+                    }
+                }
+                Some(cmd) = self.cmd_rx.recv() => match cmd {
+                    Command::Run(f) => {
+                        let view = self.view();
+                        let now = self.now();
+                        f(&mut node, &view, now, &mut self.rng);
+                    }
+                    Command::Shutdown => {
+                        if stop_at.is_none() {
+                            info!("shutting down: leaving the cluster");
+                            let now = self.now();
+                            host.on_shutdown(&mut node, now, &mut self.rng);
+                            stop_at = Some(Instant::now() + self.config.shutdown_grace);
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if stop_at.is_some_and(|s| Instant::now() >= s) {
+                        break;
+                    }
+                    self.fire_timers(&mut node);
+                }
+                _ = housekeeping.tick() => self.housekeeping(),
+                _ = tick.tick() => {
+                    let view = self.view();
+                    let now = self.now();
+                    for p in host.on_tick(&mut node, &view, now, &mut self.rng) {
+                        info!(peer = %p, "closing a stale connection (the peer will be redialled when discovered)");
+                        let _ = self.swarm.disconnect_peer_id(p.0);
+                        self.outbound.remove(&p.0);
+                    }
+                }
+            }
+            self.pump(&mut node, &mut host, &control);
+        }
+        // Dropping the writers' senders closes their streams after the
+        // queued frames are written.
+        self.outbound.clear();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        info!("stopped");
+    }
+
+    fn fire_timers(&mut self, node: &mut Node<PeerKey, E>) {
+        let now = self.now();
+        while let Some(&(at, seq, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, seq, key));
+            self.armed.remove(&key);
+            Metrics::add(&self.metrics.timers_fired, 1);
+            node.handle_timer(now, &mut self.rng, key);
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        for addr in self.config.bootstrap.clone() {
+            if !self.bootstrap_connected.contains(&addr) {
+                self.dial_bootstrap(&addr);
+            }
+        }
+        if !self.connected.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+        let now = Instant::now();
+        self.backoff.retain(|_, until| *until > now);
+    }
+
+    fn dial_bootstrap(&mut self, addr: &Multiaddr) {
+        debug!(%addr, "dialling bootstrap peer");
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            debug!(%addr, "dial failed: {e}");
+        }
+    }
+
+    /// Drain the node's outputs until none are left (local deliveries can
+    /// produce more).
+    fn pump<H: Host<E>>(
+        &mut self,
+        node: &mut Node<PeerKey, E>,
+        host: &mut H,
+        control: &libp2p_stream::Control,
+    ) {
+        loop {
+            let outputs: Vec<NodeOutput<PeerKey, E>> = node.drain_outputs().collect();
+            if outputs.is_empty() {
+                match self.local_queue.pop_front() {
+                    Some(env) => {
+                        let now = self.now();
+                        let me = PeerKey(self.local);
+                        if let Err(e) = node.handle_envelope(now, &mut self.rng, me, &env) {
+                            warn!("local delivery failed: {e}");
+                        }
+                        continue;
+                    }
+                    None => return,
+                }
+            }
+            for o in outputs {
+                match o {
+                    NodeOutput::Send { to, envelope } => self.send(to, &envelope, control),
+                    NodeOutput::SetTimer { key, at } => {
+                        if let Some(old) = self.armed.remove(&key) {
+                            self.timers.remove(&(old.0, old.1, key));
+                        }
+                        self.timer_seq += 1;
+                        self.timers.insert((at, self.timer_seq, key));
+                        self.armed.insert(key, (at, self.timer_seq));
+                    }
+                    NodeOutput::CancelTimer { key } => {
+                        if let Some(old) = self.armed.remove(&key) {
+                            self.timers.remove(&(old.0, old.1, key));
+                        }
+                    }
+                    NodeOutput::Event { ring, event } => {
+                        let now = self.now();
+                        host.on_event(now, ring, &event);
+                    }
+                    NodeOutput::SendFailed { to, ring, error } => {
+                        warn!(%to, ?ring, "ring message not sent: {error}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerKey, env: &Envelope, control: &libp2p_stream::Control) {
+        if to.0 == self.local {
+            self.local_queue.push_back(env.clone());
+            return;
+        }
+        let bytes = match env
+            .to_frame()
+            .map_err(|e| e.to_string())
+            .and_then(|f| encode_frame(&f).map_err(|e| e.to_string()))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(%to, "cannot encode frame: {e}");
+                return;
+            }
+        };
+        let len = bytes.len() as u64;
+        let mut bytes = Some(bytes);
+        if let Some(o) = self.outbound.get(&to.0) {
+            match o.tx.try_send(bytes.take().expect("set above")) {
+                Ok(()) => {
+                    Metrics::add(&self.metrics.messages_sent, 1);
+                    Metrics::add(&self.metrics.bytes_sent, len);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    Metrics::add(&self.metrics.messages_dropped, 1);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(b)) => {
+                    self.outbound.remove(&to.0);
+                    bytes = Some(b);
+                }
+            }
+        }
+        if self
+            .backoff
+            .get(&to.0)
+            .is_some_and(|until| *until > Instant::now())
+        {
+            Metrics::add(&self.metrics.messages_dropped, 1);
+            return;
+        }
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        self.writer_gen += 1;
+        let gen = self.writer_gen;
+        if tx.try_send(bytes.take().expect("set above")).is_ok() {
+            Metrics::add(&self.metrics.messages_sent, 1);
+            Metrics::add(&self.metrics.bytes_sent, len);
+        }
+        tokio::spawn(writer(control.clone(), to.0, rx, self.exit_tx.clone(), gen));
+        self.outbound.insert(to.0, Outbound { tx, gen });
+    }
+
+    fn on_inbound(&mut self, inb: Inbound, node: &mut Node<PeerKey, E>) {
+        match inb {
+            Inbound::Frame { peer, env, bytes } => {
+                Metrics::add(&self.metrics.messages_received, 1);
+                Metrics::add(&self.metrics.bytes_received, bytes as u64);
+                let now = self.now();
+                match node.handle_envelope(now, &mut self.rng, PeerKey(peer), &env) {
+                    Ok(()) => {}
+                    Err(WireError::UnknownRing(r)) => {
+                        debug!(%peer, ?r, "message for a ring this node does not run");
+                    }
+                    Err(e) => {
+                        Metrics::add(&self.metrics.bad_frames, 1);
+                        warn!(%peer, "closing connection: bad message: {e}");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                }
+            }
+            Inbound::Bad {
+                peer,
+                reason,
+                flood,
+            } => {
+                if flood {
+                    Metrics::add(&self.metrics.floods, 1);
+                } else {
+                    Metrics::add(&self.metrics.bad_frames, 1);
+                }
+                warn!(%peer, "closing connection: {reason}");
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    fn on_swarm_event<H: Host<E>>(
+        &mut self,
+        ev: SwarmEvent<BehaviourEvent>,
+        node: &mut Node<PeerKey, E>,
+        host: &mut H,
+    ) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!("listening on {address}/p2p/{}", self.local);
+                if !is_loopback(&address) || self.only_loopback {
+                    self.swarm.add_external_address(address.clone());
+                }
+                self.listen_addrs.push(address);
+                host.on_listen(&self.view());
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+                self.swarm.remove_external_address(&address);
+                host.on_listen(&self.view());
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                Metrics::add(&self.metrics.connections_opened, 1);
+                *self.connected.entry(peer_id).or_insert(0) += 1;
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address();
+                    let plain: Multiaddr = addr
+                        .iter()
+                        .filter(|p| !matches!(p, Protocol::P2p(_)))
+                        .collect();
+                    for b in &self.config.bootstrap {
+                        let bp: Multiaddr = b
+                            .iter()
+                            .filter(|p| !matches!(p, Protocol::P2p(_)))
+                            .collect();
+                        if bp == plain {
+                            self.bootstrap_connected.insert(b.clone());
+                        }
+                    }
+                }
+                self.backoff.remove(&peer_id);
+                debug!(%peer_id, "connected");
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                Metrics::add(&self.metrics.connections_closed, 1);
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                    let addr = endpoint.get_remote_address();
+                    let plain: Multiaddr = addr
+                        .iter()
+                        .filter(|p| !matches!(p, Protocol::P2p(_)))
+                        .collect();
+                    self.bootstrap_connected.retain(|b| {
+                        let bp: Multiaddr = b
+                            .iter()
+                            .filter(|p| !matches!(p, Protocol::P2p(_)))
+                            .collect();
+                        bp != plain
+                    });
+                }
+                debug!(%peer_id, "disconnected");
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                debug!("incoming connection failed: {error}");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(?peer_id, "outgoing connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in list {
+                    if peer == self.local || !self.allowed(&addr) {
+                        continue;
+                    }
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    for a in &addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                    }
+                    if !self.connected.contains_key(&peer) {
+                        debug!(%peer, "mDNS discovered; dialling");
+                        let opts = DialOpts::peer_id(peer)
+                            .addresses(addrs)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        let _ = self.swarm.dial(opts);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocols.contains(&shen_protocol()) {
+                    for a in info.listen_addrs {
+                        if self.allowed(&a) {
+                            self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                        }
+                    }
+                    Metrics::add(&self.metrics.peers_discovered, 1);
+                    debug!(%peer_id, "Shen peer identified");
+                    let now = self.now();
+                    host.on_peer(node, now, &mut self.rng, PeerKey(peer_id));
+                } else {
+                    debug!(%peer_id, "peer does not speak {}", shen_protocol());
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                is_new_peer,
+                ..
+            })) if is_new_peer && peer != self.local && !self.connected.contains_key(&peer) => {
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                let _ = self.swarm.dial(opts);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
+    let make_behaviour =
+        |key: &Keypair| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+            let local = key.public().to_peer_id();
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+                    .with_agent_version(format!("shen/{}", env!("CARGO_PKG_VERSION")))
+                    // Only external addresses (listen addresses minus loopback)
+                    // are advertised.
+                    .with_hide_listen_addrs(true)
+                    .with_interval(Duration::from_secs(60)),
+            );
+            let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            kcfg.set_query_timeout(Duration::from_secs(30));
+            let mut kad =
+                kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kcfg);
+            kad.set_mode(Some(kad::Mode::Server));
+            let mdns = if config.mdns {
+                let mcfg = mdns::Config {
+                    query_interval: config.mdns_query_interval,
+                    ..mdns::Config::default()
+                };
+                Some(mdns::tokio::Behaviour::new(mcfg, local)?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                stream: libp2p_stream::Behaviour::new(),
+                identify,
+                kad,
+                mdns: Toggle::from(mdns),
+            })
+        };
+    let idle = config.idle_timeout;
+    let build_err = |e: &dyn std::fmt::Display| TransportError::Build(e.to_string());
+    let swarm = match &config.psk {
+        None => libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| build_err(&e))?
+            .with_quic()
+            .with_behaviour(make_behaviour)
+            .map_err(|e| build_err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        Some(psk) => {
+            let psk = *psk;
+            let noise = noise::Config::new(&config.keypair).map_err(|e| build_err(&e))?;
+            libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+                .with_tokio()
+                .with_other_transport(move |_key| {
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                        .upgrade(Version::V1)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default())
+                        .timeout(Duration::from_secs(20))
+                })
+                .map_err(|e| build_err(&e))?
+                .with_behaviour(make_behaviour)
+                .map_err(|e| build_err(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        }
+    };
+    Ok(swarm)
+}
+
+async fn writer(
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    exit: mpsc::UnboundedSender<WriterExit>,
+    gen: u64,
+) {
+    let opened = tokio::time::timeout(
+        Duration::from_secs(10),
+        control.open_stream(peer, shen_protocol()),
+    )
+    .await;
+    let mut stream = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(%peer, "cannot open a Shen stream: {e}");
+            let _ = exit.send(WriterExit {
+                peer,
+                gen,
+                failed_open: true,
+            });
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "opening a Shen stream timed out");
+            let _ = exit.send(WriterExit {
+                peer,
+                gen,
+                failed_open: true,
+            });
+            return;
+        }
+    };
+    'outer: while let Some(first) = rx.recv().await {
+        if stream.write_all(&first).await.is_err() {
+            break;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if stream.write_all(&more).await.is_err() {
+                break 'outer;
+            }
+        }
+        if stream.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+    let _ = exit.send(WriterExit {
+        peer,
+        gen,
+        failed_open: false,
+    });
+}
+
+/// A token bucket for the inbound frame rate of one stream.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        let rate = f64::from(rate);
+        Bucket {
+            tokens: rate * 2.0,
+            rate,
+            burst: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn reader(peer: PeerId, mut stream: libp2p::Stream, tx: mpsc::Sender<Inbound>, rate: u32) {
+    let mut dec = FrameDecoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bucket = Bucket::new(rate);
+    let bad = |reason: String, flood: bool| Inbound::Bad {
+        peer,
+        reason,
+        flood,
+    };
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        dec.push(&buf[..n]);
+        loop {
+            match dec.next_frame() {
+                Ok(None) => break,
+                Ok(Some(frame)) => {
+                    if !bucket.take() {
+                        let _ = tx
+                            .send(bad(
+                                format!("flood: more than {rate} frames/s on a Shen stream"),
+                                true,
+                            ))
+                            .await;
+                        let _ = stream.close().await;
+                        return;
+                    }
+                    match Envelope::from_frame(&frame) {
+                        Ok(env) => {
+                            let bytes = frame.len() + crate::frame::PREFIX_BYTES;
+                            if tx.send(Inbound::Frame { peer, env, bytes }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(bad(format!("bad frame: {e}"), false)).await;
+                            let _ = stream.close().await;
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(bad(format!("bad frame: {e}"), false)).await;
+                    let _ = stream.close().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_quic_detection() {
+        let a: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let b: Multiaddr = "/ip4/10.0.0.1/udp/1/quic-v1".parse().unwrap();
+        let c: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
+        assert!(is_loopback(&a) && is_loopback(&c) && !is_loopback(&b));
+        assert!(is_quic(&b) && !is_quic(&a));
+    }
+}
