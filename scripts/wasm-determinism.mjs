@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 // Prove that the simulator is deterministic across targets: for every
 // scenario file and seed, the trace hash computed by the wasm32 module
-// (shen_wasm_viz.wasm, export `shen_trace_hash`) must equal the one the
+// (shen_wasm_viz, wasm-bindgen export `traceHash`) must equal the one the
 // native binary reports (`shen sim run --scenario FILE --seed S --json`,
 // field `trace_hash`, 16 lowercase hex digits).
 //
-//   node scripts/wasm-determinism.mjs [WASM] [--seeds A..B] [--shen PATH]
+//   node scripts/wasm-determinism.mjs [MODULE] [--seeds A..B] [--shen PATH]
 //                                     [--scenarios DIR] [--jobs N]
 //
-//   WASM          the module (default: the shen_wasm_viz.wasm line of
-//                 target/wasm-artifacts.txt, written by scripts/build-wasm.sh)
+//   MODULE        the module's Node.js glue, as `wasm-bindgen --target nodejs`
+//                 writes it (default: ${CARGO_TARGET_DIR:-target}/viz-node/
+//                 shen_wasm_viz.js, written by scripts/build-viz.sh)
 //   --seeds A..B  seeds to compare, B excluded (default 0..20)
 //   --shen PATH   the native binary (default: $SHEN_BIN, else
 //                 ${CARGO_TARGET_DIR:-target}/debug/shen)
@@ -21,9 +22,10 @@
 // scenario and seed). Exit code: 0 when every check passed, 1 when one
 // failed (mismatch or a run that errored), 2 for bad usage or setup.
 //
-// Node 20, no npm packages. The module needs no imports.
+// Node 20, no npm packages.
 
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -42,7 +44,7 @@ function usageError(message) {
 // ---------------------------------------------------------------- arguments
 function parseArgs(argv) {
   const opts = {
-    wasm: null,
+    module: null,
     seeds: [0n, 20n],
     shen: process.env.SHEN_BIN || join(TARGET_DIR, 'debug', 'shen'),
     scenarios: join(ROOT, 'scenarios'),
@@ -75,74 +77,44 @@ function parseArgs(argv) {
       process.exit(0);
     } else if (a.startsWith('-')) {
       usageError(`unknown option ${a} (see --help)`);
-    } else if (opts.wasm === null) {
-      opts.wasm = resolve(a);
+    } else if (opts.module === null) {
+      opts.module = resolve(a);
     } else {
       usageError(`unexpected argument ${a}`);
     }
   }
-  if (opts.wasm === null) {
-    const list = join(TARGET_DIR, 'wasm-artifacts.txt');
-    if (!existsSync(list)) {
-      usageError(`no WASM argument and no ${list} (run scripts/build-wasm.sh first)`);
+  if (opts.module === null) {
+    opts.module = join(TARGET_DIR, 'viz-node', 'shen_wasm_viz.js');
+    if (!existsSync(opts.module)) {
+      usageError(`no MODULE argument and no ${opts.module} (run scripts/build-viz.sh first)`);
     }
-    const line = readFileSync(list, 'utf8')
-      .split('\n')
-      .find((l) => basename(l.trim()) === 'shen_wasm_viz.wasm');
-    if (!line) usageError(`${list} names no shen_wasm_viz.wasm`);
-    opts.wasm = line.trim();
   }
   return opts;
 }
 
 // --------------------------------------------------------------------- wasm
 async function loadModule(path) {
-  let bytes;
+  let m;
   try {
-    bytes = readFileSync(path);
+    // wasm-bindgen's nodejs target is CommonJS and loads its .wasm itself.
+    m = createRequire(import.meta.url)(path);
   } catch (e) {
-    usageError(`cannot read the wasm module ${path}: ${e.message}`);
+    usageError(`cannot load the wasm module ${path}: ${e.message}`);
   }
-  // The crate uses no wasm-bindgen and nothing that imports from the host.
-  const { instance } = await WebAssembly.instantiate(bytes, {});
-  const x = instance.exports;
-  for (const name of ['memory', 'shen_alloc', 'shen_free', 'shen_trace_hash',
-    'shen_error_len', 'shen_error_ptr']) {
-    if (!(name in x)) usageError(`${path} does not export ${name}`);
-  }
-  return x;
+  if (typeof m.traceHash !== 'function') usageError(`${path} does not export traceHash`);
+  return m;
 }
 
-const hex64 = (v) => BigInt.asUintN(64, v).toString(16).padStart(16, '0');
-
 // The trace hash of `text` for each seed, as 16 hex digits, or { error }.
-function wasmHashes(x, text, seeds) {
-  const bytes = new TextEncoder().encode(text);
-  const ptr = x.shen_alloc(bytes.length);
-  if (ptr === 0 && bytes.length > 0) throw new Error('shen_alloc failed');
-  // Take a fresh view: memory.buffer changes whenever the memory grows.
-  new Uint8Array(x.memory.buffer, ptr, bytes.length).set(bytes);
+function wasmHashes(m, text, seeds) {
   const out = new Map();
-  try {
-    for (const seed of seeds) {
-      let h;
-      try {
-        h = x.shen_trace_hash(ptr, bytes.length, seed);
-      } catch (e) {
-        // A trap (e.g. a Rust panic aborts with `unreachable`).
-        out.set(seed, { error: `wasm trapped: ${e.message}` });
-        continue;
-      }
-      const errLen = x.shen_error_len();
-      if (errLen !== 0) {
-        const msg = new Uint8Array(x.memory.buffer, x.shen_error_ptr(), errLen);
-        out.set(seed, { error: new TextDecoder().decode(msg) });
-      } else {
-        out.set(seed, { hash: hex64(h) });
-      }
+  for (const seed of seeds) {
+    try {
+      out.set(seed, { hash: m.traceHash(text, seed) });
+    } catch (e) {
+      // A JsError (bad scenario) or a trap (a Rust panic aborts).
+      out.set(seed, { error: e.message });
     }
-  } finally {
-    x.shen_free(ptr, bytes.length);
   }
   return out;
 }
@@ -210,9 +182,9 @@ if (files.length === 0) usageError(`no *.toml or *.json scenario in ${opts.scena
 const seeds = [];
 for (let s = opts.seeds[0]; s < opts.seeds[1]; s++) seeds.push(s);
 
-const x = await loadModule(opts.wasm);
+const x = await loadModule(opts.module);
 const rel = (p) => (p.startsWith(ROOT + '/') ? p.slice(ROOT.length + 1) : p);
-console.log(`${PREFIX}: module ${rel(opts.wasm)}, native ${rel(opts.shen)}, ` +
+console.log(`${PREFIX}: module ${rel(opts.module)}, native ${rel(opts.shen)}, ` +
   `${files.length} scenarios x seeds ${opts.seeds[0]}..${opts.seeds[1]}`);
 
 // Native runs go to child processes; start them all (bounded) first, then

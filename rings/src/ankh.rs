@@ -311,6 +311,16 @@ impl<I: NodeId> AnkhRing<I> {
         }
     }
 
+    /// Every virtual node as `(position, owner)`, clockwise from position 0.
+    /// Point `i` owns the range `(position of point i-1, position i]`
+    /// (wrapping). Read-only: for drawing and inspecting the ring.
+    pub fn points(&self) -> impl ExactSizeIterator<Item = (u64, &I)> + '_ {
+        self.points
+            .iter()
+            .zip(&self.owners)
+            .map(|(p, o)| (*p, &self.nodes[*o as usize].member.id))
+    }
+
     /// Index of the first position `>= h`, wrapping to 0.
     #[inline]
     fn first_at_or_after(&self, h: u64) -> usize {

@@ -389,6 +389,13 @@ impl<E: SimEvent> Sim<E> {
         self.w.queue.heap.peek().map(|e| e.at)
     }
 
+    /// Whether any queued event (delivery, timer or scheduled fault) is due
+    /// at exactly `t`. Lets a live driver pick a fault time that replays
+    /// identically when the fault is scheduled up front instead.
+    pub fn has_event_at(&self, t: Time) -> bool {
+        self.w.queue.heap.iter().any(|e| e.at == t)
+    }
+
     fn index(&self, id: u64) -> Result<usize, SimError> {
         usize::try_from(id)
             .ok()

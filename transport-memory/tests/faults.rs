@@ -568,3 +568,18 @@ fn counters_are_kept_per_node_and_ring() {
     assert_eq!(sim.node_event_count(1, "probe.got"), 4);
     assert_eq!(sim.event_counts()["probe.booted"], 3);
 }
+
+#[test]
+fn has_event_at_sees_queued_deliveries_timers_and_faults() {
+    let mut sim = probe_world(2, fixed(2.0), None);
+    sim.run_until(Time::from_millis(10));
+    assert!(!sim.has_event_at(Time::from_millis(20)));
+    sim.schedule(Time::from_millis(20), Fault::Heal).unwrap();
+    assert!(sim.has_event_at(Time::from_millis(20)));
+    ping(&mut sim, 0, 1, 1); // arrives 2 ms from now
+    assert!(sim.has_event_at(Time::from_millis(12)));
+    assert!(!sim.has_event_at(Time::from_millis(13)));
+    sim.run_until(Time::from_millis(20));
+    assert!(!sim.has_event_at(Time::from_millis(12)));
+    assert!(!sim.has_event_at(Time::from_millis(20)));
+}

@@ -1,50 +1,39 @@
 //! `shen-wasm-viz`: the browser simulator. Shen's sans-IO rings run in the
 //! deterministic simulator ([`shen_transport_memory`]) compiled to
-//! `wasm32-unknown-unknown`, so a web page can replay any scenario and seed
-//! exactly as `shen sim run` does on a server.
+//! `wasm32-unknown-unknown`; a static page (`wasm-viz/www/`) draws them on a
+//! `<canvas>` and lets you break them: crash and restart nodes, partition
+//! and heal, set loss and latency, drop a message or the token, scrub the
+//! timeline, and share a link that replays the same run.
 //!
-//! Today the crate exports the simulator's determinism probe: [`trace_hash`]
-//! runs a scenario for one seed and returns the run's trace hash, the value
-//! `shen sim run --scenario FILE --seed S --json` prints as `trace_hash`.
-//! CI (`scripts/wasm-determinism.mjs`) calls it through the wasm module and
-//! checks it against the native binary, seed by seed: the same scenario and
-//! seed must give the same run, bit for bit, natively and in wasm. The canvas
-//! UI comes with issue 8.
+//! The logic is plain Rust, tested natively (`cargo test -p shen-wasm-viz`):
 //!
-//! # The wasm module
+//! - [`world`]: the engine: a [`shen_transport_memory::Sim`] running the
+//!   standard stack, the user's actions (scheduled so a replay is the same
+//!   run bit for bit), timeline snapshots, the invariants.
+//! - [`invariants`]: what is read from the rings at each check point and
+//!   the invariants checked on it.
+//! - [`script`]: the fault script and the URL hash.
+//! - [`state`]: the exported JSON state (the page's test and bench hook).
+//! - [`render`]: the scene: the world as canvas shapes.
+//! - [`web`]: the thin wasm-bindgen layer (`Viz`, `traceHash`) and the
+//!   web-sys painter.
 //!
-//! `scripts/build-wasm.sh` builds `shen_wasm_viz.wasm` (the cdylib). It needs
-//! no imports (instantiate it with `{}`) and has no wasm-bindgen glue: its
-//! exports are plain C-ABI functions over its linear memory (see [`ffi`],
-//! built for wasm32 only):
-//!
-//! | export | wasm signature | what |
-//! |---|---|---|
-//! | `memory` | | the linear memory |
-//! | `shen_alloc` | `(len: i32) -> i32` | allocate `len` bytes, return the pointer |
-//! | `shen_free` | `(ptr: i32, len: i32)` | free what `shen_alloc(len)` returned |
-//! | `shen_trace_hash` | `(ptr: i32, len: i32, seed: i64) -> i64` | [`trace_hash`] of the UTF-8 scenario at `ptr`; 0 on error |
-//! | `shen_error_len` | `() -> i32` | byte length of the last call's error, 0 if it succeeded |
-//! | `shen_error_ptr` | `() -> i32` | pointer to that UTF-8 message |
-//!
-//! ```js
-//! const { instance } = await WebAssembly.instantiate(bytes, {});
-//! const x = instance.exports;
-//! const text = new TextEncoder().encode(scenarioToml);
-//! const ptr = x.shen_alloc(text.length);
-//! new Uint8Array(x.memory.buffer, ptr, text.length).set(text);
-//! const hash = BigInt.asUintN(64, x.shen_trace_hash(ptr, text.length, 7n));
-//! if (x.shen_error_len() !== 0) { /* read the message at shen_error_ptr() */ }
-//! x.shen_free(ptr, text.length);
-//! ```
-#![deny(unsafe_code)]
+//! [`trace_hash`] runs a scenario for one seed and returns its trace hash,
+//! the value `shen sim run --scenario FILE --seed S --json` prints;
+//! `scripts/wasm-determinism.mjs` compares the two, seed by seed, through
+//! the wasm module (`traceHash` export).
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use shen_rings::Time;
 use shen_transport_memory::{Scenario, TraceMode};
 
-#[cfg(any(target_arch = "wasm32", test, doc))]
-pub mod ffi;
+pub mod invariants;
+pub mod render;
+pub mod script;
+pub mod state;
+pub mod web;
+pub mod world;
 
 /// Run a scenario to its end with `seed` (instead of the scenario's own
 /// seed) and return the run's trace hash (XXH3-64 of the whole trace).

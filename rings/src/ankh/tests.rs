@@ -380,3 +380,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn points_list_every_vnode_clockwise_with_its_owner() {
+    let mut ring: AnkhRing<u64> = AnkhRing::new(AnkhConfig {
+        vnodes: 8,
+        ..AnkhConfig::default()
+    })
+    .unwrap();
+    for id in 0..5u64 {
+        ring.join(id, 100).unwrap();
+    }
+    let pts: Vec<(u64, u64)> = ring.points().map(|(p, o)| (p, *o)).collect();
+    assert_eq!(pts.len(), ring.vnode_count());
+    assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0), "sorted clockwise");
+    for (pos, owner) in &pts {
+        // A point owns its own position.
+        assert_eq!(ring.locate_hash(*pos), Some(owner));
+    }
+    for id in 0..5u64 {
+        assert_eq!(pts.iter().filter(|(_, o)| *o == id).count(), 8);
+    }
+}

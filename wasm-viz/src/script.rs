@@ -1,0 +1,442 @@
+//! The fault script: every action a user took, with its virtual time, in a
+//! compact text form that fits in a URL (`#seed=7&faults=...`).
+//!
+//! Format: actions separated by `,`; each is `TIME:OP[:ARG]` with `TIME` in
+//! whole microseconds of virtual time:
+//!
+//! | text | action |
+//! |---|---|
+//! | `1200000:crash:3` | crash node 3 |
+//! | `1500000:restart:3` | restart node 3 (disk kept) |
+//! | `2000000:part:0.1.2/3.4` | partition into groups `{0,1,2}` and `{3,4}` |
+//! | `3000000:heal` | remove every partition |
+//! | `3500000:loss:0.2` | global message loss probability |
+//! | `3600000:lat:40` | global mean latency in ms (uniform ±50%) |
+//! | `4000000:drop:812` | drop in-flight message 812 |
+//! | `4500123:add` | add a node |
+//! | `4600123:req:2` | node 2 asks for the Cartouche token |
+//!
+//! Faults (`crash` ... `drop`) happen on whole milliseconds, so a script made
+//! only of them is also a scenario's fault schedule; `add` and `req` happen
+//! at any microsecond.
+
+use core::fmt;
+
+/// One user action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Crash a node.
+    Crash(u64),
+    /// Restart a node, keeping its disk.
+    Restart(u64),
+    /// Partition into groups (unlisted nodes form one more group).
+    Partition(Vec<Vec<u64>>),
+    /// Remove every partition.
+    Heal,
+    /// Global loss probability in `[0, 1]`.
+    Loss(f64),
+    /// Global mean latency in ms (`> 0`).
+    Latency(f64),
+    /// Drop one in-flight message.
+    Drop(u64),
+    /// Add a node (the next id).
+    AddNode,
+    /// A node asks for the Cartouche token.
+    Request(u64),
+}
+
+impl Op {
+    /// Whether the action is a simulator fault (scheduled on a whole
+    /// millisecond) rather than an immediate action (`add`, `req`).
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, Op::AddNode | Op::Request(_))
+    }
+}
+
+/// An action at a virtual time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Action {
+    /// Virtual time in microseconds.
+    pub at_us: u64,
+    /// What happened.
+    pub op: Op,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.at_us)?;
+        match &self.op {
+            Op::Crash(n) => write!(f, "crash:{n}"),
+            Op::Restart(n) => write!(f, "restart:{n}"),
+            Op::Partition(groups) => {
+                f.write_str("part:")?;
+                for (i, g) in groups.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("/")?;
+                    }
+                    let ids: Vec<String> = g.iter().map(u64::to_string).collect();
+                    f.write_str(&ids.join("."))?;
+                }
+                Ok(())
+            }
+            Op::Heal => f.write_str("heal"),
+            Op::Loss(p) => write!(f, "loss:{p}"),
+            Op::Latency(ms) => write!(f, "lat:{ms}"),
+            Op::Drop(id) => write!(f, "drop:{id}"),
+            Op::AddNode => f.write_str("add"),
+            Op::Request(n) => write!(f, "req:{n}"),
+        }
+    }
+}
+
+/// Format a whole script.
+pub fn format_script(actions: &[Action]) -> String {
+    let parts: Vec<String> = actions.iter().map(Action::to_string).collect();
+    parts.join(",")
+}
+
+fn num<T: core::str::FromStr>(text: &str, what: &str, item: usize) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("faults item {item}: {what} `{text}` is not a valid number"))
+}
+
+/// Parse a script (the empty string is no action). Times must not go
+/// backwards; fault times must be whole milliseconds.
+///
+/// # Errors
+///
+/// A message naming the item (1-based) and what is wrong with it.
+pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<Action> = Vec::new();
+    for (i, item) in text.split(',').enumerate() {
+        let item_no = i + 1;
+        let mut parts = item.trim().splitn(3, ':');
+        let at_us: u64 = num(parts.next().unwrap_or(""), "time", item_no)?;
+        let op = parts.next().unwrap_or("");
+        let arg = parts.next();
+        let need = |name: &str| {
+            arg.ok_or_else(|| format!("faults item {item_no}: `{name}` needs an argument"))
+        };
+        let op = match op {
+            "crash" => Op::Crash(num(need("crash")?, "node", item_no)?),
+            "restart" => Op::Restart(num(need("restart")?, "node", item_no)?),
+            "part" => {
+                let mut groups = Vec::new();
+                for g in need("part")?.split('/') {
+                    let ids = g
+                        .split('.')
+                        .map(|n| num::<u64>(n, "node", item_no))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    groups.push(ids);
+                }
+                Op::Partition(groups)
+            }
+            "heal" => Op::Heal,
+            "loss" => {
+                let p: f64 = num(need("loss")?, "loss", item_no)?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!(
+                        "faults item {item_no}: loss must be within [0, 1], got {p}"
+                    ));
+                }
+                Op::Loss(p)
+            }
+            "lat" => {
+                let ms: f64 = num(need("lat")?, "latency", item_no)?;
+                if !(ms.is_finite() && ms > 0.0 && ms <= 10_000.0) {
+                    return Err(format!(
+                        "faults item {item_no}: latency must be within (0, 10000] ms, got {ms}"
+                    ));
+                }
+                Op::Latency(ms)
+            }
+            "drop" => Op::Drop(num(need("drop")?, "message", item_no)?),
+            "add" => Op::AddNode,
+            "req" => Op::Request(num(need("req")?, "node", item_no)?),
+            other => {
+                return Err(format!(
+                    "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
+                     loss, lat, drop, add, req)"
+                ))
+            }
+        };
+        if matches!(op, Op::Heal | Op::AddNode) && arg.is_some() {
+            return Err(format!(
+                "faults item {item_no}: this action takes no argument"
+            ));
+        }
+        if op.is_fault() && at_us % 1000 != 0 {
+            return Err(format!(
+                "faults item {item_no}: fault times are whole milliseconds (got {at_us} µs)"
+            ));
+        }
+        if let Some(prev) = out.last() {
+            // Faults are scheduled a little ahead of the click that made
+            // them, so a later immediate action may carry an earlier time;
+            // but no action may precede the previous immediate action.
+            let floor = out
+                .iter()
+                .rev()
+                .find(|a| !a.op.is_fault())
+                .map_or(0, |a| a.at_us);
+            if at_us < floor || (!op.is_fault() && at_us + 1000 < prev.at_us) {
+                return Err(format!(
+                    "faults item {item_no}: time {at_us} goes backwards"
+                ));
+            }
+        }
+        out.push(Action { at_us, op });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_action() {
+        let script = vec![
+            Action {
+                at_us: 1_000,
+                op: Op::Crash(3),
+            },
+            Action {
+                at_us: 2_000,
+                op: Op::Restart(3),
+            },
+            Action {
+                at_us: 3_000,
+                op: Op::Partition(vec![vec![0, 1], vec![2]]),
+            },
+            Action {
+                at_us: 4_000,
+                op: Op::Heal,
+            },
+            Action {
+                at_us: 5_000,
+                op: Op::Loss(0.25),
+            },
+            Action {
+                at_us: 6_000,
+                op: Op::Latency(40.0),
+            },
+            Action {
+                at_us: 7_000,
+                op: Op::Drop(812),
+            },
+            Action {
+                at_us: 7_123,
+                op: Op::AddNode,
+            },
+            Action {
+                at_us: 7_200,
+                op: Op::Request(2),
+            },
+        ];
+        let text = format_script(&script);
+        assert_eq!(
+            text,
+            "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
+             6000:lat:40,7000:drop:812,7123:add,7200:req:2"
+        );
+        assert_eq!(parse_script(&text).unwrap(), script);
+        assert_eq!(parse_script("").unwrap(), vec![]);
+        assert_eq!(parse_script("  ").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_fault_may_be_scheduled_just_after_a_later_click() {
+        // Crash clicked at 1.2 ms is scheduled at 2 ms; an add clicked at
+        // 1.5 ms comes after it in the script.
+        let s = parse_script("2000:crash:1,1500:add,1600:req:0").unwrap();
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn bad_scripts_are_errors_naming_the_item() {
+        for (text, want) in [
+            ("x:crash:1", "item 1: time `x`"),
+            ("1000:crash", "item 1: `crash` needs an argument"),
+            ("1000:crash:a", "item 1: node `a`"),
+            ("1000:heal,2000:boom", "item 2: unknown action `boom`"),
+            ("1000:loss:2", "loss must be within"),
+            ("1000:lat:0", "latency must be within"),
+            ("1000:lat:NaN", "latency must be within"),
+            ("1500:crash:1", "whole milliseconds"),
+            ("1000:heal:3", "takes no argument"),
+            ("5000:add,1000:crash:1", "goes backwards"),
+            ("9000:crash:1,5000:add", "goes backwards"),
+            ("1000:part:0./1", "node ``"),
+        ] {
+            let e = parse_script(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}
+
+/// What a page URL's hash (`#seed=7&nodes=5&faults=...&t=12000`) asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UrlParams {
+    /// World seed (default 1).
+    pub seed: u64,
+    /// Nodes at the start (default 5).
+    pub nodes: u64,
+    /// Mean latency, ms (default 40).
+    pub latency_ms: f64,
+    /// Virtual nodes per node in the drawn Ankh ring (default 8).
+    pub vnodes: u32,
+    /// The fault script.
+    pub faults: Vec<Action>,
+    /// Run to this virtual time (ms) on load, if given.
+    pub t_ms: Option<u64>,
+    /// Rings to run (`sundial`, `cartouche`); `None`: the default for the
+    /// world's size.
+    pub rings: Option<Vec<String>>,
+}
+
+impl Default for UrlParams {
+    fn default() -> Self {
+        UrlParams {
+            seed: 1,
+            nodes: 5,
+            latency_ms: 40.0,
+            vnodes: 8,
+            faults: Vec::new(),
+            t_ms: None,
+            rings: None,
+        }
+    }
+}
+
+impl UrlParams {
+    /// Parse a URL hash (with or without the leading `#`). Unknown keys are
+    /// errors, so a mistyped link is not silently another run.
+    ///
+    /// # Errors
+    /// A message naming the key.
+    pub fn parse(hash: &str) -> Result<UrlParams, String> {
+        let mut p = UrlParams::default();
+        let hash = hash.trim().trim_start_matches('#');
+        for pair in hash.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = |what: &str| format!("URL `{k}`: {what}, got `{v}`");
+            match k {
+                "seed" => p.seed = v.parse().map_err(|_| bad("want an integer 0..2^64"))?,
+                "nodes" => {
+                    p.nodes = v.parse().map_err(|_| bad("want a node count"))?;
+                    if p.nodes == 0 {
+                        return Err(bad("want at least 1 node"));
+                    }
+                }
+                "lat" => {
+                    p.latency_ms = v.parse().map_err(|_| bad("want ms"))?;
+                    if !(p.latency_ms.is_finite() && p.latency_ms > 0.0) {
+                        return Err(bad("want a positive number of ms"));
+                    }
+                }
+                "vnodes" => {
+                    p.vnodes = v.parse().map_err(|_| bad("want a count"))?;
+                    if !(1..=1024).contains(&p.vnodes) {
+                        return Err(bad("want 1..=1024"));
+                    }
+                }
+                "faults" => {
+                    let text = v
+                        .replace("%2C", ",")
+                        .replace("%3A", ":")
+                        .replace("%2F", "/");
+                    p.faults = parse_script(&text).map_err(|e| format!("URL `faults`: {e}"))?;
+                }
+                "t" => p.t_ms = Some(v.parse().map_err(|_| bad("want ms"))?),
+                "rings" => {
+                    let rings: Vec<String> = v
+                        .split(',')
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    if let Some(r) = rings
+                        .iter()
+                        .find(|r| !["sundial", "cartouche"].contains(&r.as_str()))
+                    {
+                        return Err(format!(
+                            "URL `rings`: unknown ring `{r}` (sundial, cartouche)"
+                        ));
+                    }
+                    if rings.is_empty() {
+                        return Err(bad("want sundial and/or cartouche"));
+                    }
+                    p.rings = Some(rings);
+                }
+                _ => {
+                    return Err(format!(
+                        "URL: unknown key `{k}` (seed, nodes, lat, vnodes, rings, faults, t)"
+                    ))
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The hash for these parameters (without `t` unless set).
+    pub fn to_hash(&self) -> String {
+        let mut s = format!("seed={}&nodes={}", self.seed, self.nodes);
+        if self.latency_ms != 40.0 {
+            s.push_str(&format!("&lat={}", self.latency_ms));
+        }
+        if self.vnodes != 8 {
+            s.push_str(&format!("&vnodes={}", self.vnodes));
+        }
+        if let Some(r) = &self.rings {
+            s.push_str("&rings=");
+            s.push_str(&r.join(","));
+        }
+        if !self.faults.is_empty() {
+            s.push_str("&faults=");
+            s.push_str(&format_script(&self.faults));
+        }
+        if let Some(t) = self.t_ms {
+            s.push_str(&format!("&t={t}"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn url_hash_round_trips_and_rejects_bad_keys() {
+        let p = UrlParams::parse(
+            "#seed=18446744073709551615&nodes=7&faults=1000:crash:3,2500:add&t=4000",
+        )
+        .unwrap();
+        assert_eq!(p.seed, u64::MAX);
+        assert_eq!(p.nodes, 7);
+        assert_eq!(p.faults.len(), 2);
+        assert_eq!(p.t_ms, Some(4000));
+        assert_eq!(UrlParams::parse(&p.to_hash()).unwrap(), p);
+        assert_eq!(UrlParams::parse("").unwrap(), UrlParams::default());
+        let p = UrlParams::parse("seed=3&faults=1000%3Acrash%3A1%2C2000%3Apart%3A0%2F1").unwrap();
+        assert_eq!(p.faults[1].op, Op::Partition(vec![vec![0], vec![1]]));
+        for (bad, want) in [
+            ("seed=-1", "URL `seed`"),
+            ("nodes=0", "at least 1"),
+            ("nodes=x", "URL `nodes`"),
+            ("lat=0", "positive"),
+            ("vnodes=0", "1..=1024"),
+            ("faults=1:crash:1", "whole milliseconds"),
+            ("colour=red", "unknown key `colour`"),
+            ("rings=relay", "unknown ring `relay`"),
+            ("rings=", "want sundial"),
+        ] {
+            let e = UrlParams::parse(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! The wasm-bindgen API the page uses: a thin layer over [`World`] (every
+//! decision lives there) plus the canvas painter (web-sys).
+//!
+//! Errors become JS exceptions (`JsError`) carrying the same message the
+//! native code returns; nothing here panics on bad input.
+
+use core::time::Duration;
+
+use shen_rings::Time;
+use wasm_bindgen::prelude::*;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+use crate::render::{scene, Layout, Shape};
+use crate::script::{parse_script, Op, UrlParams};
+use crate::state::state_json;
+use crate::world::{VizConfig, World};
+
+fn js(e: String) -> JsError {
+    JsError::new(&e)
+}
+
+/// The trace hash (16 hex digits) of a scenario's text run with `seed`,
+/// as `shen sim run --scenario FILE --seed SEED --json` reports it.
+#[wasm_bindgen(js_name = traceHash)]
+pub fn trace_hash_js(scenario: &str, seed: u64) -> Result<String, JsError> {
+    crate::trace_hash(scenario, seed)
+        .map(|h| format!("{h:016x}"))
+        .map_err(js)
+}
+
+/// One browser simulator: a world, its canvas and the selected node.
+#[wasm_bindgen]
+pub struct Viz {
+    world: World,
+    params: UrlParams,
+    ctx: Option<CanvasRenderingContext2d>,
+    width: f64,
+    height: f64,
+    selected: Option<u64>,
+    /// The ownership ring drawn once on an offscreen canvas, redrawn only
+    /// when the reference view or the size changes: (canvas, key).
+    ring_layer: Option<(HtmlCanvasElement, (u64, u64, u64, u64))>,
+}
+
+fn ms(t: f64) -> Result<Duration, JsError> {
+    if (0.0..1e12).contains(&t) {
+        Ok(Duration::from_micros((t * 1000.0).round() as u64))
+    } else {
+        Err(JsError::new(&format!(
+            "time must be a non-negative number of ms, got {t}"
+        )))
+    }
+}
+
+#[wasm_bindgen]
+impl Viz {
+    /// A world of `nodes` nodes seeded with `seed` (decimal text: seeds are
+    /// 64-bit).
+    #[wasm_bindgen(constructor)]
+    pub fn new(seed: &str, nodes: u32) -> Result<Viz, JsError> {
+        let seed: u64 = seed
+            .trim()
+            .parse()
+            .map_err(|_| JsError::new(&format!("seed must be an integer 0..2^64, got `{seed}`")))?;
+        Viz::from_params(UrlParams {
+            seed,
+            nodes: u64::from(nodes),
+            ..UrlParams::default()
+        })
+    }
+
+    /// The world a URL hash describes (`#seed=7&nodes=5&faults=...&t=...`),
+    /// run to `t` if given.
+    #[wasm_bindgen(js_name = fromHash)]
+    pub fn from_hash(hash: &str) -> Result<Viz, JsError> {
+        let params = UrlParams::parse(hash).map_err(js)?;
+        let mut v = Viz::from_params(params)?;
+        if let Some(t) = v.params.t_ms {
+            v.world.run_to(Time::from_millis(t)).map_err(js)?;
+        }
+        Ok(v)
+    }
+
+    fn from_params(params: UrlParams) -> Result<Viz, JsError> {
+        let mut config = VizConfig::new(params.seed, params.nodes);
+        if let Some(rings) = &params.rings {
+            let names: Vec<&str> = rings.iter().map(String::as_str).collect();
+            config = config.with_rings(&names).map_err(js)?;
+        }
+        config.latency_ms = params.latency_ms;
+        config.ankh.vnodes = params.vnodes;
+        let world = World::with_script(config, params.faults.clone()).map_err(js)?;
+        Ok(Viz {
+            world,
+            params,
+            ctx: None,
+            width: 800.0,
+            height: 600.0,
+            selected: None,
+            ring_layer: None,
+        })
+    }
+
+    /// Draw on `canvas` from now on.
+    pub fn attach(&mut self, canvas: HtmlCanvasElement) -> Result<(), JsError> {
+        let ctx = canvas
+            .get_context("2d")
+            .map_err(|_| JsError::new("canvas: getContext('2d') failed"))?
+            .ok_or_else(|| JsError::new("canvas: no 2d context"))?
+            .dyn_into::<CanvasRenderingContext2d>()
+            .map_err(|_| JsError::new("canvas: not a 2d context"))?;
+        self.width = f64::from(canvas.width());
+        self.height = f64::from(canvas.height());
+        self.ctx = Some(ctx);
+        Ok(())
+    }
+
+    /// The canvas was resized (pixels).
+    pub fn resize(&mut self, width: u32, height: u32) {
+        self.width = f64::from(width.max(1));
+        self.height = f64::from(height.max(1));
+    }
+
+    // ------------------------------------------------------------ time
+
+    /// Advance by `ms` of virtual time, spending at most `budget_ms` of
+    /// real time on it (0: no limit; the page passes its frame budget).
+    /// Returns the virtual time actually advanced, ms: less than asked when
+    /// the world is too big to simulate that fast.
+    pub fn advance(&mut self, ms_: f64, budget_ms: f64) -> Result<f64, JsError> {
+        let before = self.world.now();
+        let target = before + ms(ms_)?;
+        let perf = web_sys::window().and_then(|w| w.performance());
+        match perf {
+            Some(p) if budget_ms > 0.0 => {
+                let deadline = p.now() + budget_ms;
+                self.world
+                    .run_to_within(target, || p.now() > deadline)
+                    .map_err(js)?;
+            }
+            _ => self.world.run_to(target).map_err(js)?,
+        }
+        Ok(self.world.now().saturating_since(before).as_secs_f64() * 1000.0)
+    }
+
+    /// Advance to the next event time.
+    pub fn step(&mut self) -> Result<(), JsError> {
+        self.world.step().map_err(js)
+    }
+
+    /// Go to virtual time `ms` (backwards from a snapshot, or forwards).
+    pub fn seek(&mut self, ms_: f64) -> Result<(), JsError> {
+        let d = ms(ms_)?;
+        self.world.seek(Time::ZERO + d).map_err(js)
+    }
+
+    /// Virtual time now, ms.
+    #[wasm_bindgen(js_name = timeMs)]
+    pub fn time_ms(&self) -> f64 {
+        self.world.now().as_micros() as f64 / 1000.0
+    }
+
+    /// The end of the timeline, ms.
+    #[wasm_bindgen(js_name = horizonMs)]
+    pub fn horizon_ms(&self) -> f64 {
+        self.world.horizon().as_micros() as f64 / 1000.0
+    }
+
+    /// Number of nodes (running or not).
+    #[wasm_bindgen(js_name = nodeCount)]
+    pub fn node_count(&self) -> u32 {
+        self.world.sim().node_count() as u32
+    }
+
+    // ------------------------------------------------------------ actions
+
+    fn act(&mut self, op: Op) -> Result<String, JsError> {
+        self.world.act(op).map(|a| a.to_string()).map_err(js)
+    }
+
+    /// Add a node; returns its id.
+    #[wasm_bindgen(js_name = addNode)]
+    pub fn add_node(&mut self) -> Result<u32, JsError> {
+        self.act(Op::AddNode)?;
+        Ok(self.node_count() - 1)
+    }
+
+    /// Crash node `id`.
+    pub fn crash(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::Crash(u64::from(id)))
+    }
+
+    /// Restart node `id`.
+    pub fn restart(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::Restart(u64::from(id)))
+    }
+
+    /// Crash node `id` if it runs, else restart it.
+    pub fn toggle(&mut self, id: u32) -> Result<String, JsError> {
+        if self.world.sim().node(u64::from(id)).is_some() {
+            self.crash(id)
+        } else {
+            self.restart(id)
+        }
+    }
+
+    /// Partition: groups as `0.1.2/3.4`.
+    pub fn partition(&mut self, groups: &str) -> Result<String, JsError> {
+        let a = parse_script(&format!("1000:part:{}", groups.trim())).map_err(js)?;
+        match a.into_iter().next() {
+            Some(a) => self.act(a.op),
+            None => Err(JsError::new("partition: no groups")),
+        }
+    }
+
+    /// Partition the ring into two halves (by drawing position).
+    #[wasm_bindgen(js_name = partitionHalves)]
+    pub fn partition_halves(&mut self) -> Result<String, JsError> {
+        let lay = Layout::new(self.width, self.height, self.world.sim().node_count());
+        let left: Vec<u64> = (0..self.world.sim().node_count())
+            .filter(|id| lay.node_pos(*id).0 < lay.cx)
+            .collect();
+        self.act(Op::Partition(vec![left]))
+    }
+
+    /// Remove every partition.
+    pub fn heal(&mut self) -> Result<String, JsError> {
+        self.act(Op::Heal)
+    }
+
+    /// Set the message loss probability.
+    #[wasm_bindgen(js_name = setLoss)]
+    pub fn set_loss(&mut self, p: f64) -> Result<String, JsError> {
+        self.act(Op::Loss(p))
+    }
+
+    /// Set the mean latency, ms.
+    #[wasm_bindgen(js_name = setLatency)]
+    pub fn set_latency(&mut self, ms_: f64) -> Result<String, JsError> {
+        self.act(Op::Latency(ms_))
+    }
+
+    /// Drop one in-flight message by id.
+    #[wasm_bindgen(js_name = dropMessage)]
+    pub fn drop_message(&mut self, id: f64) -> Result<String, JsError> {
+        if !(id.is_finite() && id >= 0.0 && id.fract() == 0.0) {
+            return Err(JsError::new(&format!(
+                "message id must be an integer, got {id}"
+            )));
+        }
+        self.act(Op::Drop(id as u64))
+    }
+
+    /// Drop the Cartouche token if it is travelling.
+    #[wasm_bindgen(js_name = dropToken)]
+    pub fn drop_token(&mut self) -> Result<String, JsError> {
+        self.world.drop_token().map(|a| a.to_string()).map_err(js)
+    }
+
+    /// Node `id` asks for the token.
+    pub fn request(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::Request(u64::from(id)))
+    }
+
+    // ------------------------------------------------------------ reading
+
+    /// The full state as JSON (views, ranges, messages: large for big
+    /// worlds).
+    #[wasm_bindgen(js_name = stateJson)]
+    pub fn state_json(&self) -> String {
+        state_json(&self.world, true)
+    }
+
+    /// The state without per-node views, ranges and messages.
+    #[wasm_bindgen(js_name = summaryJson)]
+    pub fn summary_json(&self) -> String {
+        state_json(&self.world, false)
+    }
+
+    /// The trace hash so far (16 hex digits).
+    #[wasm_bindgen(js_name = traceHash)]
+    pub fn trace_hash(&self) -> String {
+        format!("{:016x}", self.world.trace_hash())
+    }
+
+    /// The fault script (URL form).
+    pub fn script(&self) -> String {
+        crate::script::format_script(&self.world.script())
+    }
+
+    /// The URL hash that replays this run (to now).
+    #[wasm_bindgen(js_name = urlHash)]
+    pub fn url_hash(&self) -> String {
+        UrlParams {
+            faults: self.world.script(),
+            t_ms: Some(self.world.now().as_millis()),
+            ..self.params.clone()
+        }
+        .to_hash()
+    }
+
+    /// This run as a scenario file (TOML) for `shen sim run`.
+    #[wasm_bindgen(js_name = scenarioToml)]
+    pub fn scenario_toml(&self) -> Result<String, JsError> {
+        self.world.scenario().map_err(js)?.to_toml().map_err(js)
+    }
+
+    // ------------------------------------------------------------ canvas
+
+    /// The node drawn at canvas point `(x, y)`, or -1.
+    #[wasm_bindgen(js_name = nodeAt)]
+    pub fn node_at(&self, x: f64, y: f64) -> i32 {
+        Layout::new(self.width, self.height, self.world.sim().node_count())
+            .node_at(self.world.sim().node_count(), x, y)
+            .map_or(-1, |id| id as i32)
+    }
+
+    /// Where node `id` is drawn on the canvas: `[x, y]` (empty if no such
+    /// node).
+    #[wasm_bindgen(js_name = nodePos)]
+    pub fn node_pos(&self, id: u32) -> Vec<f64> {
+        let n = self.world.sim().node_count();
+        if u64::from(id) >= n {
+            return Vec::new();
+        }
+        let (x, y) = Layout::new(self.width, self.height, n).node_pos(u64::from(id));
+        vec![x, y]
+    }
+
+    /// Highlight node `id` (-1: none).
+    pub fn select(&mut self, id: i32) {
+        self.selected = u64::try_from(id).ok();
+    }
+
+    /// Paint the world on the attached canvas. Returns how many shapes.
+    pub fn draw(&mut self) -> Result<u32, JsError> {
+        let ctx = self
+            .ctx
+            .clone()
+            .ok_or_else(|| JsError::new("draw: no canvas attached (call attach first)"))?;
+        ctx.set_fill_style_str("#11141b");
+        ctx.fill_rect(0.0, 0.0, self.width, self.height);
+        let all = scene(&self.world, self.width, self.height, self.selected);
+        let count = all.len() as u32;
+        let (arcs, shapes): (Vec<Shape>, Vec<Shape>) = all
+            .into_iter()
+            .partition(|s| matches!(s, Shape::Arc { .. }));
+        self.draw_ring_layer(&ctx, &arcs)?;
+        paint(&ctx, &shapes, self.width, self.height)?;
+        Ok(count)
+    }
+
+    /// Blit the ownership ring, redrawing its layer if the reference view
+    /// or the canvas size changed (painting directly if no layer canvas can
+    /// be made).
+    fn draw_ring_layer(
+        &mut self,
+        ctx: &CanvasRenderingContext2d,
+        arcs: &[Shape],
+    ) -> Result<(), JsError> {
+        let key = match self.world.ref_ring() {
+            Some(r) => (
+                r.view_of,
+                r.view_hash,
+                self.width as u64,
+                self.height as u64,
+            ),
+            None => (u64::MAX, 0, self.width as u64, self.height as u64),
+        };
+        if self.ring_layer.as_ref().is_none_or(|(_, k)| *k != key) {
+            let layer = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.create_element("canvas").ok())
+                .and_then(|e| e.dyn_into::<HtmlCanvasElement>().ok());
+            let Some(layer) = layer else {
+                return paint(ctx, arcs, self.width, self.height);
+            };
+            layer.set_width(self.width as u32);
+            layer.set_height(self.height as u32);
+            let lctx = layer
+                .get_context("2d")
+                .ok()
+                .flatten()
+                .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+                .ok_or_else(|| JsError::new("draw: no 2d context for the ring layer"))?;
+            paint(&lctx, arcs, self.width, self.height)?;
+            self.ring_layer = Some((layer, key));
+        }
+        if let Some((layer, _)) = &self.ring_layer {
+            ctx.draw_image_with_html_canvas_element(layer, 0.0, 0.0)
+                .map_err(|_| JsError::new("draw: drawImage failed"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Paint shapes on a 2D context of a `width` × `height` canvas.
+fn paint(
+    ctx: &CanvasRenderingContext2d,
+    shapes: &[Shape],
+    width: f64,
+    height: f64,
+) -> Result<(), JsError> {
+    {
+        let (cx, cy) = (width / 2.0, height / 2.0);
+        ctx.set_text_align("center");
+        ctx.set_text_baseline("middle");
+        ctx.set_font("12px sans-serif");
+        let mut i = 0;
+        while i < shapes.len() {
+            match &shapes[i] {
+                Shape::Circle {
+                    fill: Some(f),
+                    stroke: None,
+                    ..
+                } => {
+                    // One path for a run of plain discs of one colour (the
+                    // many message dots and healthy nodes of a big world).
+                    ctx.begin_path();
+                    let mut j = i;
+                    while let Some(Shape::Circle {
+                        x,
+                        y,
+                        r,
+                        fill: Some(g),
+                        stroke: None,
+                    }) = shapes.get(j)
+                    {
+                        if g != f {
+                            break;
+                        }
+                        ctx.move_to(x + r, *y);
+                        ctx.arc(*x, *y, *r, 0.0, core::f64::consts::TAU)
+                            .map_err(|_| JsError::new("draw: arc failed"))?;
+                        j += 1;
+                    }
+                    ctx.set_fill_style_str(f);
+                    ctx.fill();
+                    i = j;
+                    continue;
+                }
+                Shape::Circle {
+                    x,
+                    y,
+                    r,
+                    fill,
+                    stroke,
+                } => {
+                    ctx.begin_path();
+                    ctx.arc(*x, *y, *r, 0.0, core::f64::consts::TAU)
+                        .map_err(|_| JsError::new("draw: arc failed"))?;
+                    if let Some(f) = fill {
+                        ctx.set_fill_style_str(f);
+                        ctx.fill();
+                    }
+                    if let Some((c, w)) = stroke {
+                        ctx.set_stroke_style_str(c);
+                        ctx.set_line_width(*w);
+                        ctx.stroke();
+                    }
+                }
+                Shape::Arc {
+                    r,
+                    a0,
+                    a1,
+                    width,
+                    color,
+                } => {
+                    ctx.begin_path();
+                    ctx.arc(cx, cy, *r, *a0, *a1)
+                        .map_err(|_| JsError::new("draw: arc failed"))?;
+                    ctx.set_stroke_style_str(color);
+                    ctx.set_line_width(*width);
+                    ctx.stroke();
+                }
+                Shape::Line {
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    width,
+                    color,
+                } => {
+                    ctx.begin_path();
+                    ctx.move_to(*x0, *y0);
+                    ctx.line_to(*x1, *y1);
+                    ctx.set_stroke_style_str(color);
+                    ctx.set_line_width(*width);
+                    ctx.stroke();
+                }
+                Shape::Square { x, y, size, color } => {
+                    ctx.set_fill_style_str(color);
+                    ctx.fill_rect(x - size / 2.0, y - size / 2.0, *size, *size);
+                }
+                Shape::Text { x, y, text, color } => {
+                    ctx.set_fill_style_str(color);
+                    ctx.fill_text(text, *x, *y)
+                        .map_err(|_| JsError::new("draw: fillText failed"))?;
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+}

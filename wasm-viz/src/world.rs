@@ -1,0 +1,841 @@
+//! The viz engine: a [`Sim`] running the standard stack, the user's actions
+//! (recorded as a [fault script](crate::script)), a timeline of snapshots to
+//! scrub, and the invariants. Plain Rust, tested natively; the browser layer
+//! ([`crate::web`]) only forwards calls and paints.
+//!
+//! # Exact replay
+//! A fault the user causes at virtual time `now` is *scheduled* at the next
+//! whole millisecond `T > now` at which nothing is queued yet. A scenario
+//! whose fault list holds the same faults schedules them all before the run
+//! starts; both orders put the fault before every event due at `T`, so the
+//! two runs are the same run, bit for bit (same trace hash). Immediate actions
+//! (add a node, ask for the token) happen at `now`, when every event due at
+//! or before `now` has been processed, which a replay reproduces with
+//! `run_until(now)`. Single-stepping moves to the next event's time and
+//! processes every event due then, keeping that property.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use shen_rings::ankh::{AnkhConfig, AnkhRing};
+use shen_rings::cartouche::{Cartouche, CartoucheMsg, Fencing};
+use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettings};
+use shen_rings::sundial::{Status, Sundial};
+use shen_rings::{RingId, Time};
+use shen_transport_memory::{
+    Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig, Snapshot,
+    TraceMode,
+};
+
+use crate::invariants::{Invariants, Observation, PlacementCache};
+use crate::script::{Action, Op};
+
+/// The most nodes the page lets a world have.
+pub const MAX_VIZ_NODES: u64 = 2_000;
+/// Invariants are checked (and the cached observation refreshed) at every
+/// multiple of this virtual time.
+pub const CHECK_EVERY_US: u64 = 50_000;
+
+/// How a world is set up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VizConfig {
+    /// The world seed.
+    pub seed: u64,
+    /// Nodes at the start.
+    pub nodes: u64,
+    /// The rings every node runs.
+    pub stack: StackConfig,
+    /// Mean latency in ms (uniform between half and one and a half of it).
+    pub latency_ms: f64,
+    /// Ankh settings used to draw the ring from a node's Sundial view.
+    pub ankh: AnkhConfig,
+}
+
+impl VizConfig {
+    /// The page's default world: Sundial and Cartouche, slow enough to watch
+    /// (40 ms mean latency; the token rests 150 ms at each node).
+    ///
+    /// Worlds of more than [`CARTOUCHE_MAX_DEFAULT`] nodes run Sundial only:
+    /// a token ring of hundreds of members spends its time in majority
+    /// rounds (measured at 500: thousands of candidacies in 20 s with these
+    /// settings), which is no way to watch gossip. [`VizConfig::with_rings`]
+    /// overrides it.
+    pub fn new(seed: u64, nodes: u64) -> VizConfig {
+        let mut stack = default_stack();
+        if nodes > CARTOUCHE_MAX_DEFAULT {
+            stack.cartouche = None;
+        }
+        VizConfig {
+            seed,
+            nodes,
+            stack,
+            latency_ms: 40.0,
+            ankh: AnkhConfig {
+                vnodes: 8,
+                ..AnkhConfig::default()
+            },
+        }
+    }
+}
+
+impl VizConfig {
+    /// Run exactly the rings named in `rings` (`sundial`, `cartouche`).
+    ///
+    /// # Errors
+    /// An unknown ring name, or no ring at all.
+    pub fn with_rings(mut self, rings: &[&str]) -> Result<VizConfig, String> {
+        let all = default_stack();
+        self.stack.sundial = None;
+        self.stack.cartouche = None;
+        for r in rings {
+            match *r {
+                "sundial" => self.stack.sundial = all.sundial.clone(),
+                "cartouche" => self.stack.cartouche = all.cartouche.clone(),
+                other => {
+                    return Err(format!(
+                        "rings: unknown ring `{other}` (sundial, cartouche)"
+                    ))
+                }
+            }
+        }
+        if self.stack.is_empty() {
+            return Err("rings: name at least one ring (sundial, cartouche)".into());
+        }
+        Ok(self)
+    }
+}
+
+/// Above this many nodes, [`VizConfig::new`] leaves Cartouche out.
+pub const CARTOUCHE_MAX_DEFAULT: u64 = 64;
+
+/// The stack the page runs: Sundial (defaults) and Cartouche sized for the
+/// page's latency.
+pub fn default_stack() -> StackConfig {
+    StackConfig {
+        sundial: Some(SundialSettings::default()),
+        cartouche: Some(CartoucheSettings {
+            hop_latency_ms: 80,
+            idle_pass_ms: 150,
+            ..CartoucheSettings::default()
+        }),
+        ..StackConfig::default()
+    }
+}
+
+/// The network of mean latency `ms` and loss `loss`.
+pub fn network(latency_ms: f64, loss: f64) -> NetConfig {
+    NetConfig {
+        latency: Latency::Uniform {
+            min: latency_ms * 0.5,
+            max: latency_ms * 1.5,
+        },
+        loss,
+        ..NetConfig::default()
+    }
+}
+
+/// An action and the virtual time (µs) it was made at: a fault takes
+/// effect on a later whole millisecond, but is scheduled at its click. For
+/// a script from a URL the click is unknown; the previous action's click
+/// is used, which is never later than the real one, and that is enough: no
+/// event due at the fault's time can have been queued before the click.
+#[derive(Clone, Debug)]
+struct Clicked {
+    at_us: u64,
+    action: Action,
+}
+
+/// A point of the timeline: the world as it was at `at`.
+struct Mark {
+    at: Time,
+    actions: usize,
+    snap: Snapshot<ShenEvent<u64>>,
+    invariants: Invariants,
+    net: (f64, f64),
+}
+
+/// A message in flight, for drawing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Flight {
+    /// Message id (for [`World::act`] with [`Op::Drop`]).
+    pub id: u64,
+    /// Sender.
+    pub from: u64,
+    /// Destination.
+    pub to: u64,
+    /// `"sundial"`, `"cartouche"` or another ring's name.
+    pub ring: &'static str,
+    /// First seen by the viz (about when it was sent), µs.
+    pub sent_us: u64,
+    /// When it arrives, µs (`None`: parked on a held link).
+    pub arrives_us: Option<u64>,
+    /// The Cartouche token's generation, when the message is the token.
+    pub token_generation: Option<u64>,
+}
+
+/// The browser simulator's world.
+pub struct World {
+    config: VizConfig,
+    sim: Sim<ShenEvent<u64>>,
+    /// Actions applied (or scheduled) in this history, in click order.
+    actions: Vec<Clicked>,
+    /// Actions of this history still to re-apply (after a rewind or a URL).
+    pending: VecDeque<Clicked>,
+    marks: Vec<Mark>,
+    mark_every_us: u64,
+    max_marks: usize,
+    /// The furthest time this history has reached.
+    horizon: Time,
+    /// Network settings after the last scheduled change: (latency, loss).
+    net: (f64, f64),
+    invariants: Invariants,
+    obs: Observation,
+    first_seen: BTreeMap<u64, Time>,
+    ref_ring: Option<RefRing>,
+    placement_cache: PlacementCache,
+}
+
+/// The Ankh ring as one node's view places it.
+pub struct RefRing {
+    /// Whose view.
+    pub view_of: u64,
+    /// That view's hash when the ring was built.
+    pub view_hash: u64,
+    /// The ring.
+    pub ring: AnkhRing<u64>,
+}
+
+impl core::fmt::Debug for World {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("World")
+            .field("config", &self.config)
+            .field("now", &self.sim.now())
+            .field("actions", &self.actions.len())
+            .field("pending", &self.pending.len())
+            .field("marks", &self.marks.len())
+            .finish()
+    }
+}
+
+fn err(e: impl ToString) -> String {
+    e.to_string()
+}
+
+impl World {
+    /// A world of `config.nodes` nodes at time zero.
+    ///
+    /// # Errors
+    /// A node count of 0 or above [`MAX_VIZ_NODES`], or a bad setting.
+    pub fn new(config: VizConfig) -> Result<World, String> {
+        if config.nodes == 0 || config.nodes > MAX_VIZ_NODES {
+            return Err(format!(
+                "nodes: must be between 1 and {MAX_VIZ_NODES}, got {}",
+                config.nodes
+            ));
+        }
+        if !(config.latency_ms.is_finite() && config.latency_ms > 0.0) {
+            return Err(format!(
+                "latency: must be a positive number of ms, got {}",
+                config.latency_ms
+            ));
+        }
+        config.ankh.validate().map_err(err)?;
+        let sim = Sim::with_stack(
+            SimConfig {
+                seed: config.seed,
+                nodes: config.nodes,
+                network: network(config.latency_ms, 0.0),
+                trace: TraceMode::HashOnly,
+            },
+            config.stack.clone(),
+        )
+        .map_err(err)?;
+        // Snapshots copy every node's view (~n² records): keep their total
+        // size bounded for big worlds.
+        let n = config.nodes.max(4) as usize;
+        let max_marks = (2_000_000 / (n * n)).clamp(6, 240);
+        // ... and far apart: a snapshot of 500 nodes takes ~60 ms.
+        let mark_every_us = 250_000 * (n * n / 40_000).max(1) as u64;
+        let mut w = World {
+            net: (config.latency_ms, 0.0),
+            config,
+            sim,
+            actions: Vec::new(),
+            pending: VecDeque::new(),
+            marks: Vec::new(),
+            mark_every_us,
+            max_marks,
+            horizon: Time::ZERO,
+            invariants: Invariants::default(),
+            obs: Observation::default(),
+            first_seen: BTreeMap::new(),
+            ref_ring: None,
+            placement_cache: PlacementCache::default(),
+        };
+        w.observe();
+        w.invariants.check(Time::ZERO, &w.obs, 0.0);
+        w.take_mark();
+        Ok(w)
+    }
+
+    /// A world replaying `script` (run it forward with [`World::run_to`]).
+    ///
+    /// # Errors
+    /// As [`World::new`].
+    pub fn with_script(config: VizConfig, script: Vec<Action>) -> Result<World, String> {
+        let mut w = World::new(config)?;
+        let mut prev = 0;
+        for action in script {
+            let at_us = if action.op.is_fault() {
+                prev
+            } else {
+                action.at_us
+            };
+            prev = at_us;
+            w.pending.push_back(Clicked { at_us, action });
+        }
+        w.apply_pending()?;
+        Ok(w)
+    }
+
+    // ------------------------------------------------------------ reading
+
+    /// The configuration.
+    pub fn config(&self) -> &VizConfig {
+        &self.config
+    }
+
+    /// The simulator.
+    pub fn sim(&self) -> &Sim<ShenEvent<u64>> {
+        &self.sim
+    }
+
+    /// Virtual time now.
+    pub fn now(&self) -> Time {
+        self.sim.now()
+    }
+
+    /// The furthest time this history has reached (the timeline's end).
+    pub fn horizon(&self) -> Time {
+        self.horizon.max(self.sim.now())
+    }
+
+    /// The actions of this history (applied and still to re-apply).
+    pub fn script(&self) -> Vec<Action> {
+        self.actions
+            .iter()
+            .chain(&self.pending)
+            .map(|c| c.action.clone())
+            .collect()
+    }
+
+    /// Times of the timeline's snapshots.
+    pub fn mark_times(&self) -> Vec<Time> {
+        self.marks.iter().map(|m| m.at).collect()
+    }
+
+    /// The invariants.
+    pub fn invariants(&self) -> &Invariants {
+        &self.invariants
+    }
+
+    /// The observation made at the last check point.
+    pub fn observation(&self) -> &Observation {
+        &self.obs
+    }
+
+    /// Current network settings: (mean latency ms, loss).
+    pub fn net(&self) -> (f64, f64) {
+        self.net
+    }
+
+    /// The trace hash so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.sim.trace_hash()
+    }
+
+    /// The Ankh ring as the lowest running node's view places it.
+    pub fn ref_ring(&self) -> Option<&RefRing> {
+        self.ref_ring.as_ref()
+    }
+
+    /// Every message in flight.
+    pub fn flights(&self) -> Vec<Flight> {
+        let now = self.sim.now();
+        self.sim
+            .in_flight()
+            .into_iter()
+            .map(|m| {
+                let token_generation = if m.ring == RingId::CARTOUCHE {
+                    match postcard::from_bytes::<CartoucheMsg<u64>>(&m.envelope.payload) {
+                        Ok(CartoucheMsg::Token(t)) => Some(t.generation),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                Flight {
+                    id: m.id,
+                    from: m.from,
+                    to: m.to,
+                    ring: self.sim.ring_name(m.ring).unwrap_or("other"),
+                    sent_us: self.first_seen.get(&m.id).unwrap_or(&now).as_micros(),
+                    arrives_us: m.arrives.map(Time::as_micros),
+                    token_generation,
+                }
+            })
+            .collect()
+    }
+
+    /// The scenario this run is (faults only), to replay natively with
+    /// `shen sim run --scenario FILE --seed SEED`.
+    ///
+    /// # Errors
+    /// When the script holds an action a scenario cannot express (adding a
+    /// node, asking for the token).
+    pub fn scenario(&self) -> Result<Scenario, String> {
+        let mut net = (self.config.latency_ms, 0.0);
+        let mut faults = Vec::new();
+        for a in self.script() {
+            let fault = match self.fault_of(&a.op, &mut net) {
+                Some(f) => f,
+                None => {
+                    return Err(format!(
+                        "the script holds `{a}`, which a scenario cannot express \
+                         (only faults can be replayed by `shen sim run`)"
+                    ))
+                }
+            };
+            faults.push(ScheduledFault {
+                at_ms: a.at_us / 1000,
+                fault,
+            });
+        }
+        let scenario = Scenario {
+            name: "viz".to_string(),
+            seed: self.config.seed,
+            nodes: self.config.nodes,
+            duration_ms: self.sim.now().as_millis().max(1),
+            stack: self.config.stack.clone(),
+            network: network(self.config.latency_ms, 0.0),
+            faults,
+            expect: Vec::new(),
+        };
+        scenario.validate().map_err(err)?;
+        Ok(scenario)
+    }
+
+    // ------------------------------------------------------------ running
+
+    /// Run to virtual time `t` (forward only; see [`World::seek`]),
+    /// re-applying this history's actions on the way, taking snapshots and
+    /// checking invariants at fixed virtual times.
+    ///
+    /// # Errors
+    /// A replayed action that cannot apply (a bad URL script).
+    pub fn run_to(&mut self, t: Time) -> Result<(), String> {
+        self.run_to_within(t, || false).map(|_| ())
+    }
+
+    /// [`World::run_to`], giving up early when `out_of_time()` says so (it
+    /// is asked every few dozen events): the page's frame budget, so a big
+    /// world slows virtual time down instead of the frame rate. It only
+    /// stops between two virtual instants, with every event due by the new
+    /// `now` processed, so actions taken then replay exactly. Returns
+    /// whether `t` was reached.
+    ///
+    /// # Errors
+    /// As [`World::run_to`].
+    pub fn run_to_within(
+        &mut self,
+        t: Time,
+        mut out_of_time: impl FnMut() -> bool,
+    ) -> Result<bool, String> {
+        let mut reached = true;
+        let mut since_check = 0u32;
+        'chunks: while self.sim.now() < t {
+            self.apply_pending()?;
+            let now = self.sim.now().as_micros();
+            let next_check = (now / CHECK_EVERY_US + 1) * CHECK_EVERY_US;
+            let last_mark = self.marks.last().map_or(0, |m| m.at.as_micros());
+            let next_mark = last_mark + self.mark_every_us;
+            let mut stop = Time::from_micros(next_check.min(next_mark).min(t.as_micros()));
+            if let Some(c) = self.pending.front() {
+                if c.at_us < stop.as_micros() {
+                    stop = Time::from_micros(c.at_us.max(now));
+                }
+            }
+            while let Some(e) = self.sim.next_event_at().filter(|e| *e <= stop) {
+                since_check += 1;
+                if since_check >= 32 && e > self.sim.now() {
+                    since_check = 0;
+                    if out_of_time() {
+                        reached = false;
+                        break 'chunks;
+                    }
+                }
+                self.sim.step();
+            }
+            self.sim.run_until(stop);
+            self.apply_pending()?;
+            let at = stop.as_micros();
+            if at % CHECK_EVERY_US == 0 {
+                self.observe();
+                self.invariants.check(stop, &self.obs, self.net.1);
+            }
+            if at >= next_mark && stop > self.marks.last().map_or(Time::ZERO, |m| m.at) {
+                self.take_mark();
+            }
+        }
+        self.apply_pending()?;
+        self.track_flights();
+        if self.sim.now() > self.horizon {
+            self.horizon = self.sim.now();
+        }
+        Ok(reached)
+    }
+
+    /// Advance by `d` of virtual time.
+    ///
+    /// # Errors
+    /// As [`World::run_to`].
+    pub fn advance(&mut self, d: Duration) -> Result<(), String> {
+        let t = self.sim.now() + d;
+        self.run_to(t)
+    }
+
+    /// One step: to the next event's time, processing every event due then
+    /// (1 ms when nothing is queued).
+    ///
+    /// # Errors
+    /// As [`World::run_to`].
+    pub fn step(&mut self) -> Result<(), String> {
+        let now = self.sim.now();
+        let t = match self.sim.next_event_at() {
+            Some(t) if t > now => t,
+            Some(_) => now + Duration::from_micros(1),
+            None => now + Duration::from_millis(1),
+        };
+        self.run_to(t)
+    }
+
+    /// Go to virtual time `t`, backwards (from the last snapshot at or
+    /// before it) or forwards. The history is kept: going back and playing
+    /// again replays the same actions, until a new action forks it.
+    ///
+    /// # Errors
+    /// As [`World::run_to`].
+    pub fn seek(&mut self, t: Time) -> Result<(), String> {
+        if t < self.sim.now() {
+            let i = self.marks.iter().rposition(|m| m.at <= t).unwrap_or(0);
+            let mark = &self.marks[i];
+            self.sim.restore(&mark.snap);
+            let mut all: Vec<Clicked> = core::mem::take(&mut self.actions);
+            all.extend(self.pending.drain(..));
+            self.pending = all.split_off(mark.actions.min(all.len())).into();
+            self.actions = all;
+            self.invariants = mark.invariants.clone();
+            self.net = mark.net;
+            self.first_seen.clear();
+            self.observe();
+        }
+        self.run_to(t)
+    }
+
+    // ------------------------------------------------------------ actions
+
+    /// Apply a user action now. Returns the action as recorded (with the
+    /// virtual time it takes effect). Acting after a rewind forks history:
+    /// the actions and snapshots after now are forgotten.
+    ///
+    /// # Errors
+    /// A node that does not exist, a message not in flight, a crashed node
+    /// asked for the token, ...: nothing is recorded then.
+    pub fn act(&mut self, op: Op) -> Result<Action, String> {
+        self.check_op(&op)?;
+        let now = self.sim.now();
+        let action = if op.is_fault() {
+            // The next whole millisecond after now with nothing queued.
+            let mut at = (now.as_micros() / 1000 + 1) * 1000;
+            while self.sim.has_event_at(Time::from_micros(at)) {
+                at += 1000;
+            }
+            if let Op::Drop(id) = op {
+                let arrives = self
+                    .sim
+                    .in_flight()
+                    .into_iter()
+                    .find(|m| m.id == id)
+                    .and_then(|m| m.arrives);
+                if arrives.is_none_or(|a| a.as_micros() <= at) {
+                    return Err(format!(
+                        "message {id} arrives before it could be dropped (at {:.3} ms)",
+                        at as f64 / 1000.0
+                    ));
+                }
+            }
+            Action { at_us: at, op }
+        } else {
+            Action {
+                at_us: now.as_micros(),
+                op,
+            }
+        };
+        self.fork();
+        self.apply(&action)?;
+        self.actions.push(Clicked {
+            at_us: now.as_micros(),
+            action: action.clone(),
+        });
+        self.track_flights();
+        Ok(action)
+    }
+
+    /// Drop the Cartouche token now if it is in flight.
+    ///
+    /// # Errors
+    /// When the token is not travelling (it rests at a node).
+    pub fn drop_token(&mut self) -> Result<Action, String> {
+        let flights = self.flights();
+        let mut tokens: Vec<&Flight> = flights
+            .iter()
+            .filter(|f| f.token_generation.is_some())
+            .collect();
+        // The newest generation first, then the one arriving last.
+        tokens.sort_by_key(|f| (core::cmp::Reverse(f.token_generation), f.arrives_us));
+        let mut last = String::from("the token is not in flight now (it rests at a node)");
+        for f in tokens {
+            match self.act(Op::Drop(f.id)) {
+                Ok(a) => return Ok(a),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn check_op(&self, op: &Op) -> Result<(), String> {
+        let n = self.sim.node_count();
+        let node = |id: u64| {
+            if id < n {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no node {id} (nodes are 0..{})",
+                    n.saturating_sub(1)
+                ))
+            }
+        };
+        match op {
+            Op::Crash(id) => {
+                node(*id)?;
+                if self.sim.node(*id).is_none() {
+                    return Err(format!("node {id} is already down"));
+                }
+            }
+            Op::Restart(id) | Op::Request(id) => node(*id)?,
+            Op::Partition(groups) => {
+                if groups.iter().all(Vec::is_empty) {
+                    return Err("partition: give at least one non-empty group".into());
+                }
+                for id in groups.iter().flatten() {
+                    node(*id)?;
+                }
+            }
+            Op::AddNode => {
+                if n >= MAX_VIZ_NODES {
+                    return Err(format!("at most {MAX_VIZ_NODES} nodes"));
+                }
+            }
+            Op::Loss(p) => {
+                if !(0.0..=1.0).contains(p) {
+                    return Err(format!("loss must be within [0, 1], got {p}"));
+                }
+            }
+            Op::Latency(ms) => {
+                if !(ms.is_finite() && *ms > 0.0 && *ms <= 10_000.0) {
+                    return Err(format!("latency must be within (0, 10000] ms, got {ms}"));
+                }
+            }
+            Op::Heal | Op::Drop(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The simulator fault of a fault op (updating the running network
+    /// settings), `None` for an immediate action.
+    fn fault_of(&self, op: &Op, net: &mut (f64, f64)) -> Option<Fault> {
+        Some(match op {
+            Op::Crash(n) => Fault::Crash(*n),
+            Op::Restart(n) => Fault::Restart {
+                node: *n,
+                disk: RestartMode::Keep,
+            },
+            Op::Partition(g) => Fault::Partition(g.clone()),
+            Op::Heal => Fault::Heal,
+            Op::Loss(p) => {
+                net.1 = *p;
+                Fault::Network(network(net.0, net.1))
+            }
+            Op::Latency(ms) => {
+                net.0 = *ms;
+                Fault::Network(network(net.0, net.1))
+            }
+            Op::Drop(id) => Fault::DropMessage(*id),
+            Op::AddNode | Op::Request(_) => return None,
+        })
+    }
+
+    /// Apply (faults: schedule) one action at the current position.
+    fn apply(&mut self, a: &Action) -> Result<(), String> {
+        self.invariants.disturbed(self.sim.now());
+        let mut net = self.net;
+        if let Some(fault) = self.fault_of(&a.op, &mut net) {
+            self.sim
+                .schedule(Time::from_micros(a.at_us), fault)
+                .map_err(err)?;
+            self.net = net;
+            return Ok(());
+        }
+        match a.op {
+            Op::AddNode => {
+                let id = self.sim.add_node().map_err(err)?;
+                self.sim.member_joined(id).map_err(err)?;
+            }
+            Op::Request(n) => {
+                let r = self
+                    .sim
+                    .command::<Cartouche<u64>, _>(n, |c, cx| c.request(cx, "viz"))
+                    .map_err(err)?;
+                if r.is_none() {
+                    return Err(format!("node {n} does not run Cartouche"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Re-apply the pending actions made at or before now, as they were
+    /// made then (faults scheduled, immediate actions applied).
+    fn apply_pending(&mut self) -> Result<(), String> {
+        let now = self.sim.now().as_micros();
+        while let Some(c) = self.pending.front() {
+            if c.at_us > now {
+                break;
+            }
+            let c = self.pending.pop_front().expect("peeked");
+            self.check_op(&c.action.op)
+                .and_then(|()| self.apply(&c.action))
+                .map_err(|e| format!("replaying `{}`: {e}", c.action))?;
+            self.actions.push(c);
+        }
+        Ok(())
+    }
+
+    /// A new action after a rewind: forget the rest of the old history.
+    fn fork(&mut self) {
+        let now = self.sim.now();
+        self.pending.clear();
+        self.marks.retain(|m| m.at <= now);
+        self.horizon = now;
+    }
+
+    fn take_mark(&mut self) {
+        self.marks.push(Mark {
+            at: self.sim.now(),
+            actions: self.actions.len(),
+            snap: self.sim.snapshot(),
+            invariants: self.invariants.clone(),
+            net: self.net,
+        });
+        if self.marks.len() > self.max_marks {
+            // Thin out: keep the first and every other one after it.
+            let mut i = 0;
+            self.marks.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.mark_every_us *= 2;
+        }
+    }
+
+    fn track_flights(&mut self) {
+        let now = self.sim.now();
+        let live: Vec<u64> = self.sim.in_flight().iter().map(|m| m.id).collect();
+        let mut seen = BTreeMap::new();
+        for id in live {
+            seen.insert(id, *self.first_seen.get(&id).unwrap_or(&now));
+        }
+        self.first_seen = seen;
+    }
+
+    /// Refresh the observation (and the reference ring).
+    fn observe(&mut self) {
+        self.obs = Observation::take_cached(&self.sim, &mut self.placement_cache);
+        let view_of = self.obs.first_up();
+        self.ref_ring = match view_of {
+            None => None,
+            Some(id) => {
+                let sundial = self.sim.node(id).and_then(|n| n.ring::<Sundial<u64>>());
+                match (sundial, &self.ref_ring) {
+                    (Some(s), Some(r)) if r.view_of == id && r.view_hash == s.view_hash() => {
+                        self.ref_ring.take()
+                    }
+                    (Some(s), _) => {
+                        AnkhRing::from_members(self.config.ankh.clone(), s.ankh_members())
+                            .ok()
+                            .map(|ring| RefRing {
+                                view_of: id,
+                                view_hash: s.view_hash(),
+                                ring,
+                            })
+                    }
+                    (None, _) => None,
+                }
+            }
+        };
+    }
+
+    // ------------------------------------------------------------ inspect
+
+    /// Node `id`'s Sundial view: `(member, status, incarnation, suspectors)`.
+    pub fn view_of(&self, id: u64) -> Vec<(u64, Status, u64, Vec<u64>)> {
+        self.sim
+            .node(id)
+            .and_then(|n| n.ring::<Sundial<u64>>())
+            .map(|s| {
+                s.records()
+                    .map(|r| (r.id, r.status, r.incarnation, r.suspectors.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Node `id`'s phi for each member it monitors.
+    pub fn phis_of(&self, id: u64) -> Vec<(u64, f64)> {
+        let Some(status) = self.sim.node_status(id) else {
+            return Vec::new();
+        };
+        self.sim
+            .node(id)
+            .and_then(|n| n.ring::<Sundial<u64>>())
+            .map(|s| {
+                s.monitored()
+                    .filter_map(|m| s.phi_of(m, status.local_time).map(|p| (*m, p)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Node `id`'s Cartouche grant: `(request, fencing, lease end µs)`.
+    pub fn grant_of(&self, id: u64) -> Option<(u64, Fencing, u64)> {
+        self.sim
+            .node(id)
+            .and_then(|n| n.ring::<Cartouche<u64>>())
+            .and_then(|c| c.grant())
+            .map(|(r, f, t)| (r, f, t.as_micros()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
