@@ -3,11 +3,16 @@
 
 #![warn(missing_docs)]
 
+pub mod admin_http;
 mod fsutil;
 pub mod gossip_cmd;
 pub mod log_cmd;
 pub mod ring_stats;
+pub mod run_cmd;
 pub mod segment_log;
 pub mod sim_cmd;
+pub mod status_cmd;
 pub mod storage;
 pub mod token_cmd;
+pub mod up_cmd;
+pub mod viz_cmd;

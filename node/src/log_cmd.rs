@@ -141,6 +141,16 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 /// and whether it was cut at the read limit.
 type ReadSeen = (u32, u64, Time, Vec<ReadRecord<u64>>, bool);
 
+/// Everything recorded while a run goes on.
+struct Book {
+    trace_at: u64,
+    pending: BTreeMap<(u64, u64), Pending>,
+    in_flight: BTreeMap<u64, u64>,
+    hist: History,
+    run: LogRun,
+    latencies: Vec<u64>,
+}
+
 struct History {
     /// value → (partition, offset) for acknowledged appends, with the
     /// completion time.
@@ -215,34 +225,31 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     let mut down: BTreeSet<u64> = BTreeSet::new();
 
     let mut next_value: u64 = 1;
-    let mut pending: BTreeMap<(u64, u64), Pending> = BTreeMap::new();
-    let mut in_flight: BTreeMap<u64, u64> = (0..n).map(|i| (i, 0)).collect();
-    let mut hist = History {
-        acked: BTreeMap::new(),
-        invoked: BTreeSet::new(),
-        reads: Vec::new(),
-        top: BTreeMap::new(),
+    let mut book = Book {
+        trace_at: 0,
+        pending: BTreeMap::new(),
+        in_flight: (0..n).map(|i| (i, 0)).collect(),
+        hist: History {
+            acked: BTreeMap::new(),
+            invoked: BTreeSet::new(),
+            reads: Vec::new(),
+            top: BTreeMap::new(),
+        },
+        run: LogRun {
+            seed,
+            ..LogRun::default()
+        },
+        latencies: Vec::new(),
     };
-    let mut run = LogRun {
-        seed,
-        ..LogRun::default()
-    };
-    let mut latencies: Vec<u64> = Vec::new();
-    let mut trace_at: u64 = 0;
     let mut last_issue = Time::ZERO;
 
     let process =
         |sim: &mut Sim<ShenEvent<u64>>,
-         trace_at: &mut u64,
-         pending: &mut BTreeMap<(u64, u64), Pending>,
-         in_flight: &mut BTreeMap<u64, u64>,
-         hist: &mut History,
-         run: &mut LogRun,
-         latencies: &mut Vec<u64>,
+         b: &mut Book,
          final_reads: &mut Option<&mut BTreeMap<u64, Vec<ReadRecord<u64>>>>| {
             let now = sim.now();
             let mut evs = Vec::new();
-            for (_, e) in sim.trace().since(*trace_at) {
+            for (_, e) in sim.trace().since(b.trace_at) {
                 if let TraceKind::Event {
                     node,
                     event: ShenEvent::Ouroboros(ev),
@@ -252,7 +259,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                     evs.push((*node, ev.clone()));
                 }
             }
-            *trace_at = sim.trace().total();
+            b.trace_at = sim.trace().total();
             sim.trace_mut().clear_kept();
             let watch = std::env::var("SHEN_LOG_TRACE")
                 .ok()
@@ -273,24 +280,25 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         partition,
                         offset,
                     } => {
-                        if let Some(Pending::Append { value, since }) = pending.remove(&(node, req))
+                        if let Some(Pending::Append { value, since }) =
+                            b.pending.remove(&(node, req))
                         {
-                            *in_flight.entry(node).or_default() -= 1;
-                            hist.acked.insert(value, (partition, offset, now));
-                            let t = hist.top.entry(partition).or_default();
+                            *b.in_flight.entry(node).or_default() -= 1;
+                            b.hist.acked.insert(value, (partition, offset, now));
+                            let t = b.hist.top.entry(partition).or_default();
                             *t = (*t).max(offset);
-                            run.acked += 1;
-                            latencies.push((now - since).as_micros() as u64);
+                            b.run.acked += 1;
+                            b.latencies.push((now - since).as_micros() as u64);
                         }
                     }
                     OuroborosEvent::AppendFailed { req, error, .. }
-                        if pending.remove(&(node, req)).is_some() =>
+                        if b.pending.remove(&(node, req)).is_some() =>
                     {
-                        *in_flight.entry(node).or_default() -= 1;
+                        *b.in_flight.entry(node).or_default() -= 1;
                         if matches!(error, shen_rings::ouroboros::LogError::Timeout) {
-                            run.unknown += 1;
+                            b.run.unknown += 1;
                         } else {
-                            run.failed += 1;
+                            b.run.failed += 1;
                         }
                     }
                     OuroborosEvent::ReadDone {
@@ -301,26 +309,27 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         ..
                     } => {
                         if let Some(fr) = final_reads.as_deref_mut() {
-                            if pending.remove(&(node, req)).is_some() {
+                            if b.pending.remove(&(node, req)).is_some() {
                                 fr.insert(u64::from(partition), records);
                             }
                             continue;
                         }
-                        if let Some(Pending::Read { since }) = pending.remove(&(node, req)) {
-                            *in_flight.entry(node).or_default() -= 1;
-                            run.reads += 1;
+                        if let Some(Pending::Read { since }) = b.pending.remove(&(node, req)) {
+                            *b.in_flight.entry(node).or_default() -= 1;
+                            b.run.reads += 1;
                             let truncated = records.len() >= 1024;
-                            hist.reads
+                            b.hist
+                                .reads
                                 .push((partition, from, since, records, truncated));
                         }
                     }
                     OuroborosEvent::ReadFailed { req, .. }
-                        if pending.remove(&(node, req)).is_some() && final_reads.is_none() =>
+                        if b.pending.remove(&(node, req)).is_some() && final_reads.is_none() =>
                     {
-                        *in_flight.entry(node).or_default() -= 1;
+                        *b.in_flight.entry(node).or_default() -= 1;
                     }
                     OuroborosEvent::ReconfigDone { changed, .. } if changed > 0 => {
-                        run.reconfigurations += 1;
+                        b.run.reconfigurations += 1;
                     }
                     _ => {}
                 }
@@ -332,16 +341,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             break;
         }
         let now = sim.now();
-        process(
-            &mut sim,
-            &mut trace_at,
-            &mut pending,
-            &mut in_flight,
-            &mut hist,
-            &mut run,
-            &mut latencies,
-            &mut None,
-        );
+        process(&mut sim, &mut book, &mut None);
         if a.faults && n >= 5 {
             if !done[0] && now >= crash1_at {
                 sim.crash(crash1).map_err(|e| e.to_string())?;
@@ -395,11 +395,11 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             if down.contains(&i) {
                 continue;
             }
-            while in_flight[&i] < a.concurrency {
+            while book.in_flight[&i] < a.concurrency {
                 let read = (rng.next_u64() % 1000) as f64 / 1000.0 < a.read_ratio;
                 let r = if read {
                     let p = (rng.next_u64() % u64::from(a.partitions)) as u32;
-                    let top = hist.top.get(&p).copied().unwrap_or(0);
+                    let top = book.hist.top.get(&p).copied().unwrap_or(0);
                     let from = top.saturating_sub(rng.next_u64() % 64);
                     sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.read_range(cx, p, from, 1024))
                         .map_err(|e| e.to_string())?
@@ -407,7 +407,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 } else {
                     let value = next_value;
                     next_value += 1;
-                    hist.invoked.insert(value);
+                    book.hist.invoked.insert(value);
                     let key = (rng.next_u64() % 4096).to_be_bytes();
                     sim.command::<Ouroboros<u64>, _>(i, |o, cx| {
                         o.append(cx, &key, value_bytes(value))
@@ -418,20 +418,11 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 let Some((req, p)) = r else {
                     return Err("the node runs no Ouroboros ring".into());
                 };
-                pending.insert((i, req), p);
-                *in_flight.get_mut(&i).expect("present") += 1;
+                book.pending.insert((i, req), p);
+                *book.in_flight.get_mut(&i).expect("present") += 1;
             }
         }
-        process(
-            &mut sim,
-            &mut trace_at,
-            &mut pending,
-            &mut in_flight,
-            &mut hist,
-            &mut run,
-            &mut latencies,
-            &mut None,
-        );
+        process(&mut sim, &mut book, &mut None);
     }
     let workload_s = sim.now().as_micros() as f64 / 1e6;
 
@@ -441,16 +432,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     }
     let settle = sim.now() + Duration::from_secs(8);
     while sim.now() < settle && sim.step() {
-        process(
-            &mut sim,
-            &mut trace_at,
-            &mut pending,
-            &mut in_flight,
-            &mut hist,
-            &mut run,
-            &mut latencies,
-            &mut None,
-        );
+        process(&mut sim, &mut book, &mut None);
     }
     let reader = (0..n).find(|i| !down.contains(i)).ok_or("no live node")?;
     let mut finals: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
@@ -467,23 +449,18 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 .command::<Ouroboros<u64>, _>(reader, |o, cx| o.read_range(cx, p, from, 1024))
                 .map_err(|e| e.to_string())?
                 .ok_or("no ouroboros")?;
-            pending.insert((reader, req), Pending::Read { since: sim.now() });
+            book.pending
+                .insert((reader, req), Pending::Read { since: sim.now() });
             asked.insert(p, req);
         }
         let mut got: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
         let until = sim.now() + Duration::from_secs(3);
         while sim.now() < until && sim.step() {
-            process(
-                &mut sim,
-                &mut trace_at,
-                &mut pending,
-                &mut in_flight,
-                &mut hist,
-                &mut run,
-                &mut latencies,
-                &mut Some(&mut got),
-            );
-            if asked.values().all(|r| !pending.contains_key(&(reader, *r))) {
+            process(&mut sim, &mut book, &mut Some(&mut got));
+            if asked
+                .values()
+                .all(|r| !book.pending.contains_key(&(reader, *r)))
+            {
                 break;
             }
         }
@@ -510,11 +487,11 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         }
     }
     // ---- check
-    let v = &mut run.violations;
+    let v = &mut book.run.violations;
     let mut seen: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     for p in 0..a.partitions {
         let Some(log) = finals.get(&u64::from(p)).filter(|_| complete.contains(&p)) else {
-            run.unavailable.push(p);
+            book.run.unavailable.push(p);
             continue;
         };
         for r in log {
@@ -525,7 +502,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 ));
                 continue;
             };
-            if !hist.invoked.contains(&val) {
+            if !book.hist.invoked.contains(&val) {
                 v.push(format!(
                     "partition {p} offset {}: phantom value {val}",
                     r.offset
@@ -538,7 +515,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 ));
             }
         }
-        run.records += log.len() as u64;
+        book.run.records += log.len() as u64;
     }
     let final_at = |p: u32, o: u64| -> Option<u64> {
         finals
@@ -546,9 +523,9 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             .and_then(|l| l.get(o as usize))
             .and_then(value_of)
     };
-    for (val, (p, o, _)) in &hist.acked {
+    for (val, (p, o, _)) in &book.hist.acked {
         if !complete.contains(p) {
-            run.unverified += 1;
+            book.run.unverified += 1;
             continue;
         }
         {
@@ -564,7 +541,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     // acknowledged up to then.
     // Entries: (time, highest offset so far, its value, its ack time).
     let mut by_time: BTreeMap<u32, Vec<(Time, u64, u64, Time)>> = BTreeMap::new();
-    for (val, (p, o, at)) in &hist.acked {
+    for (val, (p, o, at)) in &book.hist.acked {
         by_time.entry(*p).or_default().push((*at, *o, *val, *at));
     }
     for acks in by_time.values_mut() {
@@ -577,7 +554,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
     }
-    for (p, from, since, records, truncated) in &hist.reads {
+    for (p, from, since, records, truncated) in &book.hist.reads {
         if !complete.contains(p) {
             continue;
         }
@@ -611,11 +588,11 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         }
     }
     v.truncate(20);
-    latencies.sort_unstable();
-    run.p50_us = percentile(&latencies, 0.5);
-    run.p99_us = percentile(&latencies, 0.99);
-    run.appends_per_s = run.acked as f64 / workload_s.max(1e-9);
-    Ok(run)
+    book.latencies.sort_unstable();
+    book.run.p50_us = percentile(&book.latencies, 0.5);
+    book.run.p99_us = percentile(&book.latencies, 0.99);
+    book.run.appends_per_s = book.run.acked as f64 / workload_s.max(1e-9);
+    Ok(book.run)
 }
 
 /// Run `shen sim log`.

@@ -26,6 +26,15 @@ enum Command {
         #[command(subcommand)]
         cmd: shen_node::sim_cmd::SimCommand,
     },
+    /// Run one cluster node over libp2p (mDNS + Kademlia discovery, admin
+    /// HTTP on 127.0.0.1). SIGINT/SIGTERM: leave gracefully and exit 0.
+    Run(shen_node::run_cmd::RunArgs),
+    /// Start a local cluster of N node processes on loopback; Ctrl-C stops it.
+    Up(shen_node::up_cmd::UpArgs),
+    /// Show a running node's members, health and ring ownership.
+    Status(shen_node::status_cmd::StatusArgs),
+    /// Serve the browser simulator (wasm-viz/www) on 127.0.0.1.
+    Viz(shen_node::viz_cmd::VizArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +112,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sim { cmd } => shen_node::sim_cmd::run(cmd),
+        Command::Run(a) => shen_node::run_cmd::run(a),
+        Command::Up(a) => shen_node::up_cmd::run(a),
+        Command::Status(a) => shen_node::status_cmd::run(a),
+        Command::Viz(a) => shen_node::viz_cmd::run(a),
         Command::Ring {
             cmd: RingCommand::Stats(a),
         } => {
