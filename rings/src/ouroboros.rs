@@ -141,6 +141,10 @@ pub struct Chain<I> {
     /// that skipped a configuration may have missed acknowledged records,
     /// so it restarts as a new member.
     pub prev: Epoch,
+    /// A member that keeps its own log although it did not hold `prev`:
+    /// set only when a chain is recovered from a former member (see
+    /// `recovery_head`).
+    pub keep: Option<I>,
     /// Head first, tail last.
     pub members: Vec<I>,
 }
@@ -236,6 +240,56 @@ pub struct PaxosState<I> {
     pub committed: Table<I>,
 }
 
+/// What a member tells a configurator about one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartReport {
+    /// Partition.
+    pub p: u32,
+    /// The chain epoch (of its installed table) it is a caught-up member of.
+    pub ready_in: Option<Epoch>,
+    /// The epoch of the chain it was a caught-up member of when it left it
+    /// (its log has not changed since).
+    pub left_ready: Option<Epoch>,
+    /// The epoch of its installed chain if it is that chain's tail.
+    pub tail_of: Option<Epoch>,
+    /// Log length.
+    pub len: u64,
+    /// The log's epoch runs: (epoch, first offset), in offset order.
+    pub runs: Vec<(Epoch, u64)>,
+}
+
+/// A sealed tail's final word on its epoch: nothing above `commit` was or
+/// will be acknowledged in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealInfo {
+    /// Commit point, final for the epoch.
+    pub commit: u64,
+    /// Log length.
+    pub len: u64,
+    /// The log's epoch runs.
+    pub runs: Vec<(Epoch, u64)>,
+}
+
+fn epoch_at(runs: &[(Epoch, u64)], len: u64, offset: u64) -> Option<Epoch> {
+    if offset >= len {
+        return None;
+    }
+    runs.iter()
+        .rev()
+        .find(|(_, start)| *start <= offset)
+        .map(|(e, _)| *e)
+}
+
+fn epoch_runs<I>(log: &[Entry<I>]) -> Vec<(Epoch, u64)> {
+    let mut runs: Vec<(Epoch, u64)> = Vec::new();
+    for (o, e) in log.iter().enumerate() {
+        if runs.last().is_none_or(|(ep, _)| *ep != e.epoch) {
+            runs.push((e.epoch, o as u64));
+        }
+    }
+    runs
+}
+
 /// Ouroboros wire messages.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum OuroborosMsg<I> {
@@ -252,9 +306,28 @@ pub enum OuroborosMsg<I> {
         state: PaxosState<I>,
         /// Partitions whose chain lists the sender but whose log it lost.
         stale: Vec<u32>,
-        /// (partition, epoch) of the chains the sender is a caught-up
-        /// member of, by its installed table.
-        ready: Vec<(u32, Epoch)>,
+        /// The sender's state per partition (only partitions with
+        /// something to say).
+        reports: Vec<PartReport>,
+    },
+    /// Configurator → the tail of a chain being recovered: stop
+    /// acknowledging in `epoch` and report.
+    Seal {
+        /// The round.
+        ballot: Epoch,
+        /// Partition.
+        p: u32,
+        /// The epoch to seal.
+        epoch: Epoch,
+    },
+    /// Answer to `Seal`.
+    Sealed {
+        /// The round.
+        ballot: Epoch,
+        /// Partition.
+        p: u32,
+        /// The tail's final state in the sealed epoch.
+        info: SealInfo,
     },
     /// Configurator → all: accept `table`.
     Accept {
@@ -456,6 +529,11 @@ struct Part<I> {
     barrier: Option<u64>,
     /// Listed in the chain but the log was lost on restart.
     stale: bool,
+    /// Not a member now; was a caught-up member of this chain epoch when it
+    /// left, and the log has not changed since.
+    left_ready: Option<Epoch>,
+    /// As the tail, this epoch is sealed: acknowledge nothing more in it.
+    sealed: Option<Epoch>,
     /// (client, request) → offset, over the whole log.
     dedupe: BTreeMap<(I, u64), u64>,
     /// Head: clients waiting for an offset to commit.
@@ -489,15 +567,17 @@ struct PendingRead<I> {
     deadline: Time,
 }
 
-/// A promise: the acceptor's state, its stale partitions and the chains it
-/// is a caught-up member of.
-type Promised<I> = (PaxosState<I>, Vec<u32>, Vec<(u32, Epoch)>);
+/// A promise: the acceptor's state, its stale partitions and its reports.
+type Promised<I> = (PaxosState<I>, Vec<u32>, Vec<PartReport>);
 
 #[derive(Clone, Debug)]
 enum Phase<I> {
     Preparing {
         promises: BTreeMap<I, Promised<I>>,
         settle_at: Option<Time>,
+        /// Tails asked to seal (partition → answer), once started.
+        seals: Option<BTreeMap<u32, Option<SealInfo>>>,
+        seal_until: Time,
     },
     Accepting {
         table: Table<I>,
@@ -568,6 +648,8 @@ impl<I> Part<I> {
             ready,
             barrier: None,
             stale: false,
+            left_ready: None,
+            sealed: None,
             dedupe: BTreeMap::new(),
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,
@@ -603,6 +685,7 @@ pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Tabl
             .map(|p| Chain {
                 epoch: Epoch::default(),
                 prev: Epoch::default(),
+                keep: None,
                 members: ring.chain_of(p).cloned().collect(),
             })
             .collect(),
@@ -805,7 +888,7 @@ impl<I: NodeId> Ouroboros<I> {
             (
                 self.paxos_state(),
                 self.stale_parts(cx.me),
-                self.ready_parts(cx.me),
+                self.part_reports(cx.me),
             ),
         );
         self.round = Some(Round {
@@ -813,6 +896,8 @@ impl<I: NodeId> Ouroboros<I> {
             phase: Phase::Preparing {
                 promises,
                 settle_at: None,
+                seals: None,
+                seal_until: Time::ZERO,
             },
             deadline: cx.now + self.config.round_timeout,
         });
@@ -842,13 +927,30 @@ impl<I: NodeId> Ouroboros<I> {
             .collect()
     }
 
-    fn ready_parts(&self, me: &I) -> Vec<(u32, Epoch)> {
+    fn part_reports(&self, me: &I) -> Vec<PartReport> {
         (0..self.config.partitions)
-            .filter(|&p| {
+            .filter_map(|p| {
                 let part = &self.parts[p as usize];
-                part.ready && !part.stale && self.chain(p).members.contains(me)
+                if part.stale {
+                    return None;
+                }
+                let c = self.chain(p);
+                let member = c.members.contains(me);
+                let ready_in = (member && part.ready).then_some(c.epoch);
+                let tail_of = (c.members.last() == Some(me)).then_some(c.epoch);
+                let left_ready = if member { None } else { part.left_ready };
+                if ready_in.is_none() && tail_of.is_none() && left_ready.is_none() {
+                    return None;
+                }
+                Some(PartReport {
+                    p,
+                    ready_in,
+                    left_ready,
+                    tail_of,
+                    len: part.log.len() as u64,
+                    runs: epoch_runs(&part.log),
+                })
             })
-            .map(|p| (p, self.chain(p).epoch))
             .collect()
     }
 
@@ -1027,21 +1129,41 @@ impl<I: NodeId> Ouroboros<I> {
         });
         for p in 0..self.config.partitions {
             if old.chains[p as usize].epoch != self.chain(p).epoch {
-                let continuous = old.chains[p as usize].epoch == self.chain(p).prev;
-                let was_member = continuous && old.chains[p as usize].members.contains(cx.me);
-                self.begin_epoch(cx, p, was_member);
+                let old_chain = &old.chains[p as usize];
+                let in_old = old_chain.members.contains(cx.me);
+                let kept = self.chain(p).keep.as_ref() == Some(cx.me);
+                let continuous = old_chain.epoch == self.chain(p).prev;
+                let was_member = (continuous && in_old) || kept;
+                let old_epoch = old_chain.epoch;
+                self.begin_epoch(cx, p, was_member, old_epoch, in_old);
             }
         }
     }
 
-    fn begin_epoch(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32, was_member: bool) {
+    fn begin_epoch(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        p: u32,
+        was_member: bool,
+        old_epoch: Epoch,
+        in_old: bool,
+    ) {
         let me = cx.me.clone();
         let member = self.position(p, &me).is_some();
         let single = self.chain(p).members.len() == 1;
+        let kept = self.chain(p).keep.as_ref() == Some(&me);
         let part = &mut self.parts[p as usize];
+        part.sealed = None;
+        if !member && in_old && part.ready && !part.stale {
+            part.left_ready = Some(old_epoch);
+        }
+        if member {
+            part.left_ready = None;
+        }
         // A member that stays in the chain and was caught up stays caught
-        // up: every acknowledgement of the last epoch included it.
-        let was_ready = was_member && part.ready && !part.stale;
+        // up: every acknowledgement of the last epoch included it. A kept
+        // former member was checked by the configurator.
+        let was_ready = (was_member && part.ready && !part.stale) || kept;
         if member && (!was_member || part.stale) {
             // Added (again), or listed again after losing its log: it starts
             // empty and is filled by state transfer. (An old copy could hold
@@ -1146,7 +1268,12 @@ impl<I: NodeId> Ouroboros<I> {
 
     fn advance_commit(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32, upto: u64) {
         let me = cx.me.clone();
+        let epoch = self.chain(p).epoch;
         let part = &mut self.parts[p as usize];
+        if part.sealed == Some(epoch) {
+            // Sealed for a recovery: the commit point is final.
+            return;
+        }
         let upto = upto.min(part.log.len() as u64);
         if upto <= part.commit {
             return;
@@ -1171,6 +1298,43 @@ impl<I: NodeId> Ouroboros<I> {
             cx.send(pred, OuroborosMsg::Ack { p, epoch, upto });
         }
         self.push(cx, p);
+    }
+
+    /// Seal this node's tail role in `epoch` of partition `p`, if it holds
+    /// it, and report its final state.
+    fn seal(&mut self, me: &I, p: u32, epoch: Epoch) -> Option<SealInfo> {
+        if !self.recovered || p >= self.config.partitions || self.chain(p).epoch != epoch {
+            return None;
+        }
+        if self.chain(p).members.last() != Some(me) {
+            return None;
+        }
+        let part = &mut self.parts[p as usize];
+        if part.stale {
+            return None;
+        }
+        part.sealed = Some(epoch);
+        Some(SealInfo {
+            commit: part.commit,
+            len: part.log.len() as u64,
+            runs: epoch_runs(&part.log),
+        })
+    }
+
+    fn on_sealed(&mut self, cx: &mut RingCtx<'_, I, Self>, ballot: Epoch, p: u32, info: SealInfo) {
+        if let Some(Round {
+            ballot: b,
+            phase: Phase::Preparing { seals: Some(m), .. },
+            ..
+        }) = &mut self.round
+        {
+            if *b == ballot {
+                if let Some(slot) = m.get_mut(&p) {
+                    *slot = Some(info);
+                }
+                self.progress_round(cx);
+            }
+        }
     }
 
     fn mark_stale(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32) {
@@ -1295,6 +1459,9 @@ impl<I: NodeId> Ouroboros<I> {
         }
         let epoch = self.chain(p).epoch;
         let part = &mut self.parts[p as usize];
+        if part.sealed == Some(epoch) {
+            return;
+        }
         let len = part.log.len() as u64;
         if start > len {
             cx.send(from, OuroborosMsg::Sync { p, epoch, len });
@@ -1551,14 +1718,14 @@ impl<I: NodeId> Ouroboros<I> {
             self.promised = ballot;
             let state = self.paxos_state();
             let stale = self.stale_parts(cx.me);
-            let ready = self.ready_parts(cx.me);
+            let reports = self.part_reports(cx.me);
             cx.send(
                 from,
                 OuroborosMsg::Promise {
                     ballot,
                     state,
                     stale,
-                    ready,
+                    reports,
                 },
             );
         } else {
@@ -1609,6 +1776,8 @@ impl<I: NodeId> Ouroboros<I> {
             Phase::Preparing {
                 promises,
                 settle_at,
+                seals,
+                seal_until,
             } => {
                 if promises.len() < self.majority {
                     return;
@@ -1620,8 +1789,55 @@ impl<I: NodeId> Ouroboros<I> {
                 if !all_live && cx.now < at {
                     return;
                 }
+                if seals.is_none() {
+                    let want = Self::to_seal(&self.live, promises);
+                    if !want.is_empty() {
+                        let mut map = BTreeMap::new();
+                        let until = cx.now + self.config.tick * 5;
+                        let me = cx.me.clone();
+                        let mut local = Vec::new();
+                        for (p, tail, epoch) in want {
+                            map.insert(p, None);
+                            if tail == me {
+                                local.push((p, epoch));
+                            } else {
+                                cx.send(tail, OuroborosMsg::Seal { ballot, p, epoch });
+                            }
+                        }
+                        if let Some(Round {
+                            phase:
+                                Phase::Preparing {
+                                    seals, seal_until, ..
+                                },
+                            ..
+                        }) = &mut self.round
+                        {
+                            *seals = Some(map);
+                            *seal_until = until;
+                        }
+                        for (p, epoch) in local {
+                            if let Some(info) = self.seal(&me, p, epoch) {
+                                self.on_sealed(cx, ballot, p, info);
+                            }
+                        }
+                        return;
+                    }
+                    *seals = Some(BTreeMap::new());
+                }
+                let waiting = seals
+                    .as_ref()
+                    .is_some_and(|m| m.values().any(Option::is_none));
+                if waiting && cx.now < *seal_until {
+                    return;
+                }
+                let sealed: BTreeMap<u32, SealInfo> = seals
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(p, i)| i.map(|i| (p, i)))
+                    .collect();
                 let promises = core::mem::take(promises);
-                let (table, changed) = self.derive_table(ballot, &promises);
+                let (table, changed) = self.derive_table(ballot, &promises, &sealed);
                 let newest_committed = promises
                     .values()
                     .map(|(s, _, _)| s.committed.ballot)
@@ -1687,6 +1903,7 @@ impl<I: NodeId> Ouroboros<I> {
         &self,
         ballot: Epoch,
         promises: &BTreeMap<I, Promised<I>>,
+        sealed: &BTreeMap<u32, SealInfo>,
     ) -> (Option<Table<I>>, u32) {
         let mut base: Option<&Table<I>> = None;
         let mut pending = false;
@@ -1714,10 +1931,15 @@ impl<I: NodeId> Ouroboros<I> {
             .iter()
             .flat_map(|(n, (_, st, _))| st.iter().map(move |p| (n.clone(), *p)))
             .collect();
-        let ready: BTreeSet<(I, u32, Epoch)> = promises
+        let reports: BTreeMap<(I, u32), &PartReport> = promises
             .iter()
-            .flat_map(|(n, (_, _, r))| r.iter().map(move |(p, e)| (n.clone(), *p, *e)))
+            .flat_map(|(n, (_, _, r))| r.iter().map(move |x| ((n.clone(), x.p), x)))
             .collect();
+        let ready = |n: &I, p: u32, e: Epoch| {
+            reports
+                .get(&(n.clone(), p))
+                .is_some_and(|r| r.ready_in == Some(e))
+        };
         // Alive: live by Sundial, or answered this round (a node that
         // answers is reachable, whatever a slow detector says).
         let alive = |m: &I| self.live.contains(m) || promises.contains_key(m);
@@ -1738,13 +1960,20 @@ impl<I: NodeId> Ouroboros<I> {
                 // The new head must be known to hold everything: it is a
                 // caught-up member of this very chain epoch (so every
                 // acknowledgement included it). Otherwise leave the chain.
-                let head_ok = survivors
-                    .first()
-                    .is_some_and(|h| ready.contains(&(h.clone(), p32, c.epoch)));
-                if !head_ok {
-                    return c.clone();
-                }
+                let head_ok = survivors.first().is_some_and(|h| ready(h, p32, c.epoch));
+                let mut keep = None;
                 let mut next = survivors;
+                if !head_ok {
+                    let Some(h) = sealed
+                        .get(&p32)
+                        .and_then(|si| Self::recovery_head(c, p32, si, &reports, &stale))
+                    else {
+                        return c.clone();
+                    };
+                    next.retain(|m| *m != h);
+                    next.insert(0, h.clone());
+                    keep = Some(h);
+                }
                 for d in ring.chain_of(p32) {
                     if next.len() >= self.config.rf {
                         break;
@@ -1761,6 +1990,7 @@ impl<I: NodeId> Ouroboros<I> {
                     Chain {
                         epoch: ballot,
                         prev: c.epoch,
+                        keep,
                         members: next,
                     }
                 }
@@ -1770,6 +2000,91 @@ impl<I: NodeId> Ouroboros<I> {
             return (None, 0);
         }
         (Some(Table { ballot, chains }), changed)
+    }
+
+    /// The newest table reported in `promises` (accepted first).
+    fn newest_base(promises: &BTreeMap<I, Promised<I>>) -> Option<&Table<I>> {
+        let mut base: Option<&Table<I>> = None;
+        for (s, _, _) in promises.values() {
+            for t in [Some(&s.committed), s.accepted.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if base.is_none_or(|b| t.ballot > b.ballot) {
+                    base = Some(t);
+                }
+            }
+        }
+        base
+    }
+
+    /// Chains with no caught-up survivor whose tail answered as the tail of
+    /// that very epoch: candidates for recovery, after sealing that tail.
+    fn to_seal(live: &BTreeSet<I>, promises: &BTreeMap<I, Promised<I>>) -> Vec<(u32, I, Epoch)> {
+        let Some(base) = Self::newest_base(promises) else {
+            return Vec::new();
+        };
+        let alive = |m: &I| live.contains(m) || promises.contains_key(m);
+        let mut out = Vec::new();
+        for (p, c) in base.chains.iter().enumerate() {
+            let p32 = p as u32;
+            if c.epoch == c.prev {
+                continue;
+            }
+            let stale_of = |m: &I| promises.get(m).is_some_and(|(_, st, _)| st.contains(&p32));
+            let head = c.members.iter().find(|m| alive(m) && !stale_of(m));
+            let head_ready = head.is_some_and(|h| {
+                promises.get(h).is_some_and(|(_, _, r)| {
+                    r.iter().any(|x| x.p == p32 && x.ready_in == Some(c.epoch))
+                })
+            });
+            if head_ready {
+                continue;
+            }
+            let Some(tail) = c.members.last() else {
+                continue;
+            };
+            let tail_answers = promises.get(tail).is_some_and(|(_, _, r)| {
+                r.iter().any(|x| x.p == p32 && x.tail_of == Some(c.epoch))
+            });
+            if tail_answers {
+                out.push((p32, tail.clone(), c.epoch));
+            }
+        }
+        out
+    }
+
+    /// A former member that can head chain `c` although no caught-up member
+    /// of `c`'s epoch survives. `c`'s tail was sealed first, so nothing above
+    /// its commit point was or will be acknowledged in `c`'s epoch; every
+    /// record acknowledged before that epoch is on each member that was
+    /// caught up in the epoch `c` came from (`c.prev`) when it left it. A
+    /// node that was such a member, whose log has not changed since, and
+    /// whose log matches the sealed tail's up to its commit point (same epoch
+    /// at the last committed offset: log matching) holds every acknowledged
+    /// record. Otherwise the chain waits.
+    fn recovery_head(
+        c: &Chain<I>,
+        p: u32,
+        seal: &SealInfo,
+        reports: &BTreeMap<(I, u32), &PartReport>,
+        stale: &BTreeSet<(I, u32)>,
+    ) -> Option<I> {
+        let tc = seal.commit;
+        let want = if tc == 0 {
+            None
+        } else {
+            Some(epoch_at(&seal.runs, seal.len, tc - 1)?)
+        };
+        reports
+            .iter()
+            .filter(|((n, q), _)| *q == p && !stale.contains(&(n.clone(), p)))
+            .filter(|(_, r)| r.left_ready == Some(c.prev) || r.ready_in == Some(c.prev))
+            .filter(|(_, r)| {
+                r.len >= tc && want.is_none_or(|w| epoch_at(&r.runs, r.len, tc - 1) == Some(w))
+            })
+            .map(|((n, _), _)| n.clone())
+            .next()
     }
 
     fn on_tick(&mut self, cx: &mut RingCtx<'_, I, Self>) {
@@ -1930,6 +2245,8 @@ impl<I: NodeId> Ouroboros<I> {
                     .is_some_and(|a| a.chains[p as usize].members.contains(&me));
             let part = &mut self.parts[p as usize];
             part.stale = listed;
+            part.left_ready = None;
+            part.sealed = None;
             part.log.clear();
             part.dedupe.clear();
             part.commit = 0;
@@ -1975,7 +2292,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 ballot,
                 state,
                 stale,
-                ready,
+                reports,
             } => {
                 if let Some(Round {
                     ballot: b,
@@ -1984,12 +2301,19 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 }) = &mut self.round
                 {
                     if *b == ballot && self.universe.contains(&from) {
-                        promises.insert(from, (state, stale, ready));
+                        promises.insert(from, (state, stale, reports));
                         self.progress_round(cx);
                     }
                 }
             }
             OuroborosMsg::Accept { table } => self.on_accept(cx, from, table),
+            OuroborosMsg::Seal { ballot, p, epoch } => {
+                let me = cx.me.clone();
+                if let Some(info) = self.seal(&me, p, epoch) {
+                    cx.send(from, OuroborosMsg::Sealed { ballot, p, info });
+                }
+            }
+            OuroborosMsg::Sealed { ballot, p, info } => self.on_sealed(cx, ballot, p, info),
             OuroborosMsg::Accepted { ballot } => {
                 if let Some(Round {
                     ballot: b,
