@@ -1905,23 +1905,12 @@ impl<I: NodeId> Ouroboros<I> {
         promises: &BTreeMap<I, Promised<I>>,
         sealed: &BTreeMap<u32, SealInfo>,
     ) -> (Option<Table<I>>, u32) {
-        let mut base: Option<&Table<I>> = None;
         let mut pending = false;
         let mut newest_committed = Epoch::default();
         for (s, _, _) in promises.values() {
             newest_committed = newest_committed.max(s.committed.ballot);
         }
-        for (s, _, _) in promises.values() {
-            for t in [Some(&s.committed), s.accepted.as_ref()]
-                .into_iter()
-                .flatten()
-            {
-                if base.is_none_or(|b| t.ballot > b.ballot) {
-                    base = Some(t);
-                }
-            }
-        }
-        let Some(base) = base else {
+        let Some(base) = Self::newest_base(promises) else {
             return (None, 0);
         };
         if base.ballot > newest_committed {
