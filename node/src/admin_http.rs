@@ -1,23 +1,78 @@
 //! The admin HTTP API of `shen run` (127.0.0.1 by default): a deliberately
-//! tiny HTTP/1.1 server (GET only, one request per connection).
+//! tiny HTTP/1.1 server (one request per connection).
 //!
-//! - `GET /status` — JSON: members, health, ring ownership, network.
+//! - `GET /status` — JSON: members, health, ring ownership, the log's
+//!   chains and epochs, network.
 //! - `GET /metrics` — Prometheus text: messages, bytes, bad frames, floods,
-//!   connections, ring events (suspicions, deaths...) by name.
+//!   connections, ring events (suspicions, deaths, appends...) by name,
+//!   client append latency.
 //! - `GET /events` — Server-Sent Events: one `data: {json}` line per ring
 //!   event, as it happens (the live visualization's input).
+//! - `POST /log/append?key=K` — body: the record (at most 1 MiB). Answers
+//!   `{"partition","offset"}` once every replica of the partition's chain
+//!   has it; errors are JSON `{"error","kind"}` with 503 (retry), 504
+//!   (timeout: outcome unknown) or 400.
+//! - `GET /log/read?partition=P|key=K&from=O&max=M` — committed records
+//!   from the partition's tail: `{"partition","from","committed","records"}`;
+//!   `GET /log/read?id=SCARAB` — the one record with that Scarab ID.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shen_rings::Time;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tracing::debug;
 
+use crate::log_cluster::{error_reply, parse_query, Outcome};
 use crate::run_cmd::{status_json, Event, Shared};
-use shen_transport_libp2p::Handle;
+use serde_json::{json, Value};
+use shen_rings::ouroboros::{partition_of_key, Ouroboros, OuroborosEvent};
+use shen_rings::scarab::ScarabId;
+use shen_rings::Node;
+use shen_transport_libp2p::{Handle, PeerKey};
+
+/// Largest request body accepted (one record of at most 1 MiB).
+pub const MAX_BODY: usize = (1 << 20) + 1024;
+
+/// Upper bounds (seconds) of the append latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// A Prometheus-style cumulative histogram.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    counts: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    /// Record one observation (seconds).
+    pub fn observe(&mut self, v: f64) {
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    /// Prometheus text for metric `name`.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", self.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
 
 /// Accept admin connections forever.
 pub async fn serve(listener: TcpListener, handle: Handle<Event>, shared: Arc<Shared>) {
@@ -40,25 +95,99 @@ pub async fn serve(listener: TcpListener, handle: Handle<Event>, shared: Arc<Sha
     }
 }
 
-async fn read_head(sock: &mut TcpStream) -> std::io::Result<String> {
+/// Read the request head; returns it and the body bytes read past it.
+async fn read_head(sock: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
+    let mut chunk = [0u8; 4096];
     loop {
         let n = sock.read(&mut chunk).await?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 8192 {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+        if buf.len() > 8192 {
             break;
         }
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    Ok((String::from_utf8_lossy(&buf).into_owned(), Vec::new()))
+}
+
+/// Read the rest of a body of `len` bytes.
+async fn read_body(
+    sock: &mut TcpStream,
+    mut have: Vec<u8>,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut chunk = [0u8; 16384];
+    while have.len() < len {
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "body shorter than Content-Length",
+            ));
+        }
+        have.extend_from_slice(&chunk[..n]);
+    }
+    have.truncate(len);
+    Ok(have)
+}
+
+fn content_length(head: &str) -> Option<usize> {
+    header(head, "content-length")?.parse().ok()
+}
+
+async fn respond_json(sock: &mut TcpStream, code: &str, v: &Value) -> std::io::Result<()> {
+    let body = serde_json::to_string(v).unwrap_or_default() + "\n";
+    respond(sock, code, "application/json", &body).await
 }
 
 async fn respond(sock: &mut TcpStream, code: &str, ctype: &str, body: &str) -> std::io::Result<()> {
+    respond_with(sock, code, ctype, "", body).await
+}
+
+/// The value of header `name` (case-insensitive), if present.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// CORS headers letting a page served from this machine (`shen viz`, on
+/// 127.0.0.1 or localhost) read `/status` and `/events`; other origins
+/// get none, so a web page elsewhere cannot read them through a browser.
+fn cors(head: &str) -> String {
+    let Some(origin) = header(head, "origin") else {
+        return String::new();
+    };
+    let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| {
+            origin
+                .strip_prefix(p)
+                .is_some_and(|port| port.parse::<u16>().is_ok())
+        });
+    if local {
+        format!("Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n")
+    } else {
+        String::new()
+    }
+}
+
+async fn respond_with(
+    sock: &mut TcpStream,
+    code: &str,
+    ctype: &str,
+    extra: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     sock.write_all(head.as_bytes()).await?;
@@ -71,14 +200,55 @@ async fn serve_one(
     handle: Handle<Event>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(Duration::from_secs(5), read_head(&mut sock)).await {
-        Ok(h) => h?,
-        Err(_) => return Ok(()),
-    };
+    let (head, rest) =
+        match tokio::time::timeout(Duration::from_secs(5), read_head(&mut sock)).await {
+            Ok(h) => h?,
+            Err(_) => return Ok(()),
+        };
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let method = parts.next().unwrap_or("");
-    let path = parts.next().unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
+    let target = parts.next().unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let query = match parse_query(query) {
+        Ok(q) => q,
+        Err(e) => {
+            return respond_json(
+                &mut sock,
+                "400 Bad Request",
+                &json!({ "error": e, "kind": "bad_request" }),
+            )
+            .await
+        }
+    };
+    if method == "POST" && path == "/log/append" {
+        // Only `application/octet-stream`: a browser must send a CORS
+        // preflight for that type, which this server never approves, so a
+        // web page cannot make a visitor's browser append (no CSRF).
+        let ctype = header(&head, "content-type").unwrap_or("");
+        if !ctype.eq_ignore_ascii_case("application/octet-stream") {
+            return respond_json(&mut sock, "415 Unsupported Media Type", &json!({ "error": "send the record as Content-Type: application/octet-stream", "kind": "bad_request" })).await;
+        }
+        let Some(len) = content_length(&head) else {
+            return respond_json(
+                &mut sock,
+                "411 Length Required",
+                &json!({ "error": "Content-Length is required", "kind": "bad_request" }),
+            )
+            .await;
+        };
+        if len > MAX_BODY {
+            return respond_json(&mut sock, "413 Payload Too Large", &json!({ "error": format!("record of {len} bytes exceeds the 1 MiB limit"), "kind": "too_large" })).await;
+        }
+        let body =
+            match tokio::time::timeout(Duration::from_secs(10), read_body(&mut sock, rest, len))
+                .await
+            {
+                Ok(b) => b?,
+                Err(_) => return Ok(()),
+            };
+        let (code, v) = append(&handle, &shared, &query, body).await;
+        return respond_json(&mut sock, code, &v).await;
+    }
     if method != "GET" {
         return respond(
             &mut sock,
@@ -90,11 +260,13 @@ async fn serve_one(
     }
     match path {
         "/status" => {
-            let rx = handle.run(|node, view, now, _| status_json(node, view, now));
+            let expect = shared.log_expect;
+            let rx = handle.run(move |node, view, now, _| status_json(node, view, now, expect));
             match tokio::time::timeout(Duration::from_secs(5), rx).await {
                 Ok(Ok(v)) => {
                     let body = serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
-                    respond(&mut sock, "200 OK", "application/json", &body).await
+                    respond_with(&mut sock, "200 OK", "application/json", &cors(&head), &body)
+                        .await
                 }
                 _ => {
                     respond(
@@ -113,10 +285,11 @@ async fn serve_one(
         }
         "/events" => {
             let mut rx = shared.events.subscribe();
-            sock.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-            )
-            .await?;
+            let start = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n{}Connection: close\r\n\r\n",
+                cors(&head)
+            );
+            sock.write_all(start.as_bytes()).await?;
             sock.write_all(b": shen ring events\n\n").await?;
             loop {
                 match rx.recv().await {
@@ -134,12 +307,16 @@ async fn serve_one(
                 }
             }
         }
+        "/log/read" => {
+            let (code, v) = read(&handle, &shared, &query).await;
+            respond_json(&mut sock, code, &v).await
+        }
         "/" => {
             respond(
                 &mut sock,
                 "200 OK",
                 "text/plain",
-                "shen admin: /status (JSON), /metrics (Prometheus), /events (SSE)\n",
+                "shen admin: /status (JSON), /metrics (Prometheus), /events (SSE), POST /log/append?key=K, /log/read?partition=P&from=O\n",
             )
             .await
         }
@@ -212,6 +389,13 @@ pub fn metrics_text(handle: &Handle<Event>, shared: &Shared) -> String {
         "Ring timers fired.",
         m.timers_fired,
     );
+    if let Ok(h) = shared.append_latency.lock() {
+        h.render(
+            "shen_append_latency_seconds",
+            "Client appends through this node's admin API, from request to acknowledgement.",
+            &mut out,
+        );
+    }
     let counts = shared.counts.lock().map(|c| c.clone()).unwrap_or_default();
     let _ = writeln!(out, "# HELP shen_ring_events_total Ring events by name (sundial.suspected = suspicion events).\n# TYPE shen_ring_events_total counter");
     for name in shen_rings::stack::ShenEvent::<u64>::NAMES {
@@ -219,4 +403,210 @@ pub fn metrics_text(handle: &Handle<Event>, shared: &Shared) -> String {
         let _ = writeln!(out, "shen_ring_events_total{{event=\"{name}\"}} {v}");
     }
     out
+}
+
+fn param<'a>(query: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+fn num_param(query: &[(String, Vec<u8>)], name: &str) -> Result<Option<u64>, Value> {
+    match param(query, name) {
+        None => Ok(None),
+        Some(v) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .map(Some)
+            .ok_or_else(|| json!({ "error": format!("{name} must be a non-negative integer"), "kind": "bad_request" })),
+    }
+}
+
+fn not_formed(expect: Option<usize>) -> (&'static str, Value) {
+    let why = match expect {
+        Some(n) => format!("the log has not formed yet: waiting for exactly {n} live nodes (--bootstrap-expect {n})"),
+        None => "this node runs no log: start the cluster with --bootstrap-expect N".to_string(),
+    };
+    (
+        "503 Service Unavailable",
+        json!({ "error": why, "kind": "not_formed" }),
+    )
+}
+
+/// Run a client operation on the node's Ouroboros and wait for its outcome.
+async fn run_op(
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+    op: impl FnOnce(&mut Node<PeerKey, Event>, Time, &mut dyn rand_core::RngCore) -> Option<u64>
+        + Send
+        + 'static,
+) -> Result<Outcome, (&'static str, Value)> {
+    let sh = shared.clone();
+    let rx = handle.run(move |node, _, now, rng| {
+        let timeout = node.ring::<Ouroboros<PeerKey>>()?.config().request_timeout;
+        let req = op(node, now, rng)?;
+        Some((req, timeout, sh.waiters.register(req)))
+    });
+    let started = match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return Err(not_formed(shared.log_expect)),
+        _ => {
+            return Err((
+                "503 Service Unavailable",
+                json!({ "error": "node not answering", "kind": "unavailable" }),
+            ))
+        }
+    };
+    let (req, timeout, wait) = started;
+    match tokio::time::timeout(timeout + Duration::from_secs(2), wait).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        _ => {
+            shared.waiters.forget(req);
+            Err(error_reply(&shen_rings::ouroboros::LogError::Timeout))
+        }
+    }
+}
+
+async fn append(
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+    query: &[(String, Vec<u8>)],
+    body: Vec<u8>,
+) -> (&'static str, Value) {
+    let Some(key) = param(query, "key").map(|k| k.to_vec()) else {
+        return (
+            "400 Bad Request",
+            json!({ "error": "key is required: POST /log/append?key=K", "kind": "bad_request" }),
+        );
+    };
+    let t0 = std::time::Instant::now();
+    let outcome = run_op(handle, shared, move |node, now, rng| {
+        node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.append(cx, &key, body))
+    })
+    .await;
+    match outcome {
+        Ok(OuroborosEvent::Appended {
+            partition,
+            offset,
+            id,
+            ..
+        }) => {
+            if let Ok(mut h) = shared.append_latency.lock() {
+                h.observe(t0.elapsed().as_secs_f64());
+            }
+            let id = ScarabId::from_u64(id).to_string();
+            (
+                "200 OK",
+                json!({ "partition": partition, "offset": offset, "id": id }),
+            )
+        }
+        Ok(OuroborosEvent::AppendFailed { error, .. }) => error_reply(&error),
+        Ok(other) => (
+            "500 Internal Server Error",
+            json!({ "error": format!("unexpected outcome {}", ShenEventName(&other)), "kind": "internal" }),
+        ),
+        Err(e) => e,
+    }
+}
+
+async fn read(
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+    query: &[(String, Vec<u8>)],
+) -> (&'static str, Value) {
+    let nums = (|| {
+        Ok::<_, Value>((
+            num_param(query, "partition")?,
+            num_param(query, "from")?.unwrap_or(0),
+            num_param(query, "max")?.unwrap_or(100).clamp(1, 10_000),
+        ))
+    })();
+    let (partition, from, max) = match nums {
+        Ok(n) => n,
+        Err(e) => return ("400 Bad Request", e),
+    };
+    let key = param(query, "key").map(|k| k.to_vec());
+    let id = match param(query, "id").map(|v| String::from_utf8_lossy(v).parse::<ScarabId>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => {
+            return (
+                "400 Bad Request",
+                json!({ "error": format!("id: {e}"), "kind": "bad_request" }),
+            )
+        }
+    };
+    if partition.is_none() && key.is_none() && id.is_none() {
+        return (
+            "400 Bad Request",
+            json!({ "error": "give partition=P, key=K or id=SCARAB", "kind": "bad_request" }),
+        );
+    }
+    let outcome = run_op(handle, shared, move |node, now, rng| {
+        node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| {
+            if let Some(id) = id {
+                return o.read_id(cx, id);
+            }
+            let p = match (partition, &key) {
+                (Some(p), _) => u32::try_from(p).unwrap_or(u32::MAX),
+                (None, Some(k)) => partition_of_key(k, o.config().partitions),
+                (None, None) => 0,
+            };
+            o.read_range(cx, p, from, max as u32)
+        })
+    })
+    .await;
+    match outcome {
+        Ok(OuroborosEvent::ReadDone {
+            partition,
+            from,
+            records,
+            committed,
+            ..
+        }) => {
+            let recs: Vec<Value> = records
+                .iter()
+                .map(|r| {
+                    let mut v = json!({
+                        "offset": r.offset,
+                        "id": ScarabId::from_u64(r.id).to_string(),
+                        "origin": r.origin.to_string(),
+                        "req": r.req,
+                    });
+                    match std::str::from_utf8(&r.data) {
+                        Ok(t) => v["data"] = json!(t),
+                        Err(_) => v["data_hex"] = json!(hex(&r.data)),
+                    }
+                    v
+                })
+                .collect();
+            (
+                "200 OK",
+                json!({ "partition": partition, "from": from, "committed": committed, "records": recs }),
+            )
+        }
+        Ok(OuroborosEvent::ReadFailed { error, .. }) => error_reply(&error),
+        Ok(other) => (
+            "500 Internal Server Error",
+            json!({ "error": format!("unexpected outcome {}", ShenEventName(&other)), "kind": "internal" }),
+        ),
+        Err(e) => e,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct ShenEventName<'a>(&'a OuroborosEvent<PeerKey>);
+
+impl core::fmt::Display for ShenEventName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}",
+            shen_rings::stack::ShenEvent::Ouroboros(self.0.clone()).name()
+        )
+    }
 }

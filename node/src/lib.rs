@@ -4,8 +4,10 @@
 #![warn(missing_docs)]
 
 pub mod admin_http;
+pub mod client_cmd;
 mod fsutil;
 pub mod gossip_cmd;
+pub mod log_cluster;
 pub mod log_cmd;
 pub mod ring_stats;
 pub mod run_cmd;

@@ -38,6 +38,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, ReadRecord};
+use shen_rings::scarab::ScarabId;
 use shen_rings::stack::{
     CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
 };
@@ -110,14 +111,25 @@ pub struct LogRun {
     pub unavailable: Vec<u32>,
     /// Acknowledged appends in unavailable partitions (not verifiable).
     pub unverified: u64,
+    /// Reads by Scarab ID of acknowledged appends (each must find it).
+    pub id_reads: u64,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
 enum Pending {
-    Append { value: u64, since: Time },
-    Read { since: Time },
+    Append {
+        value: u64,
+        since: Time,
+    },
+    Read {
+        since: Time,
+    },
+    /// `read(id)` of the acknowledged append of `value`.
+    ReadId {
+        value: u64,
+    },
 }
 
 fn value_bytes(v: u64) -> Vec<u8> {
@@ -155,6 +167,12 @@ struct History {
     /// value → (partition, offset) for acknowledged appends, with the
     /// completion time.
     acked: BTreeMap<u64, (u32, u64, Time)>,
+    /// value → Scarab ID for acknowledged appends.
+    ids: BTreeMap<u64, u64>,
+    /// Acknowledged values in order (to pick `read(id)` targets).
+    acked_order: Vec<u64>,
+    /// Safety violations seen while the run goes on.
+    online: Vec<String>,
     /// Every value ever sent.
     invoked: BTreeSet<u64>,
     /// Completed reads: (partition, from, invocation time, records, truncated).
@@ -231,6 +249,9 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         in_flight: (0..n).map(|i| (i, 0)).collect(),
         hist: History {
             acked: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            acked_order: Vec::new(),
+            online: Vec::new(),
             invoked: BTreeSet::new(),
             reads: Vec::new(),
             top: BTreeMap::new(),
@@ -279,12 +300,15 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         req,
                         partition,
                         offset,
+                        id,
                     } => {
                         if let Some(Pending::Append { value, since }) =
                             b.pending.remove(&(node, req))
                         {
                             *b.in_flight.entry(node).or_default() -= 1;
                             b.hist.acked.insert(value, (partition, offset, now));
+                            b.hist.ids.insert(value, id);
+                            b.hist.acked_order.push(value);
                             let t = b.hist.top.entry(partition).or_default();
                             *t = (*t).max(offset);
                             b.run.acked += 1;
@@ -308,13 +332,29 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         records,
                         ..
                     } => {
-                        if let Some(fr) = final_reads.as_deref_mut() {
+                        let is_id_read =
+                            matches!(b.pending.get(&(node, req)), Some(Pending::ReadId { .. }));
+                        if let (Some(fr), false) = (final_reads.as_deref_mut(), is_id_read) {
                             if b.pending.remove(&(node, req)).is_some() {
                                 fr.insert(u64::from(partition), records);
                             }
                             continue;
                         }
-                        if let Some(Pending::Read { since }) = b.pending.remove(&(node, req)) {
+                        let pending = b.pending.remove(&(node, req));
+                        if let Some(Pending::ReadId { value }) = pending {
+                            *b.in_flight.entry(node).or_default() -= 1;
+                            b.run.id_reads += 1;
+                            let found: Vec<Option<u64>> = records.iter().map(value_of).collect();
+                            if found != [Some(value)] {
+                                let id = b.hist.ids.get(&value).copied().unwrap_or(0);
+                                b.hist.online.push(format!(
+                                    "read(id {}) of acknowledged append {value} returned {found:?}",
+                                    ScarabId::from_u64(id)
+                                ));
+                            }
+                            continue;
+                        }
+                        if let Some(Pending::Read { since }) = pending {
                             *b.in_flight.entry(node).or_default() -= 1;
                             b.run.reads += 1;
                             let truncated = records.len() >= 1024;
@@ -397,7 +437,15 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
             while book.in_flight[&i] < a.concurrency {
                 let read = (rng.next_u64() % 1000) as f64 / 1000.0 < a.read_ratio;
-                let r = if read {
+                let by_id = read && !book.hist.acked_order.is_empty() && rng.next_u64() % 8 == 0;
+                let r = if by_id {
+                    let k = book.hist.acked_order.len() as u64;
+                    let value = book.hist.acked_order[(rng.next_u64() % k) as usize];
+                    let id = ScarabId::from_u64(book.hist.ids[&value]);
+                    sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.read_id(cx, id))
+                        .map_err(|e| e.to_string())?
+                        .map(|req| (req, Pending::ReadId { value }))
+                } else if read {
                     let p = (rng.next_u64() % u64::from(a.partitions)) as u32;
                     let top = book.hist.top.get(&p).copied().unwrap_or(0);
                     let from = top.saturating_sub(rng.next_u64() % 64);
@@ -488,13 +536,32 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     }
     // ---- check
     let v = &mut book.run.violations;
+    v.append(&mut book.hist.online);
     let mut seen: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     for p in 0..a.partitions {
         let Some(log) = finals.get(&u64::from(p)).filter(|_| complete.contains(&p)) else {
             book.run.unavailable.push(p);
             continue;
         };
+        for w in log.windows(2) {
+            if w[1].id <= w[0].id {
+                v.push(format!(
+                    "partition {p}: Scarab IDs do not increase at offset {} ({} then {})",
+                    w[1].offset,
+                    ScarabId::from_u64(w[0].id),
+                    ScarabId::from_u64(w[1].id)
+                ));
+            }
+        }
         for r in log {
+            if u32::from(ScarabId::from_u64(r.id).node()) != p {
+                v.push(format!(
+                    "partition {p} offset {}: Scarab ID {} names partition {}",
+                    r.offset,
+                    ScarabId::from_u64(r.id),
+                    ScarabId::from_u64(r.id).node()
+                ));
+            }
             let Some(val) = value_of(r) else {
                 v.push(format!(
                     "partition {p} offset {}: malformed record",
@@ -528,13 +595,20 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             book.run.unverified += 1;
             continue;
         }
-        {
-            match final_at(*p, *o) {
-                Some(x) if x == *val => {}
-                other => v.push(format!(
-                    "acknowledged append {val} at ({p}, {o}) lost: final log has {other:?}"
-                )),
-            }
+        match final_at(*p, *o) {
+            Some(x) if x == *val => {}
+            other => v.push(format!(
+                "acknowledged append {val} at ({p}, {o}) lost: final log has {other:?}"
+            )),
+        }
+        let final_id = finals
+            .get(&u64::from(*p))
+            .and_then(|l| l.get(*o as usize))
+            .map(|r| r.id);
+        if final_id != book.hist.ids.get(val).copied() {
+            v.push(format!(
+                "acknowledged append {val} at ({p}, {o}): acknowledged with another Scarab ID than the log holds"
+            ));
         }
     }
     // Per partition: acknowledgements by time, each with the highest offset
@@ -631,13 +705,14 @@ pub fn run(a: &LogArgs) -> ExitCode {
     } else {
         for r in &runs {
             println!(
-                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads, {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}",
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}",
                 r.seed,
                 r.acked,
                 r.appends_per_s,
                 r.failed,
                 r.unknown,
                 r.reads,
+                r.id_reads,
                 r.records,
                 r.p50_us as f64 / 1000.0,
                 r.p99_us as f64 / 1000.0,

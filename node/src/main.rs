@@ -31,8 +31,15 @@ enum Command {
     Run(shen_node::run_cmd::RunArgs),
     /// Start a local cluster of N node processes on loopback; Ctrl-C stops it.
     Up(shen_node::up_cmd::UpArgs),
-    /// Show a running node's members, health and ring ownership.
+    /// Show a running node's members, health, ring ownership, chains and
+    /// epochs.
     Status(shen_node::status_cmd::StatusArgs),
+    /// Append a record to the replicated log through a running node.
+    Append(shen_node::client_cmd::AppendArgs),
+    /// Read committed records of a log partition through a running node.
+    Read(shen_node::client_cmd::ReadArgs),
+    /// Follow a log partition (like `tail -f`) through a running node.
+    Tail(shen_node::client_cmd::TailArgs),
     /// Serve the browser simulator (wasm-viz/www) on 127.0.0.1.
     Viz(shen_node::viz_cmd::VizArgs),
 }
@@ -115,6 +122,9 @@ fn main() -> ExitCode {
         Command::Run(a) => shen_node::run_cmd::run(a),
         Command::Up(a) => shen_node::up_cmd::run(a),
         Command::Status(a) => shen_node::status_cmd::run(a),
+        Command::Append(a) => shen_node::client_cmd::append(a),
+        Command::Read(a) => shen_node::client_cmd::read(a),
+        Command::Tail(a) => shen_node::client_cmd::tail(a),
         Command::Viz(a) => shen_node::viz_cmd::run(a),
         Command::Ring {
             cmd: RingCommand::Stats(a),

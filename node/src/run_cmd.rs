@@ -27,7 +27,11 @@ use shen_transport_libp2p::{Config, Handle, Host, NetView, PeerKey, Transport};
 use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 
-use crate::admin_http;
+use crate::admin_http::{self, Histogram};
+use crate::log_cluster::{
+    self, adopt, adopt_before_start, load_members, store_members, FormStep, Formation, LogSettings,
+    Waiters, LOG_MEMBERS_FILE,
+};
 
 /// The node's event type.
 pub type Event = ShenEvent<PeerKey>;
@@ -85,6 +89,14 @@ pub struct RunArgs {
     /// before its connection is closed as a flood. Default 20000.
     #[arg(long, env = "SHEN_MAX_FRAMES_PER_SEC", value_name = "N")]
     pub max_frames_per_sec: Option<u32>,
+    /// Form the replicated log once exactly N nodes (this one included) are
+    /// live and have stayed so for 2 s; every node of the cluster must be
+    /// given the same N. The formed member set is kept in
+    /// DIR/log-members.json, so a restarted node rejoins it without this
+    /// flag. Without it (and without that file) the node runs membership
+    /// only.
+    #[arg(long, env = "SHEN_BOOTSTRAP_EXPECT", value_name = "N")]
+    pub bootstrap_expect: Option<usize>,
 }
 
 /// The `shen run` config file.
@@ -107,7 +119,10 @@ pub struct FileConfig {
     pub mdns: Option<bool>,
     /// `--max-frames-per-sec`.
     pub max_frames_per_sec: Option<u32>,
-    /// Ring settings; Sundial with defaults when absent.
+    /// `--bootstrap-expect`.
+    pub bootstrap_expect: Option<usize>,
+    /// Ring settings; Sundial with defaults when absent. `[stack.cartouche]`
+    /// and `[stack.ouroboros]` tune the log rings (run once the log forms).
     pub stack: Option<StackConfig>,
 }
 
@@ -128,8 +143,10 @@ pub struct Settings {
     pub mdns: bool,
     /// Flood limit per stream.
     pub max_frames_per_sec: u32,
-    /// Rings.
+    /// Rings run from the start (Sundial).
     pub stack: StackConfig,
+    /// The log rings, run once the log forms.
+    pub log: LogSettings,
 }
 
 fn parse_addrs(what: &str, list: &[String]) -> Result<Vec<Multiaddr>, String> {
@@ -216,12 +233,30 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
     if max_frames_per_sec == 0 {
         return Err("--max-frames-per-sec must be at least 1".into());
     }
-    let stack = file.stack.unwrap_or(StackConfig {
+    let mut stack = file.stack.unwrap_or(StackConfig {
         sundial: Some(SundialSettings::default()),
         ..StackConfig::default()
     });
-    if stack.relay.is_some() || stack.cartouche.is_some() {
-        return Err("config [stack]: only sundial runs in real clusters so far (relay and cartouche need a fixed member list)".into());
+    if stack.relay.is_some() {
+        return Err("config [stack]: relay is a teaching ring for the simulator; it does not run in real clusters".into());
+    }
+    let log = LogSettings {
+        expect: args.bootstrap_expect.or(file.bootstrap_expect),
+        cartouche: stack.cartouche.take().unwrap_or_default(),
+        ouroboros: stack.ouroboros.take().unwrap_or_default(),
+    };
+    if let Some(n) = log.expect {
+        if !(1..=1000).contains(&n) {
+            return Err(format!(
+                "--bootstrap-expect {n}: must be between 1 and 1000"
+            ));
+        }
+    }
+    if let Err((field, why)) = log.cartouche.validate() {
+        return Err(format!("config [stack.cartouche] {field}: {why}"));
+    }
+    if let Err((field, why)) = log.ouroboros.validate() {
+        return Err(format!("config [stack.ouroboros] {field}: {why}"));
     }
     let Some(sundial) = &stack.sundial else {
         return Err(
@@ -240,6 +275,7 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
         mdns,
         max_frames_per_sec,
         stack,
+        log,
     })
 }
 
@@ -259,7 +295,7 @@ fn next_incarnation(dir: &Path) -> Result<u32, String> {
     Ok(next)
 }
 
-fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let tmp = p.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -288,6 +324,12 @@ pub struct Shared {
     pub events: broadcast::Sender<String>,
     /// Ring events by name.
     pub counts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Client requests waiting for Ouroboros.
+    pub waiters: Waiters,
+    /// Client append latency (seconds), as the admin API saw it.
+    pub append_latency: Mutex<Histogram>,
+    /// `--bootstrap-expect`.
+    pub log_expect: Option<usize>,
 }
 
 struct ShenHost {
@@ -299,6 +341,10 @@ struct ShenHost {
     shen_peers: HashSet<PeerKey>,
     /// Since when a connected Shen peer has not been alive in Sundial's view.
     stale_since: HashMap<PeerKey, Time>,
+    /// Waiting to form the log (None once formed, or when not asked to).
+    formation: Option<Formation>,
+    data_dir: PathBuf,
+    log: LogSettings,
 }
 
 /// How long a connected peer may stay not-alive in Sundial's view before its
@@ -307,6 +353,41 @@ const STALE_CONNECTION: Duration = Duration::from_secs(5);
 
 fn sundial_of(node: &Node<PeerKey, Event>) -> Option<&Sundial<PeerKey>> {
     node.ring::<Sundial<PeerKey>>()
+}
+
+impl ShenHost {
+    /// Form the log when the expected members are live (see `log_cluster`).
+    fn maybe_form(
+        &mut self,
+        node: &mut Node<PeerKey, Event>,
+        now: Time,
+        rng: &mut dyn rand_core::RngCore,
+    ) {
+        let Some(f) = self.formation.as_mut() else {
+            return;
+        };
+        let Some(s) = sundial_of(node) else {
+            return;
+        };
+        let live: Vec<PeerKey> = s.live_members().copied().collect();
+        match f.observe(live, now) {
+            FormStep::Wait => {}
+            FormStep::TooMany(n) => warn!(
+                live = n,
+                expect = f.expect(),
+                "more live nodes than --bootstrap-expect: not forming the log until exactly that many are live"
+            ),
+            FormStep::Form(members) => {
+                if let Err(e) = store_members(&self.data_dir, &members) {
+                    error!("cannot store the log member set: {e}; not forming the log");
+                    return;
+                }
+                info!(members = members.len(), "log formed: starting Cartouche and Ouroboros");
+                adopt(node, &members, &self.log, false, now, rng);
+                self.formation = None;
+            }
+        }
+    }
 }
 
 impl Host<Event> for ShenHost {
@@ -322,6 +403,7 @@ impl Host<Event> for ShenHost {
     }
 
     fn on_event(&mut self, now: Time, _ring: RingId, event: &Event) {
+        self.shared.waiters.deliver(event);
         let name = event.name();
         if let Ok(mut c) = self.shared.counts.lock() {
             *c.entry(name).or_insert(0) += 1;
@@ -359,6 +441,7 @@ impl Host<Event> for ShenHost {
         // A connected Shen peer that Sundial does not count as live (after a
         // partition healed, or a restart) is introduced again: Join carries
         // our record, the answer carries theirs, and refutations follow.
+        self.maybe_form(node, now, rng);
         let Some(s) = sundial_of(node) else {
             return Vec::new();
         };
@@ -406,11 +489,17 @@ fn status_name(s: Status) -> &'static str {
 }
 
 /// The `/status` document (schema 1).
-pub fn status_json(node: &Node<PeerKey, Event>, view: &NetView, now: Time) -> Value {
+pub fn status_json(
+    node: &Node<PeerKey, Event>,
+    view: &NetView,
+    now: Time,
+    expect: Option<usize>,
+) -> Value {
     let me = *node.id();
     let rings: Vec<&str> = node.rings().map(|(_, n)| n).collect();
+    let log = log_cluster::status_section(node, expect);
     let Some(s) = sundial_of(node) else {
-        return json!({ "schema": 1, "peer_id": view.peer_id, "rings": rings, "net": view });
+        return json!({ "schema": 1, "peer_id": view.peer_id, "rings": rings, "net": view, "log": log });
     };
     let ankh = AnkhRing::from_members(AnkhConfig::default(), s.ankh_members()).ok();
     let members: Vec<Value> = s
@@ -450,6 +539,7 @@ pub fn status_json(node: &Node<PeerKey, Event>, view: &NetView, now: Time) -> Va
         "rings": rings,
         "ankh": { "vnodes": AnkhConfig::default().vnodes, "members": ankh.as_ref().map(|a| a.len()).unwrap_or(0) },
         "sundial": s.stats(),
+        "log": log,
         "net": view,
     })
 }
@@ -523,7 +613,22 @@ async fn run_node(
     let (transport, handle) = Transport::<Event>::new(config).map_err(|e| e.to_string())?;
     let me = PeerKey(transport.local_peer_id());
     info!(peer_id = %me, incarnation, private = settings.psk.is_some(), "starting node");
-    let node = build_node(&settings.stack, me, &[me], incarnation);
+    let mut node = build_node(&settings.stack, me, &[me], incarnation);
+    let formed = load_members(dir)?;
+    let formation = match &formed {
+        Some(members) => {
+            if !members.contains(&me) {
+                return Err(format!(
+                    "{}: this node ({me}) is not in the formed log member set",
+                    dir.join(LOG_MEMBERS_FILE).display()
+                ));
+            }
+            info!(members = members.len(), "rejoining the formed log");
+            adopt_before_start(&mut node, members, &settings.log);
+            None
+        }
+        None => settings.log.expect.map(Formation::new),
+    };
 
     let listener = tokio::net::TcpListener::bind(settings.admin)
         .await
@@ -536,6 +641,9 @@ async fn run_node(
     let shared = Arc::new(Shared {
         events,
         counts: Mutex::new(BTreeMap::new()),
+        waiters: Waiters::default(),
+        append_latency: Mutex::new(Histogram::default()),
+        log_expect: settings.log.expect,
     });
     tokio::spawn(admin_http::serve(listener, handle.clone(), shared.clone()));
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -545,6 +653,9 @@ async fn run_node(
         admin,
         shen_peers: HashSet::new(),
         stale_since: HashMap::new(),
+        formation,
+        data_dir: dir.clone(),
+        log: settings.log.clone(),
     };
     transport.run(node, host).await;
     info!("node stopped cleanly");

@@ -29,6 +29,22 @@ pub struct StatusArgs {
 
 /// GET `path` from `addr` (HTTP/1.1, `Connection: close`); the body of a 200.
 pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, String> {
+    let (code, status, body) = http_request(addr, "GET", path, &[], timeout)?;
+    if code != 200 {
+        return Err(format!("{addr}{path}: {status}"));
+    }
+    Ok(body)
+}
+
+/// Send one HTTP/1.1 request (`Connection: close`); returns the status
+/// code, the status line and the body, whatever the code.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String, String), String> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("invalid admin address '{addr}': {e}"))?
@@ -40,8 +56,10 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, Str
     let _ = s.set_write_timeout(Some(timeout));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )
+    .and_then(|_| s.write_all(body))
     .map_err(|e| format!("{addr}: {e}"))?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)
@@ -50,11 +68,13 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<String, Str
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or_else(|| format!("{addr}: not an HTTP answer"))?;
-    let status = head.lines().next().unwrap_or("");
-    if !status.contains(" 200 ") {
-        return Err(format!("{addr}{path}: {status}"));
-    }
-    Ok(body.to_string())
+    let status = head.lines().next().unwrap_or("").to_string();
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr}: not an HTTP answer"))?;
+    Ok((code, status, body.to_string()))
 }
 
 /// The admin address written in `dir/node.json`.
@@ -160,7 +180,85 @@ pub fn render(v: &Value) -> String {
         ));
     }
     out.push_str("(* = this node; PHI = failure suspicion of the members it monitors)\n");
+    render_log(v, &mut out);
     out
+}
+
+/// The log section: formation, then one line per chain.
+fn render_log(v: &Value, out: &mut String) {
+    let Some(log) = v.get("log") else {
+        return;
+    };
+    out.push('\n');
+    if log.get("formed").and_then(|x| x.as_bool()) != Some(true) {
+        match log.get("expect").and_then(|x| x.as_u64()) {
+            Some(n) => out.push_str(&format!(
+                "log: not formed yet (waiting for exactly {n} live nodes)\n"
+            )),
+            None => out.push_str("log: none (start the cluster with --bootstrap-expect N)\n"),
+        }
+        return;
+    }
+    let members = log
+        .get("members")
+        .and_then(|m| m.as_array())
+        .map(|a| a.len())
+        .unwrap_or(0);
+    out.push_str(&format!(
+        "log: {} partitions, rf {}, {} members, table {}{}\n",
+        log.get("partitions").and_then(|x| x.as_u64()).unwrap_or(0),
+        log.get("rf").and_then(|x| x.as_u64()).unwrap_or(0),
+        members,
+        log.get("table_ballot")
+            .and_then(|x| x.as_str())
+            .unwrap_or("?"),
+        if log.get("recovered").and_then(|x| x.as_bool()) == Some(false) {
+            "  (recovering after restart)"
+        } else {
+            ""
+        }
+    ));
+    out.push_str(&format!(
+        "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9}\n",
+        "PART", "EPOCH", "HEAD", "MIDDLE", "TAIL", "COMMITTED"
+    ));
+    for c in log
+        .get("chains")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default()
+    {
+        let ms: Vec<String> = c
+            .get("members")
+            .and_then(|m| m.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).map(short).collect())
+            .unwrap_or_default();
+        let (head, middle, tail) = match ms.len() {
+            0 => ("-".to_string(), "-".to_string(), "-".to_string()),
+            1 => (ms[0].clone(), "-".to_string(), ms[0].clone()),
+            2 => (ms[0].clone(), "-".to_string(), ms[1].clone()),
+            n => (ms[0].clone(), ms[1..n - 1].join(","), ms[n - 1].clone()),
+        };
+        let here = c.get("here").and_then(|x| x.as_bool()) == Some(true);
+        let committed = if here {
+            c.get("committed")
+                .and_then(|x| x.as_u64())
+                .map(|x| x.to_string())
+                .unwrap_or_default()
+        } else {
+            "-".to_string()
+        };
+        out.push_str(&format!(
+            "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9}\n",
+            c.get("partition").and_then(|x| x.as_u64()).unwrap_or(0),
+            c.get("epoch").and_then(|x| x.as_str()).unwrap_or("?"),
+            head,
+            middle,
+            tail,
+            committed
+        ));
+    }
+    out.push_str("(EPOCH = generation.sequence of the Cartouche fencing number that set the chain; COMMITTED = known here, '-' if not a member)\n");
 }
 
 /// Run `shen status`.

@@ -1,7 +1,9 @@
 //! `shen up --nodes N`: a local cluster of N `shen run` processes on
-//! loopback, each with its own temporary data directory. Waits until every
-//! node's Sundial view holds N live members, prints where to look, runs until
-//! Ctrl-C (or SIGTERM), then stops every node gracefully and cleans up.
+//! loopback, each with its own temporary data directory, started with
+//! `--bootstrap-expect N`. Waits until every node's Sundial view holds N live
+//! members and the replicated log has formed on every node, prints where to
+//! look and how to append and read, runs until Ctrl-C (or SIGTERM), then
+//! stops every node gracefully and cleans up.
 //!
 //! mDNS does not announce on the loopback interface (and is turned off here
 //! so nothing is multicast on the machine's real interfaces), so node 0's
@@ -88,7 +90,7 @@ impl Drop for Cluster {
     }
 }
 
-fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>) -> Result<Child, String> {
+fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result<Child, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log = std::fs::File::create(dir.join("node.log"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -104,6 +106,8 @@ fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>) -> Result<Child, Strin
             "--admin",
             "127.0.0.1:0",
             "--no-mdns",
+            "--bootstrap-expect",
+            &expect.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -134,10 +138,13 @@ fn wait_info(dir: &Path, until: Instant, stop: &AtomicBool) -> Result<NodeInfo, 
     }
 }
 
-fn live_members(admin: &str) -> Option<u64> {
+/// A node's live member count and whether its log has formed.
+fn live_members(admin: &str) -> Option<(u64, bool)> {
     let body = http_get(admin, "/status", Duration::from_secs(2)).ok()?;
     let v: Value = serde_json::from_str(&body).ok()?;
-    v.get("live_members").and_then(|x| x.as_u64())
+    let live = v.get("live_members").and_then(|x| x.as_u64())?;
+    let formed = v["log"]["formed"].as_bool().unwrap_or(false);
+    Some((live, formed))
 }
 
 fn install_signal_flag() -> Arc<AtomicBool> {
@@ -205,7 +212,7 @@ pub fn run(args: UpArgs) -> ExitCode {
     match start(&args, &exe, &root, &mut cluster, &stop) {
         Ok(infos) => {
             println!(
-                "shen up: {} nodes converged (every view has {} live members)",
+                "shen up: {} nodes converged (every view has {} live members) and the log formed",
                 args.nodes, args.nodes
             );
             println!();
@@ -228,6 +235,21 @@ pub fn run(args: UpArgs) -> ExitCode {
                     first.admin
                 );
                 println!("  curl http://{}/metrics        # Prometheus", first.admin);
+                println!(
+                    "  shen append --admin {} greeting hello     # append a record",
+                    first.admin
+                );
+                if let Some(last) = infos.last() {
+                    println!(
+                        "  shen read --admin {} --key greeting       # read it from another node",
+                        last.admin
+                    );
+                }
+                println!(
+                    "  shen tail --admin {} --key greeting       # follow the partition",
+                    first.admin
+                );
+                println!("  shen viz                                  # the browser simulator");
             }
             if !args.exit_when_ready {
                 println!();
@@ -270,7 +292,7 @@ fn start(
     let until = Instant::now() + Duration::from_secs(args.timeout_s);
     let dir0 = root.join("node-0");
     let _ = std::fs::remove_file(dir0.join(crate::run_cmd::NODE_INFO_FILE));
-    let c0 = spawn_node(exe, &dir0, None)?;
+    let c0 = spawn_node(exe, &dir0, None, args.nodes)?;
     cluster.procs.push(Proc {
         child: c0,
         dir: dir0.clone(),
@@ -280,7 +302,7 @@ fn start(
     for i in 1..args.nodes {
         let dir = root.join(format!("node-{i}"));
         let _ = std::fs::remove_file(dir.join(crate::run_cmd::NODE_INFO_FILE));
-        let c = spawn_node(exe, &dir, Some(&seed))?;
+        let c = spawn_node(exe, &dir, Some(&seed), args.nodes)?;
         cluster.procs.push(Proc { child: c, dir });
     }
     let mut infos = vec![info0];
@@ -289,8 +311,9 @@ fn start(
     }
     let n = u64::from(args.nodes);
     loop {
-        let counts: Vec<Option<u64>> = infos.iter().map(|i| live_members(&i.admin)).collect();
-        if counts.iter().all(|c| *c == Some(n)) {
+        let counts: Vec<Option<(u64, bool)>> =
+            infos.iter().map(|i| live_members(&i.admin)).collect();
+        if counts.iter().all(|c| *c == Some((n, true))) {
             return Ok(infos);
         }
         if stop.load(Ordering::SeqCst) {
@@ -298,7 +321,7 @@ fn start(
         }
         if Instant::now() > until {
             return Err(format!(
-                "views did not converge within {}s (live members per node: {:?})",
+                "views did not converge within {}s (live members, log formed, per node: {:?})",
                 args.timeout_s, counts
             ));
         }

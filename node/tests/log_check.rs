@@ -22,7 +22,7 @@ fn args() -> LogArgs {
 
 fn check(seeds: std::ops::Range<u64>) {
     let a = args();
-    let (mut acked, mut reconfigs, mut reads) = (0, 0, 0);
+    let (mut acked, mut reconfigs, mut reads, mut id_reads) = (0, 0, 0, 0);
     for seed in seeds.clone() {
         let r = run_one(&a, seed).expect("valid arguments");
         assert!(
@@ -33,6 +33,7 @@ fn check(seeds: std::ops::Range<u64>) {
         acked += r.acked;
         reconfigs += r.reconfigurations;
         reads += r.reads;
+        id_reads += r.id_reads;
     }
     let n = seeds.end - seeds.start;
     // The runs did real work under real reconfigurations (the check is not
@@ -41,6 +42,7 @@ fn check(seeds: std::ops::Range<u64>) {
     assert!(acked > n * 1_000, "only {acked} appends acknowledged");
     assert!(reads > n * 200, "only {reads} reads");
     assert!(reconfigs >= n, "only {reconfigs} reconfigurations");
+    assert!(id_reads > n * 20, "only {id_reads} reads by Scarab ID");
 }
 
 #[test]

@@ -299,6 +299,32 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
         self.rings.sort_by_key(|r| r.id());
     }
 
+    /// Host `ring` on a node that may already be running: the ring is
+    /// started at once if the node has started (a ring the node adopts
+    /// later, e.g. once a cluster has formed). Same panic as
+    /// [`Node::add_ring`].
+    pub fn add_started_ring<R: Ring<I>>(&mut self, now: Time, rng: &mut dyn RngCore, ring: R)
+    where
+        R::Event: Into<E>,
+    {
+        self.add_ring(ring);
+        if !self.started {
+            return;
+        }
+        let Some(i) = self.index_of(R::ID) else {
+            return;
+        };
+        let from = self.out.len();
+        self.rings[i].start(Self::env(
+            &self.me,
+            &mut self.tokens,
+            &mut self.out,
+            now,
+            rng,
+        ));
+        self.react(now, rng, from);
+    }
+
     /// This node's identity.
     pub fn id(&self) -> &I {
         &self.me
@@ -555,6 +581,31 @@ mod tests {
             n.rings().collect::<Vec<_>>(),
             vec![(RingId::RELAY, "relay")]
         );
+    }
+
+    #[test]
+    fn a_ring_added_to_a_running_node_starts_at_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        // Added before start: started by `start`, like any ring.
+        let mut early = Node::<u64, Ev>::new(1, 7);
+        early.add_started_ring(Time::ZERO, &mut rng, Relay::new([1, 2, 3]));
+        assert_eq!(early.pending_outputs(), 0, "not started yet");
+        early.start(Time::ZERO, &mut rng);
+        assert_eq!(early.pending_outputs(), 1, "the launch timer");
+        // Added after start: started at once (node 1 arms its launch timer).
+        let mut late = Node::<u64, Ev>::new(1, 7);
+        late.start(Time::ZERO, &mut rng);
+        assert_eq!(late.pending_outputs(), 0);
+        late.add_started_ring(Time::from_millis(5), &mut rng, Relay::new([1, 2, 3]));
+        let keys: Vec<TimerKey> = late
+            .drain_outputs()
+            .filter_map(|o| match o {
+                NodeOutput::SetTimer { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].ring, RingId::RELAY);
     }
 
     #[test]

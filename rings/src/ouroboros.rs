@@ -68,6 +68,7 @@ use crate::ankh::{partition_of_hash, AnkhConfig, AnkhRing, Member};
 use crate::cartouche::Fencing;
 use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken};
 use crate::hash::hash_bytes;
+use crate::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
 
 /// A chain epoch / table ballot: a Cartouche fencing number.
 pub type Epoch = Fencing;
@@ -112,8 +113,11 @@ impl Default for OuroborosConfig {
 impl OuroborosConfig {
     /// Check ranges; the error names the field.
     pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
-        if self.partitions == 0 || self.partitions > 65_536 {
-            return Err(("partitions", "must be between 1 and 65536"));
+        if self.partitions == 0 || self.partitions > 1024 {
+            return Err((
+                "partitions",
+                "must be between 1 and 1024 (the partition is the Scarab ID's node field)",
+            ));
         }
         if self.rf == 0 || self.rf > 16 {
             return Err(("rf", "must be between 1 and 16"));
@@ -161,6 +165,9 @@ pub struct Table<I> {
 /// One record of a partition log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry<I> {
+    /// Its Scarab ID (raw): assigned by the head with the partition number
+    /// as the Scarab node field, strictly increasing along the log.
+    pub id: u64,
     /// The epoch whose head assigned its offset.
     pub epoch: Epoch,
     /// The client node that appended it.
@@ -221,6 +228,8 @@ impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
 pub struct ReadRecord<I> {
     /// Its offset in the partition.
     pub offset: u64,
+    /// Its Scarab ID (raw).
+    pub id: u64,
     /// The client that appended it.
     pub origin: I,
     /// That client's request number.
@@ -410,8 +419,8 @@ pub enum OuroborosMsg<I> {
     AppendReply {
         /// Request number.
         req: u64,
-        /// The offset, or why not.
-        result: Result<u64, LogError<I>>,
+        /// The offset and the record's Scarab ID, or why not.
+        result: Result<(u64, u64), LogError<I>>,
     },
     /// Client → tail.
     ClientRead {
@@ -423,6 +432,9 @@ pub enum OuroborosMsg<I> {
         from: u64,
         /// Most records.
         max: u32,
+        /// Read the one record with this Scarab ID instead (`from` and
+        /// `max` are ignored).
+        id: Option<u64>,
     },
     /// Tail → client.
     ReadReply {
@@ -460,6 +472,8 @@ pub enum OuroborosEvent<I> {
         partition: u32,
         /// Offset.
         offset: u64,
+        /// The record's Scarab ID (raw; `ScarabId::from_u64`).
+        id: u64,
     },
     /// A client append failed.
     AppendFailed {
@@ -544,8 +558,17 @@ struct Part<I> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Append { p: u32, key: Vec<u8>, data: Vec<u8> },
-    Read { p: u32, from: u64, max: u32 },
+    Append {
+        p: u32,
+        key: Vec<u8>,
+        data: Vec<u8>,
+    },
+    Read {
+        p: u32,
+        from: u64,
+        max: u32,
+        id: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -563,6 +586,7 @@ struct PendingRead<I> {
     epoch: Epoch,
     from: u64,
     max: u32,
+    id: Option<u64>,
     oks: BTreeSet<I>,
     deadline: Time,
 }
@@ -628,6 +652,8 @@ pub struct Ouroboros<I> {
     token_request: Option<u64>,
     wants_at: Option<Time>,
     req_base: u64,
+    /// Unix time (ms) at `Time::ZERO`, for Scarab IDs.
+    unix_at_zero_ms: u64,
     next_req: u64,
     ops: BTreeMap<u64, ClientOp>,
     reads: BTreeMap<u64, PendingRead<I>>,
@@ -692,6 +718,31 @@ pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Tabl
     }
 }
 
+/// The Scarab ID of the record at offset `o` (0 if absent, which callers
+/// never ask for).
+fn part_id<I>(part: &Part<I>, o: u64) -> u64 {
+    part.log.get(o as usize).map(|e| e.id).unwrap_or(0)
+}
+
+/// The ID for a new record of partition `p` at Unix time `unix_ms`:
+/// strictly greater than the log's last ID `last` (a new head's clock may be
+/// behind the old head's), with `p` as the node field.
+pub fn next_scarab(last: Option<u64>, p: u32, unix_ms: u64) -> u64 {
+    let node = (p & u32::from(crate::scarab::MAX_NODE)) as u16;
+    let gen = match last {
+        Some(l) => ScarabGenerator::resume_after(node, ScarabId::from_u64(l)),
+        None => ScarabGenerator::new(node),
+    };
+    let Ok(mut gen) = gen else {
+        return last.map(|l| l + 1).unwrap_or(0);
+    };
+    match gen.next(unix_ms.max(EPOCH_UNIX_MS)) {
+        Ok(id) => id.as_u64(),
+        // Only after 2094 (41 bits of milliseconds exhausted).
+        Err(_) => last.map(|l| l.saturating_add(1)).unwrap_or(0),
+    }
+}
+
 /// The partition a key belongs to (the Ankh partition of its hash).
 pub fn partition_of_key(key: &[u8], partitions: u32) -> u32 {
     partition_of_hash(hash_bytes(key), partitions)
@@ -727,6 +778,7 @@ impl<I: NodeId> Ouroboros<I> {
             token_request: None,
             wants_at: None,
             req_base: 0,
+            unix_at_zero_ms: EPOCH_UNIX_MS,
             next_req: 0,
             ops: BTreeMap::new(),
             reads: BTreeMap::new(),
@@ -745,6 +797,12 @@ impl<I: NodeId> Ouroboros<I> {
     /// The settings.
     pub fn config(&self) -> &OuroborosConfig {
         &self.config
+    }
+
+    /// The member set (the cluster the table's majorities are counted
+    /// over), sorted.
+    pub fn members(&self) -> &[I] {
+        &self.universe
     }
 
     /// The table in force here.
@@ -860,7 +918,38 @@ impl<I: NodeId> Ouroboros<I> {
         from: u64,
         max: u32,
     ) -> u64 {
-        self.start_op(cx, Op::Read { p, from, max })
+        self.start_op(
+            cx,
+            Op::Read {
+                p,
+                from,
+                max,
+                id: None,
+            },
+        )
+    }
+
+    /// Read the record with Scarab ID `id` (its partition is the ID's node
+    /// field); `ReadDone` with that one record, or none if no committed
+    /// record has that ID, or `ReadFailed`.
+    pub fn read_id(&mut self, cx: &mut RingCtx<'_, I, Self>, id: ScarabId) -> u64 {
+        self.start_op(
+            cx,
+            Op::Read {
+                p: u32::from(id.node()),
+                from: 0,
+                max: 1,
+                id: Some(id.as_u64()),
+            },
+        )
+    }
+
+    /// Tell Ouroboros the Unix time in milliseconds at `Time::ZERO` of the
+    /// driver's clock (the native driver passes its start time; the
+    /// simulator leaves the default, the Scarab epoch, so runs stay
+    /// deterministic). Only the time part of new Scarab IDs depends on it.
+    pub fn set_wall_clock(&mut self, unix_ms_at_zero: u64) {
+        self.unix_at_zero_ms = unix_ms_at_zero;
     }
 
     /// Replace the set of live members (from Sundial).
@@ -1053,11 +1142,17 @@ impl<I: NodeId> Ouroboros<I> {
                     cx.send(head, msg);
                 }
             }
-            Op::Read { p, from, max } => {
+            Op::Read { p, from, max, id } => {
                 let Some(tail) = self.table.chains[p as usize].members.last().cloned() else {
                     return;
                 };
-                let msg = OuroborosMsg::ClientRead { p, req, from, max };
+                let msg = OuroborosMsg::ClientRead {
+                    p,
+                    req,
+                    from,
+                    max,
+                    id,
+                };
                 if &tail == cx.me {
                     let me = cx.me.clone();
                     self.on_message(cx, me, msg);
@@ -1291,7 +1386,15 @@ impl<I: NodeId> Ouroboros<I> {
             }
         }
         for (client, req, o) in replies {
-            self.reply(cx, client, OuroborosMsg::AppendReply { req, result: Ok(o) });
+            let id = part_id(&self.parts[p as usize], o);
+            self.reply(
+                cx,
+                client,
+                OuroborosMsg::AppendReply {
+                    req,
+                    result: Ok((o, id)),
+                },
+            );
         }
         if let Some(pred) = self.predecessor(p, &me) {
             let epoch = self.chain(p).epoch;
@@ -1405,7 +1508,10 @@ impl<I: NodeId> Ouroboros<I> {
         if let Some(&o) = part.dedupe.get(&(from.clone(), req)) {
             self.stats.deduplicated += 1;
             if o < part.commit {
-                let msg = OuroborosMsg::AppendReply { req, result: Ok(o) };
+                let msg = OuroborosMsg::AppendReply {
+                    req,
+                    result: Ok((o, part_id(part, o))),
+                };
                 return self.reply(cx, from, msg);
             }
             let ws = part.waiters.entry(o).or_default();
@@ -1415,7 +1521,13 @@ impl<I: NodeId> Ouroboros<I> {
             return;
         }
         let o = part.log.len() as u64;
+        let id = next_scarab(
+            part.log.last().map(|e| e.id),
+            p,
+            self.unix_at_zero_ms.saturating_add(cx.now.as_millis()),
+        );
         part.log.push(Entry {
+            id,
             epoch,
             origin: from.clone(),
             req,
@@ -1539,6 +1651,7 @@ impl<I: NodeId> Ouroboros<I> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_client_read(
         &mut self,
         cx: &mut RingCtx<'_, I, Self>,
@@ -1547,6 +1660,7 @@ impl<I: NodeId> Ouroboros<I> {
         req: u64,
         start: u64,
         max: u32,
+        id: Option<u64>,
     ) {
         let me = cx.me.clone();
         let err = if p >= self.config.partitions {
@@ -1579,6 +1693,7 @@ impl<I: NodeId> Ouroboros<I> {
                 epoch,
                 from: start,
                 max,
+                id,
                 oks: BTreeSet::new(),
                 deadline: cx.now + self.config.round_timeout,
             },
@@ -1630,13 +1745,21 @@ impl<I: NodeId> Ouroboros<I> {
         let part = &self.parts[r.p as usize];
         // Only what is on every member (at the tail that is its verified prefix).
         let len = part.commit.min(part.log.len() as u64);
-        let n = (r.max as usize).min(self.config.max_read) as u64;
-        let end = len.min(r.from.saturating_add(n));
-        let records: Vec<ReadRecord<I>> = (r.from.min(len)..end)
+        let (start, n) = match r.id {
+            // IDs increase along the log: binary search the committed part.
+            Some(id) => match part.log[..len as usize].binary_search_by_key(&id, |e| e.id) {
+                Ok(o) => (o as u64, 1),
+                Err(_) => (len, 0),
+            },
+            None => (r.from, (r.max as usize).min(self.config.max_read) as u64),
+        };
+        let end = len.min(start.saturating_add(n));
+        let records: Vec<ReadRecord<I>> = (start.min(len)..end)
             .map(|o| {
                 let e = &part.log[o as usize];
                 ReadRecord {
                     offset: o,
+                    id: e.id,
                     origin: e.origin.clone(),
                     req: e.req,
                     data: e.data.clone(),
@@ -1658,12 +1781,13 @@ impl<I: NodeId> Ouroboros<I> {
             Op::Append { p, .. } | Op::Read { p, .. } => *p,
         };
         match result {
-            OpResult::Appended(o) => {
+            OpResult::Appended(o, id) => {
                 self.ops.remove(&req);
                 cx.emit(OuroborosEvent::Appended {
                     req,
                     partition: p,
                     offset: o,
+                    id,
                 });
             }
             OpResult::Read(records, committed) => {
@@ -2251,7 +2375,7 @@ impl<I: NodeId> Ouroboros<I> {
 
 /// The outcome carried by a reply to a client.
 enum OpResult<I> {
-    Appended(u64),
+    Appended(u64, u64),
     Read(Vec<ReadRecord<I>>, u64),
     Failed(LogError<I>),
 }
@@ -2394,7 +2518,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
             }
             OuroborosMsg::AppendReply { req, result } => {
                 let r = match result {
-                    Ok(o) => OpResult::Appended(o),
+                    Ok((o, id)) => OpResult::Appended(o, id),
                     Err(e) => OpResult::Failed(e),
                 };
                 self.on_reply(cx, from, req, r);
@@ -2404,7 +2528,8 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 req,
                 from: f,
                 max,
-            } => self.on_client_read(cx, from, p, req, f, max),
+                id,
+            } => self.on_client_read(cx, from, p, req, f, max, id),
             OuroborosMsg::ReadReply { req, result } => {
                 let r = match result {
                     Ok((records, committed)) => OpResult::Read(records, committed),

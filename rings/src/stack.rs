@@ -583,6 +583,7 @@ mod tests {
                     req: 1,
                     partition: 0,
                     offset: 0,
+                    id: 0,
                 },
                 OuroborosEvent::AppendFailed {
                     req: 1,

@@ -58,3 +58,39 @@ fn errors_explain_themselves() {
     let e: LogError<u64> = LogError::NotHead { head: Some(3) };
     assert!(alloc::format!("{e}").contains("head"));
 }
+
+#[test]
+fn scarab_ids_carry_the_partition_and_increase_even_when_the_clock_goes_back() {
+    let t0 = EPOCH_UNIX_MS + 10_000;
+    let a = next_scarab(None, 5, t0);
+    assert_eq!(ScarabId::from_u64(a).node(), 5);
+    assert_eq!(ScarabId::from_u64(a).unix_millis(), t0);
+    // A new head whose clock is 3 s behind still issues a larger ID.
+    let b = next_scarab(Some(a), 5, t0 - 3_000);
+    assert!(b > a);
+    assert_eq!(ScarabId::from_u64(b).node(), 5);
+    // Same millisecond: the sequence moves on.
+    let c = next_scarab(Some(b), 5, t0);
+    assert!(c > b);
+    // A clock before the Scarab epoch is clamped, never an error.
+    let d = next_scarab(None, 1023, 0);
+    assert_eq!(ScarabId::from_u64(d).node(), 1023);
+    // A full millisecond (8192 IDs) borrows from the next one and keeps the
+    // partition in the node field.
+    let mut last = next_scarab(None, 7, t0);
+    for _ in 0..10_000 {
+        let n = next_scarab(Some(last), 7, t0);
+        assert!(n > last);
+        assert_eq!(ScarabId::from_u64(n).node(), 7);
+        last = n;
+    }
+}
+
+#[test]
+fn more_than_1024_partitions_is_refused() {
+    let bad = OuroborosConfig {
+        partitions: 1025,
+        ..OuroborosConfig::default()
+    };
+    assert_eq!(bad.validate().unwrap_err().0, "partitions");
+}

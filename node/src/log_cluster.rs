@@ -1,0 +1,462 @@
+//! The replicated log in a real cluster: how `shen run` nodes that found
+//! each other (Sundial over libp2p) form the fixed member set that
+//! Cartouche and Ouroboros run over, and how client requests reach
+//! Ouroboros and get their answers.
+//!
+//! # Formation (`--bootstrap-expect N`)
+//! Cartouche's token ring and Ouroboros's configuration rounds need every
+//! node to agree on one member set (majorities are counted over it). Nodes
+//! discover each other with no seed list, so the set is *formed* once, the
+//! way Consul and Nomad bootstrap their servers: a node started with
+//! `--bootstrap-expect N` waits until Sundial shows exactly N live members
+//! (itself included), unchanged for [`FORM_STABLE`], then adopts that set,
+//! stores it in `DIR/log-members.json` and starts Cartouche and Ouroboros
+//! over it. Every node of a cluster started with the same N sees the same N
+//! members, so all form the same set. A restarted node reads the file and
+//! rejoins the same set at once (as a restarted Ouroboros member: it
+//! re-learns the table from a majority and its chains are refilled by state
+//! transfer). More than N live nodes at formation time is refused with a
+//! warning (the set would be ambiguous); nodes outside the set still join
+//! Sundial, and reach the log through any member.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shen_rings::cartouche::Cartouche;
+use shen_rings::ouroboros::{LogError, Ouroboros, OuroborosEvent};
+use shen_rings::stack::{CartoucheSettings, OuroborosSettings, ShenEvent};
+use shen_rings::sundial::Sundial;
+use shen_rings::{Node, Time};
+use shen_transport_libp2p::PeerKey;
+use tokio::sync::oneshot;
+
+/// The formed member set, in the data directory.
+pub const LOG_MEMBERS_FILE: &str = "log-members.json";
+
+/// How long the live set must stay the same before it is adopted.
+pub const FORM_STABLE: Duration = Duration::from_secs(2);
+
+/// What `log-members.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMembers {
+    /// Schema version.
+    pub schema: u32,
+    /// The members' PeerIds, sorted.
+    pub members: Vec<String>,
+}
+
+/// Settings of the log rings in a real cluster.
+#[derive(Debug, Clone, Default)]
+pub struct LogSettings {
+    /// Form the log once this many nodes are live (`None`: do not form
+    /// one unless the data directory already holds a formed set).
+    pub expect: Option<usize>,
+    /// Cartouche settings.
+    pub cartouche: CartoucheSettings,
+    /// Ouroboros settings.
+    pub ouroboros: OuroborosSettings,
+}
+
+/// What [`Formation::observe`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormStep {
+    /// Keep waiting.
+    Wait,
+    /// More live nodes than expected: the set is ambiguous (warn once).
+    TooMany(usize),
+    /// Adopt this set (sorted) now.
+    Form(Vec<PeerKey>),
+}
+
+/// The formation rule as a small state machine (testable without a
+/// network): feed it the live set on every tick.
+#[derive(Debug, Clone)]
+pub struct Formation {
+    expect: usize,
+    candidate: Option<(Vec<PeerKey>, Time)>,
+    warned: bool,
+    done: bool,
+}
+
+impl Formation {
+    /// Wait for `expect` live members.
+    pub fn new(expect: usize) -> Formation {
+        Formation {
+            expect,
+            candidate: None,
+            warned: false,
+            done: false,
+        }
+    }
+
+    /// The number of members awaited.
+    pub fn expect(&self) -> usize {
+        self.expect
+    }
+
+    /// Observe Sundial's live set (self included) at `now`.
+    pub fn observe(&mut self, mut live: Vec<PeerKey>, now: Time) -> FormStep {
+        if self.done {
+            return FormStep::Wait;
+        }
+        live.sort();
+        live.dedup();
+        if live.len() > self.expect {
+            self.candidate = None;
+            if self.warned {
+                return FormStep::Wait;
+            }
+            self.warned = true;
+            return FormStep::TooMany(live.len());
+        }
+        if live.len() < self.expect {
+            self.candidate = None;
+            return FormStep::Wait;
+        }
+        match &self.candidate {
+            Some((set, since)) if *set == live => {
+                if now.saturating_since(*since) >= FORM_STABLE {
+                    self.done = true;
+                    FormStep::Form(live)
+                } else {
+                    FormStep::Wait
+                }
+            }
+            _ => {
+                self.candidate = Some((live, now));
+                FormStep::Wait
+            }
+        }
+    }
+}
+
+/// Read the formed set from `dir`, if any.
+pub fn load_members(dir: &Path) -> Result<Option<Vec<PeerKey>>, String> {
+    let p = dir.join(LOG_MEMBERS_FILE);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", p.display())),
+    };
+    let file: LogMembers =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    if file.schema != 1 {
+        return Err(format!(
+            "{}: unknown schema {} (this build reads 1)",
+            p.display(),
+            file.schema
+        ));
+    }
+    let mut members = Vec::with_capacity(file.members.len());
+    for m in &file.members {
+        let id = m
+            .parse()
+            .map_err(|e| format!("{}: bad PeerId '{m}': {e}", p.display()))?;
+        members.push(PeerKey(id));
+    }
+    if members.is_empty() {
+        return Err(format!("{}: empty member list", p.display()));
+    }
+    members.sort();
+    members.dedup();
+    Ok(Some(members))
+}
+
+/// Store the formed set in `dir` (durably, atomically).
+pub fn store_members(dir: &Path, members: &[PeerKey]) -> Result<(), String> {
+    let file = LogMembers {
+        schema: 1,
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+    crate::run_cmd::write_atomic(&dir.join(LOG_MEMBERS_FILE), &bytes)
+}
+
+/// Host Cartouche and Ouroboros over `members` on `node` (started at once
+/// if the node runs). `restarted`: this node was a member before and lost
+/// its in-memory logs.
+pub fn adopt(
+    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    members: &[PeerKey],
+    settings: &LogSettings,
+    restarted: bool,
+    now: Time,
+    rng: &mut dyn rand_core::RngCore,
+) {
+    let cartouche = Cartouche::new(members.iter().copied(), settings.cartouche.to_config());
+    let mut ouroboros = Ouroboros::new(members, settings.ouroboros.to_config(), restarted);
+    ouroboros.set_wall_clock(unix_now_ms().saturating_sub(now.as_millis()));
+    node.add_started_ring(now, rng, cartouche);
+    node.add_started_ring(now, rng, ouroboros);
+    sync_live(node, now, rng);
+}
+
+/// Host the rings on a node that has not started yet (restart path).
+pub fn adopt_before_start(
+    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    members: &[PeerKey],
+    settings: &LogSettings,
+) {
+    node.add_ring(Cartouche::new(
+        members.iter().copied(),
+        settings.cartouche.to_config(),
+    ));
+    let mut ouroboros = Ouroboros::new(members, settings.ouroboros.to_config(), true);
+    ouroboros.set_wall_clock(unix_now_ms());
+    node.add_ring(ouroboros);
+}
+
+/// Milliseconds since the Unix epoch (for Scarab IDs; 0 if the clock is
+/// before 1970).
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Hand Ouroboros Sundial's live set.
+pub fn sync_live(
+    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    now: Time,
+    rng: &mut dyn rand_core::RngCore,
+) {
+    let live: Vec<PeerKey> = node
+        .ring::<Sundial<PeerKey>>()
+        .map(|s| s.live_members().copied().collect())
+        .unwrap_or_default();
+    node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, _| o.set_live(live));
+}
+
+/// A client operation's outcome, as Ouroboros reported it.
+pub type Outcome = OuroborosEvent<PeerKey>;
+
+/// Client requests waiting for their Ouroboros event, by request number.
+#[derive(Default)]
+pub struct Waiters {
+    map: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+}
+
+impl Waiters {
+    /// Wait for request `req`'s outcome.
+    pub fn register(&self, req: u64) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(req, tx);
+        }
+        rx
+    }
+
+    /// Deliver `event` to its waiter, if it is a client outcome.
+    pub fn deliver(&self, event: &ShenEvent<PeerKey>) {
+        let ShenEvent::Ouroboros(ev) = event else {
+            return;
+        };
+        let req = match ev {
+            OuroborosEvent::Appended { req, .. }
+            | OuroborosEvent::AppendFailed { req, .. }
+            | OuroborosEvent::ReadDone { req, .. }
+            | OuroborosEvent::ReadFailed { req, .. } => *req,
+            _ => return,
+        };
+        let tx = self.map.lock().ok().and_then(|mut m| m.remove(&req));
+        if let Some(tx) = tx {
+            let _ = tx.send(ev.clone());
+        }
+    }
+
+    /// Forget a request whose caller gave up.
+    pub fn forget(&self, req: u64) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&req);
+        }
+    }
+}
+
+/// The HTTP status for a failed operation, and a JSON body naming the
+/// error in words and as a machine-readable kind.
+pub fn error_reply(error: &LogError<PeerKey>) -> (&'static str, Value) {
+    let (code, kind) = match error {
+        LogError::NotHead { .. } => ("503 Service Unavailable", "not_head"),
+        LogError::NotTail { .. } => ("503 Service Unavailable", "not_tail"),
+        LogError::StaleEpoch => ("503 Service Unavailable", "stale_epoch"),
+        LogError::NotEnoughReplicas => ("503 Service Unavailable", "not_enough_replicas"),
+        LogError::Timeout => ("504 Gateway Timeout", "timeout_outcome_unknown"),
+        LogError::BadPartition(_) => ("400 Bad Request", "bad_partition"),
+    };
+    (code, json!({ "error": error.to_string(), "kind": kind }))
+}
+
+/// The `log` section of `/status`.
+pub fn status_section(node: &Node<PeerKey, ShenEvent<PeerKey>>, expect: Option<usize>) -> Value {
+    let Some(o) = node.ring::<Ouroboros<PeerKey>>() else {
+        return json!({ "formed": false, "expect": expect });
+    };
+    let me = *node.id();
+    let table = o.table();
+    let chains: Vec<Value> = table
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(p, c)| {
+            json!({
+                "partition": p,
+                "epoch": epoch_text(c.epoch),
+                "members": c.members.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                "here": c.members.contains(&me),
+                "local_len": o.log(p as u32).len(),
+                "committed": o.committed(p as u32),
+            })
+        })
+        .collect();
+    let members: Vec<String> = o.members().iter().map(|m| m.to_string()).collect();
+    json!({
+        "formed": true,
+        "expect": expect,
+        "recovered": o.is_recovered(),
+        "members": members,
+        "partitions": o.config().partitions,
+        "rf": o.config().rf,
+        "table_ballot": epoch_text(table.ballot),
+        "chains": chains,
+        "stats": o.stats(),
+    })
+}
+
+/// An epoch as text: `generation.sequence` of its Cartouche fencing number.
+pub fn epoch_text(e: shen_rings::ouroboros::Epoch) -> String {
+    format!("{}.{}", e.generation, e.sequence)
+}
+
+/// Decode `%XX` escapes and `+` in a query-string value.
+pub fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad %-escape in '{s}'"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Encode bytes for a query-string value.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &c in bytes {
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+    }
+    out
+}
+
+/// Parse a query string into (name, decoded value) pairs.
+pub fn parse_query(q: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    q.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            Ok((k.to_string(), percent_decode(v)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> PeerKey {
+        let kp = shen_transport_libp2p::libp2p::identity::Keypair::ed25519_from_bytes([i; 32])
+            .expect("valid key");
+        PeerKey(kp.public().to_peer_id())
+    }
+
+    #[test]
+    fn forms_only_after_the_expected_set_is_stable() {
+        let (a, b, c, d) = (key(1), key(2), key(3), key(4));
+        let mut f = Formation::new(3);
+        let t = |ms| Time::from_millis(ms);
+        assert_eq!(f.observe(vec![a, b], t(0)), FormStep::Wait);
+        assert_eq!(f.observe(vec![c, a, b], t(100)), FormStep::Wait);
+        // Changes reset the clock.
+        assert_eq!(f.observe(vec![a, b], t(1000)), FormStep::Wait);
+        assert_eq!(f.observe(vec![b, c, a], t(1500)), FormStep::Wait);
+        assert_eq!(f.observe(vec![a, b, c], t(3000)), FormStep::Wait);
+        let mut want = vec![a, b, c];
+        want.sort();
+        assert_eq!(f.observe(vec![c, b, a], t(3500)), FormStep::Form(want));
+        // Once formed, never again.
+        assert_eq!(f.observe(vec![a, b, c], t(9000)), FormStep::Wait);
+
+        let mut g = Formation::new(3);
+        assert_eq!(g.observe(vec![a, b, c, d], t(0)), FormStep::TooMany(4));
+        assert_eq!(g.observe(vec![a, b, c, d], t(5000)), FormStep::Wait);
+        assert_eq!(g.observe(vec![a, b, c], t(6000)), FormStep::Wait);
+        assert!(matches!(
+            g.observe(vec![a, b, c], t(8000)),
+            FormStep::Form(_)
+        ));
+    }
+
+    #[test]
+    fn member_file_round_trips_and_rejects_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_members(dir.path()).unwrap(), None);
+        let mut set = vec![key(9), key(7)];
+        store_members(dir.path(), &set).unwrap();
+        set.sort();
+        assert_eq!(load_members(dir.path()).unwrap(), Some(set));
+        std::fs::write(
+            dir.path().join(LOG_MEMBERS_FILE),
+            "{\"schema\":1,\"members\":[\"nope\"]}",
+        )
+        .unwrap();
+        let e = load_members(dir.path()).unwrap_err();
+        assert!(e.contains("bad PeerId 'nope'"), "{e}");
+        std::fs::write(
+            dir.path().join(LOG_MEMBERS_FILE),
+            "{\"schema\":2,\"members\":[]}",
+        )
+        .unwrap();
+        assert!(load_members(dir.path())
+            .unwrap_err()
+            .contains("unknown schema 2"));
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let q = parse_query("key=a%20b+c&partition=3&x").unwrap();
+        assert_eq!(q[0], ("key".to_string(), b"a b c".to_vec()));
+        assert_eq!(q[1], ("partition".to_string(), b"3".to_vec()));
+        assert_eq!(q[2], ("x".to_string(), Vec::new()));
+        assert!(parse_query("key=%zz").is_err());
+        assert!(parse_query("key=%4").is_err());
+        let raw = b"k/\xff ey&=";
+        let enc = percent_encode(raw);
+        assert_eq!(percent_decode(&enc).unwrap(), raw.to_vec());
+    }
+}
