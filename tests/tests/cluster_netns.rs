@@ -308,3 +308,147 @@ fn netns_a_node_without_the_psk_cannot_join_a_private_cluster() {
     assert_eq!(lab.live(3), Some(1), "a wrong key joined\n{}", logs(&nodes));
     assert!(lab.all_live(&[0, 1, 2], 3), "{}", logs(&nodes));
 }
+
+impl Lab {
+    /// Run `shen ARGS --admin 127.0.0.1:7600` in host `i`'s namespace;
+    /// (success, stdout).
+    fn shen(&self, i: usize, args: &[&str]) -> (bool, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i].ns])
+            .arg(shen_bin())
+            .args(args)
+            .args(["--admin", "127.0.0.1:7600"])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) => (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+            ),
+            Err(e) => (false, e.to_string()),
+        }
+    }
+
+    fn log_formed(&self, i: usize) -> bool {
+        self.status(i)
+            .is_some_and(|v| v["log"]["formed"] == true && v["log"]["recovered"] == true)
+    }
+}
+
+/// One acknowledged append: (partition, offset, data).
+type Acked = (u64, u64, String);
+
+#[test]
+fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED netns_five_hosts_form_the_log...: {why}");
+        return;
+    }
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let lab = Arc::new(Lab::new(5).expect("build the namespace lab"));
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<NodeProc> = (0..5)
+        .map(|i| {
+            lab.start(
+                i,
+                &root.path().join(format!("h{i}")),
+                &["--bootstrap-expect", "5"],
+            )
+        })
+        .collect();
+    let all = [0, 1, 2, 3, 4];
+    let formed = (|| {
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until {
+            if all.iter().all(|&i| lab.log_formed(i)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        false
+    })();
+    assert!(formed, "the log did not form in 60 s\n{}", logs(&nodes));
+
+    // Append on host 0, read on host 3.
+    let (ok, said) = lab.shen(0, &["append", "--json", "greeting", "hello from h0"]);
+    assert!(ok, "{said}\n{}", logs(&nodes));
+    let (ok, got) = lab.shen(3, &["read", "--key", "greeting"]);
+    assert!(ok && got.contains("\thello from h0"), "{got}");
+
+    // Steady load through host 0; kill -9 host 2 (with 5 hosts and chains of
+    // 3 it is the head, middle or tail of most partitions).
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (lab, acked, stop) = (lab.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(90);
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    let data = format!("w{w}-{i}");
+                    let key = format!("k{}", i % 31);
+                    let (ok, out) = lab.shen(0, &["append", "--json", &key, &data]);
+                    if ok {
+                        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                        let (p, o) = (v["partition"].as_u64(), v["offset"].as_u64());
+                        acked.lock().unwrap().push((p.unwrap(), o.unwrap(), data));
+                    } else {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let count = || acked.lock().unwrap().len();
+    let wait_more = |what: &str, n: usize| {
+        let base = count();
+        wait_for(what, Duration::from_secs(60), || {
+            (count() >= base + n).then_some(())
+        });
+    };
+    wait_more("appends before the kill", 100);
+    nodes[2].child.kill().unwrap();
+    nodes[2].child.wait().unwrap();
+    wait_more("appends to resume after kill -9 of host 2", 150);
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    eprintln!(
+        "{} appends acknowledged across kill -9 of host 2",
+        acked.len()
+    );
+
+    // Read everything back on host 1 and compare.
+    let partitions: std::collections::BTreeSet<u64> = acked.iter().map(|a| a.0).collect();
+    for p in partitions {
+        let ps = p.to_string();
+        let got = wait_for("a readable partition", Duration::from_secs(30), || {
+            let (ok, out) = lab.shen(1, &["read", "--partition", &ps, "--max", "10000"]);
+            ok.then_some(out)
+        });
+        let log: std::collections::BTreeMap<u64, String> = got
+            .lines()
+            .filter_map(|l| {
+                let (pos, data) = l.split_once('\t')?;
+                let (_, o) = pos.split_once(':')?;
+                Some((o.parse().ok()?, data.to_string()))
+            })
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for d in log.values() {
+            assert!(seen.insert(d.clone()), "record {d} appears twice");
+        }
+        for (_, o, d) in acked.iter().filter(|a| a.0 == p) {
+            assert_eq!(
+                log.get(o),
+                Some(d),
+                "acknowledged append {d} at {p}:{o} lost"
+            );
+        }
+    }
+}
