@@ -6,6 +6,10 @@
 //! `.wasm` (browsers refuse to stream-compile without it), one thread per
 //! connection, `Connection: close`. Paths with `..`, backslashes, NUL or
 //! percent-escapes that decode to them never leave the directory.
+//!
+//! `--live ADDR` prints the page's URL with `#live=ADDR`: the page then
+//! draws the running cluster whose node serves its admin API at `ADDR`
+//! (`GET /status`, `GET /events`) instead of a simulation.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -24,6 +28,36 @@ pub struct VizArgs {
     /// The page directory (default: wasm-viz/www of this checkout).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Open the page in live mode on the `shen run` node whose admin API
+    /// listens at ADDR (HOST:PORT, e.g. 127.0.0.1:7600).
+    #[arg(long, value_name = "ADDR")]
+    pub live: Option<String>,
+}
+
+/// Check a live address (`HOST:PORT`, HOST a name, an IPv4 address or a
+/// bracketed IPv6 address; PORT 1..=65535) and return the page URL's hash
+/// for it.
+pub fn live_hash(addr: &str) -> Result<String, String> {
+    let bad = || {
+        format!("--live {addr}: want HOST:PORT, e.g. 127.0.0.1:7600 (a `shen run` admin address)")
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !v6.is_empty()
+            && v6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    };
+    if port == 0 || !host_ok {
+        return Err(bad());
+    }
+    Ok(format!("#live={addr}"))
 }
 
 /// The page directory when `--dir` is not given: `wasm-viz/www` under the
@@ -39,6 +73,14 @@ pub fn default_dir() -> PathBuf {
 
 /// Run `shen viz`.
 pub fn run(args: VizArgs) -> ExitCode {
+    let hash = match args.live.as_deref().map(live_hash) {
+        None => String::new(),
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let dir = args.dir.clone().unwrap_or_else(default_dir);
     let dir = match dir.canonicalize() {
         Ok(d) if d.is_dir() => d,
@@ -72,6 +114,9 @@ pub fn run(args: VizArgs) -> ExitCode {
         .local_addr()
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], args.port)));
     println!("serving {} at http://{addr}/ (Ctrl-C stops)", dir.display());
+    if !hash.is_empty() {
+        println!("live view: open http://{addr}/{hash}");
+    }
     let _ = std::io::stdout().flush();
     serve(listener, dir);
     ExitCode::SUCCESS
@@ -256,6 +301,29 @@ mod tests {
         }
         assert!(get(addr, "GET /nope.js HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(get(addr, "POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+    }
+
+    #[test]
+    fn live_addresses_are_checked() {
+        assert_eq!(live_hash("127.0.0.1:7600").unwrap(), "#live=127.0.0.1:7600");
+        assert_eq!(live_hash("localhost:80").unwrap(), "#live=localhost:80");
+        assert_eq!(live_hash("[::1]:7600").unwrap(), "#live=[::1]:7600");
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "127.0.0.1:70000",
+            ":7600",
+            "a b:1",
+            "x:y",
+            "[]:1",
+            "h/x:1",
+        ] {
+            assert!(
+                live_hash(bad).unwrap_err().contains("want HOST:PORT"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

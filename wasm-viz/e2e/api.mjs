@@ -117,4 +117,33 @@ test('request and drop the token', () => {
   v.free();
 });
 
+test('log worlds: append, read, partitions, refusals', () => {
+  assert.throws(() => Viz.fromHash('nodes=20&rings=sundial,cartouche,ouroboros'), /at most 16/);
+  assert.throws(() => Viz.fromHash('rings=ouroboros'), /needs sundial and cartouche/);
+  const plain = new Viz('1', 3);
+  assert.equal(plain.hasLog(), false);
+  assert.throws(() => plain.append(0, 'k'), /runs no log/);
+  plain.free();
+  const v = Viz.fromHash('seed=6&nodes=5&rings=sundial,cartouche,ouroboros');
+  assert.equal(v.hasLog(), true);
+  v.advance(2000, 0);
+  assert.match(v.append(1, 'key1'), /^\d+:app:1\.key1$/);
+  assert.throws(() => v.append(1, 'bad key'), /key `bad key`/);
+  assert.throws(() => v.setLogPartition(8), /no log partition 8/);
+  assert.throws(() => v.addNode(), /cannot add nodes/);
+  const p = v.partitionOfKey('key1');
+  v.setLogPartition(p);
+  v.advance(3000, 0);
+  assert.match(v.read(2, p), /:read:2\./);
+  v.advance(3000, 0);
+  const s = JSON.parse(v.summaryJson());
+  assert.deepEqual(s.log.ops.map((o) => o.outcome.state), ['acked', 'read']);
+  assert.deepEqual(s.log.ops[1].outcome.records, [[0, 'key1#1']]);
+  assert.match(v.logDebug(0, p), /chain/);
+  const r = Viz.fromHash(v.urlHash());
+  assert.equal(r.traceHash(), v.traceHash());
+  v.free();
+  r.free();
+});
+
 console.log(`api: ${passed} passed`);

@@ -14,10 +14,19 @@
 //    the scenario the page exports.
 // 3. Save a screenshot under wasm-viz/e2e/artifacts/ and check it is not
 //    blank; check the page's wasm + JS + HTML + CSS is <= 1.5 MB gzipped.
+// 4. The Shen log: a log world, appends and reads from the panel, a crashed
+//    chain head, the log invariants, a log world's link replayed natively.
+// 5. Live mode against a fake admin API served by this script on 127.0.0.1
+//    (/status JSON + /events SSE, with CORS like `shen run`'s): members
+//    drawn, events flash, fork into a simulation; an unreachable address
+//    and a malformed one give a message, not a crash.
+//
+// (No real cluster is started.)
 //
 // Env: SHEN_BIN (default target/debug/shen), CHROMIUM (default
 // /usr/bin/chromium). Exit 0 when every check passed, 1 otherwise.
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +51,60 @@ for (const f of [join(WWW, 'pkg/shen_wasm_viz_bg.wasm'), SHEN]) {
     console.error(`e2e: missing ${f} (run scripts/build-viz.sh and cargo build -p shen-node --bin shen)`);
     process.exit(1);
   }
+}
+
+// A fake `shen run` admin API on 127.0.0.1: /status (4 members, one
+// suspect, one dead, a log of 8 partitions) and /events (an SSE stream of
+// suspicions), with CORS for loopback origins as `shen run` sends it.
+function fakeAdmin() {
+  const ids = ['12D3KooWSelfSelfSelfSelfSelf0001', 'peer-b', 'peer-c', 'peer-d'];
+  const status = {
+    schema: 1, peer_id: ids[0], health: 'degraded', live_members: 3,
+    members: [
+      { id: ids[0], self: true, status: 'alive', incarnation: 1, suspectors: 0, phi: null, ownership: 0.3 },
+      { id: ids[1], self: false, status: 'alive', incarnation: 1, suspectors: 0, phi: 1.2, ownership: 0.3 },
+      { id: ids[2], self: false, status: 'suspect', incarnation: 2, suspectors: 1, phi: 9.1, ownership: 0.4 },
+      { id: ids[3], self: false, status: 'dead', incarnation: 1, suspectors: 2, phi: null, ownership: null },
+    ],
+    log: {
+      formed: true, partitions: 8, rf: 3, table_ballot: '2.1',
+      chains: Array.from({ length: 8 }, (_, p) => ({
+        partition: p, epoch: '2.1', members: [ids[p % 3], ids[(p + 1) % 3], ids[(p + 2) % 3]],
+        here: true, local_len: p, committed: p,
+      })),
+    },
+  };
+  const served = { status: 0, events: 0 };
+  const streams = new Set();
+  const srv = createServer((req, res) => {
+    const origin = req.headers.origin || '';
+    const cors = /^http:\/\/(127\.0\.0\.1|localhost):\d+$/.test(origin) ? { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' } : {};
+    if (req.url === '/status') {
+      served.status++;
+      res.writeHead(200, { 'Content-Type': 'application/json', ...cors });
+      res.end(JSON.stringify(status));
+    } else if (req.url === '/events') {
+      served.events++;
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', ...cors });
+      res.write(': shen ring events\n\n');
+      let n = 0;
+      const timer = setInterval(() => {
+        n++;
+        const ev = { time_ms: 1000 * n, name: 'sundial.suspected', event: { Sundial: { Suspected: { member: ids[2], by: ids[1] } } } };
+        res.write(`data: ${JSON.stringify(ev)}\n\n`);
+      }, 150);
+      streams.add(res);
+      req.on('close', () => { clearInterval(timer); streams.delete(res); });
+    } else {
+      res.writeHead(404, cors);
+      res.end('not found\n');
+    }
+  });
+  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({
+    port: srv.address().port,
+    served,
+    stop: () => { for (const s of streams) s.destroy(); srv.close(); },
+  })));
 }
 
 const t0 = performance.now();
@@ -127,6 +190,138 @@ try {
     const s2 = await p.evaluate(() => window.shen.summary());
     check(t === 1000 && s2.horizon_us >= 7000000, `scrubbing back to 1 s (now ${t} ms, timeline end ${s2.horizon_us / 1000} ms)`);
     await p.close();
+  }
+
+  // ---- the Shen log: a log world, appends and a read through the panel,
+  // a crash of a chain's head, the two log invariants
+  {
+    const p = await openPage(browser, server.url, 'seed=4&nodes=5&rings=sundial,cartouche,ouroboros', errors);
+    await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(2000, 0); });
+    check(await p.locator('#logui').isVisible() && !(await p.locator('#lognone').isVisible()), 'log world: the log panel is shown');
+    await p.fill('#logkey', 'e2e');
+    await p.click('#logappend');
+    await p.click('#logburst');
+    let s = await p.evaluate(() => window.shen.summary());
+    check(s.log.pending === 6 && s.log.ops.length === 6, `six appends in flight (${s.log.pending})`);
+    await p.evaluate(() => window.shen.viz.advance(50, 0));
+    s = await p.evaluate(() => window.shen.state());
+    const kinds = [...new Set(s.messages.filter((m) => m.ring === 'ouroboros').map((m) => m.kind))];
+    check(kinds.some((k) => ['append', 'client_append', 'ack'].includes(k)),
+      `chain messages in flight, by kind (${kinds.join(', ')})`);
+    await p.evaluate(() => window.shen.viz.advance(3000, 0));
+    s = await p.evaluate(() => window.shen.state());
+    const part = s.log.ops[0].partition;
+    check(s.log.acked === 6 && s.log.ops.every((o) => o.outcome.state === 'acked'),
+      `every append acknowledged (${s.log.ops.map((o) => o.outcome.state).join(',')})`);
+    check(await p.evaluate(() => window.shen.viz.logPartition()) === part, `the panel follows the key's partition (${part})`);
+    const chain = s.log.chains[part].chain;
+    check(chain.length === 3 && s.log.chains[part].replicas.filter((r) => r.member).every((r) => r.commit >= 1),
+      `partition ${part}: chain ${JSON.stringify(chain)}, every member committed the record`);
+    const names = s.invariants.map((i) => i.name);
+    check(names.includes('chain_prefix_order') && names.includes('no_lost_ack') &&
+      s.invariants.every((i) => i.state === 'ok'), `log invariants hold (${names.join(', ')})`);
+    // Crash the head through the canvas, wait for the reconfiguration,
+    // then read the partition at its (new) tail.
+    const [hx, hy] = await p.evaluate((id) => window.shen.viz.nodePos(id), chain[0]);
+    const cb = await p.locator('#canvas').boundingBox();
+    await p.mouse.dblclick(cb.x + hx, cb.y + hy);
+    await p.evaluate(() => window.shen.viz.advance(15000, 0));
+    await p.click('#logread');
+    await p.evaluate(() => window.shen.viz.advance(3000, 0));
+    s = await p.evaluate(() => window.shen.state());
+    const newChain = s.log.chains[part].chain;
+    const read = s.log.ops.find((o) => o.kind === 'read');
+    check(!newChain.includes(chain[0]) && newChain.length === 3, `new chain without the crashed head: ${JSON.stringify(newChain)}`);
+    check(read && read.outcome.state === 'read' && read.outcome.records.some(([, d]) => d === 'e2e#1'),
+      `read at the tail returns the acknowledged record (${JSON.stringify(read && read.outcome)})`);
+    check(s.invariants.every((i) => i.state === 'ok' && i.first_violation_us == null), 'no invariant violated after the crash');
+    await p.waitForTimeout(300);
+    const opsText = await p.locator('#logops').innerText();
+    check(/acknowledged at offset 0/.test(opsText) && /read partition/.test(opsText), 'the operations list shows outcomes');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await p.screenshot({ path: join(ARTIFACTS, 'viz-log.png') });
+    // The chain is drawn: cyan arrow pixels on the canvas.
+    const cyan = await p.evaluate(() => {
+      const c = document.getElementById('canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] === 0x26 && d[i + 1] === 0xc6 && d[i + 2] === 0xda) n++;
+      return n;
+    });
+    check(cyan > 200, `the chain is drawn (${cyan} cyan pixels)`);
+    // Faults only: the exported scenario (with [stack.ouroboros]) replays
+    // natively to the same trace hash.
+    await p.evaluate(() => {
+      location.hash = 'seed=8&nodes=4&rings=sundial,cartouche,ouroboros&faults=1000000:crash:1,2500000:restart:1&t=4000';
+    });
+    await p.waitForFunction(() => window.shen.viz.script().includes('restart'), null, { timeout: 10_000 });
+    const [h, toml] = await p.evaluate(() => {
+      window.shen.play(false);
+      window.shen.viz.seek(4000);
+      return [window.shen.viz.traceHash(), window.shen.viz.scenarioToml()];
+    });
+    const f = join(tmpdir(), `shen-viz-e2e-log-${process.pid}.toml`);
+    writeFileSync(f, toml);
+    const nh = nativeHash(f, 8);
+    check(toml.includes('[stack.ouroboros]') && h === nh, `log world faults link: page ${h}, shen sim run ${nh}`);
+    await p.close();
+  }
+  // ---- bad links: a clear message, never a panic
+  {
+    const p = await openPage(browser, server.url, 'nodes=40&rings=sundial,cartouche,ouroboros', errors);
+    const msg = await p.locator('#error').innerText();
+    check(/at most 16/.test(msg) && await p.evaluate(() => window.shen.viz.nodeCount()) === 5,
+      `a log world of 40 nodes is refused with a message (${msg})`);
+    errors.splice(0, errors.length, ...errors.filter((e) => !/at most 16/.test(e)));
+    await p.close();
+  }
+
+  // ---- live mode against a fake admin API
+  {
+    const fake = await fakeAdmin();
+    try {
+      const p = await openPage(browser, server.url, `live=127.0.0.1:${fake.port}`, errors);
+      await p.waitForFunction(() => window.shen.live && window.shen.live.ok, null, { timeout: 10_000 });
+      await p.waitForFunction(() => window.shen.live.state().events >= 2, null, { timeout: 10_000 });
+      const st = await p.evaluate(() => window.shen.live.state());
+      check(st.status.members.length === 4 && st.status.chains.length === 8,
+        `live: ${st.status.members.length} members and ${st.status.chains.length} chains from /status`);
+      check(st.events >= 2 && fake.served.status >= 1 && fake.served.events === 1,
+        `live: ${st.events} events over SSE, /status polled ${fake.served.status}×`);
+      const text = await p.locator('#livestatus').innerText();
+      check(/4 members/.test(text) && /log of 8 partitions/.test(text), `live status line (${text})`);
+      check(/sundial\.suspected/.test(await p.locator('#liveevents').innerText()), 'live: the events list names them');
+      const colours = await p.evaluate(() => {
+        const c = document.getElementById('canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4 * 5) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return seen.size;
+      });
+      check(colours > 20, `live: the cluster is drawn (${colours} colours)`);
+      await p.screenshot({ path: join(ARTIFACTS, 'viz-live.png') });
+      await p.click('#livefork');
+      await p.waitForFunction(() => window.shen.live === null && window.shen.viz.nodeCount() === 4, null, { timeout: 10_000 });
+      const hash = await p.evaluate(() => location.hash);
+      check(/nodes=4&rings=sundial,cartouche,ouroboros/.test(hash) && await p.evaluate(() => window.shen.viz.hasLog()),
+        `fork: a simulated log world of the live cluster's size (${hash})`);
+      await p.close();
+    } finally {
+      fake.stop();
+    }
+    // Nothing listens there (a port just freed): a message, retried, no crash.
+    const closed = await new Promise((ok) => {
+      const s = createServer().listen(0, '127.0.0.1', () => { const port = s.address().port; s.close(() => ok(port)); });
+    });
+    const p = await openPage(browser, server.url, `live=127.0.0.1:${closed}`, errors);
+    await p.waitForFunction(() => /cannot read/.test(document.getElementById('livestatus').textContent), null, { timeout: 10_000 });
+    check(/Is `shen run` running/.test(await p.locator('#livestatus').innerText()), 'live: an unreachable address says so');
+    await p.evaluate(() => { location.hash = 'live=no%20such%20host'; });
+    await p.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 5_000 });
+    check(/bad live address `no such host`/.test(await p.locator('#error').innerText()) &&
+      await p.evaluate(() => window.shen.live === null), 'live: a malformed address is refused with a message');
+    await p.close();
+    errors.splice(0, errors.length, ...errors.filter((e) => !/ERR_CONNECTION_REFUSED|bad live address/.test(e)));
   }
 
   // ---- 2. a seed in the URL replays the native run

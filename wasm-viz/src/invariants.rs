@@ -6,6 +6,8 @@
 //! | `one_token_holder` | safety | at most one running node holds a Cartouche grant whose lease has not run out (on its own clock) |
 //! | `views_converged` | liveness | every running node has the same Sundial view hash, sees every running node alive and every crashed node dead |
 //! | `placements_agree` | liveness | every running node's view gives the same Ankh member list (so the same placement) |
+//! | `chain_prefix_order` | safety (log worlds) | in every partition, the committed prefixes of all running replicas are prefixes of one log |
+//! | `no_lost_ack` | safety + liveness (log worlds) | no replica commits another record at an acknowledged append's offset (safety); every acknowledged append is in the committed log of its chain's tail (liveness: a new tail catches up first) |
 //!
 //! A liveness invariant is violated when it stays false for longer than
 //! [`converge_bound`] after the last user action; it is *suspended* while a
@@ -22,6 +24,8 @@ use shen_rings::stack::ShenEvent;
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::Time;
 use shen_transport_memory::Sim;
+
+use crate::log::LogObs;
 
 /// One node as seen at a check point.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -74,6 +78,9 @@ pub struct Observation {
     pub partitioned: bool,
     /// Event counts by name, over the whole run.
     pub events: BTreeMap<String, u64>,
+    /// The Shen log's replicas and acknowledged appends (log worlds).
+    #[serde(skip)]
+    pub log: Option<LogObs>,
 }
 
 impl Observation {
@@ -174,6 +181,7 @@ impl Observation {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            log: None,
         }
     }
 
@@ -290,22 +298,33 @@ pub struct Invariants {
     pub views_converged: Check,
     /// Ankh placements agree.
     pub placements_agree: Check,
+    /// Log worlds: committed prefixes agree.
+    pub chain_prefix_order: Option<Check>,
+    /// Log worlds: no acknowledged append is lost.
+    pub no_lost_ack: Option<Check>,
     #[serde(skip)]
     last_action_us: u64,
 }
 
 impl Default for Invariants {
     fn default() -> Self {
-        Invariants {
-            one_token_holder: Check::new("one_token_holder"),
-            views_converged: Check::new("views_converged"),
-            placements_agree: Check::new("placements_agree"),
-            last_action_us: 0,
-        }
+        Invariants::new(false)
     }
 }
 
 impl Invariants {
+    /// The invariants of a world, with the log's two when `log`.
+    pub fn new(log: bool) -> Invariants {
+        Invariants {
+            one_token_holder: Check::new("one_token_holder"),
+            views_converged: Check::new("views_converged"),
+            placements_agree: Check::new("placements_agree"),
+            chain_prefix_order: log.then(|| Check::new("chain_prefix_order")),
+            no_lost_ack: log.then(|| Check::new("no_lost_ack")),
+            last_action_us: 0,
+        }
+    }
+
     /// The user acted at `now`: liveness bounds restart from here.
     pub fn disturbed(&mut self, now: Time) {
         self.last_action_us = now.as_micros();
@@ -338,15 +357,43 @@ impl Invariants {
             suspended,
             bound,
         );
+        let Some(log) = &obs.log else { return };
+        if let Some(c) = &mut self.chain_prefix_order {
+            match log.prefix_violation() {
+                Some(d) => c.violated(now, d),
+                None => {
+                    c.state = "ok";
+                    c.detail.clear();
+                }
+            }
+        }
+        if let Some(c) = &mut self.no_lost_ack {
+            match log.ack_check() {
+                (Some(broken), _) => {
+                    c.violated(now, broken);
+                    c.false_since = None;
+                }
+                (None, missing) => {
+                    let holds = missing.is_none();
+                    c.liveness(holds, now, self.last_action_us, suspended, bound);
+                    if let (Some(m), false) = (missing, c.state == "suspended") {
+                        c.detail = format!("{m}; {}", c.detail);
+                    }
+                }
+            }
+        }
     }
 
-    /// All three, in display order.
-    pub fn all(&self) -> [&Check; 3] {
-        [
+    /// Every invariant of the world, in display order.
+    pub fn all(&self) -> Vec<&Check> {
+        let mut v = vec![
             &self.one_token_holder,
             &self.views_converged,
             &self.placements_agree,
-        ]
+        ];
+        v.extend(self.chain_prefix_order.iter());
+        v.extend(self.no_lost_ack.iter());
+        v
     }
 
     /// The earliest violation of any invariant.
@@ -440,6 +487,74 @@ mod tests {
         inv.check(Time::from_micros(late + 2), &obs, 0.0);
         assert_eq!(inv.views_converged.state, "ok");
         assert_eq!(inv.views_converged.first_violation_us, Some(late));
+    }
+
+    #[test]
+    fn a_broken_log_is_a_violation_marked_with_its_first_time() {
+        use crate::log::{fingerprint, Acked, LogObs, PartObs, ReplicaObs};
+        let rep = |node: u64, prints: Vec<u64>| ReplicaObs {
+            node,
+            len: prints.len() as u64,
+            commit: prints.len() as u64,
+            epoch: (2, 0),
+            member: true,
+            prints,
+        };
+        let a = fingerprint(7, b"k#1");
+        let mut obs = converged(3);
+        obs.log = Some(LogObs {
+            ballot: (2, 0),
+            partitions: vec![PartObs {
+                partition: 0,
+                chain: vec![0, 1, 2],
+                epoch: (2, 0),
+                replicas: vec![rep(0, vec![a]), rep(1, vec![a]), rep(2, vec![a])],
+            }],
+            acked: vec![Acked {
+                partition: 0,
+                offset: 0,
+                id: 7,
+                data: "k#1".into(),
+                print: a,
+            }],
+        });
+        let mut inv = Invariants::new(true);
+        assert_eq!(inv.all().len(), 5);
+        assert_eq!(Invariants::default().all().len(), 3);
+        inv.check(Time::from_millis(100), &obs, 0.0);
+        assert_eq!(inv.chain_prefix_order.as_ref().unwrap().state, "ok");
+        assert_eq!(inv.no_lost_ack.as_ref().unwrap().state, "ok");
+        // The tail committed another record at the acknowledged offset:
+        // both invariants break at once.
+        obs.log.as_mut().unwrap().partitions[0].replicas[2] = rep(2, vec![fingerprint(8, b"evil")]);
+        inv.check(Time::from_millis(150), &obs, 0.0);
+        let prefix = inv.chain_prefix_order.as_ref().unwrap();
+        assert_eq!(prefix.state, "violated");
+        assert_eq!(prefix.first_violation_us, Some(150_000));
+        let lost = inv.no_lost_ack.as_ref().unwrap();
+        assert_eq!(lost.state, "violated");
+        assert!(
+            lost.detail.contains("node 2 committed another record"),
+            "{}",
+            lost.detail
+        );
+        assert_eq!(inv.first_violation_us(), Some(150_000));
+        // The tail lost it (restarted empty): missing, a violation only
+        // after the bound.
+        let mut inv = Invariants::new(true);
+        obs.log.as_mut().unwrap().partitions[0].replicas[2] = rep(2, vec![]);
+        inv.check(Time::from_millis(200), &obs, 0.0);
+        assert_eq!(inv.chain_prefix_order.as_ref().unwrap().state, "ok");
+        let lost = inv.no_lost_ack.as_ref().unwrap();
+        assert_eq!(lost.state, "converging");
+        assert!(lost
+            .detail
+            .contains("not in the committed log of the tail, node 2"));
+        let late = 200_000 + converge_bound(3) + 1;
+        inv.check(Time::from_micros(late), &obs, 0.0);
+        let lost = inv.no_lost_ack.as_ref().unwrap();
+        assert_eq!(lost.state, "violated");
+        assert_eq!(lost.first_violation_us, Some(late));
     }
 
     #[test]

@@ -12,9 +12,13 @@
 //!   run bit for bit), timeline snapshots, the invariants.
 //! - [`invariants`]: what is read from the rings at each check point and
 //!   the invariants checked on it.
+//! - [`log`]: the Shen log (Ouroboros) in a *log world*: client operations
+//!   issued from the page, every replica's log, the log invariants' data.
 //! - [`script`]: the fault script and the URL hash.
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
 //! - [`render`]: the scene: the world as canvas shapes.
+//! - [`live`]: live mode: a running cluster's `/status` and `/events` drawn
+//!   with the same shapes, and forked into a simulator link.
 //! - [`web`]: the thin wasm-bindgen layer (`Viz`, `traceHash`) and the
 //!   web-sys painter.
 //!
@@ -29,6 +33,8 @@ use shen_rings::Time;
 use shen_transport_memory::{Scenario, TraceMode};
 
 pub mod invariants;
+pub mod live;
+pub mod log;
 pub mod render;
 pub mod script;
 pub mod state;

@@ -9,6 +9,13 @@
 //! monitors compute rises to the threshold; crashed nodes are grey with a
 //! cross; a node most peers declare dead gets a dark red ring; where the
 //! token rests, a gold ring; a holder of a grant, a thick gold ring.
+//!
+//! Log worlds add the chain of the selected partition: cyan arrows head →
+//! middle → tail between its members (labelled H, M, T), a panel (top left)
+//! with each member's log length and commit point, and Ouroboros messages
+//! coloured by kind (records down the chain cyan, acknowledgements up it
+//! purple, client requests and answers white, configuration grey); the
+//! selected partition's messages are drawn bigger.
 
 use core::f64::consts::{PI, TAU};
 
@@ -70,6 +77,17 @@ pub enum Shape {
         y: f64,
         /// Side.
         size: f64,
+        /// Colour.
+        color: String,
+    },
+    /// Text starting at a point (left-aligned, vertically centred).
+    Label {
+        /// Left x.
+        x: f64,
+        /// Centre y.
+        y: f64,
+        /// The text.
+        text: String,
         /// Colour.
         color: String,
     },
@@ -190,9 +208,38 @@ const GROUP_COLORS: [&str; 6] = [
     "#4fc3f7", "#ff8a65", "#ba68c8", "#aed581", "#ffd54f", "#90a4ae",
 ];
 
+/// The colour of an Ouroboros message of `kind` (see
+/// [`crate::log::message_kind`]).
+pub fn log_msg_color(kind: &str) -> &'static str {
+    match kind {
+        "append" => "#26c6da",
+        "ack" => "#ab47bc",
+        "sync" => "#4db6ac",
+        "check" | "check_reply" => "#80cbc4",
+        "config" => "#78909c",
+        _ => "#ffffff",
+    }
+}
+
+/// The chain colour (arrows, committed bars).
+pub const CHAIN_COLOR: &str = "#26c6da";
+/// Uncommitted records (in flight down the chain).
+pub const UNCOMMITTED_COLOR: &str = "#ffb74d";
+
 /// The scene of `world` on a `width` × `height` canvas with `selected`
 /// highlighted.
 pub fn scene(world: &World, width: f64, height: f64, selected: Option<u64>) -> Vec<Shape> {
+    scene_with(world, width, height, selected, None)
+}
+
+/// [`scene`], plus (log worlds) the chain of log partition `partition`.
+pub fn scene_with(
+    world: &World,
+    width: f64,
+    height: f64,
+    selected: Option<u64>,
+    partition: Option<u32>,
+) -> Vec<Shape> {
     let obs = world.observation();
     let n = world.sim().node_count();
     let lay = Layout::new(width, height, n);
@@ -237,9 +284,13 @@ pub fn scene(world: &World, width: f64, height: f64, selected: Option<u64>) -> V
             None => 0.5,
         };
         let (x, y) = (x0 + (x1 - x0) * p, y0 + (y1 - y0) * p);
-        let (r, color) = match (f.ring, f.token_generation) {
-            (_, Some(_)) => (lay.node_r.clamp(4.0, 7.0), "#ffd700"),
-            ("cartouche", None) => (2.5, "#c9a227"),
+        let (r, color) = match (f.ring, f.token_generation, f.kind) {
+            (_, Some(_), _) => (lay.node_r.clamp(4.0, 7.0), "#ffd700"),
+            ("cartouche", None, _) => (2.5, "#c9a227"),
+            (_, _, Some(kind)) => {
+                let mine = partition.is_some() && f.partition == partition;
+                (if mine { 4.5 } else { 2.5 }, log_msg_color(kind))
+            }
             _ => (2.0, "#64b5f6"),
         };
         if f.token_generation.is_some() && n <= 200 {
@@ -268,6 +319,10 @@ pub fn scene(world: &World, width: f64, height: f64, selected: Option<u64>) -> V
                 stroke: None,
             });
         }
+    }
+
+    if let Some(p) = partition {
+        chain_shapes(world, &lay, p, &mut out);
     }
 
     let up = obs.nodes.iter().filter(|m| m.up).count() as u32;
@@ -370,6 +425,159 @@ pub fn scene(world: &World, width: f64, height: f64, selected: Option<u64>) -> V
         }
     }
     out
+}
+
+/// A member's role in a chain of `n`: `H`, `M`, `T` (`H/T` alone).
+pub fn chain_role(i: usize, n: usize) -> &'static str {
+    match (i, n) {
+        (0, 1) => "H/T",
+        (0, _) => "H",
+        (i, n) if i + 1 == n => "T",
+        _ => "M",
+    }
+}
+
+/// Arrows from each point of a chain to the next, stopping `gap` short of
+/// both ends: a line and a two-stroke head each, in [`CHAIN_COLOR`].
+pub fn chain_arrows(pts: &[(f64, f64)], gap: f64, out: &mut Vec<Shape>) {
+    for w in pts.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        let (dx, dy) = (x1 - x0, y1 - y0);
+        let len = (dx * dx + dy * dy).sqrt();
+        if len <= 2.0 * gap {
+            continue;
+        }
+        let (ux, uy) = (dx / len, dy / len);
+        let (ax, ay) = (x0 + ux * gap, y0 + uy * gap);
+        let (bx, by) = (x1 - ux * gap, y1 - uy * gap);
+        out.push(Shape::Line {
+            x0: ax,
+            y0: ay,
+            x1: bx,
+            y1: by,
+            width: 3.0,
+            color: CHAIN_COLOR.into(),
+        });
+        // The arrowhead: two strokes back from the tip at ±25°.
+        for s in [-1.0, 1.0] {
+            let (c, sn) = (0.906_f64, 0.423_f64 * s);
+            let (hx, hy) = (ux * c - uy * sn, uy * c + ux * sn);
+            out.push(Shape::Line {
+                x0: bx,
+                y0: by,
+                x1: bx - hx * 12.0,
+                y1: by - hy * 12.0,
+                width: 3.0,
+                color: CHAIN_COLOR.into(),
+            });
+        }
+    }
+}
+
+/// The chain of log partition `p` (arrows and role labels) and the panel
+/// of its members' logs.
+fn chain_shapes(world: &World, lay: &Layout, p: u32, out: &mut Vec<Shape>) {
+    let Some(part) = world
+        .observation()
+        .log
+        .as_ref()
+        .and_then(|l| l.partitions.get(p as usize))
+    else {
+        return;
+    };
+    let chain = &part.chain;
+    let inward = |id: u64, by: f64| {
+        let (x, y) = lay.node_pos(id);
+        let (dx, dy) = (lay.cx - x, lay.cy - y);
+        let len = (dx * dx + dy * dy).sqrt().max(1.0);
+        (x + dx / len * by, y + dy / len * by)
+    };
+    let pts: Vec<(f64, f64)> = chain.iter().map(|id| lay.node_pos(*id)).collect();
+    chain_arrows(&pts, lay.node_r + 7.0, out);
+    let role = |i: usize| chain_role(i, chain.len());
+    for (i, id) in chain.iter().enumerate() {
+        let (x, y) = inward(*id, lay.node_r + 16.0);
+        out.push(Shape::Text {
+            x,
+            y,
+            text: role(i).into(),
+            color: CHAIN_COLOR.into(),
+        });
+    }
+    // The panel: one row per member, its log as a bar (committed part in
+    // the chain colour, the rest amber).
+    let (left, mut y) = (12.0, 18.0);
+    out.push(Shape::Label {
+        x: left,
+        y,
+        text: format!(
+            "log partition {p} · epoch {}.{}",
+            part.epoch.0, part.epoch.1
+        ),
+        color: "#e0f7fa".into(),
+    });
+    let longest = part
+        .replicas
+        .iter()
+        .map(|r| r.len)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    for (i, id) in chain.iter().enumerate() {
+        y += 20.0;
+        let Some(r) = part.replica(*id) else {
+            out.push(Shape::Label {
+                x: left,
+                y,
+                text: format!("{} node {id}: down", role(i)),
+                color: "#9e9e9e".into(),
+            });
+            continue;
+        };
+        out.push(Shape::Label {
+            x: left,
+            y,
+            text: format!(
+                "{} node {id}: len {} · commit {}",
+                role(i),
+                r.len,
+                r.committed()
+            ),
+            color: "#cfd8dc".into(),
+        });
+        y += 11.0;
+        let full = 150.0;
+        let committed = full * r.committed() as f64 / longest as f64;
+        let all = full * r.len as f64 / longest as f64;
+        out.push(Shape::Line {
+            x0: left,
+            y0: y,
+            x1: left + full,
+            y1: y,
+            width: 5.0,
+            color: "#2a2f3a".into(),
+        });
+        if all > committed {
+            out.push(Shape::Line {
+                x0: left + committed,
+                y0: y,
+                x1: left + all,
+                y1: y,
+                width: 5.0,
+                color: UNCOMMITTED_COLOR.into(),
+            });
+        }
+        if committed > 0.0 {
+            out.push(Shape::Line {
+                x0: left,
+                y0: y,
+                x1: left + committed,
+                y1: y,
+                width: 5.0,
+                color: CHAIN_COLOR.into(),
+            });
+        }
+    }
 }
 
 #[cfg(test)]

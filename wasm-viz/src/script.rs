@@ -15,10 +15,12 @@
 //! | `4000000:drop:812` | drop in-flight message 812 |
 //! | `4500123:add` | add a node |
 //! | `4600123:req:2` | node 2 asks for the Cartouche token |
+//! | `4700000:app:2.k7` | node 2 appends to the Shen log under key `k7` (log worlds) |
+//! | `4800000:read:2.5` | node 2 reads partition 5 of the log at its tail (log worlds) |
 //!
 //! Faults (`crash` ... `drop`) happen on whole milliseconds, so a script made
-//! only of them is also a scenario's fault schedule; `add` and `req` happen
-//! at any microsecond.
+//! only of them is also a scenario's fault schedule; `add`, `req`, `app` and
+//! `read` happen at any microsecond.
 
 use core::fmt;
 
@@ -43,13 +45,44 @@ pub enum Op {
     AddNode,
     /// A node asks for the Cartouche token.
     Request(u64),
+    /// A node appends to the Shen log (Ouroboros) under a key; the payload
+    /// is the key and the append's ordinal in the script (`k7#3`).
+    Append {
+        /// The client node.
+        node: u64,
+        /// The routing key ([`valid_key`]).
+        key: String,
+    },
+    /// A node reads a partition of the Shen log at its tail (from offset
+    /// 0, up to the read limit).
+    Read {
+        /// The client node.
+        node: u64,
+        /// The partition.
+        partition: u32,
+    },
+}
+
+/// Longest log key a script may carry.
+pub const MAX_KEY_LEN: usize = 32;
+
+/// A log key fits in a URL as is: 1 to [`MAX_KEY_LEN`] ASCII letters,
+/// digits, `_` or `-`.
+pub fn valid_key(key: &str) -> bool {
+    (1..=MAX_KEY_LEN).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Op {
     /// Whether the action is a simulator fault (scheduled on a whole
     /// millisecond) rather than an immediate action (`add`, `req`).
     pub fn is_fault(&self) -> bool {
-        !matches!(self, Op::AddNode | Op::Request(_))
+        !matches!(
+            self,
+            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. }
+        )
     }
 }
 
@@ -85,6 +118,8 @@ impl fmt::Display for Action {
             Op::Drop(id) => write!(f, "drop:{id}"),
             Op::AddNode => f.write_str("add"),
             Op::Request(n) => write!(f, "req:{n}"),
+            Op::Append { node, key } => write!(f, "app:{node}.{key}"),
+            Op::Read { node, partition } => write!(f, "read:{node}.{partition}"),
         }
     }
 }
@@ -157,10 +192,36 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
             "drop" => Op::Drop(num(need("drop")?, "message", item_no)?),
             "add" => Op::AddNode,
             "req" => Op::Request(num(need("req")?, "node", item_no)?),
+            "app" => {
+                let arg = need("app")?;
+                let (node, key) = arg.split_once('.').ok_or_else(|| {
+                    format!("faults item {item_no}: `app` wants NODE.KEY, got `{arg}`")
+                })?;
+                if !valid_key(key) {
+                    return Err(format!(
+                        "faults item {item_no}: key `{key}`: want 1 to {MAX_KEY_LEN} letters, \
+                         digits, `_` or `-`"
+                    ));
+                }
+                Op::Append {
+                    node: num(node, "node", item_no)?,
+                    key: key.to_string(),
+                }
+            }
+            "read" => {
+                let arg = need("read")?;
+                let (node, p) = arg.split_once('.').ok_or_else(|| {
+                    format!("faults item {item_no}: `read` wants NODE.PARTITION, got `{arg}`")
+                })?;
+                Op::Read {
+                    node: num(node, "node", item_no)?,
+                    partition: num(p, "partition", item_no)?,
+                }
+            }
             other => {
                 return Err(format!(
                     "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
-                     loss, lat, drop, add, req)"
+                     loss, lat, drop, add, req, app, read)"
                 ))
             }
         };
@@ -237,12 +298,26 @@ mod tests {
                 at_us: 7_200,
                 op: Op::Request(2),
             },
+            Action {
+                at_us: 7_300,
+                op: Op::Append {
+                    node: 1,
+                    key: "k-7_x".into(),
+                },
+            },
+            Action {
+                at_us: 7_400,
+                op: Op::Read {
+                    node: 0,
+                    partition: 5,
+                },
+            },
         ];
         let text = format_script(&script);
         assert_eq!(
             text,
             "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
-             6000:lat:40,7000:drop:812,7123:add,7200:req:2"
+             6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5"
         );
         assert_eq!(parse_script(&text).unwrap(), script);
         assert_eq!(parse_script("").unwrap(), vec![]);
@@ -272,6 +347,12 @@ mod tests {
             ("5000:add,1000:crash:1", "goes backwards"),
             ("9000:crash:1,5000:add", "goes backwards"),
             ("1000:part:0./1", "node ``"),
+            ("1000:app:1", "`app` wants NODE.KEY"),
+            ("1000:app:1.", "key ``"),
+            ("1000:app:1.a b", "key `a b`"),
+            ("1000:app:x.k", "node `x`"),
+            ("1000:read:1", "`read` wants NODE.PARTITION"),
+            ("1000:read:1.-2", "partition `-2`"),
         ] {
             let e = parse_script(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
@@ -294,8 +375,8 @@ pub struct UrlParams {
     pub faults: Vec<Action>,
     /// Run to this virtual time (ms) on load, if given.
     pub t_ms: Option<u64>,
-    /// Rings to run (`sundial`, `cartouche`); `None`: the default for the
-    /// world's size.
+    /// Rings to run (`sundial`, `cartouche`, `ouroboros`); `None`: the
+    /// default for the world's size.
     pub rings: Option<Vec<String>>,
 }
 
@@ -361,14 +442,14 @@ impl UrlParams {
                         .collect();
                     if let Some(r) = rings
                         .iter()
-                        .find(|r| !["sundial", "cartouche"].contains(&r.as_str()))
+                        .find(|r| !["sundial", "cartouche", "ouroboros"].contains(&r.as_str()))
                     {
                         return Err(format!(
-                            "URL `rings`: unknown ring `{r}` (sundial, cartouche)"
+                            "URL `rings`: unknown ring `{r}` (sundial, cartouche, ouroboros)"
                         ));
                     }
                     if rings.is_empty() {
-                        return Err(bad("want sundial and/or cartouche"));
+                        return Err(bad("want sundial, cartouche and/or ouroboros"));
                     }
                     p.rings = Some(rings);
                 }
@@ -422,6 +503,11 @@ mod url_tests {
         assert_eq!(p.t_ms, Some(4000));
         assert_eq!(UrlParams::parse(&p.to_hash()).unwrap(), p);
         assert_eq!(UrlParams::parse("").unwrap(), UrlParams::default());
+        let log =
+            UrlParams::parse("nodes=5&rings=sundial,cartouche,ouroboros&faults=1500:app:2.k1")
+                .unwrap();
+        assert_eq!(log.rings.as_ref().map(Vec::len), Some(3));
+        assert_eq!(UrlParams::parse(&log.to_hash()).unwrap(), log);
         let p = UrlParams::parse("seed=3&faults=1000%3Acrash%3A1%2C2000%3Apart%3A0%2F1").unwrap();
         assert_eq!(p.faults[1].op, Op::Partition(vec![vec![0], vec![1]]));
         for (bad, want) in [
@@ -434,6 +520,7 @@ mod url_tests {
             ("colour=red", "unknown key `colour`"),
             ("rings=relay", "unknown ring `relay`"),
             ("rings=", "want sundial"),
+            ("rings=sundial,raft", "unknown ring `raft`"),
         ] {
             let e = UrlParams::parse(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");

@@ -5,12 +5,14 @@
 //! suspicion and phi, Cartouche token and grant, the Ankh ownership ranges
 //! from one node's view, messages in flight, invariants, the script.
 //! `summary_json`: the same without per-node views and ranges (cheap enough
-//! for every frame of a 500-node world).
+//! for every frame of a 500-node world). Log worlds add `log`: every
+//! partition's chain and replicas, the client operations, writes in flight.
 
 use serde::Serialize;
 use shen_rings::sundial::Status;
 
 use crate::invariants::{Check, NodeObs};
+use crate::log::{ClientOp, PartObs, LOG_MAX_NODES};
 use crate::script::format_script;
 use crate::world::{Flight, World};
 
@@ -117,7 +119,7 @@ pub struct State<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Flight>>,
     /// Invariants.
-    pub invariants: [&'a Check; 3],
+    pub invariants: Vec<&'a Check>,
     /// Earliest violation, µs.
     pub first_violation_us: Option<u64>,
     /// Network: mean latency (ms) and loss; whether partitioned.
@@ -135,6 +137,36 @@ pub struct State<'a> {
     /// Snapshot times of the timeline, µs (full only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marks_us: Option<Vec<u64>>,
+    /// The Shen log (log worlds only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogState<'a>>,
+}
+
+/// The Shen log: chains, replicas, client operations.
+#[derive(Serialize)]
+pub struct LogState<'a> {
+    /// Partitions.
+    pub partitions: u32,
+    /// The most nodes a log world may have.
+    pub max_nodes: u64,
+    /// The newest table's ballot `(generation, sequence)`.
+    pub ballot: (u64, u64),
+    /// Every partition's chain (newest table, head first) and the running
+    /// replicas' log length, commit point and epoch, as of the last check
+    /// point.
+    pub chains: &'a [PartObs],
+    /// Client operations issued from the page, oldest first.
+    pub ops: &'a [ClientOp],
+    /// Operations without an outcome yet.
+    pub pending: usize,
+    /// Acknowledged appends.
+    pub acked: usize,
+    /// Ouroboros messages in flight carrying records down a chain
+    /// (`append`) or commit points up it (`ack`).
+    pub chain_msgs_in_flight: usize,
+    /// Trace entries evicted before the viz read them (0 unless a check
+    /// interval overflowed the bounded trace).
+    pub missed_events: u64,
 }
 
 /// Ownership ranges of a ring, merged.
@@ -241,6 +273,28 @@ pub fn state(world: &World, full: bool) -> State<'_> {
     };
     let (latency_ms, loss) = world.net();
     let inv = world.invariants();
+    let log = world.log_book().map(|book| {
+        let lo = obs.log.as_ref();
+        LogState {
+            partitions: world
+                .config()
+                .stack
+                .ouroboros
+                .as_ref()
+                .map_or(0, |o| o.partitions),
+            max_nodes: LOG_MAX_NODES,
+            ballot: lo.map_or((0, 0), |l| l.ballot),
+            chains: lo.map_or(&[][..], |l| l.partitions.as_slice()),
+            ops: book.ops(),
+            pending: book.pending(),
+            acked: book.acked().len(),
+            chain_msgs_in_flight: flights
+                .iter()
+                .filter(|f| matches!(f.kind, Some("append" | "ack")))
+                .count(),
+            missed_events: book.missed,
+        }
+    });
     State {
         time_us: world.now().as_micros(),
         observed_us: obs.at_us,
@@ -263,6 +317,7 @@ pub fn state(world: &World, full: bool) -> State<'_> {
         events: &obs.events,
         script: format_script(&world.script()),
         marks_us: full.then(|| world.mark_times().iter().map(|t| t.as_micros()).collect()),
+        log,
     }
 }
 

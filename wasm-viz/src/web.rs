@@ -10,7 +10,8 @@ use shen_rings::Time;
 use wasm_bindgen::prelude::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
-use crate::render::{scene, Layout, Shape};
+use crate::live::{event_color, fork_hash, live_scene, parse_event, parse_status, LiveStatus};
+use crate::render::{scene_with, Layout, Shape};
 use crate::script::{parse_script, Op, UrlParams};
 use crate::state::state_json;
 use crate::world::{VizConfig, World};
@@ -37,6 +38,8 @@ pub struct Viz {
     width: f64,
     height: f64,
     selected: Option<u64>,
+    /// The log partition whose chain is drawn (log worlds).
+    log_partition: u32,
     /// The ownership ring drawn once on an offscreen canvas, redrawn only
     /// when the reference view or the size changes: (canvas, key).
     ring_layer: Option<(HtmlCanvasElement, (u64, u64, u64, u64))>,
@@ -97,6 +100,7 @@ impl Viz {
             width: 800.0,
             height: 600.0,
             selected: None,
+            log_partition: 0,
             ring_layer: None,
         })
     }
@@ -262,6 +266,76 @@ impl Viz {
         self.act(Op::Request(u64::from(id)))
     }
 
+    // ------------------------------------------------------------ the log
+
+    /// Whether this world runs the Shen log (Ouroboros).
+    #[wasm_bindgen(js_name = hasLog)]
+    pub fn has_log(&self) -> bool {
+        self.world.log_book().is_some()
+    }
+
+    /// Node `node` appends to the log under `key` (payload: the key and the
+    /// append's ordinal, `key#n`). Returns the action as recorded.
+    pub fn append(&mut self, node: u32, key: &str) -> Result<String, JsError> {
+        self.act(Op::Append {
+            node: u64::from(node),
+            key: key.trim().to_string(),
+        })
+    }
+
+    /// Node `node` reads log partition `partition` at its tail.
+    pub fn read(&mut self, node: u32, partition: u32) -> Result<String, JsError> {
+        self.act(Op::Read {
+            node: u64::from(node),
+            partition,
+        })
+    }
+
+    /// Draw the chain of log partition `p` (log worlds).
+    #[wasm_bindgen(js_name = setLogPartition)]
+    pub fn set_log_partition(&mut self, p: u32) -> Result<(), JsError> {
+        let parts = self
+            .world
+            .config()
+            .stack
+            .ouroboros
+            .as_ref()
+            .map_or(0, |o| o.partitions);
+        if p >= parts {
+            return Err(JsError::new(&format!(
+                "no log partition {p} (this world has {parts})"
+            )));
+        }
+        self.log_partition = p;
+        Ok(())
+    }
+
+    /// The log partition whose chain is drawn.
+    #[wasm_bindgen(js_name = logPartition)]
+    pub fn log_partition(&self) -> u32 {
+        self.log_partition
+    }
+
+    /// The partition a log key belongs to.
+    #[wasm_bindgen(js_name = partitionOfKey)]
+    pub fn partition_of_key(&self, key: &str) -> u32 {
+        let parts = self
+            .world
+            .config()
+            .stack
+            .ouroboros
+            .as_ref()
+            .map_or(crate::log::LOG_PARTITIONS, |o| o.partitions);
+        shen_rings::ouroboros::partition_of_key(key.trim().as_bytes(), parts)
+    }
+
+    /// Node `id`'s Ouroboros state for partition `p`, one line ("" when it
+    /// is down or runs no log).
+    #[wasm_bindgen(js_name = logDebug)]
+    pub fn log_debug(&self, id: u32, p: u32) -> String {
+        self.world.log_debug(u64::from(id), p).unwrap_or_default()
+    }
+
     // ------------------------------------------------------------ reading
 
     /// The full state as JSON (views, ranges, messages: large for big
@@ -340,7 +414,14 @@ impl Viz {
             .ok_or_else(|| JsError::new("draw: no canvas attached (call attach first)"))?;
         ctx.set_fill_style_str("#11141b");
         ctx.fill_rect(0.0, 0.0, self.width, self.height);
-        let all = scene(&self.world, self.width, self.height, self.selected);
+        let partition = self.has_log().then_some(self.log_partition);
+        let all = scene_with(
+            &self.world,
+            self.width,
+            self.height,
+            self.selected,
+            partition,
+        );
         let count = all.len() as u32;
         let (arcs, shapes): (Vec<Shape>, Vec<Shape>) = all
             .into_iter()
@@ -391,6 +472,128 @@ impl Viz {
                 .map_err(|_| JsError::new("draw: drawImage failed"))?;
         }
         Ok(())
+    }
+}
+
+/// Live mode: a real cluster (polled `/status`, streamed `/events`) drawn
+/// on a canvas with the simulator's shapes.
+#[wasm_bindgen]
+pub struct Live {
+    ctx: CanvasRenderingContext2d,
+    width: f64,
+    height: f64,
+    status: Option<LiveStatus>,
+    /// (member, colour, when in page ms) of recent events.
+    flashes: Vec<(String, &'static str, f64)>,
+    events: u64,
+    statuses: u64,
+    partition: u32,
+}
+
+#[wasm_bindgen]
+impl Live {
+    /// A live view drawing on `canvas`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(canvas: HtmlCanvasElement) -> Result<Live, JsError> {
+        let ctx = canvas
+            .get_context("2d")
+            .map_err(|_| JsError::new("canvas: getContext('2d') failed"))?
+            .ok_or_else(|| JsError::new("canvas: no 2d context"))?
+            .dyn_into::<CanvasRenderingContext2d>()
+            .map_err(|_| JsError::new("canvas: not a 2d context"))?;
+        Ok(Live {
+            width: f64::from(canvas.width()),
+            height: f64::from(canvas.height()),
+            ctx,
+            status: None,
+            flashes: Vec::new(),
+            events: 0,
+            statuses: 0,
+            partition: 0,
+        })
+    }
+
+    /// A `/status` document arrived. Errors (bad JSON, ...) name what is
+    /// wrong; the previous status stays drawn.
+    #[wasm_bindgen(js_name = setStatus)]
+    pub fn set_status(&mut self, json: &str) -> Result<(), JsError> {
+        let s = parse_status(json).map_err(js)?;
+        if !s.chains.is_empty() && self.partition as usize >= s.chains.len() {
+            self.partition = 0;
+        }
+        self.status = Some(s);
+        self.statuses += 1;
+        Ok(())
+    }
+
+    /// One `/events` line arrived at page time `now_ms`; returns the event's
+    /// name. Members it mentions flash in its ring's colour.
+    #[wasm_bindgen(js_name = pushEvent)]
+    pub fn push_event(&mut self, line: &str, now_ms: f64) -> Result<String, JsError> {
+        let known: Vec<String> = self
+            .status
+            .as_ref()
+            .map(|s| s.members.iter().map(|m| m.id.clone()).collect())
+            .unwrap_or_default();
+        let (name, _, who) = parse_event(line, &known).map_err(js)?;
+        let color = event_color(&name);
+        self.flashes
+            .retain(|(_, _, at)| now_ms - at < crate::live::FLASH_MS);
+        for m in who {
+            self.flashes.push((m, color, now_ms));
+        }
+        self.events += 1;
+        Ok(name)
+    }
+
+    /// Draw the log chain of partition `p` (when the cluster runs the log).
+    #[wasm_bindgen(js_name = setPartition)]
+    pub fn set_partition(&mut self, p: u32) {
+        self.partition = p;
+    }
+
+    /// Paint the cluster as of the last status at page time `now_ms`.
+    /// Returns how many shapes.
+    pub fn draw(&mut self, now_ms: f64) -> Result<u32, JsError> {
+        self.ctx.set_fill_style_str("#11141b");
+        self.ctx.fill_rect(0.0, 0.0, self.width, self.height);
+        let Some(s) = &self.status else {
+            return Ok(0);
+        };
+        let flashes: Vec<(String, &'static str, f64)> = self
+            .flashes
+            .iter()
+            .map(|(m, c, at)| (m.clone(), *c, (now_ms - at).max(0.0)))
+            .collect();
+        let shapes = live_scene(s, self.width, self.height, Some(self.partition), &flashes);
+        paint(&self.ctx, &shapes, self.width, self.height)?;
+        Ok(shapes.len() as u32)
+    }
+
+    /// The simulator link this cluster forks into (`seed`: decimal text).
+    #[wasm_bindgen(js_name = forkHash)]
+    pub fn fork_hash(&self, seed: &str) -> Result<String, JsError> {
+        let seed: u64 = seed
+            .trim()
+            .parse()
+            .map_err(|_| JsError::new(&format!("seed must be an integer 0..2^64, got `{seed}`")))?;
+        let s = self
+            .status
+            .as_ref()
+            .ok_or_else(|| JsError::new("fork: no status from the live node yet"))?;
+        Ok(fork_hash(s, seed))
+    }
+
+    /// The live state as JSON: `{status, events, statuses}`.
+    #[wasm_bindgen(js_name = stateJson)]
+    pub fn state_json(&self) -> String {
+        serde_json::json!({
+            "status": self.status,
+            "events": self.events,
+            "statuses": self.statuses,
+            "partition": self.partition,
+        })
+        .to_string()
     }
 }
 
@@ -491,6 +694,13 @@ fn paint(
                 Shape::Square { x, y, size, color } => {
                     ctx.set_fill_style_str(color);
                     ctx.fill_rect(x - size / 2.0, y - size / 2.0, *size, *size);
+                }
+                Shape::Label { x, y, text, color } => {
+                    ctx.set_text_align("left");
+                    ctx.set_fill_style_str(color);
+                    ctx.fill_text(text, *x, *y)
+                        .map_err(|_| JsError::new("draw: fillText failed"))?;
+                    ctx.set_text_align("center");
                 }
                 Shape::Text { x, y, text, color } => {
                     ctx.set_fill_style_str(color);

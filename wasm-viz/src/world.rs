@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
 use shen_rings::cartouche::{Cartouche, CartoucheMsg, Fencing};
+use shen_rings::ouroboros::Ouroboros;
 use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettings};
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
@@ -28,7 +29,8 @@ use shen_transport_memory::{
 };
 
 use crate::invariants::{Invariants, Observation, PlacementCache};
-use crate::script::{Action, Op};
+use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
+use crate::script::{valid_key, Action, Op};
 
 /// The most nodes the page lets a world have.
 pub const MAX_VIZ_NODES: u64 = 2_000;
@@ -79,29 +81,55 @@ impl VizConfig {
 }
 
 impl VizConfig {
-    /// Run exactly the rings named in `rings` (`sundial`, `cartouche`).
+    /// Run exactly the rings named in `rings` (`sundial`, `cartouche`,
+    /// `ouroboros`). `ouroboros` makes a *log world* (see [`crate::log`]):
+    /// it needs the other two and at most [`LOG_MAX_NODES`] nodes.
     ///
     /// # Errors
-    /// An unknown ring name, or no ring at all.
+    /// An unknown ring name, no ring at all, or Ouroboros without Sundial
+    /// and Cartouche or on too many nodes.
     pub fn with_rings(mut self, rings: &[&str]) -> Result<VizConfig, String> {
         let all = default_stack();
         self.stack.sundial = None;
         self.stack.cartouche = None;
+        self.stack.ouroboros = None;
         for r in rings {
             match *r {
                 "sundial" => self.stack.sundial = all.sundial.clone(),
                 "cartouche" => self.stack.cartouche = all.cartouche.clone(),
+                "ouroboros" => self.stack.ouroboros = Some(log_settings()),
                 other => {
                     return Err(format!(
-                        "rings: unknown ring `{other}` (sundial, cartouche)"
+                        "rings: unknown ring `{other}` (sundial, cartouche, ouroboros)"
                     ))
                 }
             }
         }
         if self.stack.is_empty() {
-            return Err("rings: name at least one ring (sundial, cartouche)".into());
+            return Err("rings: name at least one ring (sundial, cartouche, ouroboros)".into());
+        }
+        if self.stack.ouroboros.is_some() {
+            if self.stack.sundial.is_none() || self.stack.cartouche.is_none() {
+                return Err(
+                    "rings: ouroboros needs sundial and cartouche too (Sundial tells it \
+                            who failed, Cartouche serialises its reconfigurations)"
+                        .into(),
+                );
+            }
+            if self.nodes > LOG_MAX_NODES {
+                return Err(format!(
+                    "rings: ouroboros (the log view) runs on at most {LOG_MAX_NODES} nodes, \
+                     got {}",
+                    self.nodes
+                ));
+            }
         }
         Ok(self)
+    }
+
+    /// Whether this is a log world (runs Ouroboros).
+    pub fn runs_log(&self) -> bool {
+        self.stack.ouroboros.is_some()
     }
 }
 
@@ -152,6 +180,7 @@ struct Mark {
     snap: Snapshot<ShenEvent<u64>>,
     invariants: Invariants,
     net: (f64, f64),
+    log: Option<LogBook>,
 }
 
 /// A message in flight, for drawing.
@@ -171,6 +200,12 @@ pub struct Flight {
     pub arrives_us: Option<u64>,
     /// The Cartouche token's generation, when the message is the token.
     pub token_generation: Option<u64>,
+    /// An Ouroboros message's kind (see [`crate::log::message_kind`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The log partition an Ouroboros message is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
 }
 
 /// The browser simulator's world.
@@ -193,6 +228,8 @@ pub struct World {
     first_seen: BTreeMap<u64, Time>,
     ref_ring: Option<RefRing>,
     placement_cache: PlacementCache,
+    /// Log worlds: the client operations and the events read so far.
+    log: Option<LogBook>,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -240,12 +277,26 @@ impl World {
             ));
         }
         config.ankh.validate().map_err(err)?;
+        if config.runs_log() && config.nodes > LOG_MAX_NODES {
+            return Err(format!(
+                "nodes: the log view (ouroboros) runs on at most {LOG_MAX_NODES} nodes, got {}",
+                config.nodes
+            ));
+        }
+        // A log world keeps trace entries until its Ouroboros events are
+        // read (after every stretch of at most CHECK_EVERY_US); the hash
+        // covers every entry in either mode, so the trace hash is the same.
+        let trace = if config.runs_log() {
+            TraceMode::Bounded(TRACE_KEEP)
+        } else {
+            TraceMode::HashOnly
+        };
         let sim = Sim::with_stack(
             SimConfig {
                 seed: config.seed,
                 nodes: config.nodes,
                 network: network(config.latency_ms, 0.0),
-                trace: TraceMode::HashOnly,
+                trace,
             },
             config.stack.clone(),
         )
@@ -256,9 +307,12 @@ impl World {
         let max_marks = (2_000_000 / (n * n)).clamp(6, 240);
         // ... and far apart: a snapshot of 500 nodes takes ~60 ms.
         let mark_every_us = 250_000 * (n * n / 40_000).max(1) as u64;
+        let log = config.runs_log().then(LogBook::default);
+        let invariants = Invariants::new(log.is_some());
         let mut w = World {
             net: (config.latency_ms, 0.0),
             config,
+            log,
             sim,
             actions: Vec::new(),
             pending: VecDeque::new(),
@@ -266,7 +320,7 @@ impl World {
             mark_every_us,
             max_marks,
             horizon: Time::ZERO,
-            invariants: Invariants::default(),
+            invariants,
             obs: Observation::default(),
             first_seen: BTreeMap::new(),
             ref_ring: None,
@@ -374,6 +428,11 @@ impl World {
                 } else {
                     None
                 };
+                let (kind, partition) = if m.ring == RingId::OUROBOROS {
+                    message_kind(&m.envelope.payload).map_or((None, None), |(k, p)| (Some(k), p))
+                } else {
+                    (None, None)
+                };
                 Flight {
                     id: m.id,
                     from: m.from,
@@ -382,6 +441,8 @@ impl World {
                     sent_us: self.first_seen.get(&m.id).unwrap_or(&now).as_micros(),
                     arrives_us: m.arrives.map(Time::as_micros),
                     token_generation,
+                    kind,
+                    partition,
                 }
             })
             .collect()
@@ -477,6 +538,7 @@ impl World {
                 self.sim.step();
             }
             self.sim.run_until(stop);
+            self.collect_log();
             self.apply_pending()?;
             let at = stop.as_micros();
             if at % CHECK_EVERY_US == 0 {
@@ -487,6 +549,7 @@ impl World {
                 self.take_mark();
             }
         }
+        self.collect_log();
         self.apply_pending()?;
         self.track_flights();
         if self.sim.now() > self.horizon {
@@ -536,6 +599,11 @@ impl World {
             self.actions = all;
             self.invariants = mark.invariants.clone();
             self.net = mark.net;
+            self.log = mark.log.clone();
+            if let Some(book) = &mut self.log {
+                book.trace_at = self.sim.trace().total();
+                self.sim.trace_mut().clear_kept();
+            }
             self.first_seen.clear();
             self.observe();
         }
@@ -633,6 +701,33 @@ impl World {
                 }
             }
             Op::Restart(id) | Op::Request(id) => node(*id)?,
+            Op::Append { node: id, key } => {
+                self.log_client(*id, node)?;
+                if !valid_key(key) {
+                    return Err(format!(
+                        "key `{key}`: want 1 to {} letters, digits, `_` or `-`",
+                        crate::script::MAX_KEY_LEN
+                    ));
+                }
+            }
+            Op::Read {
+                node: id,
+                partition,
+            } => {
+                self.log_client(*id, node)?;
+                let parts = self
+                    .config
+                    .stack
+                    .ouroboros
+                    .as_ref()
+                    .map_or(0, |o| o.partitions);
+                if *partition >= parts {
+                    return Err(format!(
+                        "no partition {partition} (partitions are 0..{})",
+                        parts.saturating_sub(1)
+                    ));
+                }
+            }
             Op::Partition(groups) => {
                 if groups.iter().all(Vec::is_empty) {
                     return Err("partition: give at least one non-empty group".into());
@@ -642,6 +737,13 @@ impl World {
                 }
             }
             Op::AddNode => {
+                if self.log.is_some() {
+                    return Err(
+                        "a log world cannot add nodes: Ouroboros's member set is fixed \
+                                when the world starts (open a world with more nodes instead)"
+                            .into(),
+                    );
+                }
                 if n >= MAX_VIZ_NODES {
                     return Err(format!("at most {MAX_VIZ_NODES} nodes"));
                 }
@@ -681,7 +783,7 @@ impl World {
                 Fault::Network(network(net.0, net.1))
             }
             Op::Drop(id) => Fault::DropMessage(*id),
-            Op::AddNode | Op::Request(_) => return None,
+            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. } => return None,
         })
     }
 
@@ -696,12 +798,13 @@ impl World {
             self.net = net;
             return Ok(());
         }
-        match a.op {
+        match &a.op {
             Op::AddNode => {
                 let id = self.sim.add_node().map_err(err)?;
                 self.sim.member_joined(id).map_err(err)?;
             }
             Op::Request(n) => {
+                let n = *n;
                 let r = self
                     .sim
                     .command::<Cartouche<u64>, _>(n, |c, cx| c.request(cx, "viz"))
@@ -709,6 +812,37 @@ impl World {
                 if r.is_none() {
                     return Err(format!("node {n} does not run Cartouche"));
                 }
+            }
+            Op::Append { node, key } => {
+                let Some(book) = &self.log else {
+                    return Err("this world runs no log (open it with rings=...,ouroboros)".into());
+                };
+                let data = book.next_payload(key).into_bytes();
+                let req = self
+                    .sim
+                    .command::<Ouroboros<u64>, _>(*node, |o, cx| o.append(cx, key.as_bytes(), data))
+                    .map_err(err)?
+                    .ok_or_else(|| format!("node {node} does not run Ouroboros"))?;
+                let now = self.sim.now();
+                if let Some(book) = &mut self.log {
+                    book.issued_append(*node, req, key, now);
+                }
+                self.collect_log();
+            }
+            Op::Read { node, partition } => {
+                let p = *partition;
+                let req = self
+                    .sim
+                    .command::<Ouroboros<u64>, _>(*node, |o, cx| {
+                        o.read_range(cx, p, 0, crate::log::READ_MAX)
+                    })
+                    .map_err(err)?
+                    .ok_or_else(|| format!("node {node} does not run Ouroboros"))?;
+                let now = self.sim.now();
+                if let Some(book) = &mut self.log {
+                    book.issued_read(*node, req, p, now);
+                }
+                self.collect_log();
             }
             _ => {}
         }
@@ -740,13 +874,39 @@ impl World {
         self.horizon = now;
     }
 
+    /// A log operation's client must exist, run, and the world run the log.
+    fn log_client(&self, id: u64, node: impl Fn(u64) -> Result<(), String>) -> Result<(), String> {
+        if self.log.is_none() {
+            return Err(
+                "this world runs no log: open a log world (rings=sundial,cartouche,ouroboros)"
+                    .into(),
+            );
+        }
+        node(id)?;
+        if self.sim.node(id).is_none() {
+            return Err(format!(
+                "node {id} is down: a crashed node cannot be a client"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Read the Ouroboros events recorded since the last call (log worlds).
+    fn collect_log(&mut self) {
+        if let Some(book) = &mut self.log {
+            book.collect(&mut self.sim);
+        }
+    }
+
     fn take_mark(&mut self) {
+        self.collect_log();
         self.marks.push(Mark {
             at: self.sim.now(),
             actions: self.actions.len(),
             snap: self.sim.snapshot(),
             invariants: self.invariants.clone(),
             net: self.net,
+            log: self.log.clone(),
         });
         if self.marks.len() > self.max_marks {
             // Thin out: keep the first and every other one after it.
@@ -772,6 +932,9 @@ impl World {
     /// Refresh the observation (and the reference ring).
     fn observe(&mut self) {
         self.obs = Observation::take_cached(&self.sim, &mut self.placement_cache);
+        if let Some(book) = &self.log {
+            self.obs.log = Some(LogObs::take(&self.sim, book));
+        }
         let view_of = self.obs.first_up();
         self.ref_ring = match view_of {
             None => None,
@@ -825,6 +988,20 @@ impl World {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Log worlds: the client operations issued from the page.
+    pub fn log_book(&self) -> Option<&LogBook> {
+        self.log.as_ref()
+    }
+
+    /// Node `id`'s Ouroboros state for partition `p`, one line (log
+    /// worlds, running nodes).
+    pub fn log_debug(&self, id: u64, p: u32) -> Option<String> {
+        self.sim
+            .node(id)
+            .and_then(|n| n.ring::<Ouroboros<u64>>())
+            .map(|o| o.debug_partition(p))
     }
 
     /// Node `id`'s Cartouche grant: `(request, fencing, lease end µs)`.

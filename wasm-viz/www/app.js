@@ -10,7 +10,8 @@
 //   shen.play(bool)   start/stop the clock
 //   shen.bench(opts)  frame times for a big world (see bench())
 //   shen.ready        true once the first frame is drawn
-import init, { Viz } from './pkg/shen_wasm_viz.js';
+//   shen.live         live mode: { state(), status, error } (null when off)
+import init, { Live, Viz } from './pkg/shen_wasm_viz.js';
 
 const $ = (id) => document.getElementById(id);
 const canvas = $('canvas');
@@ -48,6 +49,7 @@ function act(f) {
 
 function makeViz() {
   const hash = location.hash.slice(1);
+  if (liveAddrOf(hash) !== null) return Viz.fromHash('');
   try {
     return Viz.fromHash(hash);
   } catch (e) {
@@ -56,9 +58,127 @@ function makeViz() {
   }
 }
 
+// ------------------------------------------------------------ live mode
+// A running `shen run` node's admin API: /status polled every second,
+// /events followed with EventSource; drawn by Rust (Live) on the canvas.
+let live = null;
+const ADDR_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+// The `live=` value of a URL hash, or null when there is none.
+function liveAddrOf(hash) {
+  const m = /(?:^|&)live=([^&]*)/.exec(hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function liveMessage(text, cls) {
+  const el = $('livestatus');
+  el.textContent = text;
+  el.className = cls || '';
+  if (live) live.message = text;
+}
+
+function stopLive() {
+  if (!live) return;
+  live.es?.close();
+  clearInterval(live.timer);
+  live.view.free();
+  live = null;
+  window.shen.live = null;
+  document.body.classList.remove('live');
+  $('livestop').hidden = true;
+  $('livefork').hidden = true;
+  $('liveevents').textContent = '';
+  viz.attach(canvas);
+}
+
+function startLive(addr) {
+  stopLive();
+  addr = String(addr).trim();
+  const m = ADDR_RE.exec(addr);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    const msg = `bad live address \`${addr}\`: want HOST:PORT, e.g. 127.0.0.1:7600 (a \`shen run\` node's admin address)`;
+    liveMessage(msg, 'bad');
+    showError(msg);
+    return false;
+  }
+  const base = `http://${addr}`;
+  live = { addr, view: new Live(canvas), es: null, timer: 0, ok: false, message: '', statusAt: 0, events: 0 };
+  const me = live;
+  window.shen.live = {
+    state: () => JSON.parse(me.view.stateJson()),
+    get message() { return me.message; },
+    get ok() { return me.ok; },
+  };
+  document.body.classList.add('live');
+  playing = false;
+  $('play').textContent = 'Play';
+  $('liveaddr').value = addr;
+  $('livestop').hidden = false;
+  liveMessage(`connecting to ${base} ...`);
+  const poll = async () => {
+    try {
+      const r = await fetch(`${base}/status`, { cache: 'no-store' });
+      if (!r.ok) throw new Error(`HTTP ${r.status} ${r.statusText}`);
+      const text = await r.text();
+      if (live !== me) return;
+      me.view.setStatus(text);
+      const st = JSON.parse(me.view.stateJson()).status;
+      me.ok = true;
+      me.statusAt = performance.now();
+      $('livefork').hidden = false;
+      liveMessage(`live: ${base} — ${st.members.length} members, health ${st.health || '?'}` +
+        `${st.chains.length ? `, log of ${st.chains.length} partitions` : ''}; ${me.events} events`, 'good');
+    } catch (e) {
+      if (live !== me) return;
+      me.ok = false;
+      liveMessage(`cannot read ${base}/status: ${e.message || e}. Is \`shen run\` running with its admin API ` +
+        `on ${addr}, and does it allow this page's origin (${location.origin})? Retrying every second.`, 'bad');
+    }
+  };
+  poll();
+  me.timer = setInterval(poll, 1000);
+  try {
+    me.es = new EventSource(`${base}/events`);
+    me.es.onmessage = (e) => {
+      if (live !== me) return;
+      try {
+        const name = me.view.pushEvent(e.data, performance.now());
+        me.events++;
+        const li = document.createElement('li');
+        li.textContent = name;
+        const list = $('liveevents');
+        list.prepend(li);
+        while (list.children.length > 12) list.lastChild.remove();
+      } catch (err) {
+        console.warn(`shen live: ${err.message}`);
+      }
+    };
+    me.es.onerror = () => {
+      if (live === me && me.ok) liveMessage(`live: ${base} — event stream interrupted, reconnecting`, 'bad');
+    };
+  } catch (e) {
+    liveMessage(`cannot open ${base}/events: ${e.message || e}`, 'bad');
+  }
+  return true;
+}
+
+function forkLive() {
+  if (!live) return;
+  try {
+    const hash = live.view.forkHash(String(Math.floor(Math.random() * 1e9)));
+    stopLive();
+    location.hash = hash;
+  } catch (e) {
+    showError(e);
+  }
+}
+
 // ------------------------------------------------------------ the loop
 function tick(t) {
-  if (!benchRunning) {
+  if (live) {
+    try { live.view.draw(performance.now()); } catch (e) { showError(e); stopLive(); }
+    window.shen.ready = true;
+  } else if (!benchRunning) {
     if (lastT !== null && playing) {
       const dt = Math.min(t - lastT, 100);
       try {
@@ -117,7 +237,83 @@ function refreshPanels(full) {
     list.appendChild(li);
   }
   if (selected >= 0 && (full || frame % 30 === 0)) inspect(selected);
+  logPanel(s);
   lessonCheck(s);
+}
+
+// ------------------------------------------------------------ the log
+const LOG_RINGS = 'sundial,cartouche,ouroboros';
+
+// The client of a log operation: the selected node if it runs, else the
+// lowest running node.
+function logClient(s) {
+  const sel = s.nodes[selected];
+  if (sel && sel.up) return selected;
+  const n = s.nodes.find((x) => x.up);
+  if (!n) throw new Error('no running node to act as the client');
+  return n.id;
+}
+
+// The URL hash of a log world like this one (same seed, at most 16 nodes).
+function logWorldHash() {
+  const s = JSON.parse(viz.summaryJson());
+  const nodes = Math.min(s.nodes.length, 16);
+  return `seed=${s.seed}&nodes=${Math.max(nodes, 3)}&rings=${LOG_RINGS}`;
+}
+
+function logPanel(s) {
+  const log = s.log;
+  $('lognone').hidden = !!log;
+  $('logui').hidden = !log;
+  if (!log) return;
+  const sel = $('logpart');
+  if (sel.options.length !== log.partitions) {
+    sel.textContent = '';
+    for (let p = 0; p < log.partitions; p++) sel.add(new Option(String(p), String(p)));
+    sel.value = String(viz.logPartition());
+  }
+  const p = viz.logPartition();
+  const part = log.chains[p];
+  const role = (i, n) => (n === 1 ? 'H/T' : i === 0 ? 'head' : i === n - 1 ? 'tail' : 'middle');
+  let text = `writes in flight: ${log.pending} client op(s), ${log.chain_msgs_in_flight} chain message(s); ` +
+    `${log.acked} acknowledged append(s)\n`;
+  if (part) {
+    text += `partition ${p}, epoch ${part.epoch.join('.')} (table ${log.ballot.join('.')}):\n`;
+    part.chain.forEach((id, i) => {
+      const r = part.replicas.find((x) => x.node === id);
+      text += r
+        ? `  ${role(i, part.chain.length).padEnd(6)} node ${id}: len ${r.len}, commit ${Math.min(r.commit, r.len)}\n`
+        : `  ${role(i, part.chain.length).padEnd(6)} node ${id}: down\n`;
+    });
+    for (const r of part.replicas.filter((x) => !part.chain.includes(x.node))) {
+      text += `  (left)  node ${r.node}: len ${r.len}, commit ${Math.min(r.commit, r.len)}\n`;
+    }
+  }
+  $('logchain').textContent = text;
+  const ops = $('logops');
+  const shown = log.ops.slice(-12).reverse();
+  const key = JSON.stringify(shown);
+  if (ops.dataset.key === key) return;
+  ops.dataset.key = key;
+  ops.textContent = '';
+  for (const o of shown) {
+    const li = document.createElement('li');
+    li.className = o.outcome.state;
+    const what = o.kind === 'append'
+      ? `node ${o.node} append "${o.data}" → partition ${o.partition}`
+      : `node ${o.node} read partition ${o.partition}`;
+    let res;
+    switch (o.outcome.state) {
+      case 'pending': res = 'in flight'; break;
+      case 'acked': res = `acknowledged at offset ${o.outcome.offset}`; break;
+      case 'read': res = `committed ${o.outcome.committed}: ` +
+        (o.outcome.records.map(([off, d]) => `${off}:${d}`).join(' ') || '(empty)'); break;
+      default: res = `failed: ${o.outcome.error}`;
+    }
+    const at = o.done_us != null ? ` (${((o.done_us - o.issued_us) / 1000).toFixed(0)} ms)` : '';
+    li.textContent = `${what}: ${res}${at}`;
+    ops.appendChild(li);
+  }
 }
 
 function inspect(id) {
@@ -133,7 +329,8 @@ function inspect(id) {
     `max phi of its monitors: ${n.max_phi.toFixed(2)}\n` +
     `ring share: ${(n.share * 100).toFixed(1)}%\n` +
     `token: ${n.has_token ? 'rests here' : '-'}; grant: ${n.grant ? `fencing (${n.grant[1]}, ${n.grant[2]})` : '-'}; pending requests: ${n.pending}\n` +
-    `its view (hash ${n.view_hash.toString(16)}):\n${view}\nphi it computes: ${phi || '-'}`;
+    `its view (hash ${n.view_hash.toString(16)}):\n${view}\nphi it computes: ${phi || '-'}` +
+    (viz.hasLog() && n.up ? `\nlog partition ${viz.logPartition()}: ${viz.logDebug(id, viz.logPartition())}` : '');
   box.appendChild(p);
   const b1 = document.createElement('button');
   b1.textContent = n.up ? 'Crash' : 'Restart';
@@ -172,8 +369,18 @@ const LESSONS = {
       check: (s, b) => ev(s, 'cartouche.regenerated') > ev(b, 'cartouche.regenerated') },
     { text: 'Done: after the loss timeout a node asked a majority to promise a new generation and created a new token with a higher fencing number. A minority side of a partition can never do that.' },
   ],
+  ouroboros: [
+    { text: 'Ouroboros keeps the Shen log: each partition is a chain head → middle → tail (cyan arrows; the panel top left shows each member\'s log). Type a key and press "Append".',
+      check: (s, b) => s.log && s.log.acked > (b.log ? b.log.acked : 0) },
+    { text: 'The record went down the chain (cyan dots) and the tail\'s acknowledgement came back up (purple): only then was it acknowledged. Pick the partition it went to, then crash the head of that chain (double-click the node marked H).',
+      check: (s, b) => s.log && s.nodes.some((n) => !n.up) && ev(s, 'ouroboros.reconfig_done') > ev(b, 'ouroboros.reconfig_done') },
+    { text: 'Sundial declared it dead; the Cartouche token holder ran a Paxos round with its fencing number as the ballot and installed a new chain without it (a new epoch). Press "Read tail": the record you appended is still there.',
+      check: (s, b) => s.log && s.log.ops.some((o) => o.kind === 'read' && o.outcome.state === 'read' && o.outcome.records.length > 0 && o.issued_us >= b.time_us) },
+    { text: 'Done: a record is acknowledged only once every member has it, and a new chain keeps the survivors in order, so no acknowledged append is lost and every committed prefix agrees (the two log invariants). Crash all three members of a chain and see what the guarantee does not cover.' },
+  ],
 };
 let lesson = null;
+let pendingLesson = null;
 let stepIx = 0;
 let base = null;
 
@@ -189,6 +396,13 @@ function lessonShow() {
 }
 
 function lessonStart(name) {
+  if (name === 'ouroboros' && !viz.hasLog()) {
+    // The log lesson needs a log world: switch (the hashchange handler
+    // builds it), then start.
+    pendingLesson = name;
+    location.hash = logWorldHash();
+    return;
+  }
   lesson = name;
   stepIx = 0;
   base = JSON.parse(viz.summaryJson());
@@ -300,6 +514,24 @@ function wire() {
     const id = viz.nodeAt(...pos(e));
     if (id >= 0) act(() => viz.toggle(id));
   };
+  $('logopen').onclick = () => { location.hash = logWorldHash(); };
+  $('logpart').onchange = (e) => act(() => viz.setLogPartition(Number(e.target.value)));
+  const keyPart = () => {
+    const k = $('logkey').value.trim();
+    $('logkeypart').textContent = viz.hasLog() && k ? `→ partition ${viz.partitionOfKey(k)}` : '';
+  };
+  $('logkey').oninput = keyPart;
+  $('logappend').onclick = () => act(() => {
+    const r = viz.append(logClient(JSON.parse(viz.summaryJson())), $('logkey').value);
+    viz.setLogPartition(viz.partitionOfKey($('logkey').value));
+    $('logpart').value = String(viz.logPartition());
+    return r;
+  });
+  $('logburst').onclick = () => act(() => {
+    const c = logClient(JSON.parse(viz.summaryJson()));
+    for (let i = 1; i <= 5; i++) viz.append(c, `${$('logkey').value.trim()}-${i}`);
+  });
+  $('logread').onclick = () => act(() => viz.read(logClient(JSON.parse(viz.summaryJson())), viz.logPartition()));
   for (const b of document.querySelectorAll('#lessonpick button')) {
     b.onclick = () => lessonStart(b.dataset.lesson);
   }
@@ -313,13 +545,31 @@ function wire() {
   $('lessonback').onclick = () => {
     if (stepIx > 0) { stepIx--; base = JSON.parse(viz.summaryJson()); lessonShow(); }
   };
+  $('liveconnect').onclick = () => {
+    const a = $('liveaddr').value.trim();
+    if (startLive(a)) history.replaceState(null, '', `#live=${a}`);
+  };
+  $('livestop').onclick = () => { stopLive(); history.replaceState(null, '', '#' + viz.urlHash()); liveMessage('live mode off'); };
+  $('livefork').onclick = forkLive;
   window.addEventListener('hashchange', () => {
+    const addr = liveAddrOf(location.hash.slice(1));
+    if (addr !== null) { startLive(addr); return; }
+    stopLive();
     if ('#' + viz.urlHash() === location.hash) return;
     viz.free();
     viz = makeViz();
     viz.attach(canvas);
     window.shen.viz = viz;
+    $('logpart').textContent = '';
+    keyPart();
+    refreshPanels(true);
+    if (pendingLesson) {
+      const l = pendingLesson;
+      pendingLesson = null;
+      lessonStart(l);
+    }
   });
+  keyPart();
 }
 
 await init();
@@ -333,6 +583,11 @@ window.shen = {
   play: (on) => { playing = !!on; $('play').textContent = playing ? 'Pause' : 'Play'; },
   bench,
   ready: false,
+  live: null,
 };
 wire();
+{
+  const addr = liveAddrOf(location.hash.slice(1));
+  if (addr !== null) startLive(addr);
+}
 requestAnimationFrame(tick);

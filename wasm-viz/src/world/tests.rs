@@ -391,3 +391,254 @@ fn budgeted_frames_of_500_nodes() {
         v[50], v[95], v[99], t_sim * 1e3, t_scene * 1e3, t_json * 1e3, w.now()
     );
 }
+
+// ------------------------------------------------------------ log worlds
+
+fn log_world(seed: u64, nodes: u64) -> World {
+    let c = VizConfig::new(seed, nodes)
+        .with_rings(&["sundial", "cartouche", "ouroboros"])
+        .unwrap();
+    World::new(c).unwrap()
+}
+
+fn append(w: &mut World, node: u64, key: &str) {
+    w.act(Op::Append {
+        node,
+        key: key.into(),
+    })
+    .unwrap();
+}
+
+fn outcomes(w: &World) -> Vec<crate::log::Outcome> {
+    w.log_book()
+        .unwrap()
+        .ops()
+        .iter()
+        .map(|o| o.outcome.clone())
+        .collect()
+}
+
+fn check_state<'a>(w: &'a World, name: &str) -> &'a str {
+    w.invariants()
+        .all()
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no invariant {name}"))
+        .state
+}
+
+#[test]
+fn log_worlds_are_small_and_need_the_other_rings() {
+    let e = VizConfig::new(1, 17)
+        .with_rings(&["sundial", "cartouche", "ouroboros"])
+        .unwrap_err();
+    assert!(e.contains("at most 16"), "{e}");
+    let e = VizConfig::new(1, 5)
+        .with_rings(&["sundial", "ouroboros"])
+        .unwrap_err();
+    assert!(e.contains("needs sundial and cartouche"), "{e}");
+    // The 500-node default never runs the log.
+    assert!(!VizConfig::new(1, 500).runs_log());
+    assert!(!VizConfig::new(1, 5).runs_log());
+    assert!(world(1, 5).log_book().is_none());
+
+    let mut plain = world(1, 3);
+    let e = plain
+        .act(Op::Append {
+            node: 0,
+            key: "k".into(),
+        })
+        .unwrap_err();
+    assert!(e.contains("runs no log"), "{e}");
+    let mut w = log_world(1, 5);
+    assert!(w.act(Op::AddNode).unwrap_err().contains("cannot add nodes"));
+    let e = w
+        .act(Op::Read {
+            node: 0,
+            partition: 8,
+        })
+        .unwrap_err();
+    assert!(e.contains("no partition 8"), "{e}");
+    let e = w
+        .act(Op::Append {
+            node: 0,
+            key: "a b".into(),
+        })
+        .unwrap_err();
+    assert!(e.contains("key `a b`"), "{e}");
+    w.act(Op::Crash(2)).unwrap();
+    w.advance(Duration::from_millis(5)).unwrap();
+    let e = w
+        .act(Op::Append {
+            node: 2,
+            key: "k".into(),
+        })
+        .unwrap_err();
+    assert!(e.contains("node 2 is down"), "{e}");
+    assert_eq!(w.script().len(), 1, "refused actions are not recorded");
+}
+
+#[test]
+fn appends_are_acknowledged_read_back_at_the_tail_and_drawn() {
+    use crate::log::Outcome;
+    let mut w = log_world(3, 5);
+    w.advance(secs(2)).unwrap();
+    for (i, key) in ["alpha", "beta", "gamma", "alpha"].iter().enumerate() {
+        append(&mut w, i as u64, key);
+    }
+    assert_eq!(w.log_book().unwrap().pending(), 4);
+    w.advance(secs(3)).unwrap();
+    let ops = outcomes(&w);
+    assert!(
+        ops.iter().all(|o| matches!(o, Outcome::Acked { .. })),
+        "{ops:?}"
+    );
+    // Both `alpha` appends went to one partition, in order.
+    let book = w.log_book().unwrap().clone();
+    let (a1, a2) = (&book.ops()[0], &book.ops()[3]);
+    assert_eq!(a1.partition, a2.partition);
+    assert_eq!((a1.data.as_str(), a2.data.as_str()), ("alpha#1", "alpha#4"));
+    let (Outcome::Acked { offset: o1, .. }, Outcome::Acked { offset: o2, .. }) =
+        (&a1.outcome, &a2.outcome)
+    else {
+        unreachable!()
+    };
+    assert!(o2 > o1);
+    let p = a1.partition;
+    w.act(Op::Read {
+        node: 4,
+        partition: p,
+    })
+    .unwrap();
+    w.advance(secs(3)).unwrap();
+    match &outcomes(&w)[4] {
+        Outcome::Read { records, committed } => {
+            let data: Vec<&str> = records.iter().map(|(_, d)| d.as_str()).collect();
+            assert!(*committed >= 2 && data.contains(&"alpha#1") && data.contains(&"alpha#4"));
+            assert_eq!(records[*o1 as usize].1, "alpha#1");
+        }
+        other => panic!("read: {other:?}"),
+    }
+    // Every chain has three members; each member's log holds the records.
+    let log = w.observation().log.as_ref().unwrap();
+    assert_eq!(log.partitions.len(), 8);
+    assert!(log.partitions.iter().all(|p| p.chain.len() == 3));
+    let part = &log.partitions[p as usize];
+    for m in &part.chain {
+        let r = part.replica(*m).unwrap();
+        assert!(r.member && r.committed() >= 2, "{r:?}");
+    }
+    for name in ["chain_prefix_order", "no_lost_ack"] {
+        assert_eq!(check_state(&w, name), "ok");
+    }
+    // The scene draws the chain and its panel; the state JSON has the log.
+    let s = crate::render::scene_with(&w, 760.0, 620.0, None, Some(p));
+    let arrows = s
+        .iter()
+        .filter(|x| matches!(x, crate::render::Shape::Line { color, width, .. } if color == crate::render::CHAIN_COLOR && *width == 3.0))
+        .count();
+    assert_eq!(
+        arrows,
+        2 * 3,
+        "two links, each a line and a two-stroke head"
+    );
+    assert!(s.iter().any(|x| matches!(x, crate::render::Shape::Label { text, .. } if text.starts_with(&format!("log partition {p}")))));
+    let j: serde_json::Value = serde_json::from_str(&state_json(&w, false)).unwrap();
+    assert_eq!(j["log"]["acked"], 4);
+    assert_eq!(j["log"]["chains"].as_array().unwrap().len(), 8);
+    assert_eq!(j["log"]["missed_events"], 0);
+    assert_eq!(j["invariants"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn crashing_a_chain_member_reconfigures_and_loses_no_acknowledged_append() {
+    use crate::log::Outcome;
+    let mut w = log_world(11, 5);
+    w.advance(secs(2)).unwrap();
+    append(&mut w, 0, "k1");
+    w.advance(secs(2)).unwrap();
+    assert!(matches!(outcomes(&w)[0], Outcome::Acked { .. }));
+    let p = w.log_book().unwrap().ops()[0].partition;
+    let before = w.observation().log.as_ref().unwrap().partitions[p as usize].clone();
+    let head = before.chain[0];
+    w.act(Op::Crash(head)).unwrap();
+    w.advance(secs(15)).unwrap();
+    let after = w.observation().log.as_ref().unwrap().partitions[p as usize].clone();
+    assert!(!after.chain.contains(&head), "{after:?}");
+    assert_ne!(after.epoch, before.epoch);
+    assert_eq!(after.chain.len(), 3);
+    // The new chain serves appends and the old record is still there.
+    let client = (0..5).find(|n| *n != head).unwrap();
+    append(&mut w, client, "k1");
+    w.advance(secs(3)).unwrap();
+    assert!(
+        matches!(outcomes(&w)[1], Outcome::Acked { offset: 1, .. }),
+        "{:?}",
+        outcomes(&w)
+    );
+    for name in ["chain_prefix_order", "no_lost_ack"] {
+        assert_eq!(check_state(&w, name), "ok", "{name}");
+        let c = w
+            .invariants()
+            .all()
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        assert_eq!(c.first_violation_us, None);
+    }
+}
+
+#[test]
+fn a_log_script_replays_exactly_and_scrubbing_rewinds_the_book() {
+    let mut w = log_world(7, 5);
+    w.advance(Duration::from_millis(1_500)).unwrap();
+    append(&mut w, 1, "x");
+    w.advance(Duration::from_millis(700)).unwrap();
+    w.act(Op::Crash(3)).unwrap();
+    append(&mut w, 2, "y");
+    w.act(Op::Read {
+        node: 0,
+        partition: 2,
+    })
+    .unwrap();
+    w.advance(Duration::from_millis(4_000)).unwrap();
+    let script = w.script();
+    assert_eq!(script.len(), 4);
+    let text = format_script(&script);
+    let mut r = World::with_script(
+        VizConfig::new(7, 5)
+            .with_rings(&["sundial", "cartouche", "ouroboros"])
+            .unwrap(),
+        parse_script(&text).unwrap(),
+    )
+    .unwrap();
+    r.run_to(w.now()).unwrap();
+    assert_eq!(r.trace_hash(), w.trace_hash());
+    assert_eq!(r.log_book(), w.log_book());
+    // Back before the second append: the book forgets it, and playing
+    // forward again replays it to the same outcome.
+    let end = w.now();
+    let full = w.log_book().cloned();
+    w.seek(Time::from_millis(1_800)).unwrap();
+    assert_eq!(w.log_book().unwrap().ops().len(), 1);
+    w.seek(end).unwrap();
+    assert_eq!(w.log_book().cloned(), full);
+    assert_eq!(w.trace_hash(), r.trace_hash());
+}
+
+/// A log world with faults only is the scenario it exports (the bounded
+/// trace it keeps hashes like `shen sim run`'s).
+#[test]
+fn a_log_world_fault_script_is_the_exported_scenario() {
+    let mut w = log_world(21, 5);
+    w.advance(Duration::from_millis(1_000)).unwrap();
+    w.act(Op::Crash(1)).unwrap();
+    w.advance(Duration::from_millis(2_000)).unwrap();
+    w.act(Op::Restart(1)).unwrap();
+    w.run_to(Time::from_millis(5_000)).unwrap();
+    let toml = w.scenario().unwrap().to_toml().unwrap();
+    assert!(toml.contains("[stack.ouroboros]"), "{toml}");
+    assert_eq!(crate::trace_hash(&toml, 21).unwrap(), w.trace_hash());
+    append(&mut w, 0, "k");
+    assert!(w.scenario().unwrap_err().contains("app:0.k"));
+}
