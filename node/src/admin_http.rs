@@ -79,6 +79,7 @@ pub async fn serve(listener: TcpListener, handle: Handle<Event>, shared: Arc<Sha
     loop {
         match listener.accept().await {
             Ok((sock, _)) => {
+                let _ = sock.set_nodelay(true);
                 let handle = handle.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
@@ -190,9 +191,21 @@ async fn respond_with(
         "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    sock.write_all(head.as_bytes()).await?;
-    sock.write_all(body.as_bytes()).await?;
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(body.as_bytes());
+    sock.write_all(&msg).await?;
     sock.shutdown().await
+}
+
+/// True for `POST /log/append` with `Connection: keep-alive`: such a
+/// connection carries one append after another (load generators and
+/// long-lived clients), every other request gets one answer and a close.
+fn keep_alive_append(head: &str) -> bool {
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    method == "POST"
+        && target.split('?').next() == Some("/log/append")
+        && header(head, "connection").is_some_and(|c| c.eq_ignore_ascii_case("keep-alive"))
 }
 
 async fn serve_one(
@@ -200,11 +213,47 @@ async fn serve_one(
     handle: Handle<Event>,
     shared: Arc<Shared>,
 ) -> std::io::Result<()> {
-    let (head, rest) =
-        match tokio::time::timeout(Duration::from_secs(5), read_head(&mut sock)).await {
+    let mut wait = Duration::from_secs(5);
+    loop {
+        let (head, rest) = match tokio::time::timeout(wait, read_head(&mut sock)).await {
             Ok(h) => h?,
             Err(_) => return Ok(()),
         };
+        if head.is_empty() {
+            return Ok(());
+        }
+        if !keep_alive_append(&head) {
+            return serve_request(sock, head, rest, handle, shared).await;
+        }
+        let target = head.split_whitespace().nth(1).unwrap_or("");
+        let query = parse_query(target.split_once('?').map(|(_, q)| q).unwrap_or(""));
+        let query = match query {
+            Ok(q) => q,
+            Err(e) => {
+                return respond_json(
+                    &mut sock,
+                    "400 Bad Request",
+                    &json!({ "error": e, "kind": "bad_request" }),
+                )
+                .await
+            }
+        };
+        if !serve_append(&mut sock, &head, rest, &query, &handle, &shared, true).await? {
+            return Ok(());
+        }
+        // Idle keep-alive connections close after 30 s.
+        wait = Duration::from_secs(30);
+    }
+}
+
+/// Answer one request on a connection that closes afterwards.
+async fn serve_request(
+    mut sock: TcpStream,
+    head: String,
+    rest: Vec<u8>,
+    handle: Handle<Event>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
@@ -221,33 +270,8 @@ async fn serve_one(
         }
     };
     if method == "POST" && path == "/log/append" {
-        // Only `application/octet-stream`: a browser must send a CORS
-        // preflight for that type, which this server never approves, so a
-        // web page cannot make a visitor's browser append (no CSRF).
-        let ctype = header(&head, "content-type").unwrap_or("");
-        if !ctype.eq_ignore_ascii_case("application/octet-stream") {
-            return respond_json(&mut sock, "415 Unsupported Media Type", &json!({ "error": "send the record as Content-Type: application/octet-stream", "kind": "bad_request" })).await;
-        }
-        let Some(len) = content_length(&head) else {
-            return respond_json(
-                &mut sock,
-                "411 Length Required",
-                &json!({ "error": "Content-Length is required", "kind": "bad_request" }),
-            )
-            .await;
-        };
-        if len > MAX_BODY {
-            return respond_json(&mut sock, "413 Payload Too Large", &json!({ "error": format!("record of {len} bytes exceeds the 1 MiB limit"), "kind": "too_large" })).await;
-        }
-        let body =
-            match tokio::time::timeout(Duration::from_secs(10), read_body(&mut sock, rest, len))
-                .await
-            {
-                Ok(b) => b?,
-                Err(_) => return Ok(()),
-            };
-        let (code, v) = append(&handle, &shared, &query, body).await;
-        return respond_json(&mut sock, code, &v).await;
+        serve_append(&mut sock, &head, rest, &query, &handle, &shared, false).await?;
+        return Ok(());
     }
     if method != "GET" {
         return respond(
@@ -403,6 +427,60 @@ pub fn metrics_text(handle: &Handle<Event>, shared: &Shared) -> String {
         let _ = writeln!(out, "shen_ring_events_total{{event=\"{name}\"}} {v}");
     }
     out
+}
+
+/// `POST /log/append`. With `keep`, a successful exchange leaves the
+/// connection open (returns true); errors in the request close it.
+async fn serve_append(
+    sock: &mut TcpStream,
+    head: &str,
+    rest: Vec<u8>,
+    query: &[(String, Vec<u8>)],
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+    keep: bool,
+) -> std::io::Result<bool> {
+    // Only `application/octet-stream`: a browser must send a CORS
+    // preflight for that type, which this server never approves, so a
+    // web page cannot make a visitor's browser append (no CSRF).
+    let ctype = header(head, "content-type").unwrap_or("");
+    if !ctype.eq_ignore_ascii_case("application/octet-stream") {
+        respond_json(sock, "415 Unsupported Media Type", &json!({ "error": "send the record as Content-Type: application/octet-stream", "kind": "bad_request" })).await?;
+        return Ok(false);
+    }
+    let Some(len) = content_length(head) else {
+        respond_json(
+            sock,
+            "411 Length Required",
+            &json!({ "error": "Content-Length is required", "kind": "bad_request" }),
+        )
+        .await?;
+        return Ok(false);
+    };
+    if len > MAX_BODY {
+        respond_json(sock, "413 Payload Too Large", &json!({ "error": format!("record of {len} bytes exceeds the 1 MiB limit"), "kind": "too_large" })).await?;
+        return Ok(false);
+    }
+    let body = match tokio::time::timeout(Duration::from_secs(10), read_body(sock, rest, len)).await
+    {
+        Ok(b) => b?,
+        Err(_) => return Ok(false),
+    };
+    let (code, v) = append(handle, shared, query, body).await;
+    if !keep {
+        respond_json(sock, code, &v).await?;
+        return Ok(false);
+    }
+    let body = serde_json::to_string(&v).unwrap_or_default() + "\n";
+    let head = format!(
+        "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+        body.len()
+    );
+    // One write: head and body in one segment (no Nagle/delayed-ACK stall).
+    let mut msg = head.into_bytes();
+    msg.extend_from_slice(body.as_bytes());
+    sock.write_all(&msg).await?;
+    Ok(true)
 }
 
 fn param<'a>(query: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {

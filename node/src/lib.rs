@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod admin_http;
+pub mod bench_cmd;
 pub mod client_cmd;
 mod fsutil;
 pub mod gossip_cmd;

@@ -34,6 +34,9 @@ enum Command {
     /// Show a running node's members, health, ring ownership, chains and
     /// epochs.
     Status(shen_node::status_cmd::StatusArgs),
+    /// Measure append throughput and latency of a local cluster, and of a
+    /// local etcd cluster with the same workload if etcd is installed.
+    Bench(shen_node::bench_cmd::BenchArgs),
     /// Append a record to the replicated log through a running node.
     Append(shen_node::client_cmd::AppendArgs),
     /// Read committed records of a log partition through a running node.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Run(a) => shen_node::run_cmd::run(a),
         Command::Up(a) => shen_node::up_cmd::run(a),
         Command::Status(a) => shen_node::status_cmd::run(a),
+        Command::Bench(a) => shen_node::bench_cmd::run(a),
         Command::Append(a) => shen_node::client_cmd::append(a),
         Command::Read(a) => shen_node::client_cmd::read(a),
         Command::Tail(a) => shen_node::client_cmd::tail(a),

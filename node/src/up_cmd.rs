@@ -45,10 +45,39 @@ struct Proc {
     dir: PathBuf,
 }
 
-struct Cluster {
+/// Running node processes; stopped (SIGTERM, then SIGKILL after 5 s) on
+/// drop, and their root directory removed if it was temporary.
+pub(crate) struct Cluster {
     procs: Vec<Proc>,
     root: PathBuf,
     remove_root: bool,
+}
+
+/// Start a local cluster of `nodes` processes of `exe` under `root` (removed
+/// on drop if `remove_root`) and wait until it has converged and formed the
+/// log; returns the cluster and each node's info.
+pub(crate) fn start_cluster(
+    exe: &Path,
+    nodes: u32,
+    root: &Path,
+    remove_root: bool,
+    timeout_s: u64,
+) -> Result<(Cluster, Vec<NodeInfo>), String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut cluster = Cluster {
+        procs: Vec::new(),
+        root: root.to_path_buf(),
+        remove_root,
+    };
+    let args = UpArgs {
+        nodes,
+        dir: Some(root.to_path_buf()),
+        timeout_s,
+        exit_when_ready: true,
+    };
+    let stop = AtomicBool::new(false);
+    let infos = start(&args, exe, root, &mut cluster, &stop)?;
+    Ok((cluster, infos))
 }
 
 impl Cluster {

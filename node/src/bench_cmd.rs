@@ -1,0 +1,586 @@
+//! `shen bench`: append throughput and latency of a real local cluster
+//! (N `shen run` processes on loopback, the replicated log formed), then the
+//! same workload against a local 3-member etcd cluster in the same run, if
+//! an `etcd` binary is installed (Debian package `etcd-server`).
+//!
+//! The workload is the same for both systems: `C` clients, each with one
+//! keep-alive HTTP/1.1 connection (spread over the members), each in a
+//! closed loop writing one 256-byte record at a time (Shen: `POST
+//! /log/append`; etcd: `POST /v3/kv/put` through its JSON gateway), for a
+//! fixed time per concurrency level after a short warm-up. Reported:
+//! acknowledged writes per second and latency p50/p99 as the client saw
+//! them.
+//!
+//! Durability differs and is printed next to every figure: Shen's replicas
+//! keep the log in memory in this version (acknowledged = on every replica
+//! of the chain, in memory); etcd is measured twice, with its default
+//! fsync of every write and with `--unsafe-no-fsync` (acknowledged = on a
+//! majority, in memory), which is the like-for-like comparison today.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::up_cmd::start_cluster;
+
+/// `shen bench` flags.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Shen nodes (chains have 3 members, so 3 is one chain per partition
+    /// over every node).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Client concurrency levels, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256,1000")]
+    pub concurrency: Vec<u32>,
+    /// Measured seconds per level (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub duration_s: u64,
+    /// Record size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub record_bytes: usize,
+    /// Skip the etcd comparison.
+    #[arg(long)]
+    pub no_etcd: bool,
+    /// The etcd binary (default: `etcd` on PATH).
+    #[arg(long, default_value = "etcd", value_name = "PATH")]
+    pub etcd: String,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured level.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Level {
+    /// System measured.
+    pub system: String,
+    /// What an acknowledgement means.
+    pub durability: String,
+    /// Clients.
+    pub concurrency: u32,
+    /// Acknowledged writes per second.
+    pub writes_per_s: f64,
+    /// Latency p50 in milliseconds.
+    pub p50_ms: f64,
+    /// Latency p99 in milliseconds.
+    pub p99_ms: f64,
+    /// Failed requests (non-200 answers or broken connections).
+    pub errors: u64,
+}
+
+/// Standard base64 (RFC 4648, with padding), for etcd's JSON gateway.
+pub fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+/// The status code of an HTTP/1.1 response head.
+pub fn status_code(head: &[u8]) -> Option<u16> {
+    let line = head.split(|b| *b == b'\r').next()?;
+    std::str::from_utf8(line)
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// `Content-Length` of an HTTP/1.1 response head.
+pub fn content_length(head: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// Read one response from a keep-alive connection; returns its status.
+/// `buf` carries bytes read past the previous response.
+async fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(bad("response head too long"));
+        }
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(bad("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let code = status_code(&buf[..end]).ok_or_else(|| bad("no status"))?;
+    let len = content_length(&buf[..end]).ok_or_else(|| bad("no Content-Length"))?;
+    while buf.len() < end + len {
+        let n = sock.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(bad("connection closed in body"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    buf.drain(..end + len);
+    Ok(code)
+}
+
+/// What one client writes.
+#[derive(Clone)]
+enum Target {
+    Shen,
+    Etcd,
+}
+
+fn request(target: &Target, addr: &str, client: u32, i: u64, record: &[u8]) -> Vec<u8> {
+    match target {
+        Target::Shen => {
+            let mut r = format!(
+                "POST /log/append?key=c{client}-{i} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                record.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(record);
+            r
+        }
+        Target::Etcd => {
+            let body = format!(
+                "{{\"key\":\"{}\",\"value\":\"{}\"}}",
+                base64(format!("c{client}-{i}").as_bytes()),
+                base64(record)
+            );
+            format!(
+                "POST /v3/kv/put HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        }
+    }
+}
+
+/// Run `concurrency` closed-loop clients over `addrs` for warm-up +
+/// `measure`; latencies (µs) of requests started in the measured window.
+async fn load(
+    target: Target,
+    addrs: Vec<String>,
+    concurrency: u32,
+    record: Vec<u8>,
+    measure: Duration,
+) -> (Vec<u64>, u64) {
+    let start = Instant::now();
+    let from = start + Duration::from_secs(1);
+    let until = from + measure;
+    let lat: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let addr = addrs[c as usize % addrs.len()].clone();
+        let (target, record, lat, errors) =
+            (target.clone(), record.clone(), lat.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut i = 0u64;
+            'conn: while Instant::now() < until {
+                let Ok(mut sock) = TcpStream::connect(&addr).await else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = sock.set_nodelay(true);
+                let mut buf = Vec::new();
+                while Instant::now() < until {
+                    let req = request(&target, &addr, c, i, &record);
+                    i += 1;
+                    let t0 = Instant::now();
+                    let ok = match sock.write_all(&req).await {
+                        Ok(()) => read_response(&mut sock, &mut buf).await,
+                        Err(e) => Err(e),
+                    };
+                    let measured = t0 >= from && t0 < until;
+                    match ok {
+                        Ok(200) => {
+                            if measured {
+                                mine.push(t0.elapsed().as_micros() as u64);
+                            }
+                        }
+                        Ok(_) => {
+                            if measured {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(_) => {
+                            if measured {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            continue 'conn;
+                        }
+                    }
+                }
+            }
+            if let Ok(mut l) = lat.lock() {
+                l.extend(mine);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut v = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    v.sort_unstable();
+    (v, errors.load(Ordering::Relaxed))
+}
+
+fn pct(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn measure_levels(
+    rt: &tokio::runtime::Runtime,
+    system: &str,
+    durability: &str,
+    target: Target,
+    addrs: &[String],
+    a: &BenchArgs,
+) -> Vec<Level> {
+    let record = vec![b'x'; a.record_bytes];
+    a.concurrency
+        .iter()
+        .map(|&c| {
+            let (lat, errors) = rt.block_on(load(
+                target.clone(),
+                addrs.to_vec(),
+                c,
+                record.clone(),
+                Duration::from_secs(a.duration_s),
+            ));
+            let level = Level {
+                system: system.to_string(),
+                durability: durability.to_string(),
+                concurrency: c,
+                writes_per_s: lat.len() as f64 / a.duration_s as f64,
+                p50_ms: pct(&lat, 0.5),
+                p99_ms: pct(&lat, 0.99),
+                errors,
+            };
+            if !a.json {
+                print_level(&level);
+            }
+            level
+        })
+        .collect()
+}
+
+fn print_level(l: &Level) {
+    println!(
+        "{:<6} {:>6} clients  {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  ({})",
+        l.system, l.concurrency, l.writes_per_s, l.p50_ms, l.p99_ms, l.errors, l.durability
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// Three local etcd members; killed on drop.
+struct Etcd {
+    procs: Vec<Child>,
+    clients: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn etcd_supports_no_fsync(bin: &str) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).contains("unsafe-no-fsync")
+                || String::from_utf8_lossy(&o.stderr).contains("unsafe-no-fsync")
+        })
+        .unwrap_or(false)
+}
+
+fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "shen-bench-etcd-{}-{}",
+        std::process::id(),
+        u8::from(no_fsync)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut peers = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        peers.push(format!("http://127.0.0.1:{}", free_port()?));
+        clients.push(format!("127.0.0.1:{}", free_port()?));
+    }
+    let cluster: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("e{i}={p}"))
+        .collect();
+    let cluster = cluster.join(",");
+    let mut etcd = Etcd {
+        procs: Vec::new(),
+        clients: clients.clone(),
+        dir,
+    };
+    for i in 0..3 {
+        let data = etcd.dir.join(format!("e{i}"));
+        let log =
+            std::fs::File::create(etcd.dir.join(format!("e{i}.log"))).map_err(|e| e.to_string())?;
+        let client_url = format!("http://{}", clients[i]);
+        let mut cmd = Command::new(bin);
+        cmd.args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peers[i]])
+            .args(["--initial-advertise-peer-urls", &peers[i]])
+            .args(["--initial-cluster", &cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "shen-bench"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if no_fsync {
+            cmd.arg("--unsafe-no-fsync");
+        }
+        etcd.procs.push(
+            cmd.spawn()
+                .map_err(|e| format!("cannot start {bin}: {e}"))?,
+        );
+    }
+    // Wait for a leader: a put through every member succeeds.
+    let until = Instant::now() + Duration::from_secs(30);
+    let body = format!(
+        "{{\"key\":\"{}\",\"value\":\"{}\"}}",
+        base64(b"ready"),
+        base64(b"1")
+    );
+    for c in &clients {
+        loop {
+            let r = crate::status_cmd::http_request(
+                c,
+                "POST",
+                "/v3/kv/put",
+                body.as_bytes(),
+                Duration::from_secs(2),
+            );
+            if matches!(r, Ok((200, _, _))) {
+                break;
+            }
+            if Instant::now() > until {
+                return Err(format!("etcd member {c} not ready after 30 s: {r:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(etcd)
+}
+
+/// Run `shen bench`.
+pub fn run(a: BenchArgs) -> ExitCode {
+    if a.nodes == 0 || a.nodes > 16 {
+        eprintln!("error: --nodes must be between 1 and 16");
+        return ExitCode::from(2);
+    }
+    if a.concurrency.is_empty() || a.concurrency.iter().any(|&c| c == 0 || c > 10_000) {
+        eprintln!("error: --concurrency levels must be between 1 and 10000");
+        return ExitCode::from(2);
+    }
+    if a.duration_s == 0 || a.duration_s > 600 {
+        eprintln!("error: --duration-s must be between 1 and 600");
+        return ExitCode::from(2);
+    }
+    if a.record_bytes == 0 || a.record_bytes > 64 * 1024 {
+        eprintln!("error: --record-bytes must be between 1 and 65536");
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find the shen binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root: PathBuf = std::env::temp_dir().join(format!("shen-bench-{}", std::process::id()));
+    let mut results = Vec::new();
+    {
+        let (cluster, infos) = match start_cluster(&exe, a.nodes, &root, true, 60) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if !a.json {
+            println!(
+                "shen bench: {} Shen nodes on loopback, {}-byte records, {} s per level",
+                a.nodes, a.record_bytes, a.duration_s
+            );
+        }
+        let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
+        results.extend(measure_levels(
+            &rt,
+            "shen",
+            "on every chain replica, in memory",
+            Target::Shen,
+            &addrs,
+            &a,
+        ));
+        drop(cluster);
+    }
+    if !a.no_etcd {
+        let have = Command::new(&a.etcd)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !have {
+            eprintln!(
+                "note: no `{}` binary: skipping the etcd comparison (apt-get install etcd-server)",
+                a.etcd
+            );
+        } else {
+            let mut modes = vec![(false, "on a majority, fsynced")];
+            if etcd_supports_no_fsync(&a.etcd) {
+                modes.push((true, "on a majority, in memory (--unsafe-no-fsync)"));
+            }
+            for (no_fsync, durability) in modes {
+                match start_etcd(&a.etcd, no_fsync) {
+                    Ok(etcd) => {
+                        let levels = measure_levels(
+                            &rt,
+                            "etcd",
+                            durability,
+                            Target::Etcd,
+                            &etcd.clients,
+                            &a,
+                        );
+                        results.extend(levels);
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        }
+    }
+    if a.json {
+        match serde_json::to_string_pretty(&results) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        for l in results.iter().filter(|l| l.system == "etcd") {
+            if let Some(s) = results
+                .iter()
+                .find(|s| s.system == "shen" && s.concurrency == l.concurrency)
+            {
+                println!(
+                    "ratio at {:>5} clients: Shen/etcd ({}) = {:.2}x throughput, p99 {:.2} vs {:.2} ms",
+                    l.concurrency,
+                    l.durability,
+                    s.writes_per_s / l.writes_per_s.max(1e-9),
+                    s.p99_ms,
+                    l.p99_ms
+                );
+            }
+        }
+    }
+    if results.iter().any(|l| l.writes_per_s == 0.0) {
+        eprintln!("error: a level acknowledged no writes");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn response_heads_parse() {
+        let h = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\ncontent-length: 12\r\n\r\n";
+        assert_eq!(status_code(h), Some(200));
+        assert_eq!(content_length(h), Some(12));
+        assert_eq!(status_code(b"garbage"), None);
+        assert_eq!(content_length(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+    }
+}
