@@ -15,6 +15,8 @@
 //! - `GET /log/read?partition=P|key=K&from=O&max=M` — committed records
 //!   from the partition's tail: `{"partition","from","committed","records"}`;
 //!   `GET /log/read?id=SCARAB` — the one record with that Scarab ID.
+//! - `POST /token/acquire` — acquire the Cartouche token and release it at
+//!   once: `{"id","fencing","wait_ms"}` (for `shen bench` and smoke checks).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use tracing::debug;
 use crate::log_cluster::{error_reply, parse_query, Outcome};
 use crate::run_cmd::{status_json, Event, Shared};
 use serde_json::{json, Value};
+use shen_rings::cartouche::Cartouche;
 use shen_rings::ouroboros::{partition_of_key, Ouroboros, OuroborosEvent};
 use shen_rings::scarab::ScarabId;
 use shen_rings::Node;
@@ -273,6 +276,10 @@ async fn serve_request(
         serve_append(&mut sock, &head, rest, &query, &handle, &shared, false).await?;
         return Ok(());
     }
+    if method == "POST" && path == "/token/acquire" {
+        let (code, v) = token_acquire(&handle, &shared).await;
+        return respond_json(&mut sock, code, &v).await;
+    }
     if method != "GET" {
         return respond(
             &mut sock,
@@ -481,6 +488,53 @@ async fn serve_append(
     msg.extend_from_slice(body.as_bytes());
     sock.write_all(&msg).await?;
     Ok(true)
+}
+
+/// Acquire the Cartouche token for a client and release it at once:
+/// `{"id","fencing","wait_ms"}` (how long the grant took).
+async fn token_acquire(handle: &Handle<Event>, shared: &Arc<Shared>) -> (&'static str, Value) {
+    let t0 = std::time::Instant::now();
+    let sh = shared.clone();
+    let rx = handle.run(move |node, _, now, rng| {
+        let id =
+            node.command::<Cartouche<PeerKey>, _>(now, rng, |c, cx| c.request(cx, "client"))?;
+        Some((id, sh.waiters.register_token(id)))
+    });
+    let (id, wait) = match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return not_formed(shared.log_expect),
+        _ => {
+            return (
+                "503 Service Unavailable",
+                json!({ "error": "node not answering", "kind": "unavailable" }),
+            )
+        }
+    };
+    let fencing = match tokio::time::timeout(Duration::from_secs(10), wait).await {
+        Ok(Ok(f)) => f,
+        _ => {
+            shared.waiters.forget_token(id);
+            drop(handle.run(move |node, _, now, rng| {
+                node.command::<Cartouche<PeerKey>, _>(now, rng, |c, cx| c.release(cx, id));
+            }));
+            return (
+                "504 Gateway Timeout",
+                json!({ "error": "the token was not granted within 10 s", "kind": "timeout" }),
+            );
+        }
+    };
+    let wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    drop(handle.run(move |node, _, now, rng| {
+        node.command::<Cartouche<PeerKey>, _>(now, rng, |c, cx| c.release(cx, id));
+    }));
+    (
+        "200 OK",
+        json!({
+            "id": id,
+            "fencing": crate::log_cluster::epoch_text(fencing),
+            "wait_ms": wait_ms,
+        }),
+    )
 }
 
 fn param<'a>(query: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {

@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// Record size in bytes.
     #[arg(long, default_value_t = 256)]
     pub record_bytes: usize,
+    /// Nodes for the token-acquire measurement (0: skip it).
+    #[arg(long, default_value_t = 5)]
+    pub token_nodes: u32,
     /// Skip the etcd comparison.
     #[arg(long)]
     pub no_etcd: bool,
@@ -74,6 +77,67 @@ pub struct Level {
     pub p99_ms: f64,
     /// Failed requests (non-200 answers or broken connections).
     pub errors: u64,
+}
+
+/// Token acquire latency (request → grant) over a cluster.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenLevel {
+    /// Cluster size.
+    pub nodes: u32,
+    /// Grants measured (one at a time, from each node in turn).
+    pub grants: u64,
+    /// Latency p50 in milliseconds (as the node saw it).
+    pub p50_ms: f64,
+    /// Latency p99 in milliseconds.
+    pub p99_ms: f64,
+    /// Failed acquires.
+    pub errors: u64,
+}
+
+/// Acquire and release the token from each node in turn for `secs`.
+fn measure_token(addrs: &[String], secs: u64) -> TokenLevel {
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let mut i = 0usize;
+    while Instant::now() < until {
+        let addr = &addrs[i % addrs.len()];
+        i += 1;
+        let r = crate::status_cmd::http_request(
+            addr,
+            "POST",
+            "/token/acquire",
+            &[],
+            Duration::from_secs(15),
+        );
+        let wait = match r {
+            Ok((200, _, body)) => serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["wait_ms"].as_f64()),
+            _ => None,
+        };
+        match wait {
+            Some(ms) => lat.push((ms * 1000.0) as u64),
+            None => errors += 1,
+        }
+    }
+    lat.sort_unstable();
+    TokenLevel {
+        nodes: addrs.len() as u32,
+        grants: lat.len() as u64,
+        p50_ms: pct(&lat, 0.5),
+        p99_ms: pct(&lat, 0.99),
+        errors,
+    }
+}
+
+/// Everything `shen bench` measured.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchReport {
+    /// Append levels, Shen then etcd.
+    pub appends: Vec<Level>,
+    /// Token acquire latency, if measured.
+    pub token: Option<TokenLevel>,
 }
 
 /// Standard base64 (RFC 4648, with padding), for etcd's JSON gateway.
@@ -527,8 +591,36 @@ pub fn run(a: BenchArgs) -> ExitCode {
             }
         }
     }
+    let mut token = None;
+    if a.token_nodes > 0 {
+        let troot = std::env::temp_dir().join(format!("shen-bench-token-{}", std::process::id()));
+        match start_cluster(&exe, a.token_nodes, &troot, true, 60) {
+            Ok((cluster, infos)) => {
+                let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
+                // Let the token settle after formation.
+                std::thread::sleep(Duration::from_secs(1));
+                let t = measure_token(&addrs, a.duration_s);
+                if !a.json {
+                    println!(
+                        "token  {:>6} nodes    {:>9} grants    p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  (acquire = request until the majority-confirmed grant)",
+                        t.nodes, t.grants, t.p50_ms, t.p99_ms, t.errors
+                    );
+                }
+                token = Some(t);
+                drop(cluster);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let report = BenchReport {
+        appends: results.clone(),
+        token: token.clone(),
+    };
     if a.json {
-        match serde_json::to_string_pretty(&results) {
+        match serde_json::to_string_pretty(&report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -554,6 +646,10 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
     if results.iter().any(|l| l.writes_per_s == 0.0) {
         eprintln!("error: a level acknowledged no writes");
+        return ExitCode::FAILURE;
+    }
+    if token.is_some_and(|t| t.grants == 0) {
+        eprintln!("error: no token grant was measured");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

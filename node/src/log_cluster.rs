@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shen_rings::cartouche::Cartouche;
+use shen_rings::cartouche::{Cartouche, CartoucheEvent, Fencing};
 use shen_rings::ouroboros::{LogError, Ouroboros, OuroborosEvent};
 use shen_rings::stack::{CartoucheSettings, OuroborosSettings, ShenEvent};
 use shen_rings::sundial::Sundial;
@@ -239,6 +239,8 @@ pub type Outcome = OuroborosEvent<PeerKey>;
 #[derive(Default)]
 pub struct Waiters {
     map: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    /// Cartouche requests made for clients: request id → (fencing, lease end).
+    tokens: Mutex<HashMap<u64, oneshot::Sender<Fencing>>>,
 }
 
 impl Waiters {
@@ -251,8 +253,31 @@ impl Waiters {
         rx
     }
 
+    /// Wait for Cartouche request `id` to be granted.
+    pub fn register_token(&self, id: u64) -> oneshot::Receiver<Fencing> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut m) = self.tokens.lock() {
+            m.insert(id, tx);
+        }
+        rx
+    }
+
+    /// Forget a token request whose caller gave up.
+    pub fn forget_token(&self, id: u64) {
+        if let Ok(mut m) = self.tokens.lock() {
+            m.remove(&id);
+        }
+    }
+
     /// Deliver `event` to its waiter, if it is a client outcome.
     pub fn deliver(&self, event: &ShenEvent<PeerKey>) {
+        if let ShenEvent::Cartouche(CartoucheEvent::Granted { id, fencing, .. }) = event {
+            let tx = self.tokens.lock().ok().and_then(|mut m| m.remove(id));
+            if let Some(tx) = tx {
+                let _ = tx.send(*fencing);
+            }
+            return;
+        }
         let ShenEvent::Ouroboros(ev) = event else {
             return;
         };

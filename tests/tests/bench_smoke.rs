@@ -13,6 +13,8 @@ fn shen_bench_measures_a_real_cluster() {
             "1,8",
             "--duration-s",
             "1",
+            "--token-nodes",
+            "3",
             "--json",
         ])
         .output()
@@ -24,7 +26,7 @@ fn shen_bench_measures_a_real_cluster() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let levels = v.as_array().unwrap();
+    let levels = v["appends"].as_array().unwrap();
     assert_eq!(levels.len(), 2, "{text}");
     for (l, c) in levels.iter().zip([1, 8]) {
         assert_eq!(l["system"], "shen");
@@ -33,6 +35,10 @@ fn shen_bench_measures_a_real_cluster() {
         assert_eq!(l["errors"], 0, "{l}");
         assert!(l["p50_ms"].as_f64().unwrap() <= l["p99_ms"].as_f64().unwrap());
     }
+    let t = &v["token"];
+    assert_eq!(t["nodes"], 3, "{v}");
+    assert!(t["grants"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(t["errors"], 0, "{v}");
     // Bad input is refused before anything starts.
     let out = std::process::Command::new(shen_tests::shen_bin())
         .args(["bench", "--concurrency", "0"])
