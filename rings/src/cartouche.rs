@@ -256,6 +256,14 @@ pub enum CartoucheMsg<I> {
         /// The member's own pending requests (carried into the new token).
         requests: Vec<Request<I>>,
     },
+    /// "I want the token" (multicast by a requester that does not hold
+    /// it): a member holding an *idle* token sends it straight to the
+    /// requester instead of letting it walk the ring. Only a shortcut: the
+    /// request also rides the token when it next visits the requester.
+    Want {
+        /// The request.
+        request: Request<I>,
+    },
 }
 
 /// What Cartouche reports.
@@ -357,6 +365,9 @@ pub struct CartoucheStats {
     pub regenerations: u64,
     /// Candidacies started here.
     pub candidacies: u64,
+    /// Idle tokens sent straight to a requester (`Want`).
+    #[serde(default)]
+    pub shortcuts: u64,
 }
 
 /// The Cartouche state of one node.
@@ -519,10 +530,19 @@ impl<I: NodeId> Cartouche<I> {
             name: String::from(name),
             refreshed: 0,
         };
-        self.pending.insert(id, req);
+        self.pending.insert(id, req.clone());
         cx.emit(CartoucheEvent::Requested { id });
         if self.token.is_some() && self.grant.is_none() && self.confirming.is_none() {
             self.process_token(cx);
+        } else if self.token.is_none() && self.handoff.is_none() {
+            let me = cx.me.clone();
+            let others: Vec<I> = self
+                .members
+                .members()
+                .filter(|m| **m != me)
+                .cloned()
+                .collect();
+            cx.multicast(others.iter(), &CartoucheMsg::Want { request: req });
         }
         id
     }
@@ -767,6 +787,52 @@ impl<I: NodeId> Cartouche<I> {
         self.try_handoff(cx);
     }
 
+    /// An idle token held here goes straight to `to`, whose request `request`
+    /// joins its queue (the shortcut of `Want`). Returns false (and does
+    /// nothing) unless the token is here and idle.
+    fn send_idle_token_to(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        to: I,
+        request: Request<I>,
+    ) -> bool {
+        if self.grant.is_some()
+            || self.confirming.is_some()
+            || self.handoff.is_some()
+            || *cx.me == to
+            || !self.order.contains(&to)
+        {
+            return false;
+        }
+        let Some(mut tok) = self.token.take() else {
+            return false;
+        };
+        // Someone else already queued: the token is not idle.
+        if tok.queue.iter().any(|q| q.node != to) || !self.pending.is_empty() {
+            self.token = Some(tok);
+            return false;
+        }
+        if !tok.queue.iter().any(|q| q.node == to && q.id == request.id) {
+            tok.queue.push(Request {
+                refreshed: tok.hops,
+                ..request
+            });
+        }
+        self.pass.disarm(cx);
+        tok.hops = tok.hops.saturating_add(1);
+        self.last_seen = (tok.generation, tok.sequence, tok.hops);
+        cx.send(to.clone(), CartoucheMsg::Token(tok.clone()));
+        self.handoff = Some(Handoff {
+            token: tok,
+            skip: 0,
+            target: Some(to),
+        });
+        self.stats.shortcuts += 1;
+        let at = cx.now + self.config.hop_latency * 2 + self.config.idle_pass;
+        self.handoff_timer.arm(cx, at);
+        true
+    }
+
     /// Send the token in hand-off to the next clockwise member that is not
     /// known to be unresponsive; keep it if nobody is left.
     fn try_handoff(&mut self, cx: &mut RingCtx<'_, I, Self>) {
@@ -968,6 +1034,16 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
             return;
         }
         match msg {
+            CartoucheMsg::Want { request } => {
+                // Busy or in hand-off: ignore; the request rides the token
+                // when it next visits the requester. (Queueing it on a busy
+                // token was tried: it delayed regeneration after a holder
+                // crash past the loss timeout + 2 RTT bound in 1 of 3,000
+                // seeds.)
+                if request.node == from {
+                    self.send_idle_token_to(cx, from, request);
+                }
+            }
             CartoucheMsg::Token(tok) => {
                 // Acknowledge every copy (even one dropped as a duplicate) so
                 // the sender stops retrying.

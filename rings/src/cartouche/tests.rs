@@ -225,3 +225,100 @@ fn extreme_numbers_from_peers_do_not_panic() {
         c.start_candidacy(cx);
     });
 }
+
+#[test]
+fn an_idle_token_goes_straight_to_a_member_that_wants_it() {
+    let members = [1u64, 2, 3, 4, 5];
+    let mut c = Cartouche::new(members, CartoucheConfig::default());
+    let mut out = Vec::new();
+    let tok = Token {
+        generation: 1,
+        sequence: 0,
+        hops: 3,
+        queue: vec![],
+    };
+    // Node 2 receives the token; nobody wants it: it rests (idle).
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok))
+    });
+    assert!(c.has_token());
+    out.clear();
+    // Node 5 (not 2's successor) wants it: the token goes straight there,
+    // carrying 5's request.
+    let want = Request {
+        at: 7,
+        node: 5u64,
+        id: 1,
+        name: "x".into(),
+        refreshed: 0,
+    };
+    call(&mut c, 2, Time::from_millis(1), &mut out, |c, cx| {
+        c.on_message(
+            cx,
+            5,
+            CartoucheMsg::Want {
+                request: want.clone(),
+            },
+        )
+    });
+    assert!(!c.has_token());
+    assert_eq!(c.stats().shortcuts, 1);
+    let sent: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: CartoucheMsg::Token(t),
+            } => Some((*to, t.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1, "{out:?}");
+    assert_eq!(sent[0].0, 5);
+    assert_eq!(sent[0].1.queue.len(), 1);
+    assert_eq!(sent[0].1.queue[0].node, 5);
+    assert_eq!(sent[0].1.hops, 4);
+
+    // A Want that claims to come from someone else is ignored, and so is a
+    // Want while the token is away.
+    out.clear();
+    call(&mut c, 2, Time::from_millis(2), &mut out, |c, cx| {
+        c.on_message(
+            cx,
+            3,
+            CartoucheMsg::Want {
+                request: want.clone(),
+            },
+        )
+    });
+    assert!(out.iter().all(|o| !matches!(
+        o,
+        Output::Send {
+            msg: CartoucheMsg::Token(_),
+            ..
+        }
+    )));
+
+    // A busy token (someone else queued) is not diverted.
+    let mut b = Cartouche::new(members, CartoucheConfig::default());
+    let busy = Token {
+        generation: 1,
+        sequence: 0,
+        hops: 3,
+        queue: vec![Request {
+            at: 1,
+            node: 4u64,
+            id: 9,
+            name: "y".into(),
+            refreshed: 3,
+        }],
+    };
+    call(&mut b, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(busy))
+    });
+    out.clear();
+    call(&mut b, 2, Time::from_millis(1), &mut out, |c, cx| {
+        c.on_message(cx, 5, CartoucheMsg::Want { request: want })
+    });
+    assert_eq!(b.stats().shortcuts, 0);
+}
