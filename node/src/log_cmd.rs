@@ -113,6 +113,8 @@ pub struct LogRun {
     pub unverified: u64,
     /// Reads by Scarab ID of acknowledged appends (each must find it).
     pub id_reads: u64,
+    /// Times a predecessor found its successor slow (chain bypass).
+    pub slow_marked: u64,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -186,6 +188,9 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     let n = a.nodes;
     let ouro = OuroborosSettings {
         partitions: a.partitions,
+        // Round trips here are 2-10 ms (plus 50 ms to repair a loss); the
+        // slow-replica fault adds 500+.
+        slow_after_ms: 300,
         ..OuroborosSettings::default()
     };
     let stack = StackConfig {
@@ -208,7 +213,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         SimConfig {
             seed,
             nodes: n,
-            network,
+            network: network.clone(),
             trace: TraceMode::Full,
         },
         stack,
@@ -240,6 +245,12 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             sim.set_drift(node, ppm).map_err(|e| e.to_string())?;
         }
     }
+    // A slow replica: one node's links take 250-300 ms each way for 2-3 s
+    // (it stays a live member; its predecessors bypass it).
+    let slow_at = Time::from_millis(rand_between(&mut rng, d_ms / 4, d_ms * 7 / 20));
+    let slow_end = slow_at + Duration::from_millis(rand_between(&mut rng, 2_000, 3_000));
+    let slow_node = rng.next_u64() % n;
+    let (mut slowed, mut unslowed) = (false, false);
     let mut down: BTreeSet<u64> = BTreeSet::new();
 
     let mut next_value: u64 = 1;
@@ -410,6 +421,31 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 sim.heal().map_err(|e| e.to_string())?;
                 done[3] = true;
             }
+            if !slowed && now >= slow_at {
+                slowed = true;
+                let slow_net = NetConfig {
+                    latency: Latency::Uniform {
+                        min: 250.0,
+                        max: 300.0,
+                    },
+                    ..network.clone()
+                };
+                for other in (0..n).filter(|o| *o != slow_node) {
+                    sim.set_link(slow_node, other, Some(slow_net.clone()))
+                        .map_err(|e| e.to_string())?;
+                    sim.set_link(other, slow_node, Some(slow_net.clone()))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            if slowed && !unslowed && now >= slow_end {
+                unslowed = true;
+                for other in (0..n).filter(|o| *o != slow_node) {
+                    sim.set_link(slow_node, other, None)
+                        .map_err(|e| e.to_string())?;
+                    sim.set_link(other, slow_node, None)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             if !done[4] && now >= crash2_at && !down.contains(&crash2) {
                 if let Ok(p) = std::env::var("SHEN_LOG_DUMP").map(|v| v.parse::<u32>().unwrap_or(0))
                 {
@@ -473,6 +509,10 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         process(&mut sim, &mut book, &mut None);
     }
     let workload_s = sim.now().as_micros() as f64 / 1e6;
+    book.run.slow_marked = (0..n)
+        .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+        .map(|o| o.stats().slow_marked)
+        .sum();
 
     // Heal, let every operation finish, then read every partition back.
     if a.faults {
@@ -705,7 +745,7 @@ pub fn run(a: &LogArgs) -> ExitCode {
     } else {
         for r in &runs {
             println!(
-                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}",
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} slow marks, {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}",
                 r.seed,
                 r.acked,
                 r.appends_per_s,
@@ -713,6 +753,7 @@ pub fn run(a: &LogArgs) -> ExitCode {
                 r.unknown,
                 r.reads,
                 r.id_reads,
+                r.slow_marked,
                 r.records,
                 r.p50_us as f64 / 1000.0,
                 r.p99_us as f64 / 1000.0,

@@ -1,7 +1,7 @@
 //! Ouroboros under faults, checked: 1,000 seeds of `shen sim log` (crash
 //! and restart with an empty disk, a second crash, a minority partition
-//! that heals, 1% loss, 1% duplication, 5% reordering, two drifting
-//! clocks), each history checked for lost, duplicated, phantom, reordered
+//! that heals, a replica whose links turn slow for 2-3 s, 1% loss, 1%
+//! duplication, 5% reordering, two drifting clocks), each history checked for lost, duplicated, phantom, reordered
 //! and stale results. A failing seed replays with `shen sim log --seed S`.
 
 use shen_node::log_cmd::{run_one, LogArgs};
@@ -22,7 +22,7 @@ fn args() -> LogArgs {
 
 fn check(seeds: std::ops::Range<u64>) {
     let a = args();
-    let (mut acked, mut reconfigs, mut reads, mut id_reads) = (0, 0, 0, 0);
+    let (mut acked, mut reconfigs, mut reads, mut id_reads, mut slow) = (0, 0, 0, 0, 0);
     for seed in seeds.clone() {
         let r = run_one(&a, seed).expect("valid arguments");
         assert!(
@@ -34,6 +34,7 @@ fn check(seeds: std::ops::Range<u64>) {
         reconfigs += r.reconfigurations;
         reads += r.reads;
         id_reads += r.id_reads;
+        slow += r.slow_marked;
     }
     let n = seeds.end - seeds.start;
     // The runs did real work under real reconfigurations (the check is not
@@ -43,6 +44,8 @@ fn check(seeds: std::ops::Range<u64>) {
     assert!(reads > n * 200, "only {reads} reads");
     assert!(reconfigs >= n, "only {reconfigs} reconfigurations");
     assert!(id_reads > n * 20, "only {id_reads} reads by Scarab ID");
+    // The slow-replica fault made predecessors report slow successors.
+    assert!(slow >= n, "only {slow} slow-successor reports");
 }
 
 #[test]

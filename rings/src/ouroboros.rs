@@ -58,7 +58,7 @@
 //! removes it from those chains and may add it back at the end with an
 //! empty log that is then filled by state transfer.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -93,6 +93,13 @@ pub struct OuroborosConfig {
     pub max_batch_bytes: usize,
     /// Most records in one read answer.
     pub max_read: usize,
+    /// A successor that, once caught up, leaves a record it was sent
+    /// un-held for longer than this is *slow*: it is bypassed (removed from
+    /// that chain by the next configuration round) like a failed member.
+    pub slow_after: Duration,
+    /// How long a bypassed member is kept out of the chains it was slow in
+    /// (afterwards it may be added again, caught up by state transfer).
+    pub slow_hold: Duration,
 }
 
 impl Default for OuroborosConfig {
@@ -106,6 +113,8 @@ impl Default for OuroborosConfig {
             max_batch: 256,
             max_batch_bytes: 256 * 1024,
             max_read: 1024,
+            slow_after: Duration::from_secs(1),
+            slow_hold: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +133,9 @@ impl OuroborosConfig {
         }
         if self.tick.is_zero() {
             return Err(("tick", "must be positive"));
+        }
+        if self.slow_after.is_zero() {
+            return Err(("slow_after", "must be positive"));
         }
         if self.max_batch == 0 || self.max_read == 0 {
             return Err(("max_batch", "must be at least 1"));
@@ -265,6 +277,9 @@ pub struct PartReport {
     pub len: u64,
     /// The log's epoch runs: (epoch, first offset), in offset order.
     pub runs: Vec<(Epoch, u64)>,
+    /// Its successor in the chain of this epoch is slow (see
+    /// `OuroborosConfig::slow_after`).
+    pub slow_successor: Option<Epoch>,
 }
 
 /// A sealed tail's final word on its epoch: nothing above `commit` was or
@@ -395,7 +410,9 @@ pub enum OuroborosMsg<I> {
         /// Entries held.
         len: u64,
     },
-    /// Tail → up the chain: everything below `upto` is on every member.
+    /// Up the chain: everything below `upto` is on every member (from the
+    /// tail), and the sender holds `held` entries (every member reports
+    /// receipt, so a predecessor can tell a slow successor).
     Ack {
         /// Partition.
         p: u32,
@@ -403,6 +420,8 @@ pub enum OuroborosMsg<I> {
         epoch: Epoch,
         /// Committed length.
         upto: u64,
+        /// Entries the sender holds.
+        held: u64,
     },
     /// Client → head.
     ClientAppend {
@@ -554,6 +573,14 @@ struct Part<I> {
     waiters: BTreeMap<u64, Vec<(I, u64)>>,
     /// Last time the successor showed progress (or we pushed fresh data).
     last_progress: Time,
+    /// Entries the successor reported holding (this epoch).
+    succ_held: u64,
+    /// The length the successor must hold to count as caught up (this
+    /// node's length when the epoch began); slowness is judged after.
+    succ_target: u64,
+    /// Since the successor caught up: (log end, time) of local appends it
+    /// does not hold yet, oldest first.
+    unheld: VecDeque<(u64, Time)>,
 }
 
 #[derive(Clone, Debug)]
@@ -630,6 +657,9 @@ pub struct OuroborosStats {
     pub truncations: u64,
     /// Tables installed.
     pub tables: u64,
+    /// Times this node found a successor slow (see `slow_after`).
+    #[serde(default)]
+    pub slow_marked: u64,
 }
 
 /// One node's Ouroboros state: its replicas of every partition it is in,
@@ -652,6 +682,9 @@ pub struct Ouroboros<I> {
     token_request: Option<u64>,
     wants_at: Option<Time>,
     req_base: u64,
+    /// (partition, chain epoch) → (its slow successor, until when): this
+    /// node found that member slow in that chain.
+    slow: BTreeMap<(u32, Epoch), (I, Time)>,
     /// Unix time (ms) at `Time::ZERO`, for Scarab IDs.
     unix_at_zero_ms: u64,
     next_req: u64,
@@ -679,6 +712,9 @@ impl<I> Part<I> {
             dedupe: BTreeMap::new(),
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,
+            succ_held: 0,
+            succ_target: 0,
+            unheld: VecDeque::new(),
         }
     }
 }
@@ -778,6 +814,7 @@ impl<I: NodeId> Ouroboros<I> {
             token_request: None,
             wants_at: None,
             req_base: 0,
+            slow: BTreeMap::new(),
             unix_at_zero_ms: EPOCH_UNIX_MS,
             next_req: 0,
             ops: BTreeMap::new(),
@@ -883,6 +920,15 @@ impl<I: NodeId> Ouroboros<I> {
                 && now.saturating_since(self.accepted_at) >= self.config.round_timeout
         });
         if pending {
+            return true;
+        }
+        let slow = self.slow.iter().any(|((p, e), (m, until))| {
+            now < *until && {
+                let c = self.chain(*p);
+                c.epoch == *e && c.members.contains(m)
+            }
+        });
+        if slow {
             return true;
         }
         let live_n = self.live.len();
@@ -1028,7 +1074,12 @@ impl<I: NodeId> Ouroboros<I> {
                 let ready_in = (member && part.ready).then_some(c.epoch);
                 let tail_of = (c.members.last() == Some(me)).then_some(c.epoch);
                 let left_ready = if member { None } else { part.left_ready };
-                if ready_in.is_none() && tail_of.is_none() && left_ready.is_none() {
+                let slow_successor = self.slow.contains_key(&(p, c.epoch)).then_some(c.epoch);
+                if ready_in.is_none()
+                    && tail_of.is_none()
+                    && left_ready.is_none()
+                    && slow_successor.is_none()
+                {
                     return None;
                 }
                 Some(PartReport {
@@ -1038,9 +1089,67 @@ impl<I: NodeId> Ouroboros<I> {
                     tail_of,
                     len: part.log.len() as u64,
                     runs: epoch_runs(&part.log),
+                    slow_successor,
                 })
             })
             .collect()
+    }
+
+    /// Local entries were appended at `now`: track them for the slowness
+    /// check once the successor has caught up.
+    fn note_appended(&mut self, p: u32, now: Time) {
+        let part = &mut self.parts[p as usize];
+        if part.succ_held < part.succ_target {
+            return;
+        }
+        let end = part.log.len() as u64;
+        match part.unheld.back_mut() {
+            Some((e, t)) if *t == now => *e = end,
+            _ => part.unheld.push_back((end, now)),
+        }
+    }
+
+    /// The successor reported holding `held` entries.
+    fn successor_holds(&mut self, p: u32, held: u64, now: Time) {
+        let part = &mut self.parts[p as usize];
+        let caught_before = part.succ_held >= part.succ_target;
+        part.succ_held = part.succ_held.max(held);
+        while part
+            .unheld
+            .front()
+            .is_some_and(|(e, _)| *e <= part.succ_held)
+        {
+            part.unheld.pop_front();
+        }
+        let len = part.log.len() as u64;
+        if !caught_before && part.succ_held >= part.succ_target && part.succ_held < len {
+            // Just caught up: what it still lacks is judged from now on.
+            part.unheld.push_back((len, now));
+        }
+    }
+
+    /// Partitions whose successor (of this node) has left a record un-held
+    /// for longer than `slow_after`: mark them (until `slow_hold`).
+    fn check_slow(&mut self, me: &I, now: Time) {
+        for p in 0..self.config.partitions {
+            let oldest = self.parts[p as usize].unheld.front().map(|(_, t)| *t);
+            let Some(t) = oldest else {
+                continue;
+            };
+            if now.saturating_since(t) < self.config.slow_after {
+                continue;
+            }
+            let Some(succ) = self.successor(p, me) else {
+                continue;
+            };
+            let epoch = self.chain(p).epoch;
+            if !self.slow.contains_key(&(p, epoch)) {
+                self.stats.slow_marked += 1;
+            }
+            self.slow
+                .insert((p, epoch), (succ, now + self.config.slow_hold));
+        }
+        self.slow.retain(|_, (_, until)| now < *until);
     }
 
     fn chain(&self, p: u32) -> &Chain<I> {
@@ -1278,6 +1387,9 @@ impl<I: NodeId> Ouroboros<I> {
             Self::rebuild_dedupe(part);
         }
         part.sent = part.commit.min(part.log.len() as u64);
+        part.succ_held = 0;
+        part.succ_target = part.log.len() as u64;
+        part.unheld.clear();
         part.ready = single || head || was_ready;
         part.barrier = None;
         part.last_progress = cx.now;
@@ -1398,7 +1510,16 @@ impl<I: NodeId> Ouroboros<I> {
         }
         if let Some(pred) = self.predecessor(p, &me) {
             let epoch = self.chain(p).epoch;
-            cx.send(pred, OuroborosMsg::Ack { p, epoch, upto });
+            let held = self.parts[p as usize].log.len() as u64;
+            cx.send(
+                pred,
+                OuroborosMsg::Ack {
+                    p,
+                    epoch,
+                    upto,
+                    held,
+                },
+            );
         }
         self.push(cx, p);
     }
@@ -1537,6 +1658,7 @@ impl<I: NodeId> Ouroboros<I> {
         part.dedupe.insert((from.clone(), req), o);
         part.waiters.entry(o).or_default().push((from, req));
         self.stats.head_appends += 1;
+        self.note_appended(p, cx.now);
         if single {
             self.advance_commit(cx, p, o + 1);
             return;
@@ -1641,11 +1763,36 @@ impl<I: NodeId> Ouroboros<I> {
             let c = self.parts[p as usize].commit;
             if c == before {
                 // Always answer, so a lost ack is repaired by the retransmission.
-                cx.send(from, OuroborosMsg::Ack { p, epoch, upto: c });
+                cx.send(
+                    from,
+                    OuroborosMsg::Ack {
+                        p,
+                        epoch,
+                        upto: c,
+                        held: len,
+                    },
+                );
             }
         } else {
+            let before = self.parts[p as usize].commit;
             self.advance_commit(cx, p, commit.min(matched));
+            let part = &mut self.parts[p as usize];
+            if changed && part.commit == before {
+                // Report receipt at once (the commit point moves only when
+                // the tail's ack comes back).
+                let upto = part.commit;
+                cx.send(
+                    from,
+                    OuroborosMsg::Ack {
+                        p,
+                        epoch,
+                        upto,
+                        held: len,
+                    },
+                );
+            }
             if changed {
+                self.note_appended(p, cx.now);
                 self.push(cx, p);
             }
         }
@@ -2056,6 +2203,20 @@ impl<I: NodeId> Ouroboros<I> {
         // Alive: live by Sundial, or answered this round (a node that
         // answers is reachable, whatever a slow detector says).
         let alive = |m: &I| self.live.contains(m) || promises.contains_key(m);
+        // Bypass: a member its predecessor reported slow in this very chain
+        // epoch leaves the chain (like a failed one) and is not added back
+        // in this round.
+        let slow: BTreeSet<(I, u32)> = reports
+            .iter()
+            .filter_map(|((n, p), r)| {
+                let c = base.chains.get(*p as usize)?;
+                if r.slow_successor != Some(c.epoch) {
+                    return None;
+                }
+                let i = c.members.iter().position(|m| m == n)?;
+                c.members.get(i + 1).map(|s| (s.clone(), *p))
+            })
+            .collect();
         let ring = ankh_of(&self.config, self.live.iter().cloned());
         let mut changed = 0;
         let chains: Vec<Chain<I>> = base
@@ -2064,12 +2225,22 @@ impl<I: NodeId> Ouroboros<I> {
             .enumerate()
             .map(|(p, c)| {
                 let p32 = p as u32;
-                let survivors: Vec<I> = c
+                let mut survivors: Vec<I> = c
                     .members
                     .iter()
                     .filter(|m| alive(m) && !stale.contains(&((*m).clone(), p32)))
                     .cloned()
                     .collect();
+                // Bypass slow members only while two caught-up members of
+                // this epoch remain: a slow copy is still a complete copy,
+                // and dropping it must not leave the data on one node.
+                let fast_ready = survivors
+                    .iter()
+                    .filter(|m| !slow.contains(&((*m).clone(), p32)) && ready(m, p32, c.epoch))
+                    .count();
+                if fast_ready >= 2 {
+                    survivors.retain(|m| !slow.contains(&(m.clone(), p32)));
+                }
                 // The new head must be known to hold everything: it is a
                 // caught-up member of this very chain epoch (so every
                 // acknowledgement included it). Otherwise leave the chain.
@@ -2091,7 +2262,17 @@ impl<I: NodeId> Ouroboros<I> {
                     if next.len() >= self.config.rf {
                         break;
                     }
-                    if !next.contains(d) {
+                    if !next.contains(d) && !slow.contains(&(d.clone(), p32)) {
+                        next.push(d.clone());
+                    }
+                }
+                // Still short (a bypassed member was skipped): any other
+                // live member, in id order.
+                for d in self.live.iter() {
+                    if next.len() >= self.config.rf {
+                        break;
+                    }
+                    if !next.contains(d) && !slow.contains(&(d.clone(), p32)) {
                         next.push(d.clone());
                     }
                 }
@@ -2298,6 +2479,7 @@ impl<I: NodeId> Ouroboros<I> {
                 self.reply(cx, r.client, msg);
             }
         }
+        self.check_slow(&me, now);
         // Ask for the token when a chain needs a change.
         if self.recovered
             && self.round.is_none()
@@ -2505,11 +2687,17 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                     }
                 }
             }
-            OuroborosMsg::Ack { p, epoch, upto } => {
+            OuroborosMsg::Ack {
+                p,
+                epoch,
+                upto,
+                held,
+            } => {
                 let me = cx.me.clone();
                 if self.epoch_ok(cx, &from, p, epoch)
                     && self.successor(p, &me).as_ref() == Some(&from)
                 {
+                    self.successor_holds(p, held, cx.now);
                     self.advance_commit(cx, p, upto);
                 }
             }

@@ -233,6 +233,11 @@ pub struct OuroborosSettings {
     pub round_timeout_ms: u64,
     /// Most records per chain message.
     pub max_batch: usize,
+    /// A caught-up successor that leaves a record un-held this long is
+    /// bypassed (removed from that chain) like a failed one.
+    pub slow_after_ms: u64,
+    /// How long a bypassed member stays out of those chains.
+    pub slow_hold_ms: u64,
 }
 
 impl Default for OuroborosSettings {
@@ -245,6 +250,8 @@ impl Default for OuroborosSettings {
             request_timeout_ms: c.request_timeout.as_millis() as u64,
             round_timeout_ms: c.round_timeout.as_millis() as u64,
             max_batch: c.max_batch,
+            slow_after_ms: c.slow_after.as_millis() as u64,
+            slow_hold_ms: c.slow_hold.as_millis() as u64,
         }
     }
 }
@@ -259,6 +266,8 @@ impl OuroborosSettings {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             round_timeout: Duration::from_millis(self.round_timeout_ms),
             max_batch: self.max_batch,
+            slow_after: Duration::from_millis(self.slow_after_ms),
+            slow_hold: Duration::from_millis(self.slow_hold_ms),
             ..OuroborosConfig::default()
         }
     }
