@@ -280,6 +280,8 @@ pub struct PartReport {
     /// Its successor in the chain of this epoch is slow (see
     /// `OuroborosConfig::slow_after`).
     pub slow_successor: Option<Epoch>,
+    /// It is the tail of this chain epoch and a round sealed it.
+    pub sealed_in: Option<Epoch>,
 }
 
 /// A sealed tail's final word on its epoch: nothing above `commit` was or
@@ -567,6 +569,8 @@ struct Part<I> {
     left_ready: Option<Epoch>,
     /// As the tail, this epoch is sealed: acknowledge nothing more in it.
     sealed: Option<Epoch>,
+    /// The ballot of the round that sealed it.
+    sealed_by: Epoch,
     /// (client, request) → offset, over the whole log.
     dedupe: BTreeMap<(I, u64), u64>,
     /// Head: clients waiting for an offset to commit.
@@ -660,6 +664,9 @@ pub struct OuroborosStats {
     /// Times this node found a successor slow (see `slow_after`).
     #[serde(default)]
     pub slow_marked: u64,
+    /// Tails unsealed because the round that sealed them changed nothing.
+    #[serde(default)]
+    pub unsealed: u64,
 }
 
 /// One node's Ouroboros state: its replicas of every partition it is in,
@@ -709,6 +716,7 @@ impl<I> Part<I> {
             stale: false,
             left_ready: None,
             sealed: None,
+            sealed_by: Epoch::default(),
             dedupe: BTreeMap::new(),
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,
@@ -935,6 +943,7 @@ impl<I: NodeId> Ouroboros<I> {
         self.table.chains.iter().enumerate().any(|(p, c)| {
             c.members.iter().any(|m| !self.live.contains(m))
                 || (c.members.len() < self.config.rf && live_n > c.members.len())
+                || (self.parts[p].sealed == Some(c.epoch) && c.members.last() == Some(me))
                 || (self.parts[p].stale && c.members.contains(me))
         })
     }
@@ -1075,6 +1084,7 @@ impl<I: NodeId> Ouroboros<I> {
                 let tail_of = (c.members.last() == Some(me)).then_some(c.epoch);
                 let left_ready = if member { None } else { part.left_ready };
                 let slow_successor = self.slow.contains_key(&(p, c.epoch)).then_some(c.epoch);
+                let sealed_in = part.sealed.filter(|e| *e == c.epoch && tail_of.is_some());
                 if ready_in.is_none()
                     && tail_of.is_none()
                     && left_ready.is_none()
@@ -1090,6 +1100,7 @@ impl<I: NodeId> Ouroboros<I> {
                     len: part.log.len() as u64,
                     runs: epoch_runs(&part.log),
                     slow_successor,
+                    sealed_in,
                 })
             })
             .collect()
@@ -1340,6 +1351,19 @@ impl<I: NodeId> Ouroboros<I> {
                 let was_member = (continuous && in_old) || kept;
                 let old_epoch = old_chain.epoch;
                 self.begin_epoch(cx, p, was_member, old_epoch, in_old);
+            } else {
+                // The chain goes on unchanged under a table decided by a
+                // round at least as new as the one that sealed this tail:
+                // that round (or a newer one, which would have carried any
+                // change it got accepted) left the chain as it was, so the
+                // seal is no longer needed by anyone.
+                let ballot = self.table.ballot;
+                let epoch = self.chain(p).epoch;
+                let part = &mut self.parts[p as usize];
+                if part.sealed == Some(epoch) && part.sealed_by <= ballot {
+                    part.sealed = None;
+                    self.stats.unsealed += 1;
+                }
             }
         }
     }
@@ -1378,6 +1402,15 @@ impl<I: NodeId> Ouroboros<I> {
             part.commit = 0;
         }
         let head = member && self.table.chains[p as usize].members[0] == me;
+        if kept && head {
+            // A recovered head's commit point was learnt in another role
+            // (say as an old tail) and may exceed what the continuing
+            // members kept (they cut their logs to their own, lower, commit
+            // points). Relearn it from this chain's acknowledgements, so a
+            // retried append is not answered before the record is on every
+            // member again.
+            part.commit = 0;
+        }
         if member && !head && (part.log.len() as u64) > part.commit {
             // Entries above the commit point may have diverged (a deposed
             // head's leftovers); the predecessor re-sends what is valid.
@@ -1526,7 +1559,7 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// Seal this node's tail role in `epoch` of partition `p`, if it holds
     /// it, and report its final state.
-    fn seal(&mut self, me: &I, p: u32, epoch: Epoch) -> Option<SealInfo> {
+    fn seal(&mut self, me: &I, p: u32, epoch: Epoch, ballot: Epoch) -> Option<SealInfo> {
         if !self.recovered || p >= self.config.partitions || self.chain(p).epoch != epoch {
             return None;
         }
@@ -1536,6 +1569,9 @@ impl<I: NodeId> Ouroboros<I> {
         let part = &mut self.parts[p as usize];
         if part.stale {
             return None;
+        }
+        if part.sealed != Some(epoch) || ballot > part.sealed_by {
+            part.sealed_by = ballot;
         }
         part.sealed = Some(epoch);
         Some(SealInfo {
@@ -2087,7 +2123,7 @@ impl<I: NodeId> Ouroboros<I> {
                             *seal_until = until;
                         }
                         for (p, epoch) in local {
-                            if let Some(info) = self.seal(&me, p, epoch) {
+                            if let Some(info) = self.seal(&me, p, epoch, ballot) {
                                 self.on_sealed(cx, ballot, p, info);
                             }
                         }
@@ -2109,6 +2145,25 @@ impl<I: NodeId> Ouroboros<I> {
                     .collect();
                 let promises = core::mem::take(promises);
                 let (table, changed) = self.derive_table(ballot, &promises, &sealed);
+                // A round that sealed tails commits a table even when it
+                // changes nothing, so those tails learn they may go on.
+                let still_sealed = Self::newest_base(&promises).is_some_and(|b| {
+                    promises.values().any(|(_, _, r)| {
+                        r.iter().any(|x| {
+                            x.sealed_in.is_some()
+                                && b.chains.get(x.p as usize).map(|c| c.epoch) == x.sealed_in
+                        })
+                    })
+                });
+                let table = match table {
+                    None if !sealed.is_empty() || still_sealed => {
+                        Self::newest_base(&promises).map(|b| Table {
+                            ballot,
+                            chains: b.chains.clone(),
+                        })
+                    }
+                    t => t,
+                };
                 let newest_committed = promises
                     .values()
                     .map(|(s, _, _)| s.committed.ballot)
@@ -2604,7 +2659,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
             OuroborosMsg::Accept { table } => self.on_accept(cx, from, table),
             OuroborosMsg::Seal { ballot, p, epoch } => {
                 let me = cx.me.clone();
-                if let Some(info) = self.seal(&me, p, epoch) {
+                if let Some(info) = self.seal(&me, p, epoch, ballot) {
                     cx.send(from, OuroborosMsg::Sealed { ballot, p, info });
                 }
             }
