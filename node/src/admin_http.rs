@@ -230,16 +230,8 @@ async fn serve_one(
         }
         let target = head.split_whitespace().nth(1).unwrap_or("");
         let query = parse_query(target.split_once('?').map(|(_, q)| q).unwrap_or(""));
-        let query = match query {
-            Ok(q) => q,
-            Err(e) => {
-                return respond_json(
-                    &mut sock,
-                    "400 Bad Request",
-                    &json!({ "error": e, "kind": "bad_request" }),
-                )
-                .await
-            }
+        let Ok(query) = query else {
+            return bad_query(&mut sock, query).await;
         };
         if !serve_append(&mut sock, &head, rest, &query, &handle, &shared, true).await? {
             return Ok(());
@@ -247,6 +239,17 @@ async fn serve_one(
         // Idle keep-alive connections close after 30 s.
         wait = Duration::from_secs(30);
     }
+}
+
+/// Answer a query string that did not parse.
+async fn bad_query<T>(sock: &mut TcpStream, query: Result<T, String>) -> std::io::Result<()> {
+    let e = query.err().unwrap_or_default();
+    respond_json(
+        sock,
+        "400 Bad Request",
+        &json!({ "error": e, "kind": "bad_request" }),
+    )
+    .await
 }
 
 /// Answer one request on a connection that closes afterwards.
@@ -261,16 +264,9 @@ async fn serve_request(
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = match parse_query(query) {
-        Ok(q) => q,
-        Err(e) => {
-            return respond_json(
-                &mut sock,
-                "400 Bad Request",
-                &json!({ "error": e, "kind": "bad_request" }),
-            )
-            .await
-        }
+    let query = parse_query(query);
+    let Ok(query) = query else {
+        return bad_query(&mut sock, query).await;
     };
     if method == "POST" && path == "/log/append" {
         serve_append(&mut sock, &head, rest, &query, &handle, &shared, false).await?;

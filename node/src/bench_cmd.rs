@@ -508,14 +508,10 @@ pub fn run(a: BenchArgs) -> ExitCode {
         eprintln!("error: --record-bytes must be between 1 and 65536");
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::run_cmd::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

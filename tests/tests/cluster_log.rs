@@ -35,6 +35,21 @@ fn start(dir: &std::path::Path, peer: Option<&str>, expect: usize) -> NodeProc {
     NodeProc::start(&[], dir, &args)
 }
 
+/// Run `shen ARGS`, insist on success, return its standard output.
+fn shen_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(shen_tests::shen_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "shen {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn formed(admin: &str) -> bool {
     status(admin).is_some_and(|v| v["log"]["formed"] == true && v["log"]["recovered"] == true)
 }
@@ -114,27 +129,9 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
     assert_eq!(st["log"]["chains"].as_array().unwrap().len(), 64, "{st}");
 
     // Append on node 0, read on node 2 (through the CLI, as a user would).
-    let out = std::process::Command::new(shen_tests::shen_bin())
-        .args(["append", "--admin", &infos[0].admin, "greeting", "hello"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = shen_ok(&["append", "--admin", &infos[0].admin, "greeting", "hello"]);
     assert!(said.starts_with("appended to partition "), "{said}");
-    let out = std::process::Command::new(shen_tests::shen_bin())
-        .args(["read", "--admin", &infos[2].admin, "--key", "greeting"])
-        .output()
-        .unwrap();
-    let got = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{got}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let got = shen_ok(&["read", "--admin", &infos[2].admin, "--key", "greeting"]);
     assert!(got.trim_end().ends_with("\thello"), "{got}");
     // ... and by the Scarab ID the append printed.
     let id = said
@@ -142,24 +139,11 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
         .rsplit_once("(id ")
         .map(|(_, r)| r.trim_end_matches(')').to_string())
         .unwrap_or_else(|| panic!("no id in {said}"));
-    let out = std::process::Command::new(shen_tests::shen_bin())
-        .args(["read", "--admin", &infos[1].admin, "--id", &id])
-        .output()
-        .unwrap();
-    let got = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{got}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let got = shen_ok(&["read", "--admin", &infos[1].admin, "--id", &id]);
     assert_eq!(got.lines().count(), 1, "{got}");
     assert!(got.trim_end().ends_with("\thello"), "{got}");
     // `shen status` shows the chains.
-    let out = std::process::Command::new(shen_tests::shen_bin())
-        .args(["status", "--admin", &infos[1].admin])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let table = shen_ok(&["status", "--admin", &infos[1].admin]);
     assert!(
         table.contains("log: 64 partitions, rf 3, 3 members"),
         "{table}"
