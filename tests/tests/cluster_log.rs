@@ -142,6 +142,34 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
     let got = shen_ok(&["read", "--admin", &infos[1].admin, "--id", &id]);
     assert_eq!(got.lines().count(), 1, "{got}");
     assert!(got.trim_end().ends_with("\thello"), "{got}");
+    // `shen tail` follows the partition: the record there, then one
+    // appended while it waits.
+    let tail = std::process::Command::new(shen_tests::shen_bin())
+        .args(["tail", "--admin", &infos[2].admin, "--key", "greeting"])
+        .args(["--count", "2", "--poll-ms", "50"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    shen_ok(&["append", "--admin", &infos[1].admin, "greeting", "again"]);
+    let mut tail = tail;
+    let exited = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        matches!(tail.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = tail.kill();
+    }
+    let out = tail.wait_with_output().unwrap();
+    assert!(exited, "shen tail did not stop after 2 records within 20 s");
+    let followed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{followed}");
+    let lines: Vec<&str> = followed.lines().collect();
+    assert_eq!(lines.len(), 2, "{followed}");
+    assert!(
+        lines[0].ends_with("\thello") && lines[1].ends_with("\tagain"),
+        "{followed}"
+    );
     // `shen status` shows the chains.
     let table = shen_ok(&["status", "--admin", &infos[1].admin]);
     assert!(
