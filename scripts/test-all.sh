@@ -4,7 +4,9 @@
 # wasm-bindgen CLI), the cross-target determinism check
 # (scripts/wasm-determinism.mjs compares the trace hash of every scenario in
 # scenarios/ for seeds 0..20 between the wasm module and the native
-# `shen sim run`; needs Node.js >= 20), then the browser end-to-end test in
+# `shen sim run`; needs Node.js >= 20), the wasm-bindgen tests of the
+# exported API on wasm32 (scripts/test-wasm.sh: wasm-viz/tests/api.rs under
+# wasm-bindgen-test-runner and Node.js), then the browser end-to-end test in
 # Debian's headless Chromium (wasm-viz/e2e/e2e.mjs; SHEN_SKIP_E2E=1 skips).
 #
 #   scripts/test-all.sh [ARGS...]   ARGS go to `cargo test --workspace`,
@@ -60,6 +62,13 @@ echo "==> [test-all] wasm determinism passed ($((SECONDS - det_start))s)"
 
 echo "==> [test-all] wasm API: node wasm-viz/e2e/api.mjs $node_module"
 node "$ROOT/wasm-viz/e2e/api.mjs" "$node_module" </dev/null
+
+# wasm-bindgen tests (wasm-viz/tests/api.rs) built for wasm32 (dev profile,
+# target/wasm-test) and run by wasm-bindgen-test-runner under Node.js.
+wbt_start=$SECONDS
+echo "==> [test-all] wasm-bindgen tests: scripts/test-wasm.sh"
+"$ROOT/scripts/test-wasm.sh" </dev/null
+echo "==> [test-all] wasm-bindgen tests passed ($((SECONDS - wbt_start))s)"
 
 # End to end in Debian's headless Chromium (playwright-core from npm, no
 # downloaded browser). SHEN_SKIP_E2E=1 skips it (say, on a machine without
