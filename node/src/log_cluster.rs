@@ -332,7 +332,8 @@ pub fn status_section(node: &Node<PeerKey, ShenEvent<PeerKey>>, expect: Option<u
                 "partition": p,
                 "epoch": epoch_text(c.epoch),
                 "members": c.members.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                "here": c.members.contains(&me),
+                "learners": c.learners.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                "here": c.members.contains(&me) || c.learners.contains(&me),
                 "local_len": o.log(p as u32).len(),
                 "committed": o.committed(p as u32),
             })

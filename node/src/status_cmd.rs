@@ -239,6 +239,16 @@ fn render_log(v: &Value, out: &mut String) {
             2 => (ms[0].clone(), "-".to_string(), ms[1].clone()),
             n => (ms[0].clone(), ms[1..n - 1].join(","), ms[n - 1].clone()),
         };
+        let learning = c
+            .get("learners")
+            .and_then(|m| m.as_array())
+            .map(|a| a.len())
+            .unwrap_or(0);
+        let tail = if learning > 0 {
+            format!("{tail} +{learning}L")
+        } else {
+            tail
+        };
         let here = c.get("here").and_then(|x| x.as_bool()) == Some(true);
         let committed = if here {
             c.get("committed")
@@ -258,7 +268,7 @@ fn render_log(v: &Value, out: &mut String) {
             committed
         ));
     }
-    out.push_str("(EPOCH = generation.sequence of the Cartouche fencing number that set the chain; COMMITTED = known here, '-' if not a member)\n");
+    out.push_str("(EPOCH = generation.sequence of the Cartouche fencing number that set the chain; +nL = replacements still catching up; COMMITTED = known here, '-' if not a member)\n");
 }
 
 /// Run `shen status`.

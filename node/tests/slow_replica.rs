@@ -147,3 +147,56 @@ fn a_slow_replica_is_bypassed_while_it_stays_a_live_member() {
         "bypassed partitions should not wait on the slow links ({worst} µs)"
     );
 }
+
+fn learners(sim: &Sim<ShenEvent<u64>>, at: u64) -> Vec<Vec<u64>> {
+    let o = sim
+        .node(at)
+        .and_then(|n| n.ring::<Ouroboros<u64>>())
+        .unwrap();
+    o.table()
+        .chains
+        .iter()
+        .map(|c| c.learners.clone())
+        .collect()
+}
+
+#[test]
+fn a_replacement_learns_before_it_joins_and_appends_go_on_meanwhile() {
+    let mut s = sim();
+    s.run_until(Time::from_secs(3));
+    // Fill the logs so state transfer takes a while.
+    for _ in 0..20 {
+        appends(&mut s, 64, Duration::from_millis(200));
+    }
+    let before = chains(&s, 0);
+    let victim = 4u64;
+    s.crash(victim).unwrap();
+    // Watch node 0's table while appends go on: a replacement shows up as a
+    // learner first, and appends keep completing while it learns.
+    let mut saw_learner = false;
+    let mut done_while_learning = 0;
+    for _ in 0..500 {
+        let done = appends(&mut s, 2, Duration::from_millis(20));
+        let l = learners(&s, 0);
+        if l.iter().any(|x| !x.is_empty()) {
+            saw_learner = true;
+            done_while_learning += done.len();
+        }
+    }
+    assert!(saw_learner, "no replacement was ever a learner");
+    assert!(
+        done_while_learning > 0,
+        "appends stalled while a learner caught up"
+    );
+    // In the end every chain that lost the victim is whole again, with the
+    // replacement as a member and no learner left.
+    let after = chains(&s, 0);
+    let l = learners(&s, 0);
+    for (p, c) in before.iter().enumerate() {
+        if c.contains(&victim) {
+            assert!(!after[p].contains(&victim), "{after:?}");
+            assert_eq!(after[p].len(), 3, "partition {p}: {after:?} learners {l:?}");
+            assert!(l[p].is_empty(), "partition {p}: {l:?}");
+        }
+    }
+}

@@ -163,6 +163,11 @@ pub struct Chain<I> {
     pub keep: Option<I>,
     /// Head first, tail last.
     pub members: Vec<I>,
+    /// Replacements catching up by state transfer from the tail before
+    /// they join the chain (they take no part in acknowledgements or
+    /// reads; a later round appends each one to `members` once it reports
+    /// itself caught up).
+    pub learners: Vec<I>,
 }
 
 /// Every partition's chain, as decided by the round with `ballot`.
@@ -757,6 +762,7 @@ pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Tabl
                 prev: Epoch::default(),
                 keep: None,
                 members: ring.chain_of(p).cloned().collect(),
+                learners: Vec::new(),
             })
             .collect(),
     }
@@ -879,7 +885,7 @@ impl<I: NodeId> Ouroboros<I> {
             "table {:?} chain {:?} {:?} len {} commit {} sent {} ready {} barrier {:?} stale {} recovered {} promised {:?} token_req {:?} round {} live {:?}",
             self.table.ballot,
             c.epoch,
-            c.members,
+            (&c.members, &c.learners),
             part.log.len(),
             part.commit,
             part.sent,
@@ -941,10 +947,13 @@ impl<I: NodeId> Ouroboros<I> {
         }
         let live_n = self.live.len();
         self.table.chains.iter().enumerate().any(|(p, c)| {
-            c.members.iter().any(|m| !self.live.contains(m))
-                || (c.members.len() < self.config.rf && live_n > c.members.len())
+            let listed = c.members.len() + c.learners.len();
+            c.members.iter().chain(c.learners.iter()).any(|m| !self.live.contains(m))
+                || (listed < self.config.rf && live_n > listed)
                 || (self.parts[p].sealed == Some(c.epoch) && c.members.last() == Some(me))
-                || (self.parts[p].stale && c.members.contains(me))
+                || (self.parts[p].stale && (c.members.contains(me) || c.learners.contains(me)))
+                // A learner that caught up asks to join the chain.
+                || (c.learners.contains(me) && self.parts[p].ready && !self.parts[p].stale)
         })
     }
 
@@ -1067,7 +1076,7 @@ impl<I: NodeId> Ouroboros<I> {
 
     fn stale_parts(&self, me: &I) -> Vec<u32> {
         (0..self.config.partitions)
-            .filter(|&p| self.parts[p as usize].stale && self.chain(p).members.contains(me))
+            .filter(|&p| self.parts[p as usize].stale && self.position(p, me).is_some())
             .collect()
     }
 
@@ -1079,7 +1088,7 @@ impl<I: NodeId> Ouroboros<I> {
                     return None;
                 }
                 let c = self.chain(p);
-                let member = c.members.contains(me);
+                let member = c.members.contains(me) || c.learners.contains(me);
                 let ready_in = (member && part.ready).then_some(c.epoch);
                 let tail_of = (c.members.last() == Some(me)).then_some(c.epoch);
                 let left_ready = if member { None } else { part.left_ready };
@@ -1167,14 +1176,23 @@ impl<I: NodeId> Ouroboros<I> {
         &self.table.chains[p as usize]
     }
 
+    /// Position in the replication order: members, then learners (the
+    /// tail feeds its learner).
     fn position(&self, p: u32, me: &I) -> Option<usize> {
-        self.chain(p).members.iter().position(|m| m == me)
+        let c = self.chain(p);
+        c.members
+            .iter()
+            .chain(c.learners.iter())
+            .position(|m| m == me)
+    }
+
+    fn nth_in_order(c: &Chain<I>, i: usize) -> Option<I> {
+        c.members.iter().chain(c.learners.iter()).nth(i).cloned()
     }
 
     fn successor(&self, p: u32, me: &I) -> Option<I> {
-        let c = self.chain(p);
         let i = self.position(p, me)?;
-        c.members.get(i + 1).cloned()
+        Self::nth_in_order(self.chain(p), i + 1)
     }
 
     fn predecessor(&self, p: u32, me: &I) -> Option<I> {
@@ -1182,7 +1200,7 @@ impl<I: NodeId> Ouroboros<I> {
         if i == 0 {
             None
         } else {
-            self.chain(p).members.get(i - 1).cloned()
+            Self::nth_in_order(self.chain(p), i - 1)
         }
     }
 
@@ -1345,12 +1363,23 @@ impl<I: NodeId> Ouroboros<I> {
         for p in 0..self.config.partitions {
             if old.chains[p as usize].epoch != self.chain(p).epoch {
                 let old_chain = &old.chains[p as usize];
-                let in_old = old_chain.members.contains(cx.me);
+                let in_old =
+                    old_chain.members.contains(cx.me) || old_chain.learners.contains(cx.me);
                 let kept = self.chain(p).keep.as_ref() == Some(cx.me);
                 let continuous = old_chain.epoch == self.chain(p).prev;
                 let was_member = (continuous && in_old) || kept;
                 let old_epoch = old_chain.epoch;
-                self.begin_epoch(cx, p, was_member, old_epoch, in_old);
+                // A learner's log was not part of the old epoch's
+                // acknowledgements: it must catch up again before it counts.
+                let was_learner = continuous && old_chain.learners.contains(cx.me);
+                self.begin_epoch(
+                    cx,
+                    p,
+                    was_member && !was_learner,
+                    was_member,
+                    old_epoch,
+                    in_old,
+                );
             } else {
                 // The chain goes on unchanged under a table decided by a
                 // round at least as new as the one that sealed this tail:
@@ -1368,10 +1397,12 @@ impl<I: NodeId> Ouroboros<I> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn begin_epoch(
         &mut self,
         cx: &mut RingCtx<'_, I, Self>,
         p: u32,
+        acked_member: bool,
         was_member: bool,
         old_epoch: Epoch,
         in_old: bool,
@@ -1382,7 +1413,10 @@ impl<I: NodeId> Ouroboros<I> {
         let kept = self.chain(p).keep.as_ref() == Some(&me);
         let part = &mut self.parts[p as usize];
         part.sealed = None;
-        if !member && in_old && part.ready && !part.stale {
+        // (A learner's log was never acknowledged by its epoch: it does not
+        // count as a caught-up former member.)
+        let old_learner = was_member && !acked_member;
+        if !member && in_old && part.ready && !part.stale && !old_learner {
             part.left_ready = Some(old_epoch);
         }
         if member {
@@ -1391,7 +1425,7 @@ impl<I: NodeId> Ouroboros<I> {
         // A member that stays in the chain and was caught up stays caught
         // up: every acknowledgement of the last epoch included it. A kept
         // former member was checked by the configurator.
-        let was_ready = (was_member && part.ready && !part.stale) || kept;
+        let was_ready = (acked_member && part.ready && !part.stale) || kept;
         if member && (!was_member || part.stale) {
             // Added (again), or listed again after losing its log: it starts
             // empty and is filled by state transfer. (An old copy could hold
@@ -2313,26 +2347,52 @@ impl<I: NodeId> Ouroboros<I> {
                     next.insert(0, h.clone());
                     keep = Some(h);
                 }
-                for d in ring.chain_of(p32) {
-                    if next.len() >= self.config.rf {
-                        break;
+                // Learners that caught up join at the end (they hold the
+                // tail's log: it fed them); the others keep learning.
+                let mut learners: Vec<I> = Vec::new();
+                for l in &c.learners {
+                    if !alive(l) || stale.contains(&(l.clone(), p32)) || next.contains(l) {
+                        continue;
                     }
-                    if !next.contains(d) && !slow.contains(&(d.clone(), p32)) {
-                        next.push(d.clone());
-                    }
-                }
-                // Still short (a bypassed member was skipped): any other
-                // live member, in id order.
-                for d in self.live.iter() {
-                    if next.len() >= self.config.rf {
-                        break;
-                    }
-                    if !next.contains(d) && !slow.contains(&(d.clone(), p32)) {
-                        next.push(d.clone());
+                    // (With fewer than two members left, a learner joins
+                    // at once and catches up as a member: the chain must
+                    // not acknowledge on one copy while a second exists.)
+                    if ready(l, p32, c.epoch) || next.len() < 2 {
+                        next.push(l.clone());
+                    } else {
+                        learners.push(l.clone());
                     }
                 }
-                let lost = c.members.iter().any(|m| stale.contains(&(m.clone(), p32)));
-                if next == c.members && !lost {
+                // Replacements: learners while at least two members carry
+                // the chain (so acknowledgements still mean two copies);
+                // with fewer, members at once (appends wait for them).
+                let candidates: Vec<I> = ring
+                    .chain_of(p32)
+                    .cloned()
+                    .chain(self.live.iter().cloned())
+                    .collect();
+                for d in candidates {
+                    if next.len() + learners.len() >= self.config.rf {
+                        break;
+                    }
+                    if next.contains(&d)
+                        || learners.contains(&d)
+                        || slow.contains(&(d.clone(), p32))
+                    {
+                        continue;
+                    }
+                    if next.len() >= 2 {
+                        learners.push(d);
+                    } else {
+                        next.push(d);
+                    }
+                }
+                let lost = c
+                    .members
+                    .iter()
+                    .chain(c.learners.iter())
+                    .any(|m| stale.contains(&(m.clone(), p32)));
+                if next == c.members && learners == c.learners && !lost {
                     c.clone()
                 } else {
                     changed += 1;
@@ -2341,6 +2401,7 @@ impl<I: NodeId> Ouroboros<I> {
                         prev: c.epoch,
                         keep,
                         members: next,
+                        learners,
                     }
                 }
             })
@@ -2588,11 +2649,12 @@ impl<I: NodeId> Ouroboros<I> {
         // Every chain that lists this node: its log is gone.
         let me = cx.me.clone();
         for p in 0..self.config.partitions {
-            let listed = self.chain(p).members.contains(&me)
+            let in_chain = |c: &Chain<I>| c.members.contains(&me) || c.learners.contains(&me);
+            let listed = in_chain(self.chain(p))
                 || self
                     .accepted
                     .as_ref()
-                    .is_some_and(|a| a.chains[p as usize].members.contains(&me));
+                    .is_some_and(|a| in_chain(&a.chains[p as usize]));
             let part = &mut self.parts[p as usize];
             part.stale = listed;
             part.left_ready = None;
