@@ -2,7 +2,8 @@
 //! loopback, each with its own temporary data directory, started with
 //! `--bootstrap-expect N`. Waits until every node's Sundial view holds N live
 //! members and the replicated log has formed on every node, prints where to
-//! look and how to append and read, runs until Ctrl-C (or SIGTERM), then
+//! look (`/status`, `/events`, the live view `shen viz --live`) and how to
+//! append and read, runs until Ctrl-C (or SIGTERM), then
 //! stops every node gracefully and cleans up.
 //!
 //! mDNS does not announce on the loopback interface (and is turned off here
@@ -38,6 +39,11 @@ pub struct UpArgs {
     /// Stop the cluster as soon as it has converged (for scripts and tests).
     #[arg(long)]
     pub exit_when_ready: bool,
+    /// Also serve the browser simulator's live view of this cluster
+    /// (`shen viz --live`) on 127.0.0.1:PORT (0 picks a free port; the URL
+    /// is printed). Needs the page built (scripts/build-viz.sh).
+    #[arg(long, value_name = "PORT")]
+    pub viz: Option<u16>,
 }
 
 struct Proc {
@@ -74,6 +80,7 @@ pub(crate) fn start_cluster(
         dir: Some(root.to_path_buf()),
         timeout_s,
         exit_when_ready: true,
+        viz: None,
     };
     let stop = AtomicBool::new(false);
     let infos = start(&args, exe, root, &mut cluster, &stop)?;
@@ -278,7 +285,30 @@ pub fn run(args: UpArgs) -> ExitCode {
                     "  shen tail --admin {} --key greeting       # follow the partition",
                     first.admin
                 );
-                println!("  shen viz                                  # the browser simulator");
+                println!(
+                    "  shen viz --live {}               # the live view of this cluster in the browser",
+                    first.admin
+                );
+            }
+            if let (Some(port), Some(first)) = (args.viz, infos.first()) {
+                let page = crate::viz_cmd::default_dir().join("pkg/shen_wasm_viz_bg.wasm");
+                if !page.is_file() {
+                    println!();
+                    println!("live view: the browser page is not built yet (run scripts/build-viz.sh, then `shen viz --live {}`)", first.admin);
+                } else {
+                    println!();
+                    match Command::new(&exe)
+                        .args(["viz", "--live", &first.admin, "--port", &port.to_string()])
+                        .stdin(Stdio::null())
+                        .spawn()
+                    {
+                        Ok(child) => cluster.procs.push(Proc {
+                            child,
+                            dir: root.clone(),
+                        }),
+                        Err(e) => eprintln!("live view: cannot start `shen viz`: {e}"),
+                    }
+                }
             }
             if !args.exit_when_ready {
                 println!();
@@ -298,7 +328,7 @@ pub fn run(args: UpArgs) -> ExitCode {
                         .retain_mut(|p| !matches!(p.child.try_wait(), Ok(Some(_))));
                 }
             }
-            println!("stopping {} nodes...", cluster.procs.len());
+            println!("stopping {} processes...", cluster.procs.len());
             cluster.stop();
             println!("stopped");
             ExitCode::SUCCESS
