@@ -5,6 +5,7 @@
 
 pub mod admin_http;
 pub mod bench_cmd;
+pub mod client;
 pub mod client_cmd;
 mod fsutil;
 pub mod gossip_cmd;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use shen_node::client::{ClientError, ShenClient};
 use shen_node::status_cmd::http_request;
 use shen_tests::{status, wait_for, NodeProc};
 
@@ -170,6 +171,35 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
         lines[0].ends_with("\thello") && lines[1].ends_with("\tagain"),
         "{followed}"
     );
+    // The application API: append, read by ID, read a range, follow,
+    // cluster status — through another node.
+    let log = ShenClient::new(infos[1].admin.clone());
+    let a = log.append(b"api", b"first").unwrap();
+    let b = log.append(b"api", b"second").unwrap();
+    assert_eq!(a.partition, b.partition);
+    assert_eq!(b.offset, a.offset + 1);
+    assert!(b.id > a.id, "Scarab IDs increase along a partition");
+    let got = log.read(b.id).unwrap().expect("read by id");
+    assert_eq!(
+        (got.offset, got.data.as_slice()),
+        (b.offset, &b"second"[..])
+    );
+    let range = log.read_range(a.partition, a.offset, 10).unwrap();
+    assert_eq!(range.len(), 2);
+    let followed: Vec<Vec<u8>> = log
+        .subscribe(a.partition, a.offset)
+        .take(2)
+        .map(|r| r.unwrap().data)
+        .collect();
+    assert_eq!(followed, vec![b"first".to_vec(), b"second".to_vec()]);
+    let cs = log.cluster_status().unwrap();
+    assert!(
+        cs.log_formed && cs.partitions == 64 && cs.chains.len() == 64,
+        "{cs:?}"
+    );
+    assert_eq!(cs.members.len(), N);
+    let bad = ShenClient::new(infos[1].admin.clone()).read_range(9999, 0, 1);
+    assert!(matches!(bad, Err(ClientError::BadRequest(_))), "{bad:?}");
     // `shen status` shows the chains.
     let table = shen_ok(&["status", "--admin", &infos[1].admin]);
     assert!(
