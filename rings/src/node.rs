@@ -315,6 +315,12 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
             return;
         };
         let from = self.out.len();
+        self.start_ring(i, now, rng);
+        self.react(now, rng, from);
+    }
+
+    /// Start the ring at index `i` (no reaction yet).
+    fn start_ring(&mut self, i: usize, now: Time, rng: &mut dyn RngCore) {
         self.rings[i].start(Self::env(
             &self.me,
             &mut self.tokens,
@@ -322,7 +328,6 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
             now,
             rng,
         ));
-        self.react(now, rng, from);
     }
 
     /// This node's identity.
@@ -362,14 +367,8 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
         }
         self.started = true;
         let from = self.out.len();
-        for r in &mut self.rings {
-            r.start(Self::env(
-                &self.me,
-                &mut self.tokens,
-                &mut self.out,
-                now,
-                rng,
-            ));
+        for i in 0..self.rings.len() {
+            self.start_ring(i, now, rng);
         }
         self.react(now, rng, from);
     }
