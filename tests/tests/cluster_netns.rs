@@ -170,6 +170,19 @@ impl Drop for Lab {
     }
 }
 
+/// Poll `f` every 300 ms until it is true (true) or `timeout` passed
+/// (false).
+fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    false
+}
+
 fn logs(nodes: &[NodeProc]) -> String {
     nodes
         .iter()
@@ -191,16 +204,7 @@ fn netns_five_hosts_find_each_other_by_mdns_partition_and_heal() {
         .collect();
     let all = [0, 1, 2, 3, 4];
     let t0 = Instant::now();
-    let ok = (|| {
-        let until = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < until {
-            if lab.all_live(&all, 5) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        false
-    })();
+    let ok = poll_until(Duration::from_secs(45), || lab.all_live(&all, 5));
     assert!(
         ok,
         "5 hosts did not converge by mDNS in 45 s\n{}",
@@ -227,16 +231,7 @@ fn netns_five_hosts_find_each_other_by_mdns_partition_and_heal() {
     std::thread::sleep(Duration::from_secs(hold));
     let t0 = Instant::now();
     ip(&["link", "set", &lab.hosts[4].veth, "up"]).unwrap();
-    let healed = (|| {
-        let until = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < until {
-            if lab.all_live(&all, 5) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        false
-    })();
+    let healed = poll_until(Duration::from_secs(45), || lab.all_live(&all, 5));
     assert!(healed, "views did not heal in 45 s\n{}", logs(&nodes));
     eprintln!("healed {:?} after the link came back", t0.elapsed());
     drop(nodes);
@@ -358,16 +353,9 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9() {
         })
         .collect();
     let all = [0, 1, 2, 3, 4];
-    let formed = (|| {
-        let until = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < until {
-            if all.iter().all(|&i| lab.log_formed(i)) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        false
-    })();
+    let formed = poll_until(Duration::from_secs(60), || {
+        all.iter().all(|&i| lab.log_formed(i))
+    });
     assert!(formed, "the log did not form in 60 s\n{}", logs(&nodes));
 
     // Append on host 0, read on host 3.
