@@ -13,9 +13,11 @@
 //! stores it in `DIR/log-members.json` and starts Cartouche and Ouroboros
 //! over it. Every node of a cluster started with the same N sees the same N
 //! members, so all form the same set. A restarted node reads the file and
-//! rejoins the same set at once (as a restarted Ouroboros member: it
-//! re-learns the table from a majority and its chains are refilled by state
-//! transfer). More than N live nodes at formation time is refused with a
+//! rejoins the same set at once, rebuilding its Ouroboros state (logs,
+//! replica state, acceptor state, table) from its write-ahead log in
+//! `DIR/ouroboros-wal` (see `shen_rings::ouroboros`'s durability notes);
+//! without one it rejoins as a restarted member that relearns the table
+//! from a majority and is refilled by state transfer. More than N live nodes at formation time is refused with a
 //! warning (the set would be ambiguous); nodes outside the set still join
 //! Sundial, and reach the log through any member.
 
@@ -27,12 +29,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shen_rings::cartouche::{Cartouche, CartoucheEvent, Fencing};
-use shen_rings::ouroboros::{LogError, Ouroboros, OuroborosEvent};
+use shen_rings::ouroboros::{read_all, LogError, Ouroboros, OuroborosEvent};
 use shen_rings::stack::{CartoucheSettings, OuroborosSettings, ShenEvent};
 use shen_rings::sundial::Sundial;
 use shen_rings::{Node, Time};
 use shen_transport_libp2p::PeerKey;
 use tokio::sync::oneshot;
+use tracing::info;
+
+use crate::segment_log::SegmentLog;
 
 /// The formed member set, in the data directory.
 pub const LOG_MEMBERS_FILE: &str = "log-members.json";
@@ -176,38 +181,83 @@ pub fn store_members(dir: &Path, members: &[PeerKey]) -> Result<(), String> {
     crate::run_cmd::write_atomic(&dir.join(LOG_MEMBERS_FILE), &bytes)
 }
 
-/// Host Cartouche and Ouroboros over `members` on `node` (started at once
-/// if the node runs). `restarted`: this node was a member before and lost
-/// its in-memory logs.
-pub fn adopt(
-    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+/// The write-ahead log's directory inside the data directory.
+pub const WAL_DIR: &str = "ouroboros-wal";
+
+/// Build this node's Ouroboros over `members`: on the write-ahead log in
+/// `DIR/ouroboros-wal` when `settings.ouroboros.durable` (rebuilt from it if
+/// it holds a previous life's state), else in memory. `restarted`: the node
+/// was a member before (with no usable log it relearns from the others).
+pub fn open_ouroboros(
+    dir: &Path,
     members: &[PeerKey],
     settings: &LogSettings,
     restarted: bool,
+) -> Result<Ouroboros<PeerKey>, String> {
+    let config = settings.ouroboros.to_config();
+    if !settings.ouroboros.durable {
+        return Ok(Ouroboros::new(members, config, restarted));
+    }
+    let path = dir.join(WAL_DIR);
+    let wal = SegmentLog::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let records = read_all(&wal).map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = records.len();
+    let o = Ouroboros::recover(
+        members,
+        config,
+        restarted,
+        &records,
+        Box::new(wal),
+        settings.ouroboros.fsync,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    if o.is_restored() {
+        let held: usize = (0..settings.ouroboros.partitions)
+            .map(|p| o.log(p).len())
+            .sum();
+        info!(
+            records = n,
+            entries = held,
+            "log state recovered from the write-ahead log"
+        );
+    }
+    Ok(o)
+}
+
+/// Host Cartouche and Ouroboros over `members` on `node` (started at once
+/// if the node runs).
+pub fn adopt(
+    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    dir: &Path,
+    members: &[PeerKey],
+    settings: &LogSettings,
     now: Time,
     rng: &mut dyn rand_core::RngCore,
-) {
+) -> Result<(), String> {
+    let mut ouroboros = open_ouroboros(dir, members, settings, false)?;
     let cartouche = Cartouche::new(members.iter().copied(), settings.cartouche.to_config());
-    let mut ouroboros = Ouroboros::new(members, settings.ouroboros.to_config(), restarted);
     ouroboros.set_wall_clock(unix_now_ms().saturating_sub(now.as_millis()));
     node.add_started_ring(now, rng, cartouche);
     node.add_started_ring(now, rng, ouroboros);
     sync_live(node, now, rng);
+    Ok(())
 }
 
 /// Host the rings on a node that has not started yet (restart path).
 pub fn adopt_before_start(
     node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    dir: &Path,
     members: &[PeerKey],
     settings: &LogSettings,
-) {
+) -> Result<(), String> {
+    let mut ouroboros = open_ouroboros(dir, members, settings, true)?;
     node.add_ring(Cartouche::new(
         members.iter().copied(),
         settings.cartouche.to_config(),
     ));
-    let mut ouroboros = Ouroboros::new(members, settings.ouroboros.to_config(), true);
     ouroboros.set_wall_clock(unix_now_ms());
     node.add_ring(ouroboros);
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch (for Scarab IDs; 0 if the clock is

@@ -18,6 +18,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
+use shen_rings::ouroboros::FsyncPolicy;
 use shen_rings::stack::{build_node, ShenEvent, StackConfig, SundialSettings};
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{Node, RingId, Time};
@@ -97,6 +98,13 @@ pub struct RunArgs {
     /// only.
     #[arg(long, env = "SHEN_BOOTSTRAP_EXPECT", value_name = "N")]
     pub bootstrap_expect: Option<usize>,
+    /// When the log's write-ahead log (DIR/ouroboros-wal) is synced:
+    /// `batch` (default: one fsync covers everything written since the
+    /// last, and nothing is acknowledged before it), `every` (one fsync per
+    /// record) or `never` (written, not synced: survives a killed process,
+    /// not a power loss). Also `[stack.ouroboros] fsync` in the config file.
+    #[arg(long, env = "SHEN_FSYNC", value_name = "POLICY")]
+    pub fsync: Option<FsyncPolicy>,
 }
 
 /// The `shen run` config file.
@@ -245,6 +253,12 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
         cartouche: stack.cartouche.take().unwrap_or_default(),
         ouroboros: stack.ouroboros.take().unwrap_or_default(),
     };
+    let mut log = log;
+    if let Some(policy) = args.fsync {
+        log.ouroboros.fsync = policy;
+    }
+    // A real node always keeps the write-ahead log.
+    log.ouroboros.durable = true;
     if let Some(n) = log.expect {
         if !(1..=1000).contains(&n) {
             return Err(format!(
@@ -383,7 +397,10 @@ impl ShenHost {
                     return;
                 }
                 info!(members = members.len(), "log formed: starting Cartouche and Ouroboros");
-                adopt(node, &members, &self.log, false, now, rng);
+                if let Err(e) = adopt(node, &self.data_dir, &members, &self.log, now, rng) {
+                    error!("cannot open the log's write-ahead log: {e}; not forming the log");
+                    return;
+                }
                 self.formation = None;
             }
         }
@@ -630,7 +647,7 @@ async fn run_node(
                 ));
             }
             info!(members = members.len(), "rejoining the formed log");
-            adopt_before_start(&mut node, members, &settings.log);
+            adopt_before_start(&mut node, dir, members, &settings.log)?;
             None
         }
         None => settings.log.expect.map(Formation::new),

@@ -16,6 +16,8 @@ fn args() -> LogArgs {
         concurrency: 4,
         read_ratio: 0.2,
         faults: true,
+        durable: true,
+        fsync_us: 300,
         json: false,
     }
 }

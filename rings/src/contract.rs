@@ -367,6 +367,30 @@ pub trait Ring<I: NodeId>: Clone + 'static {
     /// Fault-tolerance hook: re-check local invariants against the current
     /// membership (called after a batch of membership changes).
     fn on_stabilize(&mut self, _cx: &mut RingCtx<'_, I, Self>) {}
+
+    /// Durability barrier: when true, the node holds every message this
+    /// ring sends until the next [`Ring::on_flush`] has returned (the ring
+    /// makes its state durable there, so nothing that depends on state a
+    /// crash could lose ever leaves the node). False by default: sends go
+    /// out at once.
+    fn gates_sends(&self) -> bool {
+        false
+    }
+
+    /// True when the ring has written state it has not made durable yet
+    /// (the driver should call [`Node::flush`](crate::node::Node::flush)
+    /// soon; it may first handle more input to batch the work).
+    fn needs_flush(&self) -> bool {
+        false
+    }
+
+    /// Make everything written so far durable. When it returns true the
+    /// node releases the messages held since the last flush; false means
+    /// the state could not be made durable: they are dropped (as a crash
+    /// would drop them) and the ring must stop acting on that state.
+    fn on_flush(&mut self, _cx: &mut RingCtx<'_, I, Self>) -> bool {
+        true
+    }
 }
 
 /// One named timer of a ring: remembers the token of the armed instance so a

@@ -86,6 +86,8 @@ trait Hosted<I: NodeId, E>: Any {
     fn joined(&mut self, env: Env<'_, I, E>, member: &I);
     fn failed(&mut self, env: Env<'_, I, E>, member: &I);
     fn stabilize(&mut self, env: Env<'_, I, E>);
+    fn needs_flush(&self) -> bool;
+    fn flush(&mut self, env: Env<'_, I, E>);
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn clone_box(&self) -> Box<dyn Hosted<I, E>>;
@@ -94,6 +96,8 @@ trait Hosted<I: NodeId, E>: Any {
 struct Slot<I: NodeId, R: Ring<I>> {
     ring: R,
     scratch: Vec<Output<I, R::Msg, R::Event>>,
+    /// Sends held until the next flush (rings that gate their sends).
+    held: Vec<(I, Result<Envelope, WireError>)>,
 }
 
 impl<I: NodeId, R: Ring<I>> Slot<I, R> {
@@ -119,7 +123,14 @@ impl<I: NodeId, R: Ring<I>> Slot<I, R> {
             let mut cx = Ctx::new(now, me, rng, &mut scratch, tokens);
             f(&mut self.ring, &mut cx)
         };
+        let gate = self.ring.gates_sends();
         for o in scratch.drain(..) {
+            if gate {
+                if let Output::Send { to, msg } = o {
+                    self.held.push((to, Envelope::wrap(R::ID, &msg)));
+                    continue;
+                }
+            }
             out.push(match o {
                 Output::Send { to, msg } => match Envelope::wrap(R::ID, &msg) {
                     Ok(envelope) => NodeOutput::Send { to, envelope },
@@ -177,6 +188,47 @@ where
     fn stabilize(&mut self, env: Env<'_, I, E>) {
         self.run(env, |r, cx| r.on_stabilize(cx));
     }
+    fn needs_flush(&self) -> bool {
+        !self.held.is_empty() || self.ring.needs_flush()
+    }
+    fn flush(&mut self, env: Env<'_, I, E>) {
+        let Env {
+            now,
+            me,
+            rng,
+            tokens,
+            out,
+        } = env;
+        // Messages held before the flush may leave once it returned; what
+        // the flush itself sends is held again only if the ring still gates.
+        let held = core::mem::take(&mut self.held);
+        let at = out.len();
+        let ok = self.run(
+            Env {
+                now,
+                me,
+                rng,
+                tokens,
+                out,
+            },
+            |r, cx| r.on_flush(cx),
+        );
+        if !ok {
+            return;
+        }
+        let released = held.into_iter().map(|(to, e)| match e {
+            Ok(envelope) => NodeOutput::Send { to, envelope },
+            Err(error) => NodeOutput::SendFailed {
+                to,
+                ring: R::ID,
+                error,
+            },
+        });
+        // Held messages go out before anything the flush emitted.
+        let mut tail = out.split_off(at);
+        out.extend(released);
+        out.append(&mut tail);
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -187,6 +239,7 @@ where
         Box::new(Slot::<I, R> {
             ring: self.ring.clone(),
             scratch: Vec::new(),
+            held: self.held.clone(),
         })
     }
 }
@@ -295,6 +348,7 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
         self.rings.push(Box::new(Slot::<I, R> {
             ring,
             scratch: Vec::new(),
+            held: Vec::new(),
         }));
         self.rings.sort_by_key(|r| r.id());
     }
@@ -490,6 +544,31 @@ impl<I: NodeId, E: Clone + 'static> Node<I, E> {
             .as_any()
             .downcast_ref::<Slot<I, R>>()
             .map(|s| &s.ring)
+    }
+
+    /// True when a ring holds unsent messages or undurable state: call
+    /// [`Node::flush`] (after handling whatever other input is ready, to
+    /// batch the durability work).
+    pub fn needs_flush(&self) -> bool {
+        self.rings.iter().any(|r| r.needs_flush())
+    }
+
+    /// Make every ring's state durable ([`Ring::on_flush`]), then release
+    /// the messages held since the last flush.
+    pub fn flush(&mut self, now: Time, rng: &mut dyn RngCore) {
+        let from = self.out.len();
+        for r in &mut self.rings {
+            if r.needs_flush() {
+                r.flush(Self::env(
+                    &self.me,
+                    &mut self.tokens,
+                    &mut self.out,
+                    now,
+                    rng,
+                ));
+            }
+        }
+        self.react(now, rng, from);
     }
 
     /// Take every pending output, oldest first.

@@ -70,6 +70,9 @@ use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken
 use crate::hash::hash_bytes;
 use crate::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
 
+mod durable;
+pub use durable::{read_all, FsyncPolicy, RecoverError, WalStore};
+
 /// A chain epoch / table ballot: a Cartouche fencing number.
 pub type Epoch = Fencing;
 
@@ -553,6 +556,12 @@ pub enum OuroborosEvent<I> {
         /// Its ballot.
         ballot: Epoch,
     },
+    /// The write-ahead log failed: this node stopped taking part (restart
+    /// it once the disk is fixed; it recovers from what was synced).
+    StorageFailed {
+        /// The store's error.
+        reason: alloc::string::String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -590,6 +599,8 @@ struct Part<I> {
     /// Since the successor caught up: (log end, time) of local appends it
     /// does not hold yet, oldest first.
     unheld: VecDeque<(u64, Time)>,
+    /// What the write-ahead log holds of this replica.
+    wal: durable::PartWal,
 }
 
 #[derive(Clone, Debug)]
@@ -708,6 +719,10 @@ pub struct Ouroboros<I> {
     ticks: u64,
     tick: TimerSlot,
     stats: OuroborosStats,
+    /// The write-ahead log, when the node has a disk.
+    durable: Option<durable::Durable>,
+    /// Rebuilt from the write-ahead log at start.
+    restored: bool,
 }
 
 impl<I> Part<I> {
@@ -728,6 +743,7 @@ impl<I> Part<I> {
             succ_held: 0,
             succ_target: 0,
             unheld: VecDeque::new(),
+            wal: durable::PartWal::default(),
         }
     }
 }
@@ -839,6 +855,8 @@ impl<I: NodeId> Ouroboros<I> {
             ticks: 0,
             tick: TimerSlot::new(),
             stats: OuroborosStats::default(),
+            durable: None,
+            restored: false,
             config,
         }
     }
@@ -1224,8 +1242,13 @@ impl<I: NodeId> Ouroboros<I> {
         let p = match &op {
             Op::Append { p, .. } | Op::Read { p, .. } => *p,
         };
-        if p >= self.config.partitions {
-            let error = LogError::BadPartition(p);
+        let failed = self.storage_failed();
+        if p >= self.config.partitions || failed {
+            let error = if failed {
+                LogError::NotEnoughReplicas
+            } else {
+                LogError::BadPartition(p)
+            };
             match op {
                 Op::Append { .. } => cx.emit(OuroborosEvent::AppendFailed {
                     req,
@@ -1432,6 +1455,7 @@ impl<I: NodeId> Ouroboros<I> {
             // more than its new predecessor and break the prefix property.)
             part.stale = false;
             part.log.clear();
+            part.wal.truncated(0);
             part.dedupe.clear();
             part.commit = 0;
         }
@@ -1451,6 +1475,7 @@ impl<I: NodeId> Ouroboros<I> {
             // This keeps the prefix property: a successor never holds what
             // its predecessor lacks, unless the predecessor lost data.
             part.log.truncate(part.commit as usize);
+            part.wal.truncated(part.commit);
             Self::rebuild_dedupe(part);
         }
         part.sent = part.commit.min(part.log.len() as u64);
@@ -1781,6 +1806,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
             let keep = part.commit;
             part.log.truncate(keep as usize);
+            part.wal.truncated(keep);
             Self::rebuild_dedupe(part);
             self.stats.truncations += 1;
             cx.send(
@@ -1808,6 +1834,7 @@ impl<I: NodeId> Ouroboros<I> {
                     return;
                 }
                 part.log.truncate(idx);
+                part.wal.truncated(idx as u64);
                 Self::rebuild_dedupe(part);
                 self.stats.truncations += 1;
             }
@@ -2660,6 +2687,7 @@ impl<I: NodeId> Ouroboros<I> {
             part.left_ready = None;
             part.sealed = None;
             part.log.clear();
+            part.wal.truncated(0);
             part.dedupe.clear();
             part.commit = 0;
             part.sent = 0;
@@ -2697,7 +2725,22 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
         self.arm_tick(cx);
     }
 
+    fn gates_sends(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.wal_dirty()
+    }
+
+    fn on_flush(&mut self, cx: &mut RingCtx<'_, I, Self>) -> bool {
+        self.flush_wal(cx)
+    }
+
     fn on_message(&mut self, cx: &mut RingCtx<'_, I, Self>, from: I, msg: Self::Msg) {
+        if self.storage_failed() {
+            return;
+        }
         match msg {
             OuroborosMsg::Prepare { ballot } => self.on_prepare(cx, from, ballot),
             OuroborosMsg::Promise {
@@ -2857,7 +2900,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
     }
 
     fn on_timer(&mut self, cx: &mut RingCtx<'_, I, Self>, token: TimerToken) {
-        if self.tick.fired(token) {
+        if self.tick.fired(token) && !self.storage_failed() {
             self.on_tick(cx);
         }
     }

@@ -6,6 +6,7 @@
 //! thing everywhere. Each ring that lands adds a field here and a variant to
 //! [`ShenEvent`].
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -16,7 +17,9 @@ use alloc::string::String;
 use crate::cartouche::{Cartouche, CartoucheConfig, CartoucheEvent};
 use crate::contract::{NodeId, Time};
 use crate::node::Node;
-use crate::ouroboros::{Ouroboros, OuroborosConfig, OuroborosEvent};
+use crate::ouroboros::{
+    FsyncPolicy, Ouroboros, OuroborosConfig, OuroborosEvent, RecoverError, WalStore,
+};
 use crate::phi::PhiConfig;
 use crate::sundial::{Sundial, SundialConfig, SundialEvent};
 use crate::toy::{Relay, RelayEvent};
@@ -238,6 +241,13 @@ pub struct OuroborosSettings {
     pub slow_after_ms: u64,
     /// How long a bypassed member stays out of those chains.
     pub slow_hold_ms: u64,
+    /// Keep a write-ahead log on the node's disk (the simulator's disk in
+    /// `shen sim`; the data directory in `shen run`) and acknowledge only
+    /// what it holds: every message waits for the next flush. Off: state in
+    /// memory only (a restarted node relearns everything from the others).
+    pub durable: bool,
+    /// When the write-ahead log is synced (with `durable`).
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for OuroborosSettings {
@@ -252,6 +262,8 @@ impl Default for OuroborosSettings {
             max_batch: c.max_batch,
             slow_after_ms: c.slow_after.as_millis() as u64,
             slow_hold_ms: c.slow_hold.as_millis() as u64,
+            durable: false,
+            fsync: FsyncPolicy::Batch,
         }
     }
 }
@@ -358,6 +370,7 @@ impl<I> ShenEvent<I> {
         "ouroboros.reconfig_done",
         "ouroboros.reconfig_aborted",
         "ouroboros.table_installed",
+        "ouroboros.storage_failed",
     ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
@@ -395,6 +408,7 @@ impl<I> ShenEvent<I> {
                 OuroborosEvent::ReconfigDone { .. } => "ouroboros.reconfig_done",
                 OuroborosEvent::ReconfigAborted { .. } => "ouroboros.reconfig_aborted",
                 OuroborosEvent::TableInstalled { .. } => "ouroboros.table_installed",
+                OuroborosEvent::StorageFailed { .. } => "ouroboros.storage_failed",
             },
         }
     }
@@ -433,6 +447,26 @@ pub fn build_node<I: NodeId>(
     members: &[I],
     incarnation: u32,
 ) -> Node<I, ShenEvent<I>> {
+    // Without a write-ahead log there is nothing to recover: cannot fail.
+    match build_node_with_wal(config, me.clone(), members, incarnation, None) {
+        Ok(n) => n,
+        Err(_) => Node::new(me, incarnation),
+    }
+}
+
+/// A node's write-ahead log as found at boot: its records, oldest first,
+/// and the store to keep appending to.
+pub type WalAtBoot = (Vec<Vec<u8>>, Box<dyn WalStore>);
+
+/// [`build_node`], with Ouroboros on the write-ahead log `wal` (rebuilt
+/// from its records, see [`Ouroboros::recover`]) when given.
+pub fn build_node_with_wal<I: NodeId>(
+    config: &StackConfig,
+    me: I,
+    members: &[I],
+    incarnation: u32,
+    wal: Option<WalAtBoot>,
+) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
     let mut node = Node::new(me.clone(), incarnation);
     if let Some(r) = &config.relay {
         let members: Vec<I> = members.to_vec();
@@ -468,14 +502,21 @@ pub fn build_node<I: NodeId>(
         }
     }
     if let Some(settings) = &config.ouroboros {
-        node.add_ring(Ouroboros::new(
-            members,
-            settings.to_config(),
-            incarnation > 1,
-        ));
+        let ouro = match wal {
+            Some((records, store)) => Ouroboros::recover(
+                members,
+                settings.to_config(),
+                incarnation > 1,
+                &records,
+                store,
+                settings.fsync,
+            )?,
+            None => Ouroboros::new(members, settings.to_config(), incarnation > 1),
+        };
+        node.add_ring(ouro);
     }
     node.set_reactor(shen_reactor::<I>);
-    node
+    Ok(node)
 }
 
 /// How the standard rings react to each other on one node:

@@ -358,6 +358,13 @@ const OUTBOUND_QUEUE: usize = 1024;
 /// How long a peer whose stream could not be opened is not retried.
 const OPEN_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Most ready inputs (frames, commands) taken into one flush.
+const GROUP_COMMIT_MAX: usize = 512;
+
+/// Flushes in a row before the loop waits for input again (a flush can
+/// release messages to this node itself, which may need another).
+const MAX_FLUSH_ROUNDS: usize = 16;
+
 /// A libp2p swarm ready to drive a node.
 pub struct Transport<E: 'static> {
     swarm: Swarm<Behaviour>,
@@ -367,6 +374,8 @@ pub struct Transport<E: 'static> {
     metrics: Arc<Metrics>,
     cmd_tx: mpsc::UnboundedSender<Command<E>>,
     cmd_rx: mpsc::UnboundedReceiver<Command<E>>,
+    /// When the graceful shutdown ends (set by [`Command::Shutdown`]).
+    stop_at: Option<Instant>,
     start: Instant,
     rng: ChaCha8Rng,
     timers: BTreeSet<(Time, u64, TimerKey)>,
@@ -424,6 +433,7 @@ impl<E: Clone + 'static> Transport<E> {
             metrics,
             cmd_tx,
             cmd_rx,
+            stop_at: None,
             start: Instant::now(),
             rng: ChaCha8Rng::from_os_rng(),
             timers: BTreeSet::new(),
@@ -545,7 +555,6 @@ impl<E: Clone + 'static> Transport<E> {
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stop_at: Option<Instant> = None;
         let far = Duration::from_secs(3600);
         loop {
             let next_timer = self
@@ -553,7 +562,7 @@ impl<E: Clone + 'static> Transport<E> {
                 .first()
                 .map(|(t, _, _)| self.instant_of(*t))
                 .unwrap_or_else(|| Instant::now() + far);
-            let wake = match stop_at {
+            let wake = match self.stop_at {
                 Some(s) => next_timer.min(s),
                 None => next_timer,
             };
@@ -568,23 +577,9 @@ impl<E: Clone + 'static> Transport<E> {
                         self.backoff.insert(exit.peer, Instant::now() + OPEN_BACKOFF);
                     }
                 }
-                Some(cmd) = self.cmd_rx.recv() => match cmd {
-                    Command::Run(f) => {
-                        let view = self.view();
-                        let now = self.now();
-                        f(&mut node, &view, now, &mut self.rng);
-                    }
-                    Command::Shutdown => {
-                        if stop_at.is_none() {
-                            info!("shutting down: leaving the cluster");
-                            let now = self.now();
-                            host.on_shutdown(&mut node, now, &mut self.rng);
-                            stop_at = Some(Instant::now() + self.config.shutdown_grace);
-                        }
-                    }
-                },
+                Some(cmd) = self.cmd_rx.recv() => self.on_command(cmd, &mut node, &mut host),
                 _ = tokio::time::sleep_until(wake.into()) => {
-                    if stop_at.is_some_and(|s| Instant::now() >= s) {
+                    if self.stop_at.is_some_and(|s| Instant::now() >= s) {
                         break;
                     }
                     self.fire_timers(&mut node);
@@ -601,12 +596,70 @@ impl<E: Clone + 'static> Transport<E> {
                 }
             }
             self.pump(&mut node, &mut host, &control);
+            self.flush(&mut node, &mut host, &control);
         }
         // Dropping the writers' senders closes their streams after the
         // queued frames are written.
         self.outbound.clear();
         tokio::time::sleep(Duration::from_millis(50)).await;
         info!("stopped");
+    }
+
+    fn on_command<H: Host<E>>(
+        &mut self,
+        cmd: Command<E>,
+        node: &mut Node<PeerKey, E>,
+        host: &mut H,
+    ) {
+        match cmd {
+            Command::Run(f) => {
+                let view = self.view();
+                let now = self.now();
+                f(node, &view, now, &mut self.rng);
+            }
+            Command::Shutdown => {
+                if self.stop_at.is_none() {
+                    info!("shutting down: leaving the cluster");
+                    let now = self.now();
+                    host.on_shutdown(node, now, &mut self.rng);
+                    self.stop_at = Some(Instant::now() + self.config.shutdown_grace);
+                }
+            }
+        }
+    }
+
+    /// The durability barrier, with group commit: when a ring holds
+    /// messages until its state is durable, first take whatever input is
+    /// already waiting (peer frames and local commands, bounded), so one
+    /// flush (one fsync) covers all of it; then flush and send.
+    fn flush<H: Host<E>>(
+        &mut self,
+        node: &mut Node<PeerKey, E>,
+        host: &mut H,
+        control: &libp2p_stream::Control,
+    ) {
+        let mut rounds = 0;
+        while node.needs_flush() && rounds < MAX_FLUSH_ROUNDS {
+            rounds += 1;
+            for _ in 0..GROUP_COMMIT_MAX {
+                let mut took = false;
+                if let Ok(inb) = self.inbound_rx.try_recv() {
+                    self.on_inbound(inb, node);
+                    took = true;
+                }
+                if let Ok(cmd) = self.cmd_rx.try_recv() {
+                    self.on_command(cmd, node, host);
+                    took = true;
+                }
+                if !took {
+                    break;
+                }
+                self.pump(node, host, control);
+            }
+            let now = self.now();
+            node.flush(now, &mut self.rng);
+            self.pump(node, host, control);
+        }
     }
 
     fn fire_timers(&mut self, node: &mut Node<PeerKey, E>) {

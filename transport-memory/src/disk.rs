@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use shen_rings::logstore::{check_record_len, LogStore, RecordTooLarge};
 use shen_rings::obelisk::DurableCell;
 
 /// What survives when a crashed node restarts.
@@ -212,6 +213,87 @@ impl DurableCell for SimCell {
     }
 }
 
+/// An append-only record log ([`LogStore`]) kept on a [`SimDisk`], one key
+/// per record (`prefix` + the offset, big-endian): what a simulated node
+/// writes its Ouroboros write-ahead log to. What survives a crash is what
+/// the disk's [`RestartMode`] keeps, so power loss drops un-synced records
+/// (always a suffix: records are written in order and one fsync makes all
+/// of them durable).
+#[derive(Clone, Debug)]
+pub struct SimWal {
+    disk: SimDisk,
+    prefix: Vec<u8>,
+    len: u64,
+    durable: u64,
+}
+
+impl SimWal {
+    /// Open the log stored under `prefix` on `disk` (its records are the
+    /// contiguous offsets from 0 that are present).
+    pub fn open(disk: &SimDisk, prefix: &str) -> SimWal {
+        let mut wal = SimWal {
+            disk: disk.clone(),
+            prefix: prefix.as_bytes().to_vec(),
+            len: 0,
+            durable: 0,
+        };
+        while disk.read(wal.key(wal.len)).is_some() {
+            wal.len += 1;
+        }
+        wal.durable = wal.len;
+        wal
+    }
+
+    fn key(&self, offset: u64) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&offset.to_be_bytes());
+        k
+    }
+}
+
+impl LogStore for SimWal {
+    type Error = RecordTooLarge;
+
+    fn append(&mut self, record: &[u8]) -> Result<u64, RecordTooLarge> {
+        check_record_len(record.len())?;
+        let o = self.len;
+        self.disk.write(self.key(o), record.to_vec());
+        self.len += 1;
+        Ok(o)
+    }
+
+    fn sync(&mut self) -> Result<(), RecordTooLarge> {
+        self.disk.fsync();
+        self.durable = self.len;
+        Ok(())
+    }
+
+    fn read(&self, offset: u64) -> Result<Option<Vec<u8>>, RecordTooLarge> {
+        if offset >= self.len {
+            return Ok(None);
+        }
+        Ok(self.disk.read(self.key(offset)))
+    }
+
+    fn next_offset(&self) -> u64 {
+        self.len
+    }
+
+    fn durable_offset(&self) -> u64 {
+        self.durable
+    }
+
+    fn truncate_from(&mut self, offset: u64) -> Result<(), RecordTooLarge> {
+        while self.len > offset {
+            self.len -= 1;
+            self.disk.remove(self.key(self.len));
+        }
+        self.disk.fsync();
+        self.durable = self.durable.min(self.len);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +323,24 @@ mod tests {
 
         d.apply_restart(RestartMode::LoseDisk);
         assert!(d.keys().is_empty());
+    }
+
+    #[test]
+    fn sim_wal_keeps_the_synced_prefix() {
+        let d = SimDisk::new();
+        let mut w = SimWal::open(&d, "wal/");
+        w.append(b"a").unwrap();
+        w.append(b"b").unwrap();
+        w.sync().unwrap();
+        w.append(b"c").unwrap();
+        assert_eq!(w.read(2).unwrap(), Some(b"c".to_vec()));
+        assert_eq!(SimWal::open(&d, "wal/").next_offset(), 3);
+        d.apply_restart(RestartMode::LoseUnsynced);
+        let w = SimWal::open(&d, "wal/");
+        assert_eq!(w.next_offset(), 2);
+        assert_eq!(w.read(1).unwrap(), Some(b"b".to_vec()));
+        assert_eq!(w.read(2).unwrap(), None);
+        assert_eq!(SimWal::open(&d, "other/").next_offset(), 0);
     }
 
     #[test]

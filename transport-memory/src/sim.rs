@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
 
 use shen_rings::node::{Node, NodeOutput, TimerKey};
-use shen_rings::stack::{build_node, ShenEvent, StackConfig};
+use shen_rings::ouroboros::read_all;
+use shen_rings::stack::{build_node, build_node_with_wal, ShenEvent, StackConfig};
 use shen_rings::{Ctx, Envelope, Ring, RingId, Time, WireError};
 
 use crate::clock::NodeClock;
-use crate::disk::{DiskContents, RestartMode, SimDisk};
+use crate::disk::{DiskContents, RestartMode, SimDisk, SimWal};
 use crate::event::SimEvent;
 use crate::fault::Fault;
 use crate::net::{ms_to_us, Cut, LinkModel, NetConfig, Partitions};
@@ -42,8 +43,29 @@ pub type NodeFactory<E> = Rc<dyn Fn(&NodeInit<'_>) -> Node<u64, E>>;
 
 /// A factory running the standard ring stack of `stack` on every node
 /// (through [`shen_rings::stack::build_node`]).
+///
+/// With `ouroboros.durable`, Ouroboros keeps its write-ahead log on the
+/// node's [`SimDisk`] (a [`SimWal`]) and a restarted node recovers from what
+/// its disk kept.
 pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
-    Rc::new(move |init: &NodeInit<'_>| build_node(&stack, init.id, init.members, init.incarnation))
+    Rc::new(move |init: &NodeInit<'_>| {
+        let durable = stack.ouroboros.as_ref().is_some_and(|o| o.durable);
+        if !durable {
+            return build_node(&stack, init.id, init.members, init.incarnation);
+        }
+        let wal = SimWal::open(init.disk, "ouroboros/wal/");
+        let records = read_all(&wal).unwrap_or_default();
+        build_node_with_wal(
+            &stack,
+            init.id,
+            init.members,
+            init.incarnation,
+            Some((records, Box::new(wal))),
+        )
+        // The simulator wrote these records itself; one it cannot read
+        // back is a bug, and the node then restarts as if its disk were lost.
+        .unwrap_or_else(|_| build_node(&stack, init.id, init.members, init.incarnation.max(2)))
+    })
 }
 
 /// How to set up a world.
@@ -95,6 +117,12 @@ enum Ev {
         key: TimerKey,
     },
     Fault(Box<Fault>),
+    /// The node's durability barrier: it flushes (its writes become
+    /// durable, its held messages leave).
+    Flush {
+        node: u64,
+        incarnation: u32,
+    },
 }
 
 /// A queued event, ordered by `(at, seq)` — ties broken by scheduling
@@ -152,6 +180,8 @@ struct Host<E: 'static> {
     paused_until: Option<Time>,
     /// Armed timers and their deadlines in the node's local time.
     timers: BTreeMap<TimerKey, Time>,
+    /// A flush is scheduled for this incarnation.
+    flush_pending: bool,
     traffic: RingTraffic,
     events: EventCounts,
 }
@@ -168,6 +198,7 @@ impl<E: 'static> Host<E> {
             clock_epoch: 0,
             paused_until: None,
             timers: BTreeMap::new(),
+            flush_pending: false,
             traffic: RingTraffic::default(),
             events: EventCounts::default(),
         }
@@ -196,6 +227,8 @@ struct World<E: 'static> {
     totals: Traffic,
     events: EventCounts,
     ring_names: BTreeMap<RingId, &'static str>,
+    /// How long a node's flush (its fsync) takes.
+    fsync: Duration,
 }
 
 /// A message in flight, as listed by [`Sim::in_flight`].
@@ -346,6 +379,7 @@ impl<E: SimEvent> Sim<E> {
                 totals: Traffic::default(),
                 events: EventCounts::default(),
                 ring_names: BTreeMap::new(),
+                fsync: Duration::ZERO,
             },
             trace: Trace::new(config.trace),
             factory,
@@ -561,8 +595,44 @@ impl<E: SimEvent> Sim<E> {
                 // already delivered) is skipped.
                 let _ = self.apply(*f);
             }
+            Ev::Flush { node, incarnation } => self.flush_node(node, incarnation),
         }
         true
+    }
+
+    /// How long a node's flush takes (its fsync; zero by default). Nodes
+    /// whose rings gate their sends on durability (Ouroboros with a store)
+    /// flush this long after they first have something to flush; what
+    /// they do meanwhile joins the same flush (group commit), and a crash
+    /// before it loses the un-synced writes and the held messages.
+    pub fn set_fsync_delay(&mut self, d: Duration) {
+        self.w.fsync = d;
+    }
+
+    fn flush_node(&mut self, node: u64, incarnation: u32) {
+        let now = self.w.now;
+        let Some(i) = usize::try_from(node)
+            .ok()
+            .filter(|i| *i < self.w.hosts.len())
+        else {
+            return;
+        };
+        let h = &mut self.w.hosts[i];
+        if h.node.is_none() || h.incarnation != incarnation {
+            return;
+        }
+        if let Some(until) = h.paused_until {
+            if now < until {
+                self.w.queue.push(until, Ev::Flush { node, incarnation });
+                return;
+            }
+        }
+        h.flush_pending = false;
+        let local = h.clock.local(now);
+        if let Some(n) = h.node.as_mut() {
+            n.flush(local, &mut h.ring_rng);
+        }
+        self.process_outputs(i);
     }
 
     /// Process every event due at or before `t`, then set the clock to `t`
@@ -664,6 +734,21 @@ impl<E: SimEvent> Sim<E> {
             }
         }
         self.scratch = outs;
+        let fsync = self.w.fsync;
+        let World {
+            hosts, queue, now, ..
+        } = &mut self.w;
+        let h = &mut hosts[i];
+        if !h.flush_pending && h.node.as_ref().is_some_and(|n| n.needs_flush()) {
+            h.flush_pending = true;
+            queue.push(
+                *now + fsync,
+                Ev::Flush {
+                    node: me,
+                    incarnation: h.incarnation,
+                },
+            );
+        }
     }
 
     fn link_model(&self, from: u64, to: u64) -> &LinkModel {
@@ -914,6 +999,7 @@ impl<E: SimEvent> Sim<E> {
         h.node = None;
         h.timers.clear();
         h.paused_until = None;
+        h.flush_pending = false;
     }
 
     /// Find a message in flight or parked.
