@@ -254,6 +254,13 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     } else {
         RestartMode::LoseDisk
     };
+    // A power blip (durable runs): one node loses power and is back within
+    // 50-400 ms, before failure detection removes it from its chains, so it
+    // resumes its roles from what its disk synced.
+    let blip_at = Time::from_millis(rand_between(&mut rng, d_ms * 11 / 20, d_ms * 13 / 20));
+    let blip_back = blip_at + Duration::from_millis(rand_between(&mut rng, 50, 400));
+    let blip = rng.next_u64() % n;
+    let mut blipped = (false, false);
     let mut done = [false; 5];
     if a.faults && n >= 3 {
         for _ in 0..2 {
@@ -472,6 +479,24 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         .map_err(|e| e.to_string())?;
                     sim.set_link(other, slow_node, None)
                         .map_err(|e| e.to_string())?;
+                }
+            }
+            if a.durable && !blipped.0 && now >= blip_at && !down.contains(&blip) {
+                sim.crash(blip).map_err(|e| e.to_string())?;
+                down.insert(blip);
+                blipped.0 = true;
+            }
+            if blipped.0 && !blipped.1 && now >= blip_back {
+                sim.restart(blip, RestartMode::LoseUnsynced)
+                    .map_err(|e| e.to_string())?;
+                down.remove(&blip);
+                blipped.1 = true;
+                if sim
+                    .node(blip)
+                    .and_then(|x| x.ring::<Ouroboros<u64>>())
+                    .is_some_and(|o| o.is_restored())
+                {
+                    book.run.restored += 1;
                 }
             }
             if !done[4] && now >= crash2_at && !down.contains(&crash2) {

@@ -204,19 +204,29 @@ fn render_log(v: &Value, out: &mut String) {
         .and_then(|m| m.as_array())
         .map(|a| a.len())
         .unwrap_or(0);
+    let disk = match log.get("fsync").and_then(|x| x.as_str()) {
+        Some(p) => format!(", write-ahead log (fsync {p})"),
+        None => ", in memory".to_string(),
+    };
+    let note = if log.get("storage_failed").and_then(|x| x.as_bool()) == Some(true) {
+        "  (STORAGE FAILED: this node stopped; restart it once the disk is fixed)"
+    } else if log.get("recovered").and_then(|x| x.as_bool()) == Some(false) {
+        "  (recovering after restart)"
+    } else if log.get("restored").and_then(|x| x.as_bool()) == Some(true) {
+        "  (rebuilt from its write-ahead log)"
+    } else {
+        ""
+    };
     out.push_str(&format!(
-        "log: {} partitions, rf {}, {} members, table {}{}\n",
+        "log: {} partitions, rf {}, {} members, table {}{}{}\n",
         log.get("partitions").and_then(|x| x.as_u64()).unwrap_or(0),
         log.get("rf").and_then(|x| x.as_u64()).unwrap_or(0),
         members,
         log.get("table_ballot")
             .and_then(|x| x.as_str())
             .unwrap_or("?"),
-        if log.get("recovered").and_then(|x| x.as_bool()) == Some(false) {
-            "  (recovering after restart)"
-        } else {
-            ""
-        }
+        disk,
+        note
     ));
     out.push_str(&format!(
         "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9}\n",

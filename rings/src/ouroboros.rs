@@ -1296,7 +1296,7 @@ impl<I: NodeId> Ouroboros<I> {
                     return;
                 };
                 let msg = OuroborosMsg::ClientAppend { p, req, key, data };
-                if &head == cx.me {
+                if &head == cx.me && self.durable.is_none() {
                     let me = cx.me.clone();
                     self.on_message(cx, me, msg);
                 } else {
@@ -1314,7 +1314,7 @@ impl<I: NodeId> Ouroboros<I> {
                     max,
                     id,
                 };
-                if &tail == cx.me {
+                if &tail == cx.me && self.durable.is_none() {
                     let me = cx.me.clone();
                     self.on_message(cx, me, msg);
                 } else {
@@ -1324,8 +1324,10 @@ impl<I: NodeId> Ouroboros<I> {
         }
     }
 
+    /// Answer a client; a local one directly, unless the answer must wait
+    /// for a flush (with a store, it goes through the node like any send).
     fn reply(&mut self, cx: &mut RingCtx<'_, I, Self>, to: I, msg: OuroborosMsg<I>) {
-        if &to == cx.me {
+        if &to == cx.me && self.durable.is_none() {
             let me = cx.me.clone();
             self.on_message(cx, me, msg);
         } else {

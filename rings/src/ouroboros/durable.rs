@@ -467,3 +467,260 @@ impl<I: NodeId> Ouroboros<I> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Ring;
+    use crate::logstore::{LogStore, MemoryLog, MemoryLogError};
+    use crate::node::{Node, NodeOutput};
+    use crate::Time;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A memory log the test can still reach after handing it to the ring.
+    #[derive(Clone, Debug, Default)]
+    struct Shared(Rc<RefCell<MemoryLog>>);
+
+    impl LogStore for Shared {
+        type Error = MemoryLogError;
+        fn append(&mut self, r: &[u8]) -> Result<u64, MemoryLogError> {
+            self.0.borrow_mut().append(r)
+        }
+        fn sync(&mut self) -> Result<(), MemoryLogError> {
+            self.0.borrow_mut().sync()
+        }
+        fn read(&self, o: u64) -> Result<Option<Vec<u8>>, MemoryLogError> {
+            self.0.borrow().read(o)
+        }
+        fn next_offset(&self) -> u64 {
+            self.0.borrow().next_offset()
+        }
+        fn durable_offset(&self) -> u64 {
+            self.0.borrow().durable_offset()
+        }
+        fn truncate_from(&mut self, o: u64) -> Result<(), MemoryLogError> {
+            self.0.borrow_mut().truncate_from(o)
+        }
+    }
+
+    type N = Node<u64, OuroborosEvent<u64>>;
+
+    fn config() -> OuroborosConfig {
+        OuroborosConfig {
+            partitions: 4,
+            ..OuroborosConfig::default()
+        }
+    }
+
+    fn node_on(store: &Shared, restarted: bool, rng: &mut ChaCha8Rng) -> N {
+        let records = read_all(store).unwrap();
+        let o = Ouroboros::recover(
+            &[0u64],
+            config(),
+            restarted,
+            &records,
+            Box::new(store.clone()),
+            FsyncPolicy::Batch,
+        )
+        .unwrap();
+        let mut n = Node::new(0u64, if restarted { 2 } else { 1 }).with_ring(o);
+        n.start(Time::ZERO, rng);
+        n
+    }
+
+    /// Hand every message the node sent (to itself) back to it; return the
+    /// events seen and whether anything was sent.
+    fn pump(n: &mut N, rng: &mut ChaCha8Rng) -> (Vec<OuroborosEvent<u64>>, bool) {
+        let mut events = Vec::new();
+        let mut sent = false;
+        loop {
+            let outs: Vec<_> = n.drain_outputs().collect();
+            if outs.is_empty() {
+                return (events, sent);
+            }
+            for o in outs {
+                match o {
+                    NodeOutput::Send { to, envelope } => {
+                        assert_eq!(to, 0);
+                        sent = true;
+                        n.handle_envelope(Time::ZERO, rng, 0, &envelope).unwrap();
+                    }
+                    NodeOutput::Event { event, .. } => events.push(event),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn ouro(n: &N) -> &Ouroboros<u64> {
+        n.ring::<Ouroboros<u64>>().unwrap()
+    }
+
+    #[test]
+    fn nothing_leaves_before_the_flush_and_a_restart_keeps_what_was_acknowledged() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let store = Shared::default();
+        let mut n = node_on(&store, false, &mut rng);
+        let _ = pump(&mut n, &mut rng);
+        n.command::<Ouroboros<u64>, _>(Time::ZERO, &mut rng, |o, cx| {
+            o.append(cx, b"k", b"v1".to_vec())
+        });
+        // The client request to the head (this node) waits for a flush.
+        let (_, sent) = pump(&mut n, &mut rng);
+        assert!(!sent, "a message left before the flush");
+        let mut acked = None;
+        for _ in 0..4 {
+            assert!(n.needs_flush());
+            n.flush(Time::ZERO, &mut rng);
+            let (events, _) = pump(&mut n, &mut rng);
+            if let Some(OuroborosEvent::Appended {
+                partition, offset, ..
+            }) = events
+                .into_iter()
+                .find(|e| matches!(e, OuroborosEvent::Appended { .. }))
+            {
+                acked = Some((partition, offset));
+                break;
+            }
+        }
+        let (p, offset) = acked.expect("the append completes after flushes");
+        assert_eq!(offset, 0);
+        assert_eq!(store.0.borrow().unsynced(), 0, "acknowledged before sync");
+
+        // Power loss: what was synced is all there is; it has the record.
+        store.0.borrow_mut().crash(false);
+        let n2 = node_on(&store, true, &mut rng);
+        let o = ouro(&n2);
+        assert!(o.is_restored());
+        assert_eq!(o.log(p).len(), 1);
+        assert_eq!(o.log(p)[0].data, b"v1");
+        assert_eq!(o.committed(p), 1);
+        assert_eq!(o.table(), ouro(&n).table());
+    }
+
+    #[test]
+    fn a_crash_before_the_flush_loses_the_write_and_its_answer_together() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let store = Shared::default();
+        let mut n = node_on(&store, false, &mut rng);
+        let _ = pump(&mut n, &mut rng);
+        n.flush(Time::ZERO, &mut rng);
+        let synced = store.0.borrow().next_offset();
+        assert!(synced > 0, "the first flush writes the acceptor state");
+        n.command::<Ouroboros<u64>, _>(Time::ZERO, &mut rng, |o, cx| {
+            o.append(cx, b"k", b"v1".to_vec())
+        });
+        n.flush(Time::ZERO, &mut rng);
+        // The head appends and answers; the answer is held, the entry not
+        // yet synced. Then power goes.
+        let _ = pump(&mut n, &mut rng);
+        assert!(n.needs_flush());
+        store.0.borrow_mut().crash(false);
+        let n2 = node_on(&store, true, &mut rng);
+        let o = ouro(&n2);
+        assert!(o.is_restored());
+        assert!((0..4).all(|p| o.log(p).is_empty()));
+    }
+
+    #[test]
+    fn a_log_without_acceptor_state_restarts_as_a_relearning_member() {
+        for restarted in [true, false] {
+            let o = Ouroboros::<u64>::recover(
+                &[0, 1, 2],
+                config(),
+                restarted,
+                &[],
+                Box::new(MemoryLog::new()),
+                FsyncPolicy::Batch,
+            )
+            .unwrap();
+            assert!(!o.is_restored());
+            // Restarted with nothing on disk: may not vote until it has
+            // heard a majority. First boot: votes at once.
+            assert_eq!(o.is_recovered(), !restarted);
+            assert!(o.gates_sends());
+        }
+    }
+
+    #[test]
+    fn damaged_records_are_refused_with_their_index() {
+        let good = encode::<u64>(&WalOut::Entries {
+            p: 0,
+            start: 0,
+            entries: &[],
+        })
+        .unwrap();
+        let gap = encode::<u64>(&WalOut::Entries {
+            p: 1,
+            start: 5,
+            entries: &[],
+        })
+        .unwrap();
+        let wide = encode::<u64>(&WalOut::Part {
+            p: 9,
+            state: &PartState::default(),
+        })
+        .unwrap();
+        for (records, index) in [
+            (vec![good.clone(), vec![0xff, 0xff, 0xff]], 1),
+            (vec![good.clone(), gap], 1),
+            (vec![wide], 0),
+        ] {
+            let e = Ouroboros::<u64>::recover(
+                &[0],
+                config(),
+                true,
+                &records,
+                Box::new(MemoryLog::new()),
+                FsyncPolicy::Batch,
+            )
+            .unwrap_err();
+            assert_eq!(e.index, index, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_failing_sync_stops_the_node_and_drops_what_it_held() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let store = Shared::default();
+        let mut n = node_on(&store, false, &mut rng);
+        let _ = pump(&mut n, &mut rng);
+        n.flush(Time::ZERO, &mut rng);
+        let _ = pump(&mut n, &mut rng);
+        n.command::<Ouroboros<u64>, _>(Time::ZERO, &mut rng, |o, cx| {
+            o.append(cx, b"k", b"v1".to_vec())
+        });
+        // The request reaches the head, which appends and holds its answer.
+        n.flush(Time::ZERO, &mut rng);
+        let _ = pump(&mut n, &mut rng);
+        assert!(n.needs_flush());
+        store.0.borrow_mut().set_fail_syncs(true);
+        n.flush(Time::ZERO, &mut rng);
+        let (events, sent) = pump(&mut n, &mut rng);
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, OuroborosEvent::Appended { .. })));
+        assert!(!sent, "held messages left after a failed sync");
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, OuroborosEvent::StorageFailed { .. })));
+        assert!(ouro(&n).storage_failed());
+        // New client operations fail at once instead of hanging.
+        n.command::<Ouroboros<u64>, _>(Time::ZERO, &mut rng, |o, cx| {
+            o.append(cx, b"k", b"v2".to_vec())
+        });
+        let (events, _) = pump(&mut n, &mut rng);
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, OuroborosEvent::AppendFailed { .. })));
+    }
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!("every".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Every));
+        assert_eq!("batch".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Batch));
+        assert_eq!("never".parse::<FsyncPolicy>(), Ok(FsyncPolicy::Never));
+        assert!("sometimes".parse::<FsyncPolicy>().is_err());
+    }
+}
