@@ -11,11 +11,11 @@
 //! acknowledged writes per second and latency p50/p99 as the client saw
 //! them.
 //!
-//! Durability differs and is printed next to every figure: Shen's replicas
-//! keep the log in memory in this version (acknowledged = on every replica
-//! of the chain, in memory); etcd is measured twice, with its default
-//! fsync of every write and with `--unsafe-no-fsync` (acknowledged = on a
-//! majority, in memory), which is the like-for-like comparison today.
+//! What an acknowledgement means is printed next to every figure. Shen:
+//! on every replica of the chain, in each node's write-ahead log, synced
+//! per `--fsync` (default `batch`: group commit). etcd: on a majority,
+//! fsynced (its default); etcd versions that have `--unsafe-no-fsync` are
+//! measured a second time with it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use shen_rings::ouroboros::FsyncPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -58,6 +59,10 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The Shen nodes' fsync policy (`batch`, `every` or `never`; see
+    /// `shen run --fsync`).
+    #[arg(long, default_value = "batch")]
+    pub fsync: FsyncPolicy,
 }
 
 /// One measured level.
@@ -523,6 +528,15 @@ pub fn run(a: BenchArgs) -> ExitCode {
         }
     };
     let root: PathBuf = std::env::temp_dir().join(format!("shen-bench-{}", std::process::id()));
+    // The node processes read their policy from the environment.
+    std::env::set_var(
+        "SHEN_FSYNC",
+        match a.fsync {
+            FsyncPolicy::Batch => "batch",
+            FsyncPolicy::Every => "every",
+            FsyncPolicy::Never => "never",
+        },
+    );
     let mut results = Vec::new();
     {
         let (cluster, infos) = match start_cluster(&exe, a.nodes, &root, true, 60) {
@@ -542,7 +556,11 @@ pub fn run(a: BenchArgs) -> ExitCode {
         results.extend(measure_levels(
             &rt,
             "shen",
-            "on every chain replica, in memory",
+            match a.fsync {
+                FsyncPolicy::Batch => "on every chain replica, fsynced (group commit)",
+                FsyncPolicy::Every => "on every chain replica, fsynced per record",
+                FsyncPolicy::Never => "on every chain replica, written, not fsynced",
+            },
             Target::Shen,
             &addrs,
             &a,

@@ -126,6 +126,8 @@ pub struct LogRun {
     /// Nodes that restarted from their write-ahead log (power loss: what
     /// was synced survived).
     pub restored: u64,
+    /// The whole cluster lost power after the workload and restarted.
+    pub cluster_power_loss: bool,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -571,9 +573,40 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     if a.faults {
         sim.heal().map_err(|e| e.to_string())?;
     }
+    // Every other durable seed: the whole cluster loses power at once (the
+    // operations in flight are lost, un-synced writes too) and every node
+    // comes back from its disk.
+    if a.faults && a.durable && seed % 2 == 0 {
+        let live: Vec<u64> = (0..n).filter(|i| !down.contains(i)).collect();
+        for &i in &live {
+            sim.crash(i).map_err(|e| e.to_string())?;
+        }
+        for &i in &live {
+            sim.restart(i, RestartMode::LoseUnsynced)
+                .map_err(|e| e.to_string())?;
+            if sim
+                .node(i)
+                .and_then(|x| x.ring::<Ouroboros<u64>>())
+                .is_some_and(|o| o.is_restored())
+            {
+                book.run.restored += 1;
+            }
+        }
+        book.run.cluster_power_loss = true;
+    }
+    let before = sim.event_counts();
     let settle = sim.now() + Duration::from_secs(8);
     while sim.now() < settle && sim.step() {
         process(&mut sim, &mut book, &mut None);
+    }
+    if std::env::var("SHEN_LOG_DEBUG").is_ok() {
+        let after = sim.event_counts();
+        for (k, v) in &after {
+            let b = before.get(k).copied().unwrap_or(0);
+            if *v > b {
+                eprintln!("settle: {k} +{}", v - b);
+            }
+        }
     }
     let reader = (0..n).find(|i| !down.contains(i)).ok_or("no live node")?;
     let mut finals: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
@@ -811,10 +844,10 @@ pub fn run(a: &LogArgs) -> ExitCode {
                 r.p50_us as f64 / 1000.0,
                 r.p99_us as f64 / 1000.0,
                 r.reconfigurations,
-                if r.restored > 0 {
-                    "restart from disk, "
-                } else {
-                    ""
+                match (r.restored > 0, r.cluster_power_loss) {
+                    (_, true) => "cluster power loss, ",
+                    (true, false) => "restart from disk, ",
+                    _ => "",
                 },
                 if r.unavailable.is_empty() {
                     String::new()

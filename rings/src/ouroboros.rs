@@ -1048,6 +1048,22 @@ impl<I: NodeId> Ouroboros<I> {
     /// Run a configuration round with `ballot` (the fencing number of a
     /// Cartouche grant held now).
     pub fn reconfigure(&mut self, cx: &mut RingCtx<'_, I, Self>, ballot: Epoch) {
+        // A grant's fencing number is normally above every ballot promised
+        // so far. After the whole cluster restarted, Cartouche numbers start
+        // low again while the acceptors remember (on disk) what they
+        // promised: then the round goes just above the highest promise this
+        // node knows of (a `Nack` tells it the higher ones). Two
+        // configurators may then pick the same ballot; at most one of them
+        // gathers a majority of promises (a promise needs a strictly higher
+        // ballot), so a ballot still decides at most one table.
+        let ballot = if ballot > self.promised || self.durable.is_none() {
+            ballot
+        } else {
+            Epoch {
+                generation: self.promised.generation,
+                sequence: self.promised.sequence.saturating_add(1),
+            }
+        };
         if !self.recovered || ballot <= self.promised || self.round.is_some() {
             cx.emit(OuroborosEvent::ReconfigAborted { ballot });
             return;

@@ -659,6 +659,9 @@ mod tests {
                 },
                 OuroborosEvent::ReconfigAborted { ballot: b },
                 OuroborosEvent::TableInstalled { ballot: b },
+                OuroborosEvent::StorageFailed {
+                    reason: "disk full".into(),
+                },
             ]
             .into_iter()
             .map(ShenEvent::Ouroboros),
