@@ -576,7 +576,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     // Every other durable seed: the whole cluster loses power at once (the
     // operations in flight are lost, un-synced writes too) and every node
     // comes back from its disk.
-    if a.faults && a.durable && seed % 2 == 0 {
+    if a.faults && a.durable && seed.is_multiple_of(2) {
         let live: Vec<u64> = (0..n).filter(|i| !down.contains(i)).collect();
         for &i in &live {
             sim.crash(i).map_err(|e| e.to_string())?;
