@@ -2733,6 +2733,9 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
 
     fn on_start(&mut self, cx: &mut RingCtx<'_, I, Self>) {
         self.req_base = cx.rng.next_u64() & !0xFFFF_FFFF;
+        if self.restored {
+            self.on_restored(cx.me);
+        }
         if !self.recovered {
             let others = self.others(cx.me);
             cx.multicast(others.iter(), &OuroborosMsg::TableQuery);

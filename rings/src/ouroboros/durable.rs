@@ -113,6 +113,17 @@ pub(super) struct PartState {
 }
 
 impl PartState {
+    /// Equal except for the commit point.
+    fn same_flags(&self, o: &PartState) -> bool {
+        PartState {
+            commit: 0,
+            ..self.clone()
+        } == PartState {
+            commit: 0,
+            ..o.clone()
+        }
+    }
+
     fn of<I>(p: &Part<I>) -> PartState {
         PartState {
             commit: p.commit,
@@ -322,6 +333,29 @@ impl<I: NodeId> Ouroboros<I> {
         Ok(o)
     }
 
+    /// At start after a rebuild: commit points are written lazily, so one
+    /// may be older than what this node said before the crash. That is
+    /// safe for a head or a middle (a lower commit point only delays
+    /// answers and cuts more on the next epoch) but a tail's reads must
+    /// not go back: a tail's log holds only records it got from its
+    /// predecessor in order, each synced by every member before it moved
+    /// on, so all of it is committed (unless sealed, whose commit point
+    /// was synced with the seal).
+    pub(super) fn on_restored(&mut self, me: &I) {
+        for p in 0..self.config.partitions {
+            let c = &self.table.chains[p as usize];
+            if c.members.last() != Some(me) {
+                continue;
+            }
+            let epoch = c.epoch;
+            let part = &mut self.parts[p as usize];
+            if part.sealed != Some(epoch) && !part.stale {
+                part.commit = part.commit.max(part.log.len() as u64);
+                part.sent = part.commit;
+            }
+        }
+    }
+
     /// True when this node was rebuilt from its write-ahead log.
     pub fn is_restored(&self) -> bool {
         self.restored
@@ -391,6 +425,10 @@ impl<I: NodeId> Ouroboros<I> {
         store: &mut dyn WalStore,
         policy: FsyncPolicy,
     ) -> Result<(), String> {
+        // Whether what was written must be synced before anything leaves.
+        // A commit point that moved is written but needs no sync of its
+        // own: a node that comes back with an older one is still right
+        // (see `Ouroboros::on_restored`).
         let mut wrote = false;
         let paxos_now = (
             self.promised,
@@ -457,8 +495,15 @@ impl<I: NodeId> Ouroboros<I> {
             let state = PartState::of(part);
             if part.wal.state.as_ref() != Some(&state) {
                 store.append_record(&encode::<I>(&WalOut::Part { p, state: &state })?)?;
+                if !part
+                    .wal
+                    .state
+                    .as_ref()
+                    .is_some_and(|w| w.same_flags(&state))
+                {
+                    wrote = true;
+                }
                 part.wal.state = Some(state);
-                wrote = true;
             }
         }
         if wrote && policy != FsyncPolicy::Never {
