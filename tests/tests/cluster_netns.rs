@@ -334,7 +334,7 @@ impl Lab {
 type Acked = (u64, u64, String);
 
 #[test]
-fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9() {
+fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_middle_tail() {
     if let Some(why) = skip_reason() {
         eprintln!("SKIPPED netns_five_hosts_form_the_log...: {why}");
         return;
@@ -364,19 +364,57 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9() {
     let (ok, got) = lab.shen(3, &["read", "--key", "greeting"]);
     assert!(ok && got.contains("\thello from h0"), "{got}");
 
-    // Steady load through host 0; kill -9 host 2 (with 5 hosts and chains of
-    // 3 it is the head, middle or tail of most partitions).
+    // Which host is which: PeerId -> host index.
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            lab.status(i).unwrap()["peer_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let host_of = |id: &str| ids.iter().position(|x| x == id);
+    // The chain (hosts, head first) of partition `p`, as host `from` sees it.
+    let chain = |from: usize, p: u64| -> Option<Vec<usize>> {
+        let st = lab.status(from)?;
+        let c = st["log"]["chains"].as_array()?.get(p as usize)?.clone();
+        c["members"]
+            .as_array()?
+            .iter()
+            .map(|m| host_of(m.as_str()?))
+            .collect()
+    };
+    // A target partition whose chain leaves out host 0 (the writers' way
+    // in) and a key that lands on it.
+    let (key, target) = (0..1000)
+        .map(|k| format!("target-{k}"))
+        .map(|k| {
+            let p = u64::from(shen_rings::ouroboros::partition_of_key(k.as_bytes(), 64));
+            (k, p)
+        })
+        .find(|(_, p)| chain(0, *p).is_some_and(|c| c.len() == 3 && !c.contains(&0)))
+        .expect("a partition without host 0");
+
+    // Steady load through host 0, half of it on the target partition; then
+    // kill -9 the target chain's head, restart it from its data, and the
+    // same for the chain's middle, then its tail (each time the chain as it
+    // stands then).
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
         .map(|w| {
             let (lab, acked, stop) = (lab.clone(), acked.clone(), stop.clone());
+            let key = key.clone();
             std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(90);
+                let deadline = Instant::now() + Duration::from_secs(240);
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                     let data = format!("w{w}-{i}");
-                    let key = format!("k{}", i % 31);
+                    let key = if i % 2 == 0 {
+                        key.clone()
+                    } else {
+                        format!("k{}", i % 31)
+                    };
                     let (ok, out) = lab.shen(0, &["append", "--json", &key, &data]);
                     if ok {
                         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -390,25 +428,66 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9() {
             })
         })
         .collect();
-    let count = || acked.lock().unwrap().len();
+    let in_target = || {
+        acked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.0 == target)
+            .count()
+    };
     let wait_more = |what: &str, n: usize| {
-        let base = count();
+        let base = in_target();
         wait_for(what, Duration::from_secs(60), || {
-            (count() >= base + n).then_some(())
+            (in_target() >= base + n).then_some(())
         });
     };
-    wait_more("appends before the kill", 100);
-    nodes[2].child.kill().unwrap();
-    nodes[2].child.wait().unwrap();
-    wait_more("appends to resume after kill -9 of host 2", 150);
+    wait_more("appends to the target partition before the kills", 50);
+    for (role, at) in [("head", 0usize), ("middle", 1), ("tail", 2)] {
+        let c = wait_for(
+            "the target chain at full length",
+            Duration::from_secs(90),
+            || chain(0, target).filter(|c| c.len() == 3),
+        );
+        let victim = c[at];
+        assert_ne!(victim, 0, "host 0 joined the target chain: {c:?}");
+        eprintln!("kill -9 of host {victim}, the {role} of partition {target} (chain {c:?})");
+        nodes[victim].child.kill().unwrap();
+        nodes[victim].child.wait().unwrap();
+        wait_for(
+            &format!("the {role} (host {victim}) to leave the chain"),
+            Duration::from_secs(60),
+            || chain(0, target).filter(|c| !c.contains(&victim)),
+        );
+        wait_more(
+            &format!("appends to resume after kill -9 of the {role}"),
+            20,
+        );
+        nodes[victim] = lab.start(
+            victim,
+            &root.path().join(format!("h{victim}")),
+            &["--bootstrap-expect", "5"],
+        );
+        let back = poll_until(Duration::from_secs(60), || {
+            lab.status(victim)
+                .is_some_and(|v| v["log"]["restored"] == true && v["log"]["recovered"] == true)
+        });
+        assert!(
+            back,
+            "host {victim} did not come back from its data\n{}",
+            logs(&nodes)
+        );
+        wait_more(&format!("appends after the {role} came back"), 20);
+    }
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
     eprintln!(
-        "{} appends acknowledged across kill -9 of host 2",
-        acked.len()
+        "{} appends acknowledged ({} in partition {target}) across kill -9 of its head, middle and tail",
+        acked.len(),
+        acked.iter().filter(|a| a.0 == target).count()
     );
 
     // Read everything back on host 1 and compare.
