@@ -15,6 +15,13 @@
 //! - `GET /log/read?partition=P|key=K&from=O&max=M` — committed records
 //!   from the partition's tail: `{"partition","from","committed","records"}`;
 //!   `GET /log/read?id=SCARAB` — the one record with that Scarab ID.
+//! - `POST /log/txn` — body (`Content-Type: application/json`):
+//!   `{"records":[{"key":"K","data":"V"} | {"key":"K","data_hex":"HEX"},...]}`;
+//!   appends them atomically across their partitions (all visible or none)
+//!   under the Cartouche token. 200 `{"committed":true,"records":[...]}`
+//!   with each record's place; 409 `{"committed":false,...}` if it aborted;
+//!   504 if the outcome is unknown (it is then settled for readers, all or
+//!   nothing).
 //! - `POST /token/acquire` — acquire the Cartouche token and release it at
 //!   once: `{"id","fencing","wait_ms"}` (for `shen bench` and smoke checks).
 
@@ -271,6 +278,10 @@ async fn serve_request(
     if method == "POST" && path == "/log/append" {
         serve_append(&mut sock, &head, rest, &query, &handle, &shared, false).await?;
         return Ok(());
+    }
+    if method == "POST" && path == "/log/txn" {
+        let (code, v) = serve_txn(&mut sock, &head, rest, &handle, &shared).await?;
+        return respond_json(&mut sock, code, &v).await;
     }
     if method == "POST" && path == "/token/acquire" {
         let (code, v) = token_acquire(&handle, &shared).await;
@@ -593,6 +604,174 @@ async fn run_op(
             shared.waiters.forget(req);
             Err(error_reply(&shen_rings::ouroboros::LogError::Timeout))
         }
+    }
+}
+
+/// Most records in one transaction.
+const MAX_TXN_RECORDS: usize = 256;
+
+/// Decode a hex string.
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A transaction's records: (key, payload).
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The records of a `POST /log/txn` body, or why not.
+fn txn_records(body: &[u8]) -> Result<Records, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let list = v["records"]
+        .as_array()
+        .ok_or("expected {\"records\": [{\"key\": ..., \"data\": ...}, ...]}")?;
+    if list.is_empty() || list.len() > MAX_TXN_RECORDS {
+        return Err(format!(
+            "a transaction holds 1 to {MAX_TXN_RECORDS} records, not {}",
+            list.len()
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = r["key"]
+                .as_str()
+                .ok_or(format!("records[{i}].key must be a string"))?;
+            let data = match (r["data"].as_str(), r["data_hex"].as_str()) {
+                (Some(d), None) => d.as_bytes().to_vec(),
+                (None, Some(h)) => {
+                    from_hex(h).ok_or(format!("records[{i}].data_hex is not hex"))?
+                }
+                _ => return Err(format!("records[{i}] needs data or data_hex (one of them)")),
+            };
+            Ok((key.as_bytes().to_vec(), data))
+        })
+        .collect()
+}
+
+/// `POST /log/txn`.
+async fn serve_txn(
+    sock: &mut TcpStream,
+    head: &str,
+    rest: Vec<u8>,
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+) -> std::io::Result<(&'static str, Value)> {
+    // JSON needs a CORS preflight from a browser, never approved here.
+    let ctype = header(head, "content-type").unwrap_or("");
+    if !ctype
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Ok((
+            "415 Unsupported Media Type",
+            json!({ "error": "send the transaction as Content-Type: application/json", "kind": "bad_request" }),
+        ));
+    }
+    let Some(len) = content_length(head) else {
+        return Ok((
+            "411 Length Required",
+            json!({ "error": "Content-Length is required", "kind": "bad_request" }),
+        ));
+    };
+    if len > MAX_BODY * 2 {
+        return Ok((
+            "413 Payload Too Large",
+            json!({ "error": format!("transaction of {len} bytes exceeds the 2 MiB limit"), "kind": "too_large" }),
+        ));
+    }
+    let body = match tokio::time::timeout(Duration::from_secs(10), read_body(sock, rest, len)).await
+    {
+        Ok(b) => b?,
+        Err(_) => {
+            return Ok((
+                "408 Request Timeout",
+                json!({ "error": "body not received", "kind": "bad_request" }),
+            ))
+        }
+    };
+    let records = match txn_records(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok((
+                "400 Bad Request",
+                json!({ "error": e, "kind": "bad_request" }),
+            ))
+        }
+    };
+    Ok(txn(handle, shared, records).await)
+}
+
+async fn txn(
+    handle: &Handle<Event>,
+    shared: &Arc<Shared>,
+    records: Records,
+) -> (&'static str, Value) {
+    let sh = shared.clone();
+    let rx = handle.run(move |node, _, now, rng| {
+        let timeout = node.ring::<Ouroboros<PeerKey>>()?.config().request_timeout * 3;
+        let req =
+            node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.transaction(cx, records))?;
+        Some((req, timeout, sh.waiters.register(req)))
+    });
+    let (req, timeout, wait) = match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(Some(s))) => s,
+        Ok(Ok(None)) => return not_formed(shared.log_expect),
+        _ => {
+            return (
+                "503 Service Unavailable",
+                json!({ "error": "node not answering", "kind": "unavailable" }),
+            )
+        }
+    };
+    let outcome = match tokio::time::timeout(timeout + Duration::from_secs(2), wait).await {
+        Ok(Ok(o)) => o,
+        _ => {
+            shared.waiters.forget(req);
+            return error_reply(&shen_rings::ouroboros::LogError::Timeout);
+        }
+    };
+    match outcome {
+        OuroborosEvent::TxnDone {
+            committed: Some(true),
+            records,
+            ..
+        } => {
+            let recs: Vec<Value> = records
+                .iter()
+                .map(|(p, o, id)| {
+                    json!({ "partition": p, "offset": o, "id": ScarabId::from_u64(*id).to_string() })
+                })
+                .collect();
+            ("200 OK", json!({ "committed": true, "records": recs }))
+        }
+        OuroborosEvent::TxnDone {
+            committed: Some(false),
+            error,
+            ..
+        } => (
+            "409 Conflict",
+            json!({
+                "committed": false,
+                "error": error.map(|e| e.to_string()).unwrap_or_else(|| "the transaction aborted: a record could not be written".into()),
+                "kind": "aborted",
+            }),
+        ),
+        OuroborosEvent::TxnDone { .. } => {
+            let (code, mut v) = error_reply(&shen_rings::ouroboros::LogError::Timeout);
+            v["committed"] = Value::Null;
+            (code, v)
+        }
+        other => (
+            "500 Internal Server Error",
+            json!({ "error": format!("unexpected outcome {}", ShenEventName(&other)), "kind": "internal" }),
+        ),
     }
 }
 

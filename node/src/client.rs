@@ -23,7 +23,7 @@ use serde_json::Value;
 use shen_rings::scarab::ScarabId;
 
 use crate::log_cluster::percent_encode;
-use crate::status_cmd::http_request;
+use crate::status_cmd::http_request_typed;
 
 /// Why an operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,10 @@ pub enum ClientError {
     /// never there twice).
     #[error("timeout, outcome unknown: {0}")]
     Timeout(String),
+    /// A transaction aborted: none of its records is or will be in the
+    /// log. Retrying runs it again.
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
     /// The request was refused as malformed (a bug in the caller).
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -158,6 +162,20 @@ fn record_of(partition: u32, r: &Value) -> Result<Record, ClientError> {
     })
 }
 
+/// The records of a transaction being built ([`ShenClient::transaction`]).
+#[derive(Debug, Default)]
+pub struct Txn {
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Txn {
+    /// Add a record (`key` must be UTF-8).
+    pub fn append(&mut self, key: &[u8], data: &[u8]) -> &mut Txn {
+        self.records.push((key.to_vec(), data.to_vec()));
+        self
+    }
+}
+
 impl ShenClient {
     /// A client of the node whose admin API listens at `admin`
     /// (HOST:PORT). Operations wait up to 15 s (the node's own deadline is
@@ -176,14 +194,25 @@ impl ShenClient {
     }
 
     fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<Value, ClientError> {
-        let (code, status, text) = http_request(&self.admin, method, path, body, self.timeout)
-            .map_err(|e| {
-                if e.contains("timed out") || e.contains("WouldBlock") {
-                    ClientError::Timeout(e)
-                } else {
-                    ClientError::Unreachable(e)
-                }
-            })?;
+        self.call_typed(method, path, "application/octet-stream", body)
+    }
+
+    fn call_typed(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Value, ClientError> {
+        let (code, status, text) =
+            http_request_typed(&self.admin, method, path, content_type, body, self.timeout)
+                .map_err(|e| {
+                    if e.contains("timed out") || e.contains("WouldBlock") {
+                        ClientError::Timeout(e)
+                    } else {
+                        ClientError::Unreachable(e)
+                    }
+                })?;
         let v: Value = serde_json::from_str(&text)
             .map_err(|_| ClientError::Protocol(format!("{status}: {}", text.trim())))?;
         if code == 200 {
@@ -193,6 +222,7 @@ impl ShenClient {
         let kind = v["kind"].as_str().unwrap_or("").to_string();
         Err(match kind.as_str() {
             "not_formed" => ClientError::NotFormed(message),
+            "aborted" => ClientError::Aborted(message),
             "timeout_outcome_unknown" | "timeout" => ClientError::Timeout(message),
             "not_head" | "not_tail" | "stale_epoch" | "not_enough_replicas" | "unavailable" => {
                 ClientError::Unavailable { kind, message }
@@ -224,6 +254,73 @@ impl ShenClient {
                 .ok_or_else(bad)?,
             offset: v["offset"].as_u64().ok_or_else(bad)?,
         })
+    }
+
+    /// Append several records atomically across their partitions: they
+    /// all become visible, or none does. `build` adds the records:
+    ///
+    /// ```no_run
+    /// # use shen_node::client::ShenClient;
+    /// let log = ShenClient::new("127.0.0.1:7600");
+    /// let placed = log.transaction(|t| {
+    ///     t.append(b"account-1", b"-10");
+    ///     t.append(b"account-2", b"+10");
+    /// })?;
+    /// assert_eq!(placed.len(), 2);
+    /// # Ok::<(), shen_node::client::ClientError>(())
+    /// ```
+    ///
+    /// It runs under the cluster's Cartouche token (one transaction at a
+    /// time). `Ok` carries each record's place, in the order added;
+    /// [`ClientError::Aborted`]: none was written; [`ClientError::Timeout`]:
+    /// the outcome is unknown, but all-or-nothing either way.
+    pub fn transaction(&self, build: impl FnOnce(&mut Txn)) -> Result<Vec<Appended>, ClientError> {
+        let mut t = Txn::default();
+        build(&mut t);
+        if t.records.is_empty() {
+            return Err(ClientError::BadRequest(
+                "a transaction needs a record".into(),
+            ));
+        }
+        let body = serde_json::json!({
+            "records": t.records.iter().map(|(k, d)| serde_json::json!({
+                "key": String::from_utf8_lossy(k),
+                "data_hex": d.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            })).collect::<Vec<_>>()
+        });
+        if t.records
+            .iter()
+            .any(|(k, _)| std::str::from_utf8(k).is_err())
+        {
+            return Err(ClientError::BadRequest(
+                "transaction keys must be UTF-8".into(),
+            ));
+        }
+        let v = self.call_typed(
+            "POST",
+            "/log/txn",
+            "application/json",
+            body.to_string().as_bytes(),
+        )?;
+        let bad = || ClientError::Protocol(format!("bad transaction answer {v}"));
+        v["records"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|r| {
+                Ok(Appended {
+                    id: r["id"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(bad)?,
+                    partition: r["partition"]
+                        .as_u64()
+                        .and_then(|p| u32::try_from(p).ok())
+                        .ok_or_else(bad)?,
+                    offset: r["offset"].as_u64().ok_or_else(bad)?,
+                })
+            })
+            .collect()
     }
 
     /// The committed record with Scarab ID `id`, if there is one.

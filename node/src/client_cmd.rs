@@ -51,6 +51,19 @@ pub struct AppendArgs {
     json: bool,
 }
 
+/// `shen txn` flags.
+#[derive(Args, Debug, Clone)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The records, as KEY VALUE pairs: all of them are appended, or none.
+    #[arg(value_name = "KEY VALUE", num_args = 2.., required = true, allow_hyphen_values = true)]
+    pairs: Vec<String>,
+    /// Print the node's JSON answer.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Which partition a read or tail is about.
 #[derive(Args, Debug, Clone)]
 pub struct PartitionArgs {
@@ -168,6 +181,57 @@ pub fn append(args: AppendArgs) -> ExitCode {
         v["offset"],
         v["id"].as_str().unwrap_or("?")
     );
+    ExitCode::SUCCESS
+}
+
+/// Run `shen txn`.
+pub fn txn(args: TxnArgs) -> ExitCode {
+    let admin = match args.target.resolve() {
+        Ok(a) => a,
+        Err(e) => return fail(e, 2),
+    };
+    if !args.pairs.len().is_multiple_of(2) {
+        return fail(
+            "give KEY VALUE pairs (an even number of arguments)".into(),
+            2,
+        );
+    }
+    let records: Vec<Value> = args
+        .pairs
+        .chunks(2)
+        .map(|kv| serde_json::json!({ "key": kv[0], "data": kv[1] }))
+        .collect();
+    let body = serde_json::json!({ "records": records }).to_string();
+    let answer = crate::status_cmd::http_request_typed(
+        &admin,
+        "POST",
+        "/log/txn",
+        "application/json",
+        body.as_bytes(),
+        CLIENT_TIMEOUT,
+    );
+    let (code, status, body) = match answer {
+        Ok(r) => r,
+        Err(e) => return fail(e, 1),
+    };
+    if code != 200 {
+        return fail(explain(&status, &body), if code == 400 { 2 } else { 1 });
+    }
+    if args.json {
+        print!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    let recs = v["records"].as_array().cloned().unwrap_or_default();
+    println!("committed {} records atomically:", recs.len());
+    for r in recs {
+        println!(
+            "  partition {} offset {} (id {})",
+            r["partition"],
+            r["offset"],
+            r["id"].as_str().unwrap_or("?")
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -335,7 +335,8 @@ impl Waiters {
             OuroborosEvent::Appended { req, .. }
             | OuroborosEvent::AppendFailed { req, .. }
             | OuroborosEvent::ReadDone { req, .. }
-            | OuroborosEvent::ReadFailed { req, .. } => *req,
+            | OuroborosEvent::ReadFailed { req, .. }
+            | OuroborosEvent::TxnDone { req, .. } => *req,
             _ => return,
         };
         let tx = self.map.lock().ok().and_then(|mut m| m.remove(&req));

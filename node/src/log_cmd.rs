@@ -79,6 +79,10 @@ pub struct LogArgs {
     /// reordering, clock drift).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub faults: bool,
+    /// One operation in N is a transaction of 2-3 records over random
+    /// keys (0: none).
+    #[arg(long, default_value_t = 50, allow_hyphen_values = true)]
+    pub txn_every: u64,
     /// Keep each node's write-ahead log on its simulated disk and
     /// acknowledge only what is synced there (`--durable false`: state in
     /// memory only).
@@ -128,6 +132,8 @@ pub struct LogRun {
     pub restored: u64,
     /// The whole cluster lost power after the workload and restarted.
     pub cluster_power_loss: bool,
+    /// Transactions committed / aborted / with an unknown outcome.
+    pub txns: (u64, u64, u64),
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -144,6 +150,10 @@ enum Pending {
     /// `read(id)` of the acknowledged append of `value`.
     ReadId {
         value: u64,
+    },
+    /// A transaction appending `values` (one record each).
+    Txn {
+        values: Vec<u64>,
     },
 }
 
@@ -165,8 +175,8 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 }
 
 /// A completed read: partition, first offset, invocation time, records,
-/// and whether it was cut at the read limit.
-type ReadSeen = (u32, u64, Time, Vec<ReadRecord<u64>>, bool);
+/// whether it was cut at the read limit, and the stable point it read up to.
+type ReadSeen = (u32, u64, Time, Vec<ReadRecord<u64>>, bool, u64);
 
 /// Everything recorded while a run goes on.
 struct Book {
@@ -194,6 +204,11 @@ struct History {
     reads: Vec<ReadSeen>,
     /// Highest acknowledged offset per partition (where reads start).
     top: BTreeMap<u32, u64>,
+    /// Transactions: their values and outcome (`Some(true)` committed,
+    /// `Some(false)` aborted, `None` unknown or never finished).
+    txns: Vec<(Vec<u64>, Option<bool>)>,
+    /// Partition of every value written by a transaction.
+    txn_part: BTreeMap<u64, u32>,
 }
 
 /// Run one seed with the checker.
@@ -296,6 +311,8 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             invoked: BTreeSet::new(),
             reads: Vec::new(),
             top: BTreeMap::new(),
+            txns: Vec::new(),
+            txn_part: BTreeMap::new(),
         },
         run: LogRun {
             seed,
@@ -371,7 +388,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                         partition,
                         from,
                         records,
-                        ..
+                        committed,
                     } => {
                         let is_id_read =
                             matches!(b.pending.get(&(node, req)), Some(Pending::ReadId { .. }));
@@ -401,7 +418,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                             let truncated = records.len() >= 1024;
                             b.hist
                                 .reads
-                                .push((partition, from, since, records, truncated));
+                                .push((partition, from, since, records, truncated, committed));
                         }
                     }
                     OuroborosEvent::ReadFailed { req, .. }
@@ -411,6 +428,39 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                     }
                     OuroborosEvent::ReconfigDone { changed, .. } if changed > 0 => {
                         b.run.reconfigurations += 1;
+                    }
+                    OuroborosEvent::TxnDone {
+                        req,
+                        committed,
+                        records,
+                        ..
+                    } => {
+                        if let Some(Pending::Txn { values }) = b.pending.remove(&(node, req)) {
+                            *b.in_flight.entry(node).or_default() -= 1;
+                            match committed {
+                                Some(true) => {
+                                    b.run.txns.0 += 1;
+                                    if records.len() != values.len() {
+                                        b.hist.online.push(format!(
+                                            "transaction of {values:?} committed with {} places",
+                                            records.len()
+                                        ));
+                                    }
+                                    for (value, (partition, offset, id)) in
+                                        values.iter().zip(records)
+                                    {
+                                        b.hist.acked.insert(*value, (partition, offset, now));
+                                        b.hist.ids.insert(*value, id);
+                                        b.hist.acked_order.push(*value);
+                                        let t = b.hist.top.entry(partition).or_default();
+                                        *t = (*t).max(offset);
+                                    }
+                                }
+                                Some(false) => b.run.txns.1 += 1,
+                                None => b.run.txns.2 += 1,
+                            }
+                            b.hist.txns.push((values, committed));
+                        }
                     }
                     _ => {}
                 }
@@ -543,6 +593,29 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                     sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.read_range(cx, p, from, 1024))
                         .map_err(|e| e.to_string())?
                         .map(|req| (req, Pending::Read { since: now }))
+                } else if a.txn_every > 0
+                    && rng.next_u64() % a.txn_every == 0
+                    && !book
+                        .pending
+                        .iter()
+                        .any(|((x, _), p)| *x == i && matches!(p, Pending::Txn { .. }))
+                {
+                    let k = 2 + rng.next_u64() % 2;
+                    let mut recs = Vec::new();
+                    let mut values = Vec::new();
+                    for _ in 0..k {
+                        let value = next_value;
+                        next_value += 1;
+                        book.hist.invoked.insert(value);
+                        values.push(value);
+                        let key = (rng.next_u64() % 4096).to_be_bytes().to_vec();
+                        let part = shen_rings::ouroboros::partition_of_key(&key, a.partitions);
+                        book.hist.txn_part.insert(value, part);
+                        recs.push((key, value_bytes(value)));
+                    }
+                    sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.transaction(cx, recs))
+                        .map_err(|e| e.to_string())?
+                        .map(|req| (req, Pending::Txn { values }))
                 } else {
                     let value = next_value;
                     next_value += 1;
@@ -608,8 +681,28 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
     }
+    // Transactions left undecided (their coordinator crashed or timed out)
+    // are settled by the tails they block; give that time.
+    let blocked = |sim: &mut Sim<ShenEvent<u64>>, down: &BTreeSet<u64>| -> BTreeSet<u32> {
+        let mut out = BTreeSet::new();
+        for i in (0..n).filter(|i| !down.contains(i)) {
+            if let Ok(Some(b)) =
+                sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.blocked_partitions(cx.me))
+            {
+                out.extend(b);
+            }
+        }
+        out
+    };
+    let deadline = sim.now() + Duration::from_secs(20);
+    while sim.now() < deadline && !blocked(&mut sim, &down).is_empty() {
+        let t = sim.now() + Duration::from_millis(500);
+        while sim.now() < t && sim.step() {
+            process(&mut sim, &mut book, &mut None);
+        }
+    }
     let reader = (0..n).find(|i| !down.contains(i)).ok_or("no live node")?;
-    let mut finals: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
+    let mut finals: BTreeMap<u64, BTreeMap<u64, ReadRecord<u64>>> = BTreeMap::new();
     let mut complete: BTreeSet<u32> = BTreeSet::new();
     let mut failures = 0;
     while complete.len() < a.partitions as usize && failures < 10 {
@@ -618,7 +711,10 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             .collect();
         let mut asked = BTreeMap::new();
         for p in todo {
-            let from = finals.get(&u64::from(p)).map_or(0, |l| l.len() as u64);
+            let from = finals
+                .get(&u64::from(p))
+                .and_then(|l| l.keys().next_back())
+                .map_or(0, |o| o + 1);
             let req = sim
                 .command::<Ouroboros<u64>, _>(reader, |o, cx| o.read_range(cx, p, from, 1024))
                 .map_err(|e| e.to_string())?
@@ -642,7 +738,10 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         for (p, recs) in got {
             progress = true;
             let full = recs.len() >= 1024;
-            finals.entry(p).or_default().extend(recs);
+            finals
+                .entry(p)
+                .or_default()
+                .extend(recs.into_iter().map(|r| (r.offset, r)));
             if !full {
                 complete.insert(p as u32);
             }
@@ -660,6 +759,19 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
     }
+    // A partition still waiting at an undecided transaction was read only
+    // up to it: not complete (a liveness gap, reported as unavailable).
+    for p in blocked(&mut sim, &down) {
+        if std::env::var("SHEN_LOG_DEBUG").is_ok() {
+            eprintln!("partition {p} still waits at an undecided transaction");
+            for i in 0..n {
+                if let Some(o) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+                    eprintln!("   node {i}: {} | {}", o.txns_debug(), o.debug_partition(p));
+                }
+            }
+        }
+        complete.remove(&p);
+    }
     // ---- check
     let v = &mut book.run.violations;
     v.append(&mut book.hist.online);
@@ -669,6 +781,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             book.run.unavailable.push(p);
             continue;
         };
+        let log: Vec<&ReadRecord<u64>> = log.values().collect();
         for w in log.windows(2) {
             if w[1].id <= w[0].id {
                 v.push(format!(
@@ -679,7 +792,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 ));
             }
         }
-        for r in log {
+        for r in &log {
             if u32::from(ScarabId::from_u64(r.id).node()) != p {
                 v.push(format!(
                     "partition {p} offset {}: Scarab ID {} names partition {}",
@@ -713,7 +826,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     let final_at = |p: u32, o: u64| -> Option<u64> {
         finals
             .get(&u64::from(p))
-            .and_then(|l| l.get(o as usize))
+            .and_then(|l| l.get(&o))
             .and_then(value_of)
     };
     for (val, (p, o, _)) in &book.hist.acked {
@@ -729,7 +842,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         }
         let final_id = finals
             .get(&u64::from(*p))
-            .and_then(|l| l.get(*o as usize))
+            .and_then(|l| l.get(o))
             .map(|r| r.id);
         if final_id != book.hist.ids.get(val).copied() {
             v.push(format!(
@@ -754,7 +867,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
     }
-    for (p, from, since, records, truncated) in &book.hist.reads {
+    for (p, from, since, records, truncated, stable) in &book.hist.reads {
         if !complete.contains(p) {
             continue;
         }
@@ -771,7 +884,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
         if *truncated {
             continue;
         }
-        let end = from + records.len() as u64;
+        let end = (*stable).max(*from);
         // The highest offset acknowledged before the read was invoked.
         if let Some(acks) = by_time.get(p) {
             let i = acks.partition_point(|(t, _, _, _)| t < since);
@@ -785,6 +898,46 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                     ));
                 }
             }
+        }
+    }
+    // Transactions: all of a transaction's records are in the final logs
+    // or none; an aborted one's never, in no read either (a committed one's
+    // were checked above as acknowledged appends).
+    let mut read_values: BTreeSet<u64> = BTreeSet::new();
+    for (_, _, _, records, _, _) in &book.hist.reads {
+        read_values.extend(records.iter().filter_map(value_of));
+    }
+    // Transactions still running when the run ended count as unknown.
+    for p in book.pending.values() {
+        if let Pending::Txn { values } = p {
+            book.hist.txns.push((values.clone(), None));
+        }
+    }
+    for (values, outcome) in &book.hist.txns {
+        let verifiable = values.iter().all(|x| {
+            book.hist
+                .txn_part
+                .get(x)
+                .is_some_and(|p| complete.contains(p))
+        });
+        let present = values.iter().filter(|x| seen.contains_key(x)).count();
+        if *outcome == Some(false) {
+            if let Some(x) = values.iter().find(|x| read_values.contains(x)) {
+                v.push(format!("aborted transaction {values:?}: a read saw {x}"));
+            }
+        }
+        if !verifiable {
+            continue;
+        }
+        match outcome {
+            Some(false) if present > 0 => v.push(format!(
+                "aborted transaction {values:?}: {present} of its records are in the log"
+            )),
+            _ if present > 0 && present < values.len() => v.push(format!(
+                "transaction {values:?} ({outcome:?}) is partly in the log: {present} of {}",
+                values.len()
+            )),
+            _ => {}
         }
     }
     v.truncate(20);
@@ -831,7 +984,7 @@ pub fn run(a: &LogArgs) -> ExitCode {
     } else {
         for r in &runs {
             println!(
-                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} slow marks, {} records, p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} slow marks, {} records, txns {}/{}/{} (committed/aborted/unknown), p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
                 r.seed,
                 r.acked,
                 r.appends_per_s,
@@ -841,6 +994,9 @@ pub fn run(a: &LogArgs) -> ExitCode {
                 r.id_reads,
                 r.slow_marked,
                 r.records,
+                r.txns.0,
+                r.txns.1,
+                r.txns.2,
                 r.p50_us as f64 / 1000.0,
                 r.p99_us as f64 / 1000.0,
                 r.reconfigurations,

@@ -39,6 +39,9 @@ enum Command {
     Bench(shen_node::bench_cmd::BenchArgs),
     /// Append a record to the replicated log through a running node.
     Append(shen_node::client_cmd::AppendArgs),
+    /// Append several records atomically (all or none) through a running
+    /// node: `shen txn KEY VALUE [KEY VALUE]...`.
+    Txn(shen_node::client_cmd::TxnArgs),
     /// Read committed records of a log partition through a running node.
     Read(shen_node::client_cmd::ReadArgs),
     /// Follow a log partition (like `tail -f`) through a running node.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Status(a) => shen_node::status_cmd::run(a),
         Command::Bench(a) => shen_node::bench_cmd::run(a),
         Command::Append(a) => shen_node::client_cmd::append(a),
+        Command::Txn(a) => shen_node::client_cmd::txn(a),
         Command::Read(a) => shen_node::client_cmd::read(a),
         Command::Tail(a) => shen_node::client_cmd::tail(a),
         Command::Viz(a) => shen_node::viz_cmd::run(a),

@@ -45,6 +45,25 @@ pub fn http_request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, String, String), String> {
+    http_request_typed(
+        addr,
+        method,
+        path,
+        "application/octet-stream",
+        body,
+        timeout,
+    )
+}
+
+/// [`http_request`] with the body's content type.
+pub fn http_request_typed(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String, String), String> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("invalid admin address '{addr}': {e}"))?
@@ -56,7 +75,7 @@ pub fn http_request(
     let _ = s.set_write_timeout(Some(timeout));
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .and_then(|_| s.write_all(body))

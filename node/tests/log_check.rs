@@ -16,6 +16,7 @@ fn args() -> LogArgs {
         concurrency: 4,
         read_ratio: 0.2,
         faults: true,
+        txn_every: 50,
         durable: true,
         fsync_us: 300,
         json: false,

@@ -71,7 +71,9 @@ use crate::hash::hash_bytes;
 use crate::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
 
 mod durable;
+mod txn;
 pub use durable::{read_all, FsyncPolicy, RecoverError, WalStore};
+pub use txn::{TxnId, TxnMark, TxnRecord};
 
 /// A chain epoch / table ballot: a Cartouche fencing number.
 pub type Epoch = Fencing;
@@ -198,6 +200,8 @@ pub struct Entry<I> {
     pub key: Vec<u8>,
     /// The payload.
     pub data: Vec<u8>,
+    /// Its part in a transaction, if any (see the `txn` module).
+    pub txn: Option<TxnMark>,
 }
 
 /// Why an operation failed. Every variant says what to do about it.
@@ -443,6 +447,8 @@ pub enum OuroborosMsg<I> {
         key: Vec<u8>,
         /// Payload.
         data: Vec<u8>,
+        /// A transaction's record, decision or outcome copy.
+        txn: Option<TxnMark>,
     },
     /// Head → client.
     AppendReply {
@@ -450,6 +456,9 @@ pub enum OuroborosMsg<I> {
         req: u64,
         /// The offset and the record's Scarab ID, or why not.
         result: Result<(u64, u64), LogError<I>>,
+        /// For a transaction's decision: the outcome in the log (the first
+        /// decision written for it).
+        decided: Option<bool>,
     },
     /// Client → tail.
     ClientRead {
@@ -556,6 +565,27 @@ pub enum OuroborosEvent<I> {
         /// Its ballot.
         ballot: Epoch,
     },
+    /// Transaction `req` needs the Cartouche token (the reactor asks for it
+    /// and calls `Ouroboros::txn_granted`).
+    WantsTxnToken {
+        /// The transaction (as returned by `Ouroboros::transaction`).
+        req: u64,
+    },
+    /// Transaction `req` ended.
+    TxnDone {
+        /// The transaction.
+        req: u64,
+        /// `Some(true)`: every record is in the log and visible;
+        /// `Some(false)`: none ever will be; `None`: outcome unknown (it
+        /// timed out after writing; it will be settled for readers either
+        /// way, atomically).
+        committed: Option<bool>,
+        /// When committed: each record's (partition, offset, Scarab ID), in
+        /// the order given.
+        records: Vec<(u32, u64, u64)>,
+        /// Why it did not commit, when known.
+        error: Option<LogError<I>>,
+    },
     /// The write-ahead log failed: this node stopped taking part (restart
     /// it once the disk is fixed; it recovers from what was synced).
     StorageFailed {
@@ -601,6 +631,13 @@ struct Part<I> {
     unheld: VecDeque<(u64, Time)>,
     /// What the write-ahead log holds of this replica.
     wal: durable::PartWal,
+    /// Transaction → (offset of its first outcome entry here, commit).
+    txn_out: BTreeMap<TxnId, (u64, bool)>,
+    /// Offsets of transaction members not yet known resolved below the
+    /// commit point.
+    open: BTreeMap<u64, TxnId>,
+    /// As tail: the undecided transaction the stable point waits at, since.
+    blocked: Option<(TxnId, Time)>,
 }
 
 #[derive(Clone, Debug)]
@@ -609,6 +646,9 @@ enum Op {
         p: u32,
         key: Vec<u8>,
         data: Vec<u8>,
+        txn: Option<TxnMark>,
+        /// The transaction this append is part of (its events go there).
+        owner: Option<u64>,
     },
     Read {
         p: u32,
@@ -683,6 +723,15 @@ pub struct OuroborosStats {
     /// Tails unsealed because the round that sealed them changed nothing.
     #[serde(default)]
     pub unsealed: u64,
+    /// Transactions this node coordinated that committed.
+    #[serde(default)]
+    pub txn_committed: u64,
+    /// ... that aborted.
+    #[serde(default)]
+    pub txn_aborted: u64,
+    /// Undecided transactions of others this node settled as a tail.
+    #[serde(default)]
+    pub txn_resolved: u64,
 }
 
 /// One node's Ouroboros state: its replicas of every partition it is in,
@@ -721,6 +770,10 @@ pub struct Ouroboros<I> {
     stats: OuroborosStats,
     /// The write-ahead log, when the node has a disk.
     durable: Option<durable::Durable>,
+    /// Transactions this node runs (coordinates or resolves).
+    txns: BTreeMap<u64, txn::TxnOp>,
+    /// Cartouche request → the transaction it is for.
+    txn_tokens: BTreeMap<u64, u64>,
     /// Rebuilt from the write-ahead log at start.
     restored: bool,
 }
@@ -744,6 +797,9 @@ impl<I> Part<I> {
             succ_target: 0,
             unheld: VecDeque::new(),
             wal: durable::PartWal::default(),
+            txn_out: BTreeMap::new(),
+            open: BTreeMap::new(),
+            blocked: None,
         }
     }
 }
@@ -856,6 +912,8 @@ impl<I: NodeId> Ouroboros<I> {
             tick: TimerSlot::new(),
             stats: OuroborosStats::default(),
             durable: None,
+            txns: BTreeMap::new(),
+            txn_tokens: BTreeMap::new(),
             restored: false,
             config,
         }
@@ -987,6 +1045,8 @@ impl<I: NodeId> Ouroboros<I> {
                 p,
                 key: key.to_vec(),
                 data,
+                txn: None,
+                owner: None,
             },
         )
     }
@@ -1307,11 +1367,19 @@ impl<I: NodeId> Ouroboros<I> {
             self.query(cx, who);
         }
         match op {
-            Op::Append { p, key, data } => {
+            Op::Append {
+                p, key, data, txn, ..
+            } => {
                 let Some(head) = self.table.chains[p as usize].members.first().cloned() else {
                     return;
                 };
-                let msg = OuroborosMsg::ClientAppend { p, req, key, data };
+                let msg = OuroborosMsg::ClientAppend {
+                    p,
+                    req,
+                    key,
+                    data,
+                    txn,
+                };
                 if &head == cx.me && self.durable.is_none() {
                     let me = cx.me.clone();
                     self.on_message(cx, me, msg);
@@ -1474,7 +1542,7 @@ impl<I: NodeId> Ouroboros<I> {
             part.stale = false;
             part.log.clear();
             part.wal.truncated(0);
-            part.dedupe.clear();
+            Self::rebuild_dedupe(part);
             part.commit = 0;
         }
         let head = member && self.table.chains[p as usize].members[0] == me;
@@ -1486,6 +1554,7 @@ impl<I: NodeId> Ouroboros<I> {
             // retried append is not answered before the record is on every
             // member again.
             part.commit = 0;
+            Self::rebuild_dedupe(part);
         }
         if member && !head && (part.log.len() as u64) > part.commit {
             // Entries above the commit point may have diverged (a deposed
@@ -1509,6 +1578,7 @@ impl<I: NodeId> Ouroboros<I> {
                 let msg = OuroborosMsg::AppendReply {
                     req,
                     result: Err(LogError::StaleEpoch),
+                    decided: None,
                 };
                 self.reply(cx, client, msg);
             }
@@ -1597,26 +1667,22 @@ impl<I: NodeId> Ouroboros<I> {
         }
         part.commit = upto;
         part.last_progress = cx.now;
-        // Answer clients waiting at the head.
-        let done: Vec<u64> = part.waiters.range(..upto).map(|(o, _)| *o).collect();
+        // Answer clients waiting at the head (an append behind a member of
+        // an undecided transaction waits for its outcome).
+        let due: Vec<u64> = part.waiters.range(..upto).map(|(o, _)| *o).collect();
         let mut replies = Vec::new();
-        for o in done {
+        for o in due {
+            if !Self::answerable(part, o) {
+                continue;
+            }
             if let Some(ws) = part.waiters.remove(&o) {
                 for (client, req) in ws {
-                    replies.push((client, req, o));
+                    replies.push((client, Self::append_ok(part, req, o)));
                 }
             }
         }
-        for (client, req, o) in replies {
-            let id = part_id(&self.parts[p as usize], o);
-            self.reply(
-                cx,
-                client,
-                OuroborosMsg::AppendReply {
-                    req,
-                    result: Ok((o, id)),
-                },
-            );
+        for (client, msg) in replies {
+            self.reply(cx, client, msg);
         }
         if let Some(pred) = self.predecessor(p, &me) {
             let epoch = self.chain(p).epoch;
@@ -1687,23 +1753,55 @@ impl<I: NodeId> Ouroboros<I> {
                 let msg = OuroborosMsg::AppendReply {
                     req,
                     result: Err(LogError::NotEnoughReplicas),
+                    decided: None,
                 };
                 self.reply(cx, client, msg);
             }
         }
     }
 
+    /// Rebuild the indexes of `part`'s log (deduplication, transaction
+    /// outcomes and members).
     fn rebuild_dedupe(part: &mut Part<I>) {
-        part.dedupe = part
-            .log
-            .iter()
-            .enumerate()
-            .map(|(o, e)| ((e.origin.clone(), e.req), o as u64))
-            .collect();
+        part.dedupe.clear();
+        part.txn_out.clear();
+        part.open.clear();
+        for o in 0..part.log.len() as u64 {
+            Self::index_entry(part, o);
+        }
+    }
+
+    /// Whether the head may answer the append at `o`: it is on every
+    /// member, and it is not behind a member of an undecided transaction
+    /// (an acknowledged append is always visible to a read that follows).
+    /// Transaction members and outcome entries are answered once on every
+    /// member: the coordinator needs them to decide.
+    fn answerable(part: &mut Part<I>, o: u64) -> bool {
+        if o >= part.commit {
+            return false;
+        }
+        match part.log[o as usize].txn {
+            Some(TxnMark::Member { .. }) | Some(TxnMark::Decide { .. }) => true,
+            _ => o < Self::stable_point(part, part.commit),
+        }
+    }
+
+    /// The answer to an acknowledged append at `o`.
+    fn append_ok(part: &Part<I>, req: u64, o: u64) -> OuroborosMsg<I> {
+        let decided = match part.log[o as usize].txn {
+            Some(TxnMark::Decide { txn, .. }) => part.txn_out.get(&txn).map(|(_, c)| *c),
+            _ => None,
+        };
+        OuroborosMsg::AppendReply {
+            req,
+            result: Ok((o, part_id(part, o))),
+            decided,
+        }
     }
 
     // ---- message handlers ------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     fn on_client_append(
         &mut self,
         cx: &mut RingCtx<'_, I, Self>,
@@ -1712,12 +1810,14 @@ impl<I: NodeId> Ouroboros<I> {
         req: u64,
         key: Vec<u8>,
         data: Vec<u8>,
+        txn: Option<TxnMark>,
     ) {
         let me = cx.me.clone();
         if p >= self.config.partitions {
             let msg = OuroborosMsg::AppendReply {
                 req,
                 result: Err(LogError::BadPartition(p)),
+                decided: None,
             };
             return self.reply(cx, from, msg);
         }
@@ -1726,6 +1826,7 @@ impl<I: NodeId> Ouroboros<I> {
             let msg = OuroborosMsg::AppendReply {
                 req,
                 result: Err(LogError::NotHead { head }),
+                decided: None,
             };
             return self.reply(cx, from, msg);
         }
@@ -1733,19 +1834,32 @@ impl<I: NodeId> Ouroboros<I> {
             let msg = OuroborosMsg::AppendReply {
                 req,
                 result: Err(LogError::NotEnoughReplicas),
+                decided: None,
             };
             return self.reply(cx, from, msg);
         }
         let epoch = self.chain(p).epoch;
         let single = self.chain(p).members.len() == 1;
         let part = &mut self.parts[p as usize];
-        if let Some(&o) = part.dedupe.get(&(from.clone(), req)) {
+        // A transaction's decision: the first one written counts, a later
+        // one is answered like a duplicate of it.
+        let first_decision = match &txn {
+            Some(TxnMark::Decide { txn: t, .. }) => part
+                .txn_out
+                .get(t)
+                .map(|(o, _)| *o)
+                .filter(|o| matches!(part.log[*o as usize].txn, Some(TxnMark::Decide { .. }))),
+            _ => None,
+        };
+        if let Some(o) = part
+            .dedupe
+            .get(&(from.clone(), req))
+            .copied()
+            .or(first_decision)
+        {
             self.stats.deduplicated += 1;
-            if o < part.commit {
-                let msg = OuroborosMsg::AppendReply {
-                    req,
-                    result: Ok((o, part_id(part, o))),
-                };
+            if Self::answerable(part, o) {
+                let msg = Self::append_ok(part, req, o);
                 return self.reply(cx, from, msg);
             }
             let ws = part.waiters.entry(o).or_default();
@@ -1767,8 +1881,9 @@ impl<I: NodeId> Ouroboros<I> {
             req,
             key,
             data,
+            txn,
         });
-        part.dedupe.insert((from.clone(), req), o);
+        Self::index_entry(part, o);
         part.waiters.entry(o).or_default().push((from, req));
         self.stats.head_appends += 1;
         self.note_appended(p, cx.now);
@@ -1856,8 +1971,8 @@ impl<I: NodeId> Ouroboros<I> {
                 Self::rebuild_dedupe(part);
                 self.stats.truncations += 1;
             }
-            part.dedupe.insert((e.origin.clone(), e.req), idx as u64);
             part.log.push(e);
+            Self::index_entry(part, idx as u64);
             changed = true;
         }
         // The prefix known to equal the predecessor's.
@@ -1892,9 +2007,12 @@ impl<I: NodeId> Ouroboros<I> {
             let before = self.parts[p as usize].commit;
             self.advance_commit(cx, p, commit.min(matched));
             let part = &mut self.parts[p as usize];
-            if changed && part.commit == before {
+            if part.commit == before {
                 // Report receipt at once (the commit point moves only when
-                // the tail's ack comes back).
+                // the tail's ack comes back). A retransmission of what we
+                // hold is answered too: the predecessor re-sends when our
+                // ack was lost, and nothing else would repair it once the
+                // stream stops.
                 let upto = part.commit;
                 cx.send(
                     from,
@@ -2004,30 +2122,40 @@ impl<I: NodeId> Ouroboros<I> {
             };
             return self.reply(cx, r.client, msg);
         }
+        let part = &mut self.parts[r.p as usize];
+        // Only what is on every member (at the tail that is its verified
+        // prefix), up to the first member of a transaction whose outcome is
+        // not here yet; transaction bookkeeping entries and aborted members
+        // are skipped (offsets keep their gaps).
+        let committed = part.commit.min(part.log.len() as u64);
+        let len = Self::stable_point(part, committed);
         let part = &self.parts[r.p as usize];
-        // Only what is on every member (at the tail that is its verified prefix).
-        let len = part.commit.min(part.log.len() as u64);
         let (start, n) = match r.id {
-            // IDs increase along the log: binary search the committed part.
+            // IDs increase along the log: binary search the stable part.
             Some(id) => match part.log[..len as usize].binary_search_by_key(&id, |e| e.id) {
                 Ok(o) => (o as u64, 1),
                 Err(_) => (len, 0),
             },
             None => (r.from, (r.max as usize).min(self.config.max_read) as u64),
         };
-        let end = len.min(start.saturating_add(n));
-        let records: Vec<ReadRecord<I>> = (start.min(len)..end)
-            .map(|o| {
+        let mut records: Vec<ReadRecord<I>> = Vec::new();
+        let mut o = start.min(len);
+        while o < len && (records.len() as u64) < n {
+            if Self::visible(part, o) {
                 let e = &part.log[o as usize];
-                ReadRecord {
+                records.push(ReadRecord {
                     offset: o,
                     id: e.id,
                     origin: e.origin.clone(),
                     req: e.req,
                     data: e.data.clone(),
-                }
-            })
-            .collect();
+                });
+            }
+            if r.id.is_some() {
+                break;
+            }
+            o += 1;
+        }
         let msg = OuroborosMsg::ReadReply {
             req: r.req,
             result: Ok((records, len)),
@@ -2042,8 +2170,32 @@ impl<I: NodeId> Ouroboros<I> {
         let p = match &op.op {
             Op::Append { p, .. } | Op::Read { p, .. } => *p,
         };
+        let owner = match &op.op {
+            Op::Append { owner, .. } => *owner,
+            Op::Read { .. } => None,
+        };
+        if let Some(owner) = owner {
+            match result {
+                OpResult::Appended(o, id, decided) => {
+                    self.ops.remove(&req);
+                    self.txn_op_done(cx, owner, req, Ok((o, id, decided)));
+                }
+                OpResult::Failed(LogError::BadPartition(x)) => {
+                    self.ops.remove(&req);
+                    self.txn_op_done(cx, owner, req, Err(LogError::BadPartition(x)));
+                }
+                OpResult::Failed(_) => {
+                    self.query(cx, from);
+                    if let Some(op) = self.ops.get_mut(&req) {
+                        op.retry_at = cx.now + self.config.tick * 2;
+                    }
+                }
+                OpResult::Read(..) => {}
+            }
+            return;
+        }
         match result {
-            OpResult::Appended(o, id) => {
+            OpResult::Appended(o, id, _) => {
                 self.ops.remove(&req);
                 cx.emit(OuroborosEvent::Appended {
                     req,
@@ -2609,6 +2761,9 @@ impl<I: NodeId> Ouroboros<I> {
                     continue;
                 };
                 match op.op {
+                    Op::Append {
+                        owner: Some(owner), ..
+                    } => self.txn_op_done(cx, owner, req, Err(LogError::Timeout)),
                     Op::Append { p, .. } => cx.emit(OuroborosEvent::AppendFailed {
                         req,
                         partition: p,
@@ -2641,6 +2796,10 @@ impl<I: NodeId> Ouroboros<I> {
             }
         }
         self.check_slow(&me, now);
+        self.txn_expire(cx);
+        if self.ticks % 10 == 0 {
+            self.txn_resolve_blocked(cx);
+        }
         // Ask for the token when a chain needs a change.
         if self.recovered
             && self.round.is_none()
@@ -2706,7 +2865,7 @@ impl<I: NodeId> Ouroboros<I> {
             part.sealed = None;
             part.log.clear();
             part.wal.truncated(0);
-            part.dedupe.clear();
+            Self::rebuild_dedupe(part);
             part.commit = 0;
             part.sent = 0;
             part.ready = false;
@@ -2720,7 +2879,7 @@ impl<I: NodeId> Ouroboros<I> {
 
 /// The outcome carried by a reply to a client.
 enum OpResult<I> {
-    Appended(u64, u64),
+    Appended(u64, u64, Option<bool>),
     Read(Vec<ReadRecord<I>>, u64),
     Failed(LogError<I>),
 }
@@ -2882,12 +3041,20 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                     self.advance_commit(cx, p, upto);
                 }
             }
-            OuroborosMsg::ClientAppend { p, req, key, data } => {
-                self.on_client_append(cx, from, p, req, key, data)
-            }
-            OuroborosMsg::AppendReply { req, result } => {
+            OuroborosMsg::ClientAppend {
+                p,
+                req,
+                key,
+                data,
+                txn,
+            } => self.on_client_append(cx, from, p, req, key, data, txn),
+            OuroborosMsg::AppendReply {
+                req,
+                result,
+                decided,
+            } => {
                 let r = match result {
-                    Ok((o, id)) => OpResult::Appended(o, id),
+                    Ok((o, id)) => OpResult::Appended(o, id, decided),
                     Err(e) => OpResult::Failed(e),
                 };
                 self.on_reply(cx, from, req, r);

@@ -371,6 +371,8 @@ impl<I> ShenEvent<I> {
         "ouroboros.reconfig_aborted",
         "ouroboros.table_installed",
         "ouroboros.storage_failed",
+        "ouroboros.wants_txn_token",
+        "ouroboros.txn_done",
     ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
@@ -409,6 +411,8 @@ impl<I> ShenEvent<I> {
                 OuroborosEvent::ReconfigAborted { .. } => "ouroboros.reconfig_aborted",
                 OuroborosEvent::TableInstalled { .. } => "ouroboros.table_installed",
                 OuroborosEvent::StorageFailed { .. } => "ouroboros.storage_failed",
+                OuroborosEvent::WantsTxnToken { .. } => "ouroboros.wants_txn_token",
+                OuroborosEvent::TxnDone { .. } => "ouroboros.txn_done",
             },
         }
     }
@@ -543,13 +547,36 @@ fn shen_reactor<I: NodeId>(
                 node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_token_request(id));
             }
         }
+        ShenEvent::Ouroboros(OuroborosEvent::WantsTxnToken { req }) => {
+            let req = *req;
+            let id = node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.request(cx, "txn"));
+            if let Some(id) = id {
+                node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_txn_token(req, id));
+            }
+        }
         ShenEvent::Cartouche(CartoucheEvent::Granted { id, fencing, .. }) => {
-            let ours = node
-                .ring::<Ouroboros<I>>()
-                .is_some_and(|o| o.token_request() == Some(*id));
+            let (ours, txn) = node.ring::<Ouroboros<I>>().map_or((false, None), |o| {
+                (o.token_request() == Some(*id), o.txn_for_token(*id))
+            });
+            let (id, f) = (*id, *fencing);
             if ours {
-                let f = *fencing;
                 node.command::<Ouroboros<I>, _>(now, rng, |o, cx| o.reconfigure(cx, f));
+            } else if let Some(req) = txn {
+                let running = node.ring::<Ouroboros<I>>().is_some_and(|o| o.has_txn(req));
+                if running {
+                    node.command::<Ouroboros<I>, _>(now, rng, |o, cx| o.txn_granted(cx, req, f));
+                } else {
+                    // The transaction gave up before the grant came.
+                    node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.release(cx, id));
+                }
+            }
+        }
+        ShenEvent::Ouroboros(OuroborosEvent::TxnDone { req, .. }) => {
+            let token = node
+                .ring::<Ouroboros<I>>()
+                .and_then(|o| o.token_of_txn(*req));
+            if let Some(id) = token {
+                node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.release(cx, id));
             }
         }
         ShenEvent::Ouroboros(
@@ -570,6 +597,8 @@ fn shen_reactor<I: NodeId>(
             if ours {
                 node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_token_request(None));
             }
+            let id = *id;
+            node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.clear_txn_token(id));
         }
         _ => {}
     }
@@ -661,6 +690,13 @@ mod tests {
                 OuroborosEvent::TableInstalled { ballot: b },
                 OuroborosEvent::StorageFailed {
                     reason: "disk full".into(),
+                },
+                OuroborosEvent::WantsTxnToken { req: 1 },
+                OuroborosEvent::TxnDone {
+                    req: 1,
+                    committed: None,
+                    records: Vec::new(),
+                    error: None,
                 },
             ]
             .into_iter()

@@ -200,6 +200,36 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
     assert_eq!(cs.members.len(), N);
     let bad = ShenClient::new(infos[1].admin.clone()).read_range(9999, 0, 1);
     assert!(matches!(bad, Err(ClientError::BadRequest(_))), "{bad:?}");
+    // A transaction: three records over (usually) three partitions, all
+    // readable afterwards through another node, by ID and by range.
+    let placed = log
+        .transaction(|t| {
+            t.append(b"account-1", b"-10");
+            t.append(b"account-2", b"+10");
+            t.append(b"ledger", b"transfer 1->2");
+        })
+        .unwrap();
+    assert_eq!(placed.len(), 3);
+    let other = ShenClient::new(infos[2].admin.clone());
+    for (p, want) in placed.iter().zip([&b"-10"[..], b"+10", b"transfer 1->2"]) {
+        let got = other
+            .read(p.id)
+            .unwrap()
+            .expect("a committed transaction's record");
+        assert_eq!(
+            (got.partition, got.offset, got.data.as_slice()),
+            (p.partition, p.offset, want)
+        );
+        let range = other.read_range(p.partition, p.offset, 1).unwrap();
+        assert_eq!(range.first().map(|r| r.data.as_slice()), Some(want));
+    }
+    let none = log.transaction(|_| {});
+    assert!(matches!(none, Err(ClientError::BadRequest(_))), "{none:?}");
+    // ... and through the CLI.
+    let said = shen_ok(&["txn", "--admin", &infos[0].admin, "x", "1", "y", "-2"]);
+    assert!(said.starts_with("committed 2 records atomically"), "{said}");
+    let got = shen_ok(&["read", "--admin", &infos[2].admin, "--key", "y"]);
+    assert!(got.trim_end().ends_with("\t-2"), "{got}");
     // `shen status` shows the chains.
     let table = shen_ok(&["status", "--admin", &infos[1].admin]);
     assert!(

@@ -410,7 +410,7 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_midd
                 let mut i = 0u64;
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                     let data = format!("w{w}-{i}");
-                    let key = if i % 2 == 0 {
+                    let key = if i.is_multiple_of(2) {
                         key.clone()
                     } else {
                         format!("k{}", i % 31)
