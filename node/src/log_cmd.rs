@@ -440,6 +440,7 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                             match committed {
                                 Some(true) => {
                                     b.run.txns.0 += 1;
+                                    b.run.acked += records.len() as u64;
                                     if records.len() != values.len() {
                                         b.hist.online.push(format!(
                                             "transaction of {values:?} committed with {} places",

@@ -26,6 +26,7 @@ fn args() -> LogArgs {
 fn check(seeds: std::ops::Range<u64>) {
     let a = args();
     let (mut acked, mut reconfigs, mut reads, mut id_reads, mut slow) = (0, 0, 0, 0, 0);
+    let (mut txns, mut restored, mut power_losses) = (0, 0, 0);
     for seed in seeds.clone() {
         let r = run_one(&a, seed).expect("valid arguments");
         assert!(
@@ -38,6 +39,9 @@ fn check(seeds: std::ops::Range<u64>) {
         reads += r.reads;
         id_reads += r.id_reads;
         slow += r.slow_marked;
+        txns += r.txns.0;
+        restored += r.restored;
+        power_losses += u64::from(r.cluster_power_loss);
     }
     let n = seeds.end - seeds.start;
     // The runs did real work under real reconfigurations (the check is not
@@ -49,6 +53,14 @@ fn check(seeds: std::ops::Range<u64>) {
     assert!(id_reads > n * 20, "only {id_reads} reads by Scarab ID");
     // The slow-replica fault made predecessors report slow successors.
     assert!(slow >= n, "only {slow} slow-successor reports");
+    // Transactions committed, nodes came back from their disks (power
+    // blips, restarts), and half the seeds cut power to the whole cluster.
+    assert!(txns > n * 5, "only {txns} transactions committed");
+    assert!(restored > n, "only {restored} restarts from disk");
+    assert!(
+        power_losses >= n / 2,
+        "only {power_losses} cluster power losses"
+    );
 }
 
 #[test]
@@ -79,5 +91,11 @@ fn without_faults_every_partition_stays_available() {
             r.records, r.acked,
             "seed {seed}: every append acknowledged and present"
         );
+        assert_eq!(
+            (r.txns.1, r.txns.2),
+            (0, 0),
+            "seed {seed}: transactions aborted or timed out without faults"
+        );
+        assert!(r.txns.0 > 0, "seed {seed}: no transaction committed");
     }
 }
