@@ -376,6 +376,8 @@ pub struct Transport<E: 'static> {
     cmd_rx: mpsc::UnboundedReceiver<Command<E>>,
     /// When the graceful shutdown ends (set by [`Command::Shutdown`]).
     stop_at: Option<Instant>,
+    /// The last [`NetView`] built for a command, until a swarm event.
+    view_cache: Option<NetView>,
     start: Instant,
     rng: ChaCha8Rng,
     timers: BTreeSet<(Time, u64, TimerKey)>,
@@ -434,6 +436,7 @@ impl<E: Clone + 'static> Transport<E> {
             cmd_tx,
             cmd_rx,
             stop_at: None,
+            view_cache: None,
             start: Instant::now(),
             rng: ChaCha8Rng::from_os_rng(),
             timers: BTreeSet::new(),
@@ -474,6 +477,19 @@ impl<E: Clone + 'static> Transport<E> {
 
     fn instant_of(&self, t: Time) -> Instant {
         self.start + Duration::from_micros(t.as_micros())
+    }
+
+    /// The view for a command: built once and kept until a swarm event
+    /// may have changed it (commands arrive once per client request; the
+    /// peer ids and addresses are formatted as text, which is not free).
+    fn cached_view(&mut self) -> NetView {
+        if let Some(v) = &mut self.view_cache {
+            v.uptime_s = self.start.elapsed().as_secs_f64();
+            return v.clone();
+        }
+        let v = self.view();
+        self.view_cache = Some(v.clone());
+        v
     }
 
     fn view(&self) -> NetView {
@@ -613,7 +629,7 @@ impl<E: Clone + 'static> Transport<E> {
     ) {
         match cmd {
             Command::Run(f) => {
-                let view = self.view();
+                let view = self.cached_view();
                 let now = self.now();
                 f(node, &view, now, &mut self.rng);
             }
@@ -840,6 +856,7 @@ impl<E: Clone + 'static> Transport<E> {
         node: &mut Node<PeerKey, E>,
         host: &mut H,
     ) {
+        self.view_cache = None;
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!("listening on {address}/p2p/{}", self.local);
