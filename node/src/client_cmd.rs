@@ -140,6 +140,26 @@ fn explain(status: &str, body: &str) -> String {
         .unwrap_or_else(|| format!("{status}: {}", body.trim()))
 }
 
+/// A node's answer to a write: its JSON body, or the exit code once the
+/// failure was explained (or, with `json`, the body printed as it is).
+fn write_answer(
+    answer: Result<(u16, String, String), String>,
+    json: bool,
+) -> Result<Value, ExitCode> {
+    let (code, status, body) = answer.map_err(|e| fail(e, 1))?;
+    if code != 200 {
+        return Err(fail(
+            explain(&status, &body),
+            if code == 400 { 2 } else { 1 },
+        ));
+    }
+    if json {
+        print!("{body}");
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(serde_json::from_str(&body).unwrap_or_default())
+}
+
 /// Run `shen append`.
 pub fn append(args: AppendArgs) -> ExitCode {
     let admin = match args.target.resolve() {
@@ -163,18 +183,11 @@ pub fn append(args: AppendArgs) -> ExitCode {
         );
     }
     let path = format!("/log/append?key={}", percent_encode(args.key.as_bytes()));
-    let (code, status, body) = match http_request(&admin, "POST", &path, &data, CLIENT_TIMEOUT) {
-        Ok(r) => r,
-        Err(e) => return fail(e, 1),
+    let answer = http_request(&admin, "POST", &path, &data, CLIENT_TIMEOUT);
+    let v = match write_answer(answer, args.json) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    if code != 200 {
-        return fail(explain(&status, &body), if code == 400 { 2 } else { 1 });
-    }
-    if args.json {
-        print!("{body}");
-        return ExitCode::SUCCESS;
-    }
-    let v: Value = serde_json::from_str(&body).unwrap_or_default();
     println!(
         "appended to partition {} at offset {} (id {})",
         v["partition"],
@@ -210,18 +223,10 @@ pub fn txn(args: TxnArgs) -> ExitCode {
         body.as_bytes(),
         CLIENT_TIMEOUT,
     );
-    let (code, status, body) = match answer {
-        Ok(r) => r,
-        Err(e) => return fail(e, 1),
+    let v = match write_answer(answer, args.json) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
-    if code != 200 {
-        return fail(explain(&status, &body), if code == 400 { 2 } else { 1 });
-    }
-    if args.json {
-        print!("{body}");
-        return ExitCode::SUCCESS;
-    }
-    let v: Value = serde_json::from_str(&body).unwrap_or_default();
     let recs = v["records"].as_array().cloned().unwrap_or_default();
     println!("committed {} records atomically:", recs.len());
     for r in recs {

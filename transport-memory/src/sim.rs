@@ -609,12 +609,16 @@ impl<E: SimEvent> Sim<E> {
         self.w.fsync = d;
     }
 
-    fn flush_node(&mut self, node: u64, incarnation: u32) {
-        let now = self.w.now;
-        let Some(i) = usize::try_from(node)
+    /// The host index of node `node`, if it exists.
+    fn host_index(&self, node: u64) -> Option<usize> {
+        usize::try_from(node)
             .ok()
             .filter(|i| *i < self.w.hosts.len())
-        else {
+    }
+
+    fn flush_node(&mut self, node: u64, incarnation: u32) {
+        let now = self.w.now;
+        let Some(i) = self.host_index(node) else {
             return;
         };
         let h = &mut self.w.hosts[i];
@@ -929,10 +933,7 @@ impl<E: SimEvent> Sim<E> {
 
     fn fire_timer(&mut self, node: u64, incarnation: u32, epoch: u32, key: TimerKey) {
         let now = self.w.now;
-        let Some(i) = usize::try_from(node)
-            .ok()
-            .filter(|i| *i < self.w.hosts.len())
-        else {
+        let Some(i) = self.host_index(node) else {
             return;
         };
         let h = &mut self.w.hosts[i];
