@@ -286,6 +286,10 @@ pub fn run(args: UpArgs) -> ExitCode {
                     first.admin
                 );
                 println!(
+                    "  shen txn --admin {} alice -10 bob +10     # append atomically (all or none)",
+                    first.admin
+                );
+                println!(
                     "  shen viz --live {}               # the live view of this cluster in the browser",
                     first.admin
                 );
