@@ -134,6 +134,9 @@ pub struct LogRun {
     pub cluster_power_loss: bool,
     /// Transactions committed / aborted / with an unknown outcome.
     pub txns: (u64, u64, u64),
+    /// Chains longer than `rf` at the end (a recovery put a former member
+    /// in front; trimmed once all are caught up).
+    pub long_chains: u64,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -772,6 +775,15 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             }
         }
         complete.remove(&p);
+    }
+    if let Some(o) = sim.node(reader).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+        let rf = o.config().rf;
+        book.run.long_chains = o
+            .table()
+            .chains
+            .iter()
+            .filter(|c| c.members.len() > rf)
+            .count() as u64;
     }
     // ---- check
     let v = &mut book.run.violations;

@@ -1030,6 +1030,12 @@ impl<I: NodeId> Ouroboros<I> {
                 || (self.parts[p].stale && (c.members.contains(me) || c.learners.contains(me)))
                 // A learner that caught up asks to join the chain.
                 || (c.learners.contains(me) && self.parts[p].ready && !self.parts[p].stale)
+                // A head whose chain is longer than `rf` and fully
+                // acknowledged asks for the surplus to be dropped.
+                || (c.members.len() > self.config.rf
+                    && c.members.first() == Some(me)
+                    && self.parts[p].ready
+                    && self.parts[p].commit == self.parts[p].log.len() as u64)
         })
     }
 
@@ -2543,6 +2549,17 @@ impl<I: NodeId> Ouroboros<I> {
                     next.retain(|m| *m != h);
                     next.insert(0, h.clone());
                     keep = Some(h);
+                }
+                // A recovery put a former member in front of the survivors,
+                // so the chain may be longer than `rf`: once every member is
+                // caught up in this epoch, drop the surplus from the end
+                // (removing a caught-up member is safe, as a failure is:
+                // the new tail holds everything acknowledged).
+                if head_ok
+                    && next.len() > self.config.rf
+                    && next.iter().all(|m| ready(m, p32, c.epoch))
+                {
+                    next.truncate(self.config.rf);
                 }
                 // Learners that caught up join at the end (they hold the
                 // tail's log: it fed them); the others keep learning.
