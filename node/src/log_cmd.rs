@@ -784,6 +784,21 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
             .iter()
             .filter(|c| c.members.len() > rf)
             .count() as u64;
+        if std::env::var("SHEN_LOG_DEBUG").is_ok() {
+            for (p, c) in o.table().chains.iter().enumerate() {
+                if c.members.len() > rf {
+                    eprintln!(
+                        "long chain {p}: {:?} learners {:?} down {:?}",
+                        c.members, c.learners, down
+                    );
+                    for i in 0..n {
+                        if let Some(x) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+                            eprintln!("   node {i}: {}", x.debug_partition(p as u32));
+                        }
+                    }
+                }
+            }
+        }
     }
     // ---- check
     let v = &mut book.run.violations;
