@@ -573,17 +573,19 @@ fn not_formed(expect: Option<usize>) -> (&'static str, Value) {
     )
 }
 
-/// Run a client operation on the node's Ouroboros and wait for its outcome.
+/// Run a client operation on the node's Ouroboros and wait for its outcome
+/// (at most `deadlines` request timeouts, plus a margin).
 async fn run_op(
     handle: &Handle<Event>,
     shared: &Arc<Shared>,
+    deadlines: u32,
     op: impl FnOnce(&mut Node<PeerKey, Event>, Time, &mut dyn rand_core::RngCore) -> Option<u64>
         + Send
         + 'static,
 ) -> Result<Outcome, (&'static str, Value)> {
     let sh = shared.clone();
     let rx = handle.run(move |node, _, now, rng| {
-        let timeout = node.ring::<Ouroboros<PeerKey>>()?.config().request_timeout;
+        let timeout = node.ring::<Ouroboros<PeerKey>>()?.config().request_timeout * deadlines;
         let req = op(node, now, rng)?;
         Some((req, timeout, sh.waiters.register(req)))
     });
@@ -713,29 +715,15 @@ async fn txn(
     shared: &Arc<Shared>,
     records: Records,
 ) -> (&'static str, Value) {
-    let sh = shared.clone();
-    let rx = handle.run(move |node, _, now, rng| {
-        let timeout = node.ring::<Ouroboros<PeerKey>>()?.config().request_timeout * 3;
-        let req =
-            node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.transaction(cx, records))?;
-        Some((req, timeout, sh.waiters.register(req)))
-    });
-    let (req, timeout, wait) = match tokio::time::timeout(Duration::from_secs(5), rx).await {
-        Ok(Ok(Some(s))) => s,
-        Ok(Ok(None)) => return not_formed(shared.log_expect),
-        _ => {
-            return (
-                "503 Service Unavailable",
-                json!({ "error": "node not answering", "kind": "unavailable" }),
-            )
-        }
-    };
-    let outcome = match tokio::time::timeout(timeout + Duration::from_secs(2), wait).await {
-        Ok(Ok(o)) => o,
-        _ => {
-            shared.waiters.forget(req);
-            return error_reply(&shen_rings::ouroboros::LogError::Timeout);
-        }
+    // A transaction has three rounds of appends: three request timeouts
+    // (its own deadline inside the node).
+    let outcome = match run_op(handle, shared, 3, move |node, now, rng| {
+        node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.transaction(cx, records))
+    })
+    .await
+    {
+        Ok(o) => o,
+        Err(e) => return e,
     };
     match outcome {
         OuroborosEvent::TxnDone {
@@ -788,7 +776,7 @@ async fn append(
         );
     };
     let t0 = std::time::Instant::now();
-    let outcome = run_op(handle, shared, move |node, now, rng| {
+    let outcome = run_op(handle, shared, 1, move |node, now, rng| {
         node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.append(cx, &key, body))
     })
     .await;
@@ -850,7 +838,7 @@ async fn read(
             json!({ "error": "give partition=P, key=K or id=SCARAB", "kind": "bad_request" }),
         );
     }
-    let outcome = run_op(handle, shared, move |node, now, rng| {
+    let outcome = run_op(handle, shared, 1, move |node, now, rng| {
         node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| {
             if let Some(id) = id {
                 return o.read_id(cx, id);
