@@ -176,6 +176,16 @@ impl Txn {
     }
 }
 
+/// An acknowledged place as the node's JSON gives it
+/// (`{"id","partition","offset"}`).
+fn appended_of(v: &Value) -> Option<Appended> {
+    Some(Appended {
+        id: v["id"].as_str()?.parse().ok()?,
+        partition: u32::try_from(v["partition"].as_u64()?).ok()?,
+        offset: v["offset"].as_u64()?,
+    })
+}
+
 impl ShenClient {
     /// A client of the node whose admin API listens at `admin`
     /// (HOST:PORT). Operations wait up to 15 s (the node's own deadline is
@@ -242,18 +252,7 @@ impl ShenClient {
             &format!("/log/append?key={}", percent_encode(key)),
             data,
         )?;
-        let bad = || ClientError::Protocol(format!("bad append answer {v}"));
-        Ok(Appended {
-            id: v["id"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(bad)?,
-            partition: v["partition"]
-                .as_u64()
-                .and_then(|p| u32::try_from(p).ok())
-                .ok_or_else(bad)?,
-            offset: v["offset"].as_u64().ok_or_else(bad)?,
-        })
+        appended_of(&v).ok_or_else(|| ClientError::Protocol(format!("bad append answer {v}")))
     }
 
     /// Append several records atomically across their partitions: they
@@ -307,19 +306,7 @@ impl ShenClient {
             .as_array()
             .ok_or_else(bad)?
             .iter()
-            .map(|r| {
-                Ok(Appended {
-                    id: r["id"]
-                        .as_str()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(bad)?,
-                    partition: r["partition"]
-                        .as_u64()
-                        .and_then(|p| u32::try_from(p).ok())
-                        .ok_or_else(bad)?,
-                    offset: r["offset"].as_u64().ok_or_else(bad)?,
-                })
-            })
+            .map(|r| appended_of(r).ok_or_else(bad))
             .collect()
     }
 
