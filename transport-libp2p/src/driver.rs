@@ -1053,6 +1053,9 @@ fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
     Ok(swarm)
 }
 
+/// Most bytes gathered into one write by a stream writer.
+const COALESCE_BYTES: usize = 256 * 1024;
+
 async fn writer(
     mut control: libp2p_stream::Control,
     peer: PeerId,
@@ -1086,16 +1089,19 @@ async fn writer(
             return;
         }
     };
-    'outer: while let Some(first) = rx.recv().await {
-        if stream.write_all(&first).await.is_err() {
-            break;
-        }
-        while let Ok(more) = rx.try_recv() {
-            if stream.write_all(&more).await.is_err() {
-                break 'outer;
+    // Frames queued together go out in one write (one multiplexer frame,
+    // one encrypted frame, one syscall) up to `COALESCE_BYTES`.
+    let mut batch: Vec<u8> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < COALESCE_BYTES {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
             }
         }
-        if stream.flush().await.is_err() {
+        if stream.write_all(&batch).await.is_err() || stream.flush().await.is_err() {
             break;
         }
     }
