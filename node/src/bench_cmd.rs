@@ -59,6 +59,11 @@ pub struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Where clients send each write: `leader` (Shen: the head of the
+    /// record's partition; etcd: the Raft leader) or `any` (client `c` to
+    /// member `c mod n`, which forwards).
+    #[arg(long, default_value = "leader", value_parser = ["leader", "any"])]
+    pub route: String,
     /// The Shen nodes' fsync policy (`batch`, `every` or `never`; see
     /// `shen run --fsync`).
     #[arg(long, default_value = "batch")]
@@ -72,6 +77,8 @@ pub struct Level {
     pub system: String,
     /// What an acknowledgement means.
     pub durability: String,
+    /// Where clients sent their writes.
+    pub route: String,
     /// Clients.
     pub concurrency: u32,
     /// Acknowledged writes per second.
@@ -230,11 +237,11 @@ enum Target {
     Etcd,
 }
 
-fn request(target: &Target, addr: &str, client: u32, i: u64, record: &[u8]) -> Vec<u8> {
+fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> Vec<u8> {
     match target {
         Target::Shen => {
             let mut r = format!(
-                "POST /log/append?key=c{client}-{i} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                "POST /log/append?key={key} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
                 record.len()
             )
             .into_bytes();
@@ -244,7 +251,7 @@ fn request(target: &Target, addr: &str, client: u32, i: u64, record: &[u8]) -> V
         Target::Etcd => {
             let body = format!(
                 "{{\"key\":\"{}\",\"value\":\"{}\"}}",
-                base64(format!("c{client}-{i}").as_bytes()),
+                base64(key.as_bytes()),
                 base64(record)
             );
             format!(
@@ -256,10 +263,41 @@ fn request(target: &Target, addr: &str, client: u32, i: u64, record: &[u8]) -> V
     }
 }
 
+/// Which member each request goes to.
+#[derive(Clone, Debug)]
+enum Route {
+    /// Client `c` keeps one connection to member `c mod n` and sends
+    /// everything there (the member forwards to the head or leader).
+    Spread,
+    /// Shen, head-aware: each record goes to its partition's head
+    /// (`heads[p]` indexes the member list), the way a partition-aware
+    /// producer sends to the partition leader.
+    Heads {
+        partitions: u32,
+        heads: Arc<Vec<usize>>,
+    },
+    /// etcd, leader-aware: every request to the Raft leader.
+    Leader(usize),
+}
+
+impl Route {
+    fn pick(&self, client: u32, key: &[u8], members: usize) -> usize {
+        match self {
+            Route::Spread => client as usize % members,
+            Route::Heads { partitions, heads } => {
+                let p = shen_rings::ouroboros::partition_of_key(key, *partitions) as usize;
+                heads.get(p).copied().unwrap_or(client as usize % members)
+            }
+            Route::Leader(l) => *l,
+        }
+    }
+}
+
 /// Run `concurrency` closed-loop clients over `addrs` for warm-up +
 /// `measure`; latencies (µs) of requests started in the measured window.
 async fn load(
     target: Target,
+    route: Route,
     addrs: Vec<String>,
     concurrency: u32,
     record: Vec<u8>,
@@ -272,46 +310,64 @@ async fn load(
     let errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..concurrency {
-        let addr = addrs[c as usize % addrs.len()].clone();
-        let (target, record, lat, errors) =
-            (target.clone(), record.clone(), lat.clone(), errors.clone());
+        let (target, route, addrs, record, lat, errors) = (
+            target.clone(),
+            route.clone(),
+            addrs.clone(),
+            record.clone(),
+            lat.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
+            // One keep-alive connection per member, opened on first use;
+            // bytes read past a response stay with their connection.
+            let mut conns: Vec<Option<(TcpStream, Vec<u8>)>> =
+                (0..addrs.len()).map(|_| None).collect();
             let mut i = 0u64;
-            'conn: while Instant::now() < until {
-                let Ok(mut sock) = TcpStream::connect(&addr).await else {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let _ = sock.set_nodelay(true);
-                let mut buf = Vec::new();
-                while Instant::now() < until {
-                    let req = request(&target, &addr, c, i, &record);
-                    i += 1;
-                    let t0 = Instant::now();
-                    let ok = match sock.write_all(&req).await {
-                        Ok(()) => read_response(&mut sock, &mut buf).await,
-                        Err(e) => Err(e),
-                    };
-                    let measured = t0 >= from && t0 < until;
-                    match ok {
-                        Ok(200) => {
-                            if measured {
-                                mine.push(t0.elapsed().as_micros() as u64);
-                            }
-                        }
-                        Ok(_) => {
-                            if measured {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
+            while Instant::now() < until {
+                let key = format!("c{c}-{i}");
+                let m = route.pick(c, key.as_bytes(), addrs.len());
+                if conns[m].is_none() {
+                    match TcpStream::connect(&addrs[m]).await {
+                        Ok(sock) => {
+                            let _ = sock.set_nodelay(true);
+                            conns[m] = Some((sock, Vec::new()));
                         }
                         Err(_) => {
-                            if measured {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                            continue 'conn;
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
                         }
+                    }
+                }
+                let Some((sock, buf)) = conns[m].as_mut() else {
+                    continue;
+                };
+                let req = request(&target, &addrs[m], &key, &record);
+                i += 1;
+                let t0 = Instant::now();
+                let ok = match sock.write_all(&req).await {
+                    Ok(()) => read_response(sock, buf).await,
+                    Err(e) => Err(e),
+                };
+                let measured = t0 >= from && t0 < until;
+                match ok {
+                    Ok(200) => {
+                        if measured {
+                            mine.push(t0.elapsed().as_micros() as u64);
+                        }
+                    }
+                    Ok(_) => {
+                        if measured {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => {
+                        if measured {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        conns[m] = None;
                     }
                 }
             }
@@ -336,11 +392,13 @@ fn pct(sorted: &[u64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure_levels(
     rt: &tokio::runtime::Runtime,
     system: &str,
     durability: &str,
     target: Target,
+    route: &Route,
     addrs: &[String],
     a: &BenchArgs,
 ) -> Vec<Level> {
@@ -350,6 +408,7 @@ fn measure_levels(
         .map(|&c| {
             let (lat, errors) = rt.block_on(load(
                 target.clone(),
+                route.clone(),
                 addrs.to_vec(),
                 c,
                 record.clone(),
@@ -358,6 +417,11 @@ fn measure_levels(
             let level = Level {
                 system: system.to_string(),
                 durability: durability.to_string(),
+                route: match route {
+                    Route::Spread => "any member".into(),
+                    Route::Heads { .. } => "partition head".into(),
+                    Route::Leader(_) => "leader".into(),
+                },
                 concurrency: c,
                 writes_per_s: lat.len() as f64 / a.duration_s as f64,
                 p50_ms: pct(&lat, 0.5),
@@ -374,8 +438,8 @@ fn measure_levels(
 
 fn print_level(l: &Level) {
     println!(
-        "{:<6} {:>6} clients  {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  ({})",
-        l.system, l.concurrency, l.writes_per_s, l.p50_ms, l.p99_ms, l.errors, l.durability
+        "{:<6} {:>6} clients  {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  ({}; to the {})",
+        l.system, l.concurrency, l.writes_per_s, l.p50_ms, l.p99_ms, l.errors, l.durability, l.route
     );
 }
 
@@ -495,6 +559,60 @@ fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
     Ok(etcd)
 }
 
+/// Each partition's head, as an index into `infos` (from the first
+/// node's `/status`).
+fn shen_heads(infos: &[crate::run_cmd::NodeInfo]) -> Result<Route, String> {
+    let first = infos.first().ok_or("no Shen node")?;
+    let status = crate::client::ShenClient::new(first.admin.clone())
+        .cluster_status()
+        .map_err(|e| format!("cannot read the chains from {}: {e}", first.admin))?;
+    let mut heads = vec![0; status.partitions as usize];
+    for c in &status.chains {
+        let head = c
+            .members
+            .first()
+            .ok_or_else(|| format!("partition {} has no chain", c.partition))?;
+        let i = infos
+            .iter()
+            .position(|n| &n.peer_id == head)
+            .ok_or_else(|| {
+                format!(
+                    "partition {}'s head {head} is not a bench node",
+                    c.partition
+                )
+            })?;
+        if let Some(h) = heads.get_mut(c.partition as usize) {
+            *h = i;
+        }
+    }
+    Ok(Route::Heads {
+        partitions: status.partitions,
+        heads: Arc::new(heads),
+    })
+}
+
+/// The etcd member that is the Raft leader (an index into `clients`),
+/// from `POST /v3/maintenance/status` on each member.
+fn etcd_leader(clients: &[String]) -> Result<usize, String> {
+    for (i, c) in clients.iter().enumerate() {
+        let r = crate::status_cmd::http_request(
+            c,
+            "POST",
+            "/v3/maintenance/status",
+            b"{}",
+            Duration::from_secs(5),
+        );
+        if let Ok((200, _, body)) = r {
+            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+            let me = v["header"]["member_id"].as_str().unwrap_or("");
+            if !me.is_empty() && v["leader"].as_str() == Some(me) {
+                return Ok(i);
+            }
+        }
+    }
+    Err("no etcd member reports itself as the leader".into())
+}
+
 /// Run `shen bench`.
 pub fn run(a: BenchArgs) -> ExitCode {
     if a.nodes == 0 || a.nodes > 16 {
@@ -553,6 +671,17 @@ pub fn run(a: BenchArgs) -> ExitCode {
             );
         }
         let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
+        let route = if a.route == "leader" {
+            match shen_heads(&infos) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        } else {
+            Route::Spread
+        };
         results.extend(measure_levels(
             &rt,
             "shen",
@@ -562,6 +691,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 FsyncPolicy::Never => "on every chain replica, written, not fsynced",
             },
             Target::Shen,
+            &route,
             &addrs,
             &a,
         ));
@@ -587,11 +717,23 @@ pub fn run(a: BenchArgs) -> ExitCode {
             for (no_fsync, durability) in modes {
                 match start_etcd(&a.etcd, no_fsync) {
                     Ok(etcd) => {
+                        let route = if a.route == "leader" {
+                            match etcd_leader(&etcd.clients) {
+                                Ok(l) => Route::Leader(l),
+                                Err(e) => {
+                                    eprintln!("error: {e}");
+                                    return ExitCode::FAILURE;
+                                }
+                            }
+                        } else {
+                            Route::Spread
+                        };
                         let levels = measure_levels(
                             &rt,
                             "etcd",
                             durability,
                             Target::Etcd,
+                            &route,
                             &etcd.clients,
                             &a,
                         );
@@ -672,6 +814,28 @@ pub fn run(a: BenchArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_pick_the_member_that_should_take_the_write() {
+        let keys: Vec<String> = (0..200).map(|i| format!("c3-{i}")).collect();
+        for k in &keys {
+            assert_eq!(Route::Spread.pick(5, k.as_bytes(), 3), 2);
+            assert_eq!(Route::Leader(1).pick(5, k.as_bytes(), 3), 1);
+        }
+        // Partition p's head is member p mod 3.
+        let heads = Route::Heads {
+            partitions: 8,
+            heads: Arc::new((0..8).map(|p| p % 3).collect()),
+        };
+        let mut seen = [false; 3];
+        for k in &keys {
+            let p = shen_rings::ouroboros::partition_of_key(k.as_bytes(), 8) as usize;
+            let m = heads.pick(5, k.as_bytes(), 3);
+            assert_eq!(m, p % 3, "{k}");
+            seen[m] = true;
+        }
+        assert_eq!(seen, [true; 3], "keys spread over every head");
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -72,10 +72,18 @@ fn postcard_err(e: postcard::Error) -> WireError {
     })
 }
 
+/// postcard into a `Vec` of exactly the encoded size: a sizing pass first,
+/// instead of a chain of reallocations and copies as the buffer grows
+/// (messages carry batches of log entries, tens of KiB).
+pub fn to_sized_vec<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
+    let n = postcard::experimental::serialized_size(value)?;
+    postcard::to_extend(value, Vec::with_capacity(n))
+}
+
 impl Envelope {
     /// Wrap `msg` for `ring` at this build's protocol version.
     pub fn wrap<M: Serialize>(ring: RingId, msg: &M) -> Result<Envelope, WireError> {
-        let payload = postcard::to_allocvec(msg).map_err(postcard_err)?;
+        let payload = to_sized_vec(msg).map_err(postcard_err)?;
         let env = Envelope {
             version: PROTOCOL_VERSION,
             ring,
@@ -118,7 +126,25 @@ impl Envelope {
                 limit: MAX_FRAME_BYTES,
             });
         }
-        postcard::to_allocvec(self).map_err(postcard_err)
+        let mut out = Vec::with_capacity(size);
+        self.write_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// Append the encoded envelope to `out` (a transport can put its own
+    /// length prefix in front without another copy).
+    pub fn write_to(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let size = self.encoded_len();
+        if size > MAX_FRAME_BYTES {
+            return Err(WireError::TooLarge {
+                size,
+                limit: MAX_FRAME_BYTES,
+            });
+        }
+        out.reserve(size);
+        let taken = core::mem::take(out);
+        *out = postcard::to_extend(self, taken).map_err(postcard_err)?;
+        Ok(())
     }
 
     /// Decode a frame from untrusted bytes with the default size limit.
@@ -165,6 +191,14 @@ fn varint_len(mut v: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sized_encoding_is_postcards_encoding() {
+        let v: (u32, Vec<u8>, Option<String>) = (7, vec![1; 1000], Some("x".into()));
+        let sized = to_sized_vec(&v).unwrap();
+        assert_eq!(sized, postcard::to_allocvec(&v).unwrap());
+        assert_eq!(sized.capacity(), sized.len());
+    }
     use alloc::string::String;
     use alloc::vec;
     use proptest::prelude::*;

@@ -33,6 +33,8 @@ fn shen_bench_measures_a_real_cluster() {
         assert_eq!(l["concurrency"], c);
         assert!(l["writes_per_s"].as_f64().unwrap() > 0.0, "{l}");
         assert_eq!(l["errors"], 0, "{l}");
+        // By default each record goes straight to its partition's head.
+        assert_eq!(l["route"], "partition head", "{l}");
         assert!(l["p50_ms"].as_f64().unwrap() <= l["p99_ms"].as_f64().unwrap());
     }
     let t = &v["token"];

@@ -23,7 +23,7 @@ use shen_rings::{Envelope, Node, NodeOutput, RingId, Time, TimerKey, WireError};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::frame::{encode_frame, FrameDecoder};
+use crate::frame::{encode_envelope, FrameDecoder};
 use crate::{shen_protocol, PeerKey, IDENTIFY_VERSION, KAD_PROTOCOL};
 
 /// Transport settings.
@@ -767,11 +767,7 @@ impl<E: Clone + 'static> Transport<E> {
             self.local_queue.push_back(env.clone());
             return;
         }
-        let bytes = match env
-            .to_frame()
-            .map_err(|e| e.to_string())
-            .and_then(|f| encode_frame(&f).map_err(|e| e.to_string()))
-        {
+        let bytes = match encode_envelope(env) {
             Ok(b) => b,
             Err(e) => {
                 warn!(%to, "cannot encode frame: {e}");

@@ -46,6 +46,24 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Encode an envelope as one frame (length prefix + encoded envelope) in a
+/// single buffer, without an intermediate copy.
+pub fn encode_envelope(env: &shen_rings::wire::Envelope) -> Result<Vec<u8>, String> {
+    let size = env.encoded_len();
+    if size > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            size,
+            limit: MAX_FRAME_BYTES,
+        }
+        .to_string());
+    }
+    let mut out = Vec::with_capacity(PREFIX_BYTES + size);
+    out.extend_from_slice(&(size as u32).to_be_bytes());
+    env.write_to(&mut out).map_err(|e| e.to_string())?;
+    debug_assert_eq!(out.len(), PREFIX_BYTES + size);
+    Ok(out)
+}
+
 /// Incremental frame decoder.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
@@ -131,6 +149,25 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn envelope_frames_match_the_two_step_encoding() {
+        for n in [0usize, 1, 127, 128, 300, 70_000] {
+            let env = shen_rings::wire::Envelope {
+                version: shen_rings::wire::PROTOCOL_VERSION,
+                ring: shen_rings::RingId(3),
+                payload: vec![0xAB; n],
+            };
+            let two_step = encode_frame(&env.to_frame().unwrap()).unwrap();
+            assert_eq!(encode_envelope(&env).unwrap(), two_step, "payload {n}");
+        }
+        let huge = shen_rings::wire::Envelope {
+            version: shen_rings::wire::PROTOCOL_VERSION,
+            ring: shen_rings::RingId(3),
+            payload: vec![0; MAX_FRAME_BYTES],
+        };
+        assert!(encode_envelope(&huge).is_err());
+    }
 
     #[test]
     fn round_trip_in_pieces() {

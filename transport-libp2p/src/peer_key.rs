@@ -40,7 +40,14 @@ impl Serialize for PeerKey {
         if s.is_human_readable() {
             s.serialize_str(&self.0.to_base58())
         } else {
-            s.serialize_bytes(&self.0.to_bytes())
+            // On the stack: this runs for every log entry written or sent
+            // (`PeerId::to_bytes` allocates twice).
+            let mh: &libp2p::multihash::Multihash<64> = self.0.as_ref();
+            let mut buf = [0u8; 80];
+            match mh.write(&mut buf[..]) {
+                Ok(n) => s.serialize_bytes(&buf[..n]),
+                Err(_) => s.serialize_bytes(&self.0.to_bytes()),
+            }
         }
     }
 }
@@ -109,6 +116,13 @@ mod tests {
         };
         assert!(bad.unwrap_msg::<PeerKey>().is_err());
         assert_eq!(k.stable_bytes().as_ref(), k.0.to_bytes().as_slice());
+        // The stack-buffer encoding is byte for byte postcard's encoding of
+        // `PeerId::to_bytes` (so stored logs and peers of older builds agree).
+        let env = shen_rings::Envelope::wrap(shen_rings::RingId(9), &k).unwrap();
+        let mut want = Vec::new();
+        want.push(k.0.to_bytes().len() as u8);
+        want.extend_from_slice(&k.0.to_bytes());
+        assert_eq!(env.payload, want);
     }
 
     fn postcard_like(k: &PeerKey) -> Vec<u8> {

@@ -221,7 +221,7 @@ impl PartWal {
 }
 
 fn encode<I: NodeId>(rec: &WalOut<'_, I>) -> Result<Vec<u8>, String> {
-    postcard::to_allocvec(rec).map_err(|e| alloc::format!("cannot encode a record: {e}"))
+    crate::wire::to_sized_vec(rec).map_err(|e| alloc::format!("cannot encode a record: {e}"))
 }
 
 impl<I: NodeId> Ouroboros<I> {
