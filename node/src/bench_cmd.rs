@@ -438,8 +438,16 @@ fn measure_levels(
 
 fn print_level(l: &Level) {
     println!(
-        "{:<6} {:>6} clients  {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  ({}; to the {})",
-        l.system, l.concurrency, l.writes_per_s, l.p50_ms, l.p99_ms, l.errors, l.durability, l.route
+        "{:<6} {:>6} clients  {:>9.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>5} errors  ({}; sent to {}{})",
+        l.system,
+        l.concurrency,
+        l.writes_per_s,
+        l.p50_ms,
+        l.p99_ms,
+        l.errors,
+        l.durability,
+        if l.route == "any member" { "" } else { "the " },
+        l.route
     );
 }
 
