@@ -761,6 +761,12 @@ pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
                 Some(o) => eprintln!("   node {i}: {}", o.debug_partition(p)),
                 None => eprintln!("   node {i}: down"),
             }
+            if let Some(c) = sim
+                .node(i)
+                .and_then(|x| x.ring::<shen_rings::cartouche::Cartouche<u64>>())
+            {
+                eprintln!("   cartouche {i}: {c:?}");
+            }
         }
     }
     // A partition still waiting at an undecided transaction was read only

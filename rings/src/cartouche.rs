@@ -619,12 +619,13 @@ impl<I: NodeId> Cartouche<I> {
         }
         self.last_seen = id;
         self.promised = self.promised.max(tok.generation);
-        if self
-            .candidacy
-            .as_ref()
-            .is_some_and(|c| c.generation <= tok.generation)
-        {
-            self.candidacy = None;
+        // A live token ends any candidacy here, even one for a higher
+        // generation: regeneration is for a lost token, and the loss timer
+        // starts a new candidacy if this one is lost too. (A candidacy kept
+        // past a live token lost its retry timer to the token's confirm
+        // rounds, which share it, and then blocked every later candidacy:
+        // found by `shen sim log` seed 1221.)
+        if self.candidacy.take().is_some() {
             self.retry.disarm(cx);
         }
         if let Some(old) = self.token.take() {
@@ -1242,6 +1243,10 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
                 self.start_candidacy(cx);
             }
         } else if self.loss.fired(token) {
+            if self.token.is_none() && self.candidacy.is_some() && !self.retry.is_armed() {
+                // A candidacy nothing will retry any more: start afresh.
+                self.candidacy = None;
+            }
             if self.token.is_none() && self.candidacy.is_none() {
                 self.start_candidacy(cx);
             } else {

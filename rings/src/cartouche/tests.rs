@@ -322,3 +322,62 @@ fn an_idle_token_goes_straight_to_a_member_that_wants_it() {
     });
     assert_eq!(b.stats().shortcuts, 0);
 }
+
+/// The last timer armed in `out`.
+fn last_timer(out: &[Out]) -> TimerToken {
+    out.iter()
+        .rev()
+        .find_map(|o| match o {
+            Output::SetTimer { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a timer was armed")
+}
+
+#[test]
+fn a_live_token_ends_a_candidacy_and_an_orphaned_one_is_restarted() {
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default());
+    let mut out = Vec::new();
+    let t = Time::from_secs(10);
+    call(&mut c, 2, t, &mut out, |c, cx| c.start_candidacy(cx));
+    let generation = c.candidacy.as_ref().expect("candidate").generation;
+    // A token of a lower generation than the candidacy's arrives: the token
+    // is alive, so the candidacy is over (before, it stayed and lost its
+    // retry timer to the token's confirm rounds).
+    let tok = Token {
+        generation: 1 << 16,
+        sequence: 0,
+        hops: 1,
+        queue: vec![],
+    };
+    assert!(tok.generation < generation);
+    call(&mut c, 2, t, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Token(tok))
+    });
+    assert!(c.candidacy.is_none(), "a live token ends the candidacy");
+
+    // A candidacy that nothing retries any more (its timer taken by
+    // something else) is replaced when the loss timer fires, instead of
+    // counting as token activity forever.
+    c.token = None;
+    call(&mut c, 2, t, &mut out, |c, cx| {
+        c.start_candidacy(cx);
+        c.retry.disarm(cx);
+    });
+    let before = c.stats.candidacies;
+    out.clear();
+    let later = t + c.loss_timeout() * 2;
+    call(&mut c, 2, later, &mut out, |c, cx| c.loss.arm(cx, later));
+    let loss = last_timer(&out);
+    out.clear();
+    call(&mut c, 2, later, &mut out, |c, cx| c.on_timer(cx, loss));
+    assert_eq!(c.stats.candidacies, before + 1, "a fresh candidacy");
+    assert!(c.retry.is_armed(), "and it will be retried");
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: CartoucheMsg::PreVote { .. },
+            ..
+        }
+    )));
+}
