@@ -54,6 +54,10 @@ use crate::hash::hash_bytes;
 use crate::order::{Placement, RingOrder};
 use crate::phi::{PhiAccrual, PhiConfig};
 
+/// Every this many gossip rounds a node also sends its digest to one member
+/// it counts as dead (see `on_tick`).
+pub const DEAD_KNOCK_TICKS: u64 = 5;
+
 /// Metadata key under which a member publishes its Ankh weight.
 pub const META_ANKH_WEIGHT: &str = "ankh.weight";
 /// Metadata key under which a member publishes its Ankh vnode salt.
@@ -1101,6 +1105,34 @@ impl<I: NodeId> Sundial<I> {
         for s in &self.seeds {
             if (alone || !self.seeds_met.contains(s)) && !peers.contains(s) {
                 peers.push(s.clone());
+            }
+        }
+        // Now and then knock on one member this node counts as dead. After a
+        // long partition each side has declared the other dead, and gossip
+        // among live members alone would keep the two islands apart for
+        // ever; a knock that reaches a live "dead" member shows it its
+        // tombstone, it refutes with a higher incarnation and the views
+        // merge again (found by `shen sim log` seed 5213).
+        if live_self && self.heartbeat.is_multiple_of(DEAD_KNOCK_TICKS) {
+            let dead: Vec<&I> = self
+                .tombstones
+                .iter()
+                .filter(|id| {
+                    **id != self.me
+                        && self
+                            .members
+                            .get(*id)
+                            .is_some_and(|e| e.record.status == Status::Dead)
+                })
+                .collect();
+            if !dead.is_empty() {
+                // Round robin over the dead (no random draw: the knock
+                // leaves every other random choice of the node as it was).
+                let turn = self.heartbeat / DEAD_KNOCK_TICKS;
+                let pick = dead[(turn % dead.len() as u64) as usize].clone();
+                if !peers.contains(&pick) {
+                    peers.push(pick);
+                }
             }
         }
         let syn = SundialMsg::Syn {
