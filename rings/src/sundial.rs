@@ -1113,7 +1113,7 @@ impl<I: NodeId> Sundial<I> {
         // ever; a knock that reaches a live "dead" member shows it its
         // tombstone, it refutes with a higher incarnation and the views
         // merge again (found by `shen sim log` seed 5213).
-        if live_self && self.heartbeat.is_multiple_of(DEAD_KNOCK_TICKS) {
+        if live_self && self.heartbeat % DEAD_KNOCK_TICKS == 0 {
             let dead: Vec<&I> = self
                 .tombstones
                 .iter()
