@@ -958,14 +958,17 @@ impl<I: NodeId> Ouroboros<I> {
         };
         let c = self.chain(p);
         alloc::format!(
-            "table {:?} chain {:?} {:?} len {} commit {} sent {} ready {} barrier {:?} stale {} recovered {} promised {:?} token_req {:?} round {} live {:?}",
+            "table {:?} chain {:?} (prev {:?}) {:?} len {} commit {} sent {} ready {} left_ready {:?} sealed {:?} barrier {:?} stale {} recovered {} promised {:?} token_req {:?} round {} live {:?}",
             self.table.ballot,
             c.epoch,
+            c.prev,
             (&c.members, &c.learners),
             part.log.len(),
             part.commit,
             part.sent,
             part.ready,
+            part.left_ready,
+            part.sealed,
             part.barrier,
             part.stale,
             self.recovered,
