@@ -1086,18 +1086,32 @@ async fn writer(
         }
     };
     // Frames queued together go out in one write (one multiplexer frame,
-    // one encrypted frame, one syscall) up to `COALESCE_BYTES`.
+    // one encrypted frame, one syscall) up to `COALESCE_BYTES`; a frame
+    // that is alone is written as it is (no copy).
     let mut batch: Vec<u8> = Vec::new();
     while let Some(first) = rx.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < COALESCE_BYTES {
-            match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
+        let written = match rx.try_recv() {
+            Err(_) => stream.write_all(&first).await,
+            Ok(second) => {
+                batch.clear();
+                batch.extend_from_slice(&first);
+                batch.extend_from_slice(&second);
+                while batch.len() < COALESCE_BYTES {
+                    match rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                let r = stream.write_all(&batch).await;
+                // Keep at most one batch's worth of buffer per peer (a
+                // 1 MiB frame may have grown it).
+                if batch.capacity() > 2 * COALESCE_BYTES {
+                    batch = Vec::new();
+                }
+                r
             }
-        }
-        if stream.write_all(&batch).await.is_err() || stream.flush().await.is_err() {
+        };
+        if written.is_err() || stream.flush().await.is_err() {
             break;
         }
     }
