@@ -39,7 +39,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: u32,
     /// Client concurrency levels, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,256,1000")]
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256,1000")]
     pub concurrency: Vec<u32>,
     /// Measured seconds per level (after a 1 s warm-up).
     #[arg(long, default_value_t = 5)]
@@ -150,6 +150,60 @@ pub struct BenchReport {
     pub appends: Vec<Level>,
     /// Token acquire latency, if measured.
     pub token: Option<TokenLevel>,
+    /// Shen's best level within the p99 bound against etcd's best.
+    pub headline: Option<Headline>,
+}
+
+/// What etcd's fsynced levels are labelled.
+const ETCD_FSYNCED: &str = "on a majority, fsynced";
+
+/// The p99 bound of the headline comparison (the target: at least
+/// 5× etcd's throughput with p99 within 10 ms).
+pub const HEADLINE_P99_MS: f64 = 10.0;
+
+/// Shen's highest throughput at a level whose p99 is within a bound,
+/// against etcd's highest throughput at any level (fsynced).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Headline {
+    /// The p99 bound (ms).
+    pub p99_bound_ms: f64,
+    /// Shen's best level within the bound (`None`: no level was).
+    pub shen_concurrency: Option<u32>,
+    /// Its writes per second (0 if none).
+    pub shen_writes_per_s: f64,
+    /// etcd's best level.
+    pub etcd_concurrency: u32,
+    /// Its writes per second.
+    pub etcd_writes_per_s: f64,
+    /// Shen / etcd.
+    pub ratio: f64,
+}
+
+/// The headline comparison of `levels`, if etcd was measured.
+pub fn headline(levels: &[Level], p99_bound_ms: f64) -> Option<Headline> {
+    let best = |it: &mut dyn Iterator<Item = &Level>| {
+        it.max_by(|a, b| a.writes_per_s.total_cmp(&b.writes_per_s))
+            .cloned()
+    };
+    let etcd = best(
+        &mut levels
+            .iter()
+            .filter(|l| l.system == "etcd" && l.durability == ETCD_FSYNCED),
+    )?;
+    let shen = best(
+        &mut levels
+            .iter()
+            .filter(|l| l.system == "shen" && l.p99_ms <= p99_bound_ms),
+    );
+    let shen_writes = shen.as_ref().map_or(0.0, |l| l.writes_per_s);
+    Some(Headline {
+        p99_bound_ms,
+        shen_concurrency: shen.map(|l| l.concurrency),
+        shen_writes_per_s: shen_writes,
+        etcd_concurrency: etcd.concurrency,
+        etcd_writes_per_s: etcd.writes_per_s,
+        ratio: shen_writes / etcd.writes_per_s.max(1e-9),
+    })
 }
 
 /// Standard base64 (RFC 4648, with padding), for etcd's JSON gateway.
@@ -718,7 +772,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 a.etcd
             );
         } else {
-            let mut modes = vec![(false, "on a majority, fsynced")];
+            let mut modes = vec![(false, ETCD_FSYNCED)];
             if etcd_supports_no_fsync(&a.etcd) {
                 modes.push((true, "on a majority, in memory (--unsafe-no-fsync)"));
             }
@@ -782,6 +836,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
     let report = BenchReport {
         appends: results.clone(),
         token: token.clone(),
+        headline: headline(&results, HEADLINE_P99_MS),
     };
     if a.json {
         match serde_json::to_string_pretty(&report) {
@@ -807,6 +862,18 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 );
             }
         }
+        if let Some(h) = &report.headline {
+            match h.shen_concurrency {
+                Some(c) => println!(
+                    "headline: Shen's best level with p99 <= {} ms: {} clients, {:.0} writes/s = {:.2}x etcd's best ({:.0} writes/s at {} clients, fsynced)",
+                    h.p99_bound_ms, c, h.shen_writes_per_s, h.ratio, h.etcd_writes_per_s, h.etcd_concurrency
+                ),
+                None => println!(
+                    "headline: no Shen level kept p99 <= {} ms (etcd's best: {:.0} writes/s at {} clients)",
+                    h.p99_bound_ms, h.etcd_writes_per_s, h.etcd_concurrency
+                ),
+            }
+        }
     }
     if results.iter().any(|l| l.writes_per_s == 0.0) {
         eprintln!("error: a level acknowledged no writes");
@@ -822,6 +889,48 @@ pub fn run(a: BenchArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn level(system: &str, concurrency: u32, writes_per_s: f64, p99_ms: f64) -> Level {
+        Level {
+            system: system.into(),
+            durability: if system == "etcd" {
+                ETCD_FSYNCED.into()
+            } else {
+                "x".into()
+            },
+            route: "leader".into(),
+            concurrency,
+            writes_per_s,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn headline_is_shens_best_level_within_the_bound_against_etcds_best() {
+        let mut levels = vec![
+            level("shen", 16, 6_000.0, 4.0),
+            level("shen", 64, 15_000.0, 7.5),
+            level("shen", 256, 26_000.0, 15.0),
+            level("etcd", 16, 5_000.0, 8.0),
+            level("etcd", 256, 10_000.0, 60.0),
+            level("etcd", 1000, 9_800.0, 170.0),
+        ];
+        // An unsafe etcd mode is never the reference.
+        let mut fast = level("etcd", 1000, 50_000.0, 20.0);
+        fast.durability = "on a majority, in memory (--unsafe-no-fsync)".into();
+        levels.push(fast);
+        let h = headline(&levels, 10.0).unwrap();
+        assert_eq!(h.shen_concurrency, Some(64));
+        assert_eq!(h.etcd_concurrency, 256);
+        assert!((h.ratio - 1.5).abs() < 1e-9, "{h:?}");
+        // No Shen level within the bound: ratio 0, said so.
+        let h = headline(&levels, 1.0).unwrap();
+        assert_eq!((h.shen_concurrency, h.ratio), (None, 0.0));
+        // Without etcd there is no headline.
+        assert!(headline(&levels[..3], 10.0).is_none());
+    }
 
     #[test]
     fn routes_pick_the_member_that_should_take_the_write() {
