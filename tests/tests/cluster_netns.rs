@@ -234,6 +234,43 @@ fn netns_five_hosts_find_each_other_by_mdns_partition_and_heal() {
     let healed = poll_until(Duration::from_secs(45), || lab.all_live(&all, 5));
     assert!(healed, "views did not heal in 45 s\n{}", logs(&nodes));
     eprintln!("healed {:?} after the link came back", t0.elapsed());
+
+    // Split into two islands, {0, 1, 2} and {3, 4}: blackhole routes in every
+    // namespace to the other side's addresses (mDNS multicast still flows,
+    // connections cannot). Each island must declare the other dead, then
+    // merge again once the routes are gone.
+    let (left, right) = ([0usize, 1, 2], [3usize, 4]);
+    let cut = |add: bool| {
+        for (mine, theirs) in [(&left[..], &right[..]), (&right[..], &left[..])] {
+            for &i in mine {
+                for &j in theirs {
+                    let dst = format!("{}/32", lab.hosts[j].addr);
+                    let verb = if add { "add" } else { "del" };
+                    ip(&["-n", &lab.hosts[i].ns, "route", verb, "blackhole", &dst]).unwrap();
+                }
+            }
+        }
+    };
+    cut(true);
+    wait_for(
+        "each island to declare the other dead",
+        Duration::from_secs(60),
+        || (lab.all_live(&left, 3) && lab.all_live(&right, 2)).then_some(()),
+    );
+    eprintln!("split into islands of 3 and 2");
+    std::thread::sleep(Duration::from_secs(5));
+    let t0 = Instant::now();
+    cut(false);
+    let merged = poll_until(Duration::from_secs(60), || lab.all_live(&all, 5));
+    assert!(
+        merged,
+        "the islands did not merge in 60 s\n{}",
+        logs(&nodes)
+    );
+    eprintln!(
+        "islands merged {:?} after the routes came back",
+        t0.elapsed()
+    );
     drop(nodes);
 }
 
