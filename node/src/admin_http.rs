@@ -612,17 +612,6 @@ async fn run_op(
 /// Most records in one transaction.
 const MAX_TXN_RECORDS: usize = 256;
 
-/// Decode a hex string.
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// A transaction's records: (key, payload).
 type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -646,9 +635,8 @@ fn txn_records(body: &[u8]) -> Result<Records, String> {
                 .ok_or(format!("records[{i}].key must be a string"))?;
             let data = match (r["data"].as_str(), r["data_hex"].as_str()) {
                 (Some(d), None) => d.as_bytes().to_vec(),
-                (None, Some(h)) => {
-                    from_hex(h).ok_or(format!("records[{i}].data_hex is not hex"))?
-                }
+                (None, Some(h)) => crate::client::hex_decode(h)
+                    .ok_or(format!("records[{i}].data_hex is not hex"))?,
                 _ => return Err(format!("records[{i}] needs data or data_hex (one of them)")),
             };
             Ok((key.as_bytes().to_vec(), data))

@@ -134,7 +134,8 @@ pub struct ShenClient {
     timeout: Duration,
 }
 
-fn hex_decode(h: &str) -> Option<Vec<u8>> {
+/// Decode a hex string (an even number of hex digits).
+pub(crate) fn hex_decode(h: &str) -> Option<Vec<u8>> {
     if !h.len().is_multiple_of(2) {
         return None;
     }
