@@ -1,22 +1,18 @@
-//! `shen-node`: the native runtime around the sans-IO rings — durable storage
-//! (file-backed cells for Obelisk) and the `shen` command-line interface.
+//! `shen-node`: the `shen` binary's layers — `cli` (commands), `admin` (the HTTP API), `daemon` (a running node).
+//!
+//! Dependencies run one way: `cli -> admin -> daemon -> transport ->
+//! rings`. The daemon never imports `admin` or `cli`; the admin API's JSON
+//! is `shen-api`'s; applications use `shen-client`, not this crate.
 
 #![warn(missing_docs)]
 
-pub mod admin_http;
-pub mod bench_cmd;
-pub mod client;
-pub mod client_cmd;
+pub mod admin;
+pub mod cli;
+pub mod daemon;
 mod fsutil;
 pub mod gossip_cmd;
-pub mod log_cluster;
 pub mod log_cmd;
-pub mod ring_stats;
-pub mod run_cmd;
 pub mod segment_log;
 pub mod sim_cmd;
-pub mod status_cmd;
 pub mod storage;
 pub mod token_cmd;
-pub mod up_cmd;
-pub mod viz_cmd;

@@ -1,10 +1,11 @@
-//! `shen`: the Shen command-line tool — Ankh ring statistics, the
-//! deterministic simulator, and (as its issue lands) the cluster node.
+//! `shen`: the Shen command-line tool — cluster nodes, the log's client commands, the simulator and Ankh ring statistics.
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use shen_node::ring_stats::{render, ring_stats, RingStatsParams};
+use shen_node::cli;
+use shen_node::cli::ring_stats::{render, ring_stats, RingStatsParams};
+use shen_node::cli::write_stdout;
 
 /// Shen: ring patterns for distributed systems.
 #[derive(Parser, Debug)]
@@ -28,26 +29,26 @@ enum Command {
     },
     /// Run one cluster node over libp2p (mDNS + Kademlia discovery, admin
     /// HTTP on 127.0.0.1). SIGINT/SIGTERM: leave gracefully and exit 0.
-    Run(shen_node::run_cmd::RunArgs),
+    Run(shen_node::daemon::RunArgs),
     /// Start a local cluster of N node processes on loopback; Ctrl-C stops it.
-    Up(shen_node::up_cmd::UpArgs),
+    Up(cli::up::UpArgs),
     /// Show a running node's members, health, ring ownership, chains and
     /// epochs.
-    Status(shen_node::status_cmd::StatusArgs),
+    Status(cli::status::StatusArgs),
     /// Measure append throughput and latency of a local cluster, and of a
     /// local etcd cluster with the same workload if etcd is installed.
-    Bench(shen_node::bench_cmd::BenchArgs),
+    Bench(cli::bench::BenchArgs),
     /// Append a record to the replicated log through a running node.
-    Append(shen_node::client_cmd::AppendArgs),
+    Append(cli::log::AppendArgs),
     /// Append several records atomically (all or none) through a running
     /// node: `shen txn KEY VALUE [KEY VALUE]...`.
-    Txn(shen_node::client_cmd::TxnArgs),
+    Txn(cli::log::TxnArgs),
     /// Read committed records of a log partition through a running node.
-    Read(shen_node::client_cmd::ReadArgs),
+    Read(cli::log::ReadArgs),
     /// Follow a log partition (like `tail -f`) through a running node.
-    Tail(shen_node::client_cmd::TailArgs),
+    Tail(cli::log::TailArgs),
     /// Serve the browser simulator (wasm-viz/www) on 127.0.0.1.
-    Viz(shen_node::viz_cmd::VizArgs),
+    Viz(cli::viz::VizArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,22 +82,7 @@ struct StatsArgs {
     json: bool,
 }
 
-/// Exit code for bad input (flags, files).
-const EXIT_USAGE: u8 = 2;
-
-/// Write to stdout; a closed pipe (`shen ... | head`) is not an error.
-fn write_stdout(text: &str) -> ExitCode {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: cannot write output: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
+use cli::EXIT_USAGE;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -125,15 +111,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Sim { cmd } => shen_node::sim_cmd::run(cmd),
-        Command::Run(a) => shen_node::run_cmd::run(a),
-        Command::Up(a) => shen_node::up_cmd::run(a),
-        Command::Status(a) => shen_node::status_cmd::run(a),
-        Command::Bench(a) => shen_node::bench_cmd::run(a),
-        Command::Append(a) => shen_node::client_cmd::append(a),
-        Command::Txn(a) => shen_node::client_cmd::txn(a),
-        Command::Read(a) => shen_node::client_cmd::read(a),
-        Command::Tail(a) => shen_node::client_cmd::tail(a),
-        Command::Viz(a) => shen_node::viz_cmd::run(a),
+        Command::Run(a) => cli::run::run(a),
+        Command::Up(a) => cli::up::run(a),
+        Command::Status(a) => cli::status::run(a),
+        Command::Bench(a) => cli::bench::run(a),
+        Command::Append(a) => cli::log::append(a),
+        Command::Txn(a) => cli::log::txn(a),
+        Command::Read(a) => cli::log::read(a),
+        Command::Tail(a) => cli::log::tail(a),
+        Command::Viz(a) => cli::viz::run(a),
         Command::Ring {
             cmd: RingCommand::Stats(a),
         } => {

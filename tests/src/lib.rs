@@ -99,9 +99,9 @@ impl NodeProc {
 
     /// The node's `node.json` once it is written (PeerId, listen
     /// addresses, admin address).
-    pub fn info(&self, timeout: Duration) -> shen_node::run_cmd::NodeInfo {
+    pub fn info(&self, timeout: Duration) -> shen_api::NodeInfo {
         wait_for("node.json", timeout, || {
-            shen_node::status_cmd::admin_from_data_dir(&self.dir)
+            shen_client::node_info(&self.dir)
                 .ok()
                 .filter(|i| !i.listen_addrs.is_empty())
         })
@@ -145,7 +145,7 @@ impl Drop for NodeProc {
 
 /// A node's `/status` JSON through its admin address.
 pub fn status(admin: &str) -> Option<serde_json::Value> {
-    let body = shen_node::status_cmd::http_get(admin, "/status", Duration::from_secs(2)).ok()?;
+    let body = http_get(admin, "/status", Duration::from_secs(2)).ok()?;
     serde_json::from_str(&body).ok()
 }
 
@@ -156,7 +156,29 @@ pub fn live(v: &serde_json::Value) -> u64 {
 
 /// The value of a Prometheus counter line `name value` in `/metrics`.
 pub fn metric(admin: &str, name: &str) -> Option<u64> {
-    let body = shen_node::status_cmd::http_get(admin, "/metrics", Duration::from_secs(2)).ok()?;
+    let body = http_get(admin, "/metrics", Duration::from_secs(2)).ok()?;
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// GET `path` from `admin` through `shen-client`'s pool: the body of a 200.
+pub fn http_get(admin: &str, path: &str, timeout: Duration) -> Result<String, String> {
+    shen_client::Http::new(admin, timeout)
+        .get_text(path)
+        .map_err(|e| format!("{admin}{path}: {e}"))
+}
+
+/// One request (an `application/octet-stream` body for POST): the status
+/// code, a status line and the body, whatever the code.
+pub fn http_request(
+    admin: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String, String), String> {
+    let a = shen_client::Http::new(admin, timeout)
+        .request(method, path, "application/octet-stream", body)
+        .map_err(|e| e.to_string())?;
+    Ok((a.status, format!("HTTP/1.1 {}", a.status), a.text()))
 }

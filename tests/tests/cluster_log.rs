@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use shen_node::client::{ClientError, ShenClient};
-use shen_node::status_cmd::http_request;
+use shen_client::{ClientError, ShenClient};
+use shen_tests::http_request;
 use shen_tests::{status, wait_for, NodeProc};
 
 fn start(dir: &std::path::Path, peer: Option<&str>, expect: usize) -> NodeProc {

@@ -6,14 +6,16 @@
 //! cluster into a simulator link ("fork": the same number of nodes, to try
 //! a what-if).
 //!
-//! Parsing is tolerant of fields it does not know (the status document may
-//! grow) and strict about the ones it draws: a malformed document is an
-//! error naming what is wrong, never a panic.
+//! The document is `shen-api`'s [`StatusDoc`], the one definition the node
+//! writes: tolerant of fields it does not know (the status document may
+//! grow) and strict about the ones it draws. A malformed document is an
+//! error naming what is wrong and where, never a panic.
 
 use core::f64::consts::{PI, TAU};
 
 use serde::Serialize;
 use serde_json::Value;
+use shen_api::StatusDoc;
 use shen_rings::hash::hash_bytes;
 
 use crate::log::LOG_MAX_NODES;
@@ -79,65 +81,84 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Parse a `/status` document.
+/// A serde enum's word (`alive`, `degraded`...).
+fn word<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .as_ref()
+        .map(text)
+        .unwrap_or_default()
+}
+
+/// Why a `/status` document does not decode, in words: where, and what.
+fn status_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if !inner.is_data() {
+        return format!("/status is not JSON: {inner}");
+    }
+    let msg = inner.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    if path == "." {
+        if msg.contains("expected struct") {
+            return "/status is not a JSON object".into();
+        }
+        if let Some(field) = msg.strip_prefix("missing field ") {
+            return format!("/status has no {field}");
+        }
+        return format!("/status: {msg}");
+    }
+    if let Some(field) = msg.strip_prefix("missing field ") {
+        return format!("/status: {path} has no {field}");
+    }
+    if msg.contains("expected a sequence") {
+        return format!("/status: `{path}` is not a list");
+    }
+    format!("/status: {path}: {msg}")
+}
+
+/// Parse a `/status` document (a [`shen_api::StatusDoc`]).
 ///
 /// # Errors
-/// Not JSON, not an object, or a `members` entry without an `id`.
+/// Not JSON, not an object, or a field of the wrong type (a `members`
+/// entry without an `id`, ...), named by its path.
 pub fn parse_status(json: &str) -> Result<LiveStatus, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("/status is not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("/status is not a JSON object")?;
-    let mut members = Vec::new();
-    if let Some(list) = obj.get("members") {
-        let list = list.as_array().ok_or("/status: `members` is not a list")?;
-        for (i, m) in list.iter().enumerate() {
-            let id = m
-                .get("id")
-                .map(text)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("/status: members[{i}] has no `id`"))?;
-            members.push(LiveMember {
-                id,
-                me: m.get("self").and_then(Value::as_bool).unwrap_or(false),
-                status: m.get("status").map_or("alive".into(), text),
-                incarnation: m.get("incarnation").and_then(Value::as_u64).unwrap_or(0),
-                phi: m
-                    .get("phi")
-                    .and_then(Value::as_f64)
-                    .filter(|p| p.is_finite()),
-                ownership: m.get("ownership").and_then(Value::as_f64),
-            });
+    let mut de = serde_json::Deserializer::from_str(json);
+    let doc: StatusDoc = serde_path_to_error::deserialize(&mut de).map_err(status_error)?;
+    de.end().map_err(|e| format!("/status is not JSON: {e}"))?;
+    Ok(LiveStatus::from(&doc))
+}
+
+impl From<&StatusDoc> for LiveStatus {
+    fn from(doc: &StatusDoc) -> LiveStatus {
+        LiveStatus {
+            peer_id: doc.peer_id.clone(),
+            health: doc.health.as_ref().map(word).unwrap_or_default(),
+            members: doc
+                .members()
+                .iter()
+                .map(|m| LiveMember {
+                    id: m.id.clone(),
+                    me: m.is_self,
+                    status: word(&m.status),
+                    incarnation: m.incarnation,
+                    phi: m.phi.filter(|p| p.is_finite()),
+                    ownership: m.ownership,
+                })
+                .collect(),
+            chains: doc
+                .log
+                .chains
+                .iter()
+                .map(|c| LiveChain {
+                    partition: c.partition,
+                    epoch: c.epoch.clone(),
+                    members: c.members.clone(),
+                    local_len: Some(c.local_len).filter(|_| c.here),
+                    committed: Some(c.committed).filter(|_| c.here),
+                })
+                .collect(),
         }
     }
-    let mut chains = Vec::new();
-    if let Some(list) = obj
-        .get("log")
-        .and_then(|l| l.get("chains"))
-        .and_then(Value::as_array)
-    {
-        for (i, c) in list.iter().enumerate() {
-            let here = c.get("here").and_then(Value::as_bool).unwrap_or(false);
-            chains.push(LiveChain {
-                partition: c
-                    .get("partition")
-                    .and_then(Value::as_u64)
-                    .map_or(i as u32, |p| p as u32),
-                epoch: c.get("epoch").map(text).unwrap_or_default(),
-                members: c
-                    .get("members")
-                    .and_then(Value::as_array)
-                    .map(|m| m.iter().map(text).collect())
-                    .unwrap_or_default(),
-                local_len: c.get("local_len").and_then(Value::as_u64).filter(|_| here),
-                committed: c.get("committed").and_then(Value::as_u64).filter(|_| here),
-            });
-        }
-    }
-    Ok(LiveStatus {
-        peer_id: obj.get("peer_id").map(text).unwrap_or_default(),
-        health: obj.get("health").map(text).unwrap_or_default(),
-        members,
-        chains,
-    })
 }
 
 /// One event line of `/events`: its name, time, and the members of

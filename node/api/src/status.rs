@@ -21,10 +21,11 @@ pub enum ClusterHealth {
 }
 
 /// A member's Sundial status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     /// Alive.
+    #[default]
     Alive,
     /// Suspected by someone.
     Suspect,
@@ -34,23 +35,28 @@ pub enum MemberStatus {
     Left,
 }
 
-/// One member of the Sundial view.
+/// One member of the Sundial view. Only `id` is required when reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberDoc {
     /// PeerId.
     pub id: String,
     /// This node (JSON `self`).
-    #[serde(rename = "self")]
+    #[serde(rename = "self", default)]
     pub is_self: bool,
     /// Sundial status.
+    #[serde(default)]
     pub status: MemberStatus,
     /// Its incarnation.
+    #[serde(default)]
     pub incarnation: u64,
     /// How many members suspect it.
+    #[serde(default)]
     pub suspectors: usize,
     /// This node's phi for it, when it monitors it.
+    #[serde(default)]
     pub phi: Option<f64>,
     /// Its share of the Ankh ring (0..1), when it holds one.
+    #[serde(default)]
     pub ownership: Option<f64>,
 }
 
@@ -76,7 +82,8 @@ pub struct SundialStatsDoc {
 }
 
 /// One partition's chain as this node's table has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChainDoc {
     /// Partition.
     pub partition: u32,
@@ -122,11 +129,13 @@ pub struct LogStatsDoc {
 
 /// The replicated log on this node. Before it forms only `formed` and
 /// `expect` are present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogDoc {
     /// Whether the log formed (or was restored from disk).
+    #[serde(default)]
     pub formed: bool,
     /// `--bootstrap-expect`.
+    #[serde(default)]
     pub expect: Option<usize>,
     /// May vote in configuration rounds (a restarted node heard a majority).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,12 +208,15 @@ pub struct NetDoc {
 }
 
 /// `GET /status` (schema [`STATUS_SCHEMA`]). The membership fields are
-/// absent on a node that runs no Sundial.
+/// absent on a node that runs no Sundial. Readers are tolerant: unknown
+/// fields are ignored and every field but a member's `id` may be missing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDoc {
     /// Schema version.
+    #[serde(default)]
     pub schema: u32,
     /// This node.
+    #[serde(default)]
     pub peer_id: String,
     /// Membership health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +234,7 @@ pub struct StatusDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberDoc>>,
     /// The rings this node runs.
+    #[serde(default)]
     pub rings: Vec<String>,
     /// The Ankh ring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,8 +243,10 @@ pub struct StatusDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sundial: Option<SundialStatsDoc>,
     /// The replicated log.
+    #[serde(default)]
     pub log: LogDoc,
     /// The transport.
+    #[serde(default)]
     pub net: NetDoc,
 }
 

@@ -1,7 +1,7 @@
-//! The replicated log in a real cluster: how `shen run` nodes that found
-//! each other (Sundial over libp2p) form the fixed member set that
-//! Cartouche and Ouroboros run over, and how client requests reach
-//! Ouroboros and get their answers.
+//! Log formation: how `shen run` nodes that found each other form the fixed member set the log runs over.
+//!
+//! Sundial (over libp2p) finds the nodes; this module decides when the
+//! set is formed and hosts Cartouche and Ouroboros over it.
 //!
 //! # Formation (`--bootstrap-expect N`)
 //! Cartouche's token ring and Ouroboros's configuration rounds need every
@@ -21,20 +21,16 @@
 //! warning (the set would be ambiguous); nodes outside the set still join
 //! Sundial, and reach the log through any member.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use shen_rings::cartouche::{Cartouche, CartoucheEvent, Fencing};
-use shen_rings::ouroboros::{read_all, LogError, Ouroboros, OuroborosEvent};
+use shen_rings::cartouche::Cartouche;
+use shen_rings::ouroboros::{read_all, Ouroboros};
 use shen_rings::stack::{CartoucheSettings, OuroborosSettings, ShenEvent};
 use shen_rings::sundial::Sundial;
 use shen_rings::{Node, Time};
 use shen_transport_libp2p::PeerKey;
-use tokio::sync::oneshot;
 use tracing::info;
 
 use crate::segment_log::SegmentLog;
@@ -178,7 +174,7 @@ pub fn store_members(dir: &Path, members: &[PeerKey]) -> Result<(), String> {
         members: members.iter().map(|m| m.to_string()).collect(),
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-    crate::run_cmd::write_atomic(&dir.join(LOG_MEMBERS_FILE), &bytes)
+    super::settings::write_atomic(&dir.join(LOG_MEMBERS_FILE), &bytes)
 }
 
 /// The write-ahead log's directory inside the data directory.
@@ -282,189 +278,6 @@ pub fn sync_live(
     node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, _| o.set_live(live));
 }
 
-/// A client operation's outcome, as Ouroboros reported it.
-pub type Outcome = OuroborosEvent<PeerKey>;
-
-/// Client requests waiting for their Ouroboros event, by request number.
-#[derive(Default)]
-pub struct Waiters {
-    map: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
-    /// Cartouche requests made for clients: request id → (fencing, lease end).
-    tokens: Mutex<HashMap<u64, oneshot::Sender<Fencing>>>,
-}
-
-impl Waiters {
-    /// Wait for request `req`'s outcome.
-    pub fn register(&self, req: u64) -> oneshot::Receiver<Outcome> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(req, tx);
-        }
-        rx
-    }
-
-    /// Wait for Cartouche request `id` to be granted.
-    pub fn register_token(&self, id: u64) -> oneshot::Receiver<Fencing> {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut m) = self.tokens.lock() {
-            m.insert(id, tx);
-        }
-        rx
-    }
-
-    /// Forget a token request whose caller gave up.
-    pub fn forget_token(&self, id: u64) {
-        if let Ok(mut m) = self.tokens.lock() {
-            m.remove(&id);
-        }
-    }
-
-    /// Deliver `event` to its waiter, if it is a client outcome.
-    pub fn deliver(&self, event: &ShenEvent<PeerKey>) {
-        if let ShenEvent::Cartouche(CartoucheEvent::Granted { id, fencing, .. }) = event {
-            let tx = self.tokens.lock().ok().and_then(|mut m| m.remove(id));
-            if let Some(tx) = tx {
-                let _ = tx.send(*fencing);
-            }
-            return;
-        }
-        let ShenEvent::Ouroboros(ev) = event else {
-            return;
-        };
-        let req = match ev {
-            OuroborosEvent::Appended { req, .. }
-            | OuroborosEvent::AppendFailed { req, .. }
-            | OuroborosEvent::ReadDone { req, .. }
-            | OuroborosEvent::ReadFailed { req, .. }
-            | OuroborosEvent::TxnDone { req, .. } => *req,
-            _ => return,
-        };
-        let tx = self.map.lock().ok().and_then(|mut m| m.remove(&req));
-        if let Some(tx) = tx {
-            let _ = tx.send(ev.clone());
-        }
-    }
-
-    /// Forget a request whose caller gave up.
-    pub fn forget(&self, req: u64) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(&req);
-        }
-    }
-}
-
-/// The HTTP status for a failed operation, and a JSON body naming the
-/// error in words and as a machine-readable kind.
-pub fn error_reply(error: &LogError<PeerKey>) -> (&'static str, Value) {
-    let (code, kind) = match error {
-        LogError::NotHead { .. } => ("503 Service Unavailable", "not_head"),
-        LogError::NotTail { .. } => ("503 Service Unavailable", "not_tail"),
-        LogError::StaleEpoch => ("503 Service Unavailable", "stale_epoch"),
-        LogError::NotEnoughReplicas => ("503 Service Unavailable", "not_enough_replicas"),
-        LogError::Timeout => ("504 Gateway Timeout", "timeout_outcome_unknown"),
-        LogError::BadPartition(_) => ("400 Bad Request", "bad_partition"),
-    };
-    (code, json!({ "error": error.to_string(), "kind": kind }))
-}
-
-/// The `log` section of `/status`.
-pub fn status_section(node: &Node<PeerKey, ShenEvent<PeerKey>>, expect: Option<usize>) -> Value {
-    let Some(o) = node.ring::<Ouroboros<PeerKey>>() else {
-        return json!({ "formed": false, "expect": expect });
-    };
-    let me = *node.id();
-    let table = o.table();
-    let chains: Vec<Value> = table
-        .chains
-        .iter()
-        .enumerate()
-        .map(|(p, c)| {
-            json!({
-                "partition": p,
-                "epoch": epoch_text(c.epoch),
-                "members": c.members.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                "learners": c.learners.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
-                "here": c.members.contains(&me) || c.learners.contains(&me),
-                "local_len": o.log(p as u32).len(),
-                "committed": o.committed(p as u32),
-            })
-        })
-        .collect();
-    let members: Vec<String> = o.members().iter().map(|m| m.to_string()).collect();
-    json!({
-        "formed": true,
-        "expect": expect,
-        "recovered": o.is_recovered(),
-        "restored": o.is_restored(),
-        "fsync": o.fsync_policy(),
-        "storage_failed": o.storage_failed(),
-        "members": members,
-        "partitions": o.config().partitions,
-        "rf": o.config().rf,
-        "table_ballot": epoch_text(table.ballot),
-        "chains": chains,
-        "stats": o.stats(),
-    })
-}
-
-/// An epoch as text: `generation.sequence` of its Cartouche fencing number.
-pub fn epoch_text(e: shen_rings::ouroboros::Epoch) -> String {
-    format!("{}.{}", e.generation, e.sequence)
-}
-
-/// Decode `%XX` escapes and `+` in a query-string value.
-pub fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = b
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("bad %-escape in '{s}'"))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Encode bytes for a query-string value.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &c in bytes {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') {
-            out.push(c as char);
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
-}
-
-/// Parse a query string into (name, decoded value) pairs.
-pub fn parse_query(q: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    q.split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            Ok((k.to_string(), percent_decode(v)?))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,18 +338,5 @@ mod tests {
         assert!(load_members(dir.path())
             .unwrap_err()
             .contains("unknown schema 2"));
-    }
-
-    #[test]
-    fn query_strings_decode() {
-        let q = parse_query("key=a%20b+c&partition=3&x").unwrap();
-        assert_eq!(q[0], ("key".to_string(), b"a b c".to_vec()));
-        assert_eq!(q[1], ("partition".to_string(), b"3".to_vec()));
-        assert_eq!(q[2], ("x".to_string(), Vec::new()));
-        assert!(parse_query("key=%zz").is_err());
-        assert!(parse_query("key=%4").is_err());
-        let raw = b"k/\xff ey&=";
-        let enc = percent_encode(raw);
-        assert_eq!(percent_decode(&enc).unwrap(), raw.to_vec());
     }
 }

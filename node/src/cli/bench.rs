@@ -29,7 +29,7 @@ use shen_rings::ouroboros::FsyncPolicy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::up_cmd::start_cluster;
+use super::up::start_cluster;
 
 /// `shen bench` flags.
 #[derive(Args, Debug, Clone)]
@@ -115,17 +115,16 @@ fn measure_token(addrs: &[String], secs: u64) -> TokenLevel {
     while Instant::now() < until {
         let addr = &addrs[i % addrs.len()];
         i += 1;
-        let r = crate::status_cmd::http_request(
-            addr,
+        let r = shen_client::Http::new(addr.clone(), Duration::from_secs(15)).request(
             "POST",
-            "/token/acquire",
+            shen_api::routes::TOKEN_ACQUIRE,
+            "",
             &[],
-            Duration::from_secs(15),
         );
         let wait = match r {
-            Ok((200, _, body)) => serde_json::from_str::<serde_json::Value>(&body)
+            Ok(a) if a.status == 200 => serde_json::from_slice::<shen_api::TokenReply>(&a.body)
                 .ok()
-                .and_then(|v| v["wait_ms"].as_f64()),
+                .map(|t| t.wait_ms),
             _ => None,
         };
         match wait {
@@ -206,28 +205,11 @@ pub fn headline(levels: &[Level], p99_bound_ms: f64) -> Option<Headline> {
     })
 }
 
-/// Standard base64 (RFC 4648, with padding), for etcd's JSON gateway.
+/// Standard base64 with padding (etcd's JSON gateway encodes keys and
+/// values so), from the `base64` crate.
 pub fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The status code of an HTTP/1.1 response head.
@@ -602,14 +584,13 @@ fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
     );
     for c in &clients {
         loop {
-            let r = crate::status_cmd::http_request(
-                c,
+            let r = shen_client::Http::new(c.clone(), Duration::from_secs(2)).request(
                 "POST",
                 "/v3/kv/put",
+                "application/json",
                 body.as_bytes(),
-                Duration::from_secs(2),
             );
-            if matches!(r, Ok((200, _, _))) {
+            if matches!(r, Ok(ref a) if a.status == 200) {
                 break;
             }
             if Instant::now() > until {
@@ -623,9 +604,9 @@ fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
 
 /// Each partition's head, as an index into `infos` (from the first
 /// node's `/status`).
-fn shen_heads(infos: &[crate::run_cmd::NodeInfo]) -> Result<Route, String> {
+fn shen_heads(infos: &[shen_api::NodeInfo]) -> Result<Route, String> {
     let first = infos.first().ok_or("no Shen node")?;
-    let status = crate::client::ShenClient::new(first.admin.clone())
+    let status = shen_client::ShenClient::new(first.admin.clone())
         .cluster_status()
         .map_err(|e| format!("cannot read the chains from {}: {e}", first.admin))?;
     let mut heads = vec![0; status.partitions as usize];
@@ -657,15 +638,15 @@ fn shen_heads(infos: &[crate::run_cmd::NodeInfo]) -> Result<Route, String> {
 /// from `POST /v3/maintenance/status` on each member.
 fn etcd_leader(clients: &[String]) -> Result<usize, String> {
     for (i, c) in clients.iter().enumerate() {
-        let r = crate::status_cmd::http_request(
-            c,
+        let r = shen_client::Http::new(c.clone(), Duration::from_secs(5)).request(
             "POST",
             "/v3/maintenance/status",
+            "application/json",
             b"{}",
-            Duration::from_secs(5),
         );
-        if let Ok((200, _, body)) = r {
-            let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        if let Some(a) = r.ok().filter(|a| a.status == 200) {
+            let v: serde_json::Value =
+                serde_json::from_slice(&a.body).map_err(|e| e.to_string())?;
             let me = v["header"]["member_id"].as_str().unwrap_or("");
             if !me.is_empty() && v["leader"].as_str() == Some(me) {
                 return Ok(i);
@@ -693,7 +674,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
         eprintln!("error: --record-bytes must be between 1 and 65536");
         return ExitCode::from(2);
     }
-    let rt = match crate::run_cmd::runtime() {
+    let rt = match crate::daemon::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");

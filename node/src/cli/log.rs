@@ -1,5 +1,4 @@
-//! `shen append`, `shen read`, `shen tail`: clients of a running node's
-//! admin API (`POST /log/append`, `GET /log/read`).
+//! `shen append`, `shen txn`, `shen read`, `shen tail`: the log's commands, over `shen-client`.
 //!
 //! Exit codes: 0 done, 1 the cluster could not do it (the message says why
 //! and whether retrying is safe), 2 bad input.
@@ -10,11 +9,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use shen_api::{
+    AppendQuery, AppendReply, ReadQuery, ReadReply, RecordDoc, TxnRecord, TxnReply, TxnRequest,
+};
+use shen_client::{ClientError, Http};
 
-use crate::log_cluster::percent_encode;
-use crate::run_cmd::DEFAULT_ADMIN;
-use crate::status_cmd::{admin_from_data_dir, http_request};
+use super::admin_address;
+use crate::daemon::DEFAULT_ADMIN;
 
 /// Which node to talk to.
 #[derive(Args, Debug, Clone)]
@@ -29,11 +31,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn resolve(&self) -> Result<String, String> {
-        match &self.data_dir {
-            Some(d) => admin_from_data_dir(d).map(|i| i.admin),
-            None => Ok(self.admin.clone()),
-        }
+    fn http(&self) -> Result<Http, String> {
+        admin_address(&self.admin, self.data_dir.as_deref()).map(|a| Http::new(a, CLIENT_TIMEOUT))
     }
 }
 
@@ -82,14 +81,19 @@ pub struct PartitionArgs {
 }
 
 impl PartitionArgs {
-    fn query(&self, from: u64, max: u32) -> Result<String, String> {
-        let which = match (&self.partition, &self.key, &self.id) {
-            (Some(p), _, _) => format!("partition={p}"),
-            (None, Some(k), _) => format!("key={}", percent_encode(k.as_bytes())),
-            (None, None, Some(id)) => format!("id={}", percent_encode(id.as_bytes())),
-            (None, None, None) => return Err("give --partition P, --key KEY or --id SCARAB".into()),
+    fn query(&self, from: u64, max: u32) -> Result<ReadQuery, String> {
+        let mut q = ReadQuery {
+            from,
+            max,
+            ..ReadQuery::default()
         };
-        Ok(format!("/log/read?{which}&from={from}&max={max}"))
+        match (&self.partition, &self.key, &self.id) {
+            (Some(p), _, _) => q.partition = Some(*p),
+            (None, Some(k), _) => q.key = Some(k.as_bytes().to_vec()),
+            (None, None, Some(id)) => q.id = Some(id.clone()),
+            (None, None, None) => return Err("give --partition P, --key KEY or --id SCARAB".into()),
+        }
+        Ok(q)
     }
 }
 
@@ -132,38 +136,46 @@ fn fail(e: String, code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// An error answer in words (the node's `error` field).
-fn explain(status: &str, body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-        .unwrap_or_else(|| format!("{status}: {}", body.trim()))
+/// The exit code of a failed request: 2 for a request the node refused as
+/// malformed, 1 for everything the cluster could not do.
+fn exit_of(e: &ClientError) -> u8 {
+    if matches!(e, ClientError::BadRequest(_)) {
+        2
+    } else {
+        1
+    }
 }
 
-/// A node's answer to a write: its JSON body, or the exit code once the
-/// failure was explained (or, with `json`, the body printed as it is).
-fn write_answer(
-    answer: Result<(u16, String, String), String>,
+/// Send a request; a 200 decodes as `T` (with `json`, its body is
+/// printed as it came and `Err(SUCCESS)` returned); anything else is
+/// explained and becomes the exit code.
+fn call<T: DeserializeOwned>(
+    http: &Http,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
     json: bool,
-) -> Result<Value, ExitCode> {
-    let (code, status, body) = answer.map_err(|e| fail(e, 1))?;
-    if code != 200 {
-        return Err(fail(
-            explain(&status, &body),
-            if code == 400 { 2 } else { 1 },
-        ));
+) -> Result<T, ExitCode> {
+    let a = http
+        .request(method, path, content_type, body)
+        .map_err(|e| fail(e.to_string(), exit_of(&e)))?;
+    if a.status != 200 {
+        let e = a.error();
+        return Err(fail(e.to_string(), exit_of(&e)));
     }
     if json {
-        print!("{body}");
+        print!("{}", a.text());
         return Err(ExitCode::SUCCESS);
     }
-    Ok(serde_json::from_str(&body).unwrap_or_default())
+    serde_json::from_slice(&a.body)
+        .map_err(|e| fail(format!("{}{path}: unexpected answer: {e}", http.admin()), 1))
 }
 
 /// Run `shen append`.
 pub fn append(args: AppendArgs) -> ExitCode {
-    let admin = match args.target.resolve() {
-        Ok(a) => a,
+    let http = match args.target.http() {
+        Ok(h) => h,
         Err(e) => return fail(e, 2),
     };
     let data = match args.value.as_deref() {
@@ -182,25 +194,32 @@ pub fn append(args: AppendArgs) -> ExitCode {
             2,
         );
     }
-    let path = format!("/log/append?key={}", percent_encode(args.key.as_bytes()));
-    let answer = http_request(&admin, "POST", &path, &data, CLIENT_TIMEOUT);
-    let v = match write_answer(answer, args.json) {
-        Ok(v) => v,
+    let path = AppendQuery {
+        key: args.key.into_bytes(),
+    }
+    .to_path();
+    let a: AppendReply = match call(
+        &http,
+        "POST",
+        &path,
+        "application/octet-stream",
+        &data,
+        args.json,
+    ) {
+        Ok(a) => a,
         Err(code) => return code,
     };
     println!(
         "appended to partition {} at offset {} (id {})",
-        v["partition"],
-        v["offset"],
-        v["id"].as_str().unwrap_or("?")
+        a.partition, a.offset, a.id
     );
     ExitCode::SUCCESS
 }
 
 /// Run `shen txn`.
 pub fn txn(args: TxnArgs) -> ExitCode {
-    let admin = match args.target.resolve() {
-        Ok(a) => a,
+    let http = match args.target.http() {
+        Ok(h) => h,
         Err(e) => return fail(e, 2),
     };
     if !args.pairs.len().is_multiple_of(2) {
@@ -209,83 +228,82 @@ pub fn txn(args: TxnArgs) -> ExitCode {
             2,
         );
     }
-    let records: Vec<Value> = args
+    let records = args
         .pairs
         .chunks(2)
-        .map(|kv| serde_json::json!({ "key": kv[0], "data": kv[1] }))
+        .map(|kv| TxnRecord {
+            key: kv[0].clone(),
+            data: Some(kv[1].clone()),
+            data_hex: None,
+        })
         .collect();
-    let body = serde_json::json!({ "records": records }).to_string();
-    let answer = crate::status_cmd::http_request_typed(
-        &admin,
+    let body = serde_json::to_vec(&TxnRequest { records }).unwrap_or_default();
+    let r: TxnReply = match call(
+        &http,
         "POST",
-        "/log/txn",
+        shen_api::routes::TXN,
         "application/json",
-        body.as_bytes(),
-        CLIENT_TIMEOUT,
-    );
-    let v = match write_answer(answer, args.json) {
-        Ok(v) => v,
+        &body,
+        args.json,
+    ) {
+        Ok(r) => r,
         Err(code) => return code,
     };
-    let recs = v["records"].as_array().cloned().unwrap_or_default();
-    println!("committed {} records atomically:", recs.len());
-    for r in recs {
+    println!("committed {} records atomically:", r.records.len());
+    for a in r.records {
         println!(
             "  partition {} offset {} (id {})",
-            r["partition"],
-            r["offset"],
-            r["id"].as_str().unwrap_or("?")
+            a.partition, a.offset, a.id
         );
     }
     ExitCode::SUCCESS
 }
 
-/// One read: the node's JSON answer.
-fn read_once(admin: &str, path: &str) -> Result<Value, (String, u8)> {
-    let (code, status, body) =
-        http_request(admin, "GET", path, &[], CLIENT_TIMEOUT).map_err(|e| (e, 1))?;
-    if code != 200 {
-        return Err((explain(&status, &body), if code == 400 { 2 } else { 1 }));
+/// One read.
+fn read_once(http: &Http, q: &ReadQuery) -> Result<ReadReply, (String, u8)> {
+    let a = http
+        .request("GET", &q.to_path(), "", &[])
+        .map_err(|e| (e.to_string(), exit_of(&e)))?;
+    if a.status != 200 {
+        let e = a.error();
+        return Err((e.to_string(), exit_of(&e)));
     }
-    serde_json::from_str(&body).map_err(|e| (format!("{admin}{path}: not JSON: {e}"), 1))
+    serde_json::from_slice(&a.body)
+        .map_err(|e| (format!("{}: unexpected answer: {e}", http.admin()), 1))
 }
 
-/// A record as one output line: `partition:offset<TAB>data`.
-fn record_line(partition: &Value, r: &Value) -> String {
-    let data = r
-        .get("data")
-        .and_then(|d| d.as_str())
-        .map(String::from)
-        .or_else(|| {
-            r.get("data_hex")
-                .and_then(|d| d.as_str())
-                .map(|h| format!("0x{h}"))
-        })
-        .unwrap_or_default();
-    format!("{}:{}\t{}", partition, r["offset"], data)
+/// A record as one output line: `partition:offset<TAB>data` (binary
+/// payloads as `0x` and hex).
+fn record_line(partition: u32, r: &RecordDoc) -> String {
+    let data = match (&r.data, &r.data_hex) {
+        (Some(t), _) => t.clone(),
+        (None, Some(h)) => format!("0x{h}"),
+        (None, None) => String::new(),
+    };
+    format!("{partition}:{}\t{data}", r.offset)
 }
 
 /// Run `shen read`.
 pub fn read(args: ReadArgs) -> ExitCode {
-    let admin = match args.target.resolve() {
-        Ok(a) => a,
+    let http = match args.target.http() {
+        Ok(h) => h,
         Err(e) => return fail(e, 2),
     };
-    let path = match args.which.query(args.which.from, args.max) {
-        Ok(p) => p,
+    let q = match args.which.query(args.which.from, args.max) {
+        Ok(q) => q,
         Err(e) => return fail(e, 2),
     };
-    let v = match read_once(&admin, &path) {
+    let v = match read_once(&http, &q) {
         Ok(v) => v,
         Err((e, code)) => return fail(e, code),
     };
     if args.json {
-        println!("{v}");
+        println!("{}", serde_json::to_string(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     let mut out = std::io::stdout().lock();
-    for r in v["records"].as_array().cloned().unwrap_or_default() {
-        if writeln!(out, "{}", record_line(&v["partition"], &r)).is_err() {
+    for r in &v.records {
+        if writeln!(out, "{}", record_line(v.partition, r)).is_err() {
             return ExitCode::SUCCESS;
         }
     }
@@ -294,8 +312,8 @@ pub fn read(args: ReadArgs) -> ExitCode {
 
 /// Run `shen tail`: follow a partition.
 pub fn tail(args: TailArgs) -> ExitCode {
-    let admin = match args.target.resolve() {
-        Ok(a) => a,
+    let http = match args.target.http() {
+        Ok(h) => h,
         Err(e) => return fail(e, 2),
     };
     if args.which.id.is_some() {
@@ -311,26 +329,25 @@ pub fn tail(args: TailArgs) -> ExitCode {
     let mut printed = 0u64;
     let poll = Duration::from_millis(args.poll_ms.clamp(10, 60_000));
     loop {
-        let path = match args.which.query(next, 1000) {
-            Ok(p) => p,
+        let q = match args.which.query(next, 1000) {
+            Ok(q) => q,
             Err(e) => return fail(e, 2),
         };
-        match read_once(&admin, &path) {
+        match read_once(&http, &q) {
             Ok(v) => {
-                let recs = v["records"].as_array().cloned().unwrap_or_default();
                 let mut out = std::io::stdout().lock();
-                for r in &recs {
-                    if writeln!(out, "{}", record_line(&v["partition"], r)).is_err() {
+                for r in &v.records {
+                    if writeln!(out, "{}", record_line(v.partition, r)).is_err() {
                         return ExitCode::SUCCESS;
                     }
                     let _ = out.flush();
-                    next = r["offset"].as_u64().map(|o| o + 1).unwrap_or(next);
+                    next = r.offset + 1;
                     printed += 1;
                     if args.count.is_some_and(|c| printed >= c) {
                         return ExitCode::SUCCESS;
                     }
                 }
-                if recs.is_empty() {
+                if v.records.is_empty() {
                     std::thread::sleep(poll);
                 }
             }

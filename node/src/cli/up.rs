@@ -18,10 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::Value;
 
-use crate::run_cmd::NodeInfo;
-use crate::status_cmd::{admin_from_data_dir, http_get};
+use shen_api::NodeInfo;
+use shen_client::{node_info, Http, ShenClient};
 
 /// `shen up` flags.
 #[derive(Args, Debug, Clone)]
@@ -157,9 +156,11 @@ fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result
 
 fn wait_info(dir: &Path, until: Instant, stop: &AtomicBool) -> Result<NodeInfo, String> {
     loop {
-        if let Ok(info) = admin_from_data_dir(dir) {
+        if let Ok(info) = node_info(dir) {
             if !info.listen_addrs.is_empty()
-                && http_get(&info.admin, "/", Duration::from_secs(1)).is_ok()
+                && Http::new(info.admin.clone(), Duration::from_secs(1))
+                    .get_text(shen_api::routes::HEALTHZ)
+                    .is_ok()
             {
                 return Ok(info);
             }
@@ -176,11 +177,11 @@ fn wait_info(dir: &Path, until: Instant, stop: &AtomicBool) -> Result<NodeInfo, 
 
 /// A node's live member count and whether its log has formed.
 fn live_members(admin: &str) -> Option<(u64, bool)> {
-    let body = http_get(admin, "/status", Duration::from_secs(2)).ok()?;
-    let v: Value = serde_json::from_str(&body).ok()?;
-    let live = v.get("live_members").and_then(|x| x.as_u64())?;
-    let formed = v["log"]["formed"].as_bool().unwrap_or(false);
-    Some((live, formed))
+    let doc = ShenClient::new(admin)
+        .with_timeout(Duration::from_secs(2))
+        .status()
+        .ok()?;
+    Some((doc.live_members? as u64, doc.log.formed))
 }
 
 fn install_signal_flag() -> Arc<AtomicBool> {
@@ -295,7 +296,7 @@ pub fn run(args: UpArgs) -> ExitCode {
                 );
             }
             if let (Some(port), Some(first)) = (args.viz, infos.first()) {
-                let page = crate::viz_cmd::default_dir().join("pkg/shen_wasm_viz_bg.wasm");
+                let page = super::viz::default_dir().join("pkg/shen_wasm_viz_bg.wasm");
                 if !page.is_file() {
                     println!();
                     println!("live view: the browser page is not built yet (run scripts/build-viz.sh, then `shen viz --live {}`)", first.admin);
@@ -354,7 +355,7 @@ fn start(
 ) -> Result<Vec<NodeInfo>, String> {
     let until = Instant::now() + Duration::from_secs(args.timeout_s);
     let dir0 = root.join("node-0");
-    let _ = std::fs::remove_file(dir0.join(crate::run_cmd::NODE_INFO_FILE));
+    let _ = std::fs::remove_file(dir0.join(shen_api::NODE_INFO_FILE));
     let c0 = spawn_node(exe, &dir0, None, args.nodes)?;
     cluster.procs.push(Proc {
         child: c0,
@@ -364,7 +365,7 @@ fn start(
     let seed = format!("{}/p2p/{}", info0.listen_addrs[0], info0.peer_id);
     for i in 1..args.nodes {
         let dir = root.join(format!("node-{i}"));
-        let _ = std::fs::remove_file(dir.join(crate::run_cmd::NODE_INFO_FILE));
+        let _ = std::fs::remove_file(dir.join(shen_api::NODE_INFO_FILE));
         let c = spawn_node(exe, &dir, Some(&seed), args.nodes)?;
         cluster.procs.push(Proc { child: c, dir });
     }

@@ -1,0 +1,194 @@
+//! The admin HTTP API of `shen run`: axum routes over [`Ops`], with keep-alive, limits, timeouts, CORS and Server-Sent Events.
+//!
+//! Routes and documents are listed in `shen-api`, which alone defines
+//! their JSON. Every connection is HTTP/1.1 with keep-alive (hyper), so
+//! ordinary clients (curl, Python's `http.client`, ureq's pool) reuse
+//! connections without special headers; chunked bodies and `Expect:
+//! 100-continue` work as hyper implements them.
+//!
+//! Limits: request heads at most [`MAX_HEAD_BYTES`] and read within
+//! [`HEAD_TIMEOUT`]; bodies at most `shen_api::MAX_RECORD_BYTES` (append)
+//! or `MAX_TXN_BYTES` (transactions); every request but `/events` ends
+//! within [`REQUEST_TIMEOUT`]. CORS: only pages served from this machine
+//! (`http://127.0.0.1:*`, `http://localhost:*`, `http://[::1]:*`, i.e.
+//! `shen viz`) may read the GET routes; POST routes take only
+//! `application/octet-stream` or `application/json`, which a browser must
+//! preflight, and no preflight is approved for them, so a web page cannot
+//! make a visitor's browser append (no CSRF).
+//!
+//! Architecture invariant: this module encodes and decodes; what the node
+//! does is `crate::daemon::Ops`. The daemon never imports this module.
+
+mod error;
+mod events;
+mod log;
+mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use shen_api::{routes, ErrorBody, ErrorKind, Liveness};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::debug;
+
+use crate::daemon::Ops;
+
+pub use error::ApiError;
+pub use metrics::{Histogram, LATENCY_BUCKETS};
+
+/// Largest request head (request line and headers).
+pub const MAX_HEAD_BYTES: usize = 64 << 10;
+/// How long a client may take to send a request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request other than `/events` may take (a transaction waits
+/// up to three request timeouts of the log, 9 s by default).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) ops: Ops,
+    /// Client append latency (seconds), as the admin API saw it.
+    pub(crate) append_latency: Arc<std::sync::Mutex<Histogram>>,
+}
+
+/// True for pages served from this machine (`shen viz` on loopback).
+pub fn local_origin(origin: &[u8]) -> bool {
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        .iter()
+        .any(|p| {
+            origin
+                .strip_prefix(p)
+                .is_some_and(|port| port.parse::<u16>().is_ok())
+        })
+}
+
+/// The admin API's routes over `ops`.
+pub fn router(ops: Ops) -> Router {
+    let state = AdminState {
+        ops,
+        append_latency: Arc::default(),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(|o: &HeaderValue, _| {
+            local_origin(o.as_bytes())
+        }))
+        .allow_methods([Method::GET]);
+    let bounded = Router::new()
+        .route("/", get(index))
+        .route(routes::STATUS, get(status))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READYZ, get(readyz))
+        .route(routes::METRICS, get(metrics::metrics))
+        .route(routes::APPEND, post(log::append))
+        .route(routes::READ, get(log::read))
+        .route(routes::TXN, post(log::txn))
+        .route(routes::TOKEN_ACQUIRE, post(log::token_acquire))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    Router::new()
+        .route(routes::EVENTS, get(events::events))
+        .merge(bounded)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Serve the admin API on `listener` until the process ends: one task per
+/// connection, HTTP/1.1 with keep-alive.
+pub async fn serve(listener: TcpListener, ops: Ops) {
+    serve_http1(listener, router(ops)).await
+}
+
+/// Serve `app` on `listener` until the process ends: one task per
+/// connection, HTTP/1.1 with keep-alive, head limits and a head timeout,
+/// header names in Title-Case (as every HTTP/1.1 client expects to read
+/// them, and as curl prints them).
+pub async fn serve_http1(listener: TcpListener, app: Router) {
+    loop {
+        let (sock, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .title_case_headers(true)
+                .max_buf_size(MAX_HEAD_BYTES.max(8192))
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(sock), service);
+            if let Err(e) = conn.await {
+                debug!("connection: {e}");
+            }
+        });
+    }
+}
+
+async fn index() -> &'static str {
+    "shen admin: GET /status (JSON), /healthz, /readyz, /metrics (Prometheus), /events (SSE), POST /log/append?key=K, GET /log/read?partition=P&from=O, POST /log/txn, POST /token/acquire\n"
+}
+
+async fn status(State(st): State<AdminState>) -> Response {
+    match st.ops.status().await {
+        Ok(doc) => {
+            let body = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+async fn healthz(State(st): State<AdminState>) -> Response {
+    error::json(
+        StatusCode::OK,
+        &Liveness {
+            alive: true,
+            peer_id: st.ops.peer_id(),
+        },
+    )
+}
+
+async fn readyz(State(st): State<AdminState>) -> Response {
+    let r = st.ops.readiness().await;
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    error::json(code, &r)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ErrorBody::new(
+        ErrorKind::NotFound,
+        "no such route (see GET /)",
+    ))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(ErrorBody::new(
+        ErrorKind::MethodNotAllowed,
+        "this route does not take that method (see GET /)",
+    ))
+}

@@ -1,0 +1,168 @@
+//! The `/status` document of a running node, built from its rings and the transport's view.
+
+use shen_api::{
+    AnkhDoc, ChainDoc, ClusterHealth, LogDoc, LogStatsDoc, MemberDoc, MemberStatus, NetDoc,
+    StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
+};
+use shen_rings::ankh::{AnkhConfig, AnkhRing};
+use shen_rings::ouroboros::{Epoch, FsyncPolicy, Ouroboros, OuroborosStats};
+use shen_rings::sundial::{Status, SundialStats};
+use shen_rings::{Node, Time};
+use shen_transport_libp2p::{NetView, PeerKey};
+
+use super::host::sundial_of;
+use super::Event;
+
+/// An epoch as text: `generation.sequence` of its Cartouche fencing number.
+pub fn epoch_text(e: Epoch) -> String {
+    format!("{}.{}", e.generation, e.sequence)
+}
+
+fn fsync_word(p: FsyncPolicy) -> &'static str {
+    match p {
+        FsyncPolicy::Every => "every",
+        FsyncPolicy::Batch => "batch",
+        FsyncPolicy::Never => "never",
+    }
+}
+
+fn member_status(s: Status) -> MemberStatus {
+    match s {
+        Status::Alive => MemberStatus::Alive,
+        Status::Suspect => MemberStatus::Suspect,
+        Status::Dead => MemberStatus::Dead,
+        Status::Left => MemberStatus::Left,
+    }
+}
+
+fn sundial_stats(s: &SundialStats) -> SundialStatsDoc {
+    SundialStatsDoc {
+        suspicions_raised: s.suspicions_raised,
+        refutations: s.refutations,
+        foreign_dropped: s.foreign_dropped,
+    }
+}
+
+fn log_stats(s: &OuroborosStats) -> LogStatsDoc {
+    LogStatsDoc {
+        head_appends: s.head_appends,
+        deduplicated: s.deduplicated,
+        epoch_rejects: s.epoch_rejects,
+        truncations: s.truncations,
+        tables: s.tables,
+        slow_marked: s.slow_marked,
+        unsealed: s.unsealed,
+        txn_committed: s.txn_committed,
+        txn_aborted: s.txn_aborted,
+        txn_resolved: s.txn_resolved,
+    }
+}
+
+fn net_doc(view: &NetView) -> NetDoc {
+    NetDoc {
+        peer_id: view.peer_id.clone(),
+        listen_addrs: view.listen_addrs.clone(),
+        external_addrs: view.external_addrs.clone(),
+        connected: view.connected.clone(),
+        private: view.private,
+        uptime_s: view.uptime_s,
+    }
+}
+
+/// The `log` section.
+pub fn log_doc(node: &Node<PeerKey, Event>, expect: Option<usize>) -> LogDoc {
+    let Some(o) = node.ring::<Ouroboros<PeerKey>>() else {
+        return LogDoc::not_formed(expect);
+    };
+    let me = *node.id();
+    let table = o.table();
+    let chains = table
+        .chains
+        .iter()
+        .enumerate()
+        .map(|(p, c)| ChainDoc {
+            partition: p as u32,
+            epoch: epoch_text(c.epoch),
+            members: c.members.iter().map(|m| m.to_string()).collect(),
+            learners: c.learners.iter().map(|m| m.to_string()).collect(),
+            here: c.members.contains(&me) || c.learners.contains(&me),
+            local_len: o.log(p as u32).len() as u64,
+            committed: o.committed(p as u32),
+        })
+        .collect();
+    LogDoc {
+        formed: true,
+        expect,
+        recovered: Some(o.is_recovered()),
+        restored: Some(o.is_restored()),
+        fsync: o.fsync_policy().map(|p| fsync_word(p).to_string()),
+        storage_failed: Some(o.storage_failed()),
+        members: o.members().iter().map(|m| m.to_string()).collect(),
+        partitions: Some(o.config().partitions),
+        rf: Some(o.config().rf),
+        table_ballot: Some(epoch_text(table.ballot)),
+        chains,
+        stats: Some(log_stats(o.stats())),
+    }
+}
+
+/// The whole `/status` document (schema [`STATUS_SCHEMA`]).
+pub fn status_doc(
+    node: &Node<PeerKey, Event>,
+    view: &NetView,
+    now: Time,
+    expect: Option<usize>,
+) -> StatusDoc {
+    let me = *node.id();
+    let mut doc = StatusDoc {
+        schema: STATUS_SCHEMA,
+        peer_id: view.peer_id.clone(),
+        health: None,
+        live_members: None,
+        view_hash: None,
+        incarnation: None,
+        members: None,
+        rings: node.rings().map(|(_, n)| n.to_string()).collect(),
+        ankh: None,
+        sundial: None,
+        log: log_doc(node, expect),
+        net: net_doc(view),
+    };
+    let Some(s) = sundial_of(node) else {
+        return doc;
+    };
+    let ankh = AnkhRing::from_members(AnkhConfig::default(), s.ankh_members()).ok();
+    let members = s
+        .records()
+        .map(|r| MemberDoc {
+            id: r.id.to_string(),
+            is_self: r.id == me,
+            status: member_status(r.status),
+            incarnation: r.incarnation,
+            suspectors: r.suspectors.len(),
+            phi: s.phi_of(&r.id, now).filter(|p| p.is_finite()),
+            ownership: ankh.as_ref().and_then(|a| a.share_of(&r.id)),
+        })
+        .collect();
+    let live = s.live_count();
+    let suspects = s.records().filter(|r| r.status == Status::Suspect).count();
+    doc.health = Some(if s.has_left() {
+        ClusterHealth::Left
+    } else if live <= 1 {
+        ClusterHealth::Alone
+    } else if suspects > 0 {
+        ClusterHealth::Degraded
+    } else {
+        ClusterHealth::Ok
+    });
+    doc.live_members = Some(live);
+    doc.view_hash = Some(format!("{:016x}", s.view_hash()));
+    doc.incarnation = Some(s.own().incarnation);
+    doc.members = Some(members);
+    doc.ankh = Some(AnkhDoc {
+        vnodes: AnkhConfig::default().vnodes,
+        members: ankh.as_ref().map(|a| a.len()).unwrap_or(0),
+    });
+    doc.sundial = Some(sundial_stats(s.stats()));
+    doc
+}
