@@ -1,4 +1,5 @@
 use super::*;
+use crate::scarab::ScarabId;
 
 #[test]
 fn initial_table_gives_every_partition_rf_distinct_members() {

@@ -1,0 +1,585 @@
+//! Chain replication: the topology of a chain, epochs and their installation, pushing, syncing, acknowledging, committing, sealing.
+
+use alloc::vec::Vec;
+
+use super::part::{epoch_runs, Part};
+use super::{
+    Chain, Entry, Epoch, LogError, Ouroboros, OuroborosEvent, OuroborosMsg, SealInfo, Table,
+};
+use crate::contract::{NodeId, RingCtx};
+
+impl<I: NodeId> Ouroboros<I> {
+    pub(super) fn chain(&self, p: u32) -> &Chain<I> {
+        &self.table.chains[p as usize]
+    }
+
+    /// Position in the replication order: members, then learners (the
+    /// tail feeds its learner).
+    pub(super) fn position(&self, p: u32, me: &I) -> Option<usize> {
+        let c = self.chain(p);
+        c.members
+            .iter()
+            .chain(c.learners.iter())
+            .position(|m| m == me)
+    }
+
+    fn nth_in_order(c: &Chain<I>, i: usize) -> Option<I> {
+        c.members.iter().chain(c.learners.iter()).nth(i).cloned()
+    }
+
+    pub(super) fn successor(&self, p: u32, me: &I) -> Option<I> {
+        let i = self.position(p, me)?;
+        Self::nth_in_order(self.chain(p), i + 1)
+    }
+
+    pub(super) fn predecessor(&self, p: u32, me: &I) -> Option<I> {
+        let i = self.position(p, me)?;
+        if i == 0 {
+            None
+        } else {
+            Self::nth_in_order(self.chain(p), i - 1)
+        }
+    }
+
+    pub(super) fn is_head(&self, p: u32, me: &I) -> bool {
+        self.position(p, me) == Some(0)
+    }
+
+    pub(super) fn is_tail(&self, p: u32, me: &I) -> bool {
+        let c = self.chain(p);
+        c.members.last() == Some(me)
+    }
+
+    /// Compare a chain message's epoch with ours. `true` to process it.
+    pub(super) fn epoch_ok(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: &I,
+        p: u32,
+        epoch: Epoch,
+    ) -> bool {
+        if p >= self.config.partitions {
+            return false;
+        }
+        let mine = self.chain(p).epoch;
+        if epoch == mine && self.recovered && !self.parts[p as usize].stale {
+            return true;
+        }
+        self.stats.epoch_rejects += 1;
+        if epoch > mine {
+            self.query(cx, from.clone());
+        } else if epoch < mine && self.recovered {
+            // The sender is behind: hand it our table (rate-limited).
+            let due = self
+                .told
+                .get(from)
+                .is_none_or(|t| cx.now.saturating_since(*t) >= self.config.tick * 5);
+            if due {
+                self.told.insert(from.clone(), cx.now);
+                let state = self.paxos_state();
+                cx.send(from.clone(), OuroborosMsg::TableReply { state });
+            }
+        }
+        false
+    }
+
+    pub(super) fn install(&mut self, cx: &mut RingCtx<'_, I, Self>, table: Table<I>) {
+        if table.ballot <= self.table.ballot || table.chains.len() != self.table.chains.len() {
+            return;
+        }
+        if table.ballot > self.promised {
+            self.promised = table.ballot;
+        }
+        let old = core::mem::replace(&mut self.table, table);
+        self.stats.tables += 1;
+        cx.emit(OuroborosEvent::TableInstalled {
+            ballot: self.table.ballot,
+        });
+        for p in 0..self.config.partitions {
+            if old.chains[p as usize].epoch != self.chain(p).epoch {
+                let old_chain = &old.chains[p as usize];
+                let in_old =
+                    old_chain.members.contains(cx.me) || old_chain.learners.contains(cx.me);
+                let kept = self.chain(p).keep.as_ref() == Some(cx.me);
+                let continuous = old_chain.epoch == self.chain(p).prev;
+                let was_member = (continuous && in_old) || kept;
+                let old_epoch = old_chain.epoch;
+                // A learner's log was not part of the old epoch's
+                // acknowledgements: it must catch up again before it counts.
+                let was_learner = continuous && old_chain.learners.contains(cx.me);
+                self.begin_epoch(
+                    cx,
+                    p,
+                    was_member && !was_learner,
+                    was_member,
+                    old_epoch,
+                    in_old,
+                );
+            } else {
+                // The chain goes on unchanged under a table decided by a
+                // round at least as new as the one that sealed this tail:
+                // that round (or a newer one, which would have carried any
+                // change it got accepted) left the chain as it was, so the
+                // seal is no longer needed by anyone.
+                let ballot = self.table.ballot;
+                let epoch = self.chain(p).epoch;
+                let part = &mut self.parts[p as usize];
+                if part.sealed == Some(epoch) && part.sealed_by <= ballot {
+                    part.sealed = None;
+                    self.stats.unsealed += 1;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin_epoch(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        p: u32,
+        acked_member: bool,
+        was_member: bool,
+        old_epoch: Epoch,
+        in_old: bool,
+    ) {
+        let me = cx.me.clone();
+        let member = self.position(p, &me).is_some();
+        let single = self.chain(p).members.len() == 1;
+        let kept = self.chain(p).keep.as_ref() == Some(&me);
+        let part = &mut self.parts[p as usize];
+        part.sealed = None;
+        // (A learner's log was never acknowledged by its epoch: it does not
+        // count as a caught-up former member.)
+        let old_learner = was_member && !acked_member;
+        if !member && in_old && part.ready && !part.stale && !old_learner {
+            part.left_ready = Some(old_epoch);
+        }
+        if member {
+            part.left_ready = None;
+        }
+        // A member that stays in the chain and was caught up stays caught
+        // up: every acknowledgement of the last epoch included it. A kept
+        // former member was checked by the configurator.
+        let was_ready = (acked_member && part.ready && !part.stale) || kept;
+        if member && (!was_member || part.stale) {
+            // Added (again), or listed again after losing its log: it starts
+            // empty and is filled by state transfer. (An old copy could hold
+            // more than its new predecessor and break the prefix property.)
+            part.stale = false;
+            part.log.clear();
+            part.wal.truncated(0);
+            Self::rebuild_dedupe(part);
+            part.commit = 0;
+        }
+        let head = member && self.table.chains[p as usize].members[0] == me;
+        if kept && head {
+            // A recovered head's commit point was learnt in another role
+            // (say as an old tail) and may exceed what the continuing
+            // members kept (they cut their logs to their own, lower, commit
+            // points). Relearn it from this chain's acknowledgements, so a
+            // retried append is not answered before the record is on every
+            // member again.
+            part.commit = 0;
+            Self::rebuild_dedupe(part);
+        }
+        if member && !head && (part.log.len() as u64) > part.commit {
+            // Entries above the commit point may have diverged (a deposed
+            // head's leftovers); the predecessor re-sends what is valid.
+            // This keeps the prefix property: a successor never holds what
+            // its predecessor lacks, unless the predecessor lost data.
+            part.log.truncate(part.commit as usize);
+            part.wal.truncated(part.commit);
+            Self::rebuild_dedupe(part);
+        }
+        part.sent = part.commit.min(part.log.len() as u64);
+        part.succ_held = 0;
+        part.succ_target = part.log.len() as u64;
+        part.unheld.clear();
+        part.ready = single || head || was_ready;
+        part.barrier = None;
+        part.last_progress = cx.now;
+        let waiters = core::mem::take(&mut part.waiters);
+        for (_, ws) in waiters {
+            for (client, req) in ws {
+                let msg = OuroborosMsg::AppendReply {
+                    req,
+                    result: Err(LogError::StaleEpoch),
+                    decided: None,
+                };
+                self.reply(cx, client, msg);
+            }
+        }
+        if !member {
+            return;
+        }
+        if single {
+            let part = &mut self.parts[p as usize];
+            part.commit = part.log.len() as u64;
+        }
+        if let Some(pred) = self.predecessor(p, &me) {
+            let len = self.parts[p as usize].log.len() as u64;
+            let epoch = self.chain(p).epoch;
+            cx.send(pred, OuroborosMsg::Sync { p, epoch, len });
+        }
+    }
+
+    /// Send what the successor has not got yet.
+    pub(super) fn push(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32) {
+        let me = cx.me.clone();
+        let Some(succ) = self.successor(p, &me) else {
+            return;
+        };
+        let epoch = self.chain(p).epoch;
+        let max_batch = self.config.max_batch;
+        let max_bytes = self.config.max_batch_bytes;
+        let part = &mut self.parts[p as usize];
+        let len = part.log.len() as u64;
+        let report = Self::report(part);
+        // Bound what is in flight beyond the commit point.
+        let window = (max_batch as u64) * 8;
+        while part.sent < len && part.sent < part.commit + window {
+            let start = part.sent;
+            let mut end = start;
+            let mut bytes = 0;
+            while end < len && ((end - start) as usize) < max_batch {
+                let e = &part.log[end as usize];
+                let b = e.data.len() + e.key.len() + 48;
+                if end > start && bytes + b > max_bytes {
+                    break;
+                }
+                bytes += b;
+                end += 1;
+            }
+            let prev = (start > 0).then(|| part.log[start as usize - 1].epoch);
+            let entries = part.log[start as usize..end as usize].to_vec();
+            part.sent = end;
+            cx.send(
+                succ.clone(),
+                OuroborosMsg::Append {
+                    p,
+                    epoch,
+                    start,
+                    prev,
+                    entries,
+                    commit: part.commit,
+                    len: report,
+                },
+            );
+        }
+    }
+
+    /// What a member tells its successor it must reach to be caught up:
+    /// its own length once it is caught up itself, else its own barrier
+    /// (`u64::MAX` while unknown).
+    pub(super) fn report(part: &Part<I>) -> u64 {
+        if part.ready {
+            part.log.len() as u64
+        } else {
+            part.barrier.unwrap_or(u64::MAX)
+        }
+    }
+
+    pub(super) fn advance_commit(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32, upto: u64) {
+        let me = cx.me.clone();
+        let epoch = self.chain(p).epoch;
+        let part = &mut self.parts[p as usize];
+        if part.sealed == Some(epoch) {
+            // Sealed for a recovery: the commit point is final.
+            return;
+        }
+        let upto = upto.min(part.log.len() as u64);
+        if upto <= part.commit {
+            return;
+        }
+        part.commit = upto;
+        part.last_progress = cx.now;
+        // Answer clients waiting at the head (an append behind a member of
+        // an undecided transaction waits for its outcome).
+        let due: Vec<u64> = part.waiters.range(..upto).map(|(o, _)| *o).collect();
+        let mut replies = Vec::new();
+        for o in due {
+            if !Self::answerable(part, o) {
+                continue;
+            }
+            if let Some(ws) = part.waiters.remove(&o) {
+                for (client, req) in ws {
+                    replies.push((client, Self::append_ok(part, req, o)));
+                }
+            }
+        }
+        for (client, msg) in replies {
+            self.reply(cx, client, msg);
+        }
+        if let Some(pred) = self.predecessor(p, &me) {
+            let epoch = self.chain(p).epoch;
+            let held = self.parts[p as usize].log.len() as u64;
+            cx.send(
+                pred,
+                OuroborosMsg::Ack {
+                    p,
+                    epoch,
+                    upto,
+                    held,
+                },
+            );
+        }
+        self.push(cx, p);
+    }
+
+    /// Seal this node's tail role in `epoch` of partition `p`, if it holds
+    /// it, and report its final state.
+    pub(super) fn seal(&mut self, me: &I, p: u32, epoch: Epoch, ballot: Epoch) -> Option<SealInfo> {
+        if !self.recovered || p >= self.config.partitions || self.chain(p).epoch != epoch {
+            return None;
+        }
+        if self.chain(p).members.last() != Some(me) {
+            return None;
+        }
+        let part = &mut self.parts[p as usize];
+        if part.stale {
+            return None;
+        }
+        if part.sealed != Some(epoch) || ballot > part.sealed_by {
+            part.sealed_by = ballot;
+        }
+        part.sealed = Some(epoch);
+        Some(SealInfo {
+            commit: part.commit,
+            len: part.log.len() as u64,
+            runs: epoch_runs(&part.log),
+        })
+    }
+
+    fn mark_stale(&mut self, cx: &mut RingCtx<'_, I, Self>, p: u32) {
+        let part = &mut self.parts[p as usize];
+        if part.stale {
+            return;
+        }
+        part.stale = true;
+        part.ready = false;
+        let waiters = core::mem::take(&mut part.waiters);
+        for (_, ws) in waiters {
+            for (client, req) in ws {
+                let msg = OuroborosMsg::AppendReply {
+                    req,
+                    result: Err(LogError::NotEnoughReplicas),
+                    decided: None,
+                };
+                self.reply(cx, client, msg);
+            }
+        }
+    }
+
+    /// Rebuild the indexes of `part`'s log (deduplication, transaction
+    /// outcomes and members).
+    pub(super) fn rebuild_dedupe(part: &mut Part<I>) {
+        part.dedupe.clear();
+        part.txn_out.clear();
+        part.open.clear();
+        for o in 0..part.log.len() as u64 {
+            Self::index_entry(part, o);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_append(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        start: u64,
+        prev: Option<Epoch>,
+        entries: Vec<Entry<I>>,
+        commit: u64,
+        pred_len: u64,
+    ) {
+        let me = cx.me.clone();
+        if self.predecessor(p, &me).as_ref() != Some(&from) {
+            return;
+        }
+        let epoch = self.chain(p).epoch;
+        let part = &mut self.parts[p as usize];
+        if part.sealed == Some(epoch) {
+            return;
+        }
+        let len = part.log.len() as u64;
+        if start > len {
+            cx.send(from, OuroborosMsg::Sync { p, epoch, len });
+            return;
+        }
+        if start > 0 && Some(part.log[start as usize - 1].epoch) != prev {
+            // Diverged before `start`. Uncommitted entries may go; committed
+            // ones never do: then the predecessor is the one that lost data
+            // (it learns so from our length) and must be replaced.
+            if start - 1 < part.commit {
+                cx.send(from, OuroborosMsg::Sync { p, epoch, len });
+                return;
+            }
+            let keep = part.commit;
+            part.log.truncate(keep as usize);
+            part.wal.truncated(keep);
+            Self::rebuild_dedupe(part);
+            self.stats.truncations += 1;
+            cx.send(
+                from,
+                OuroborosMsg::Sync {
+                    p,
+                    epoch,
+                    len: keep,
+                },
+            );
+            return;
+        }
+        let mut changed = false;
+        let n_entries = entries.len() as u64;
+        for (k, e) in entries.into_iter().enumerate() {
+            let idx = start as usize + k;
+            if idx < part.log.len() {
+                if part.log[idx].epoch == e.epoch {
+                    continue;
+                }
+                if (idx as u64) < part.commit {
+                    // Same rule as above: never rewrite a committed entry.
+                    let len = part.log.len() as u64;
+                    cx.send(from, OuroborosMsg::Sync { p, epoch, len });
+                    return;
+                }
+                part.log.truncate(idx);
+                part.wal.truncated(idx as u64);
+                Self::rebuild_dedupe(part);
+                self.stats.truncations += 1;
+            }
+            part.log.push(e);
+            Self::index_entry(part, idx as u64);
+            changed = true;
+        }
+        // The prefix known to equal the predecessor's.
+        let matched = start + n_entries;
+        let len = part.log.len() as u64;
+        if pred_len != u64::MAX {
+            let b = part.barrier.get_or_insert(pred_len);
+            *b = (*b).max(pred_len);
+        }
+        if part.barrier.is_some_and(|b| len >= b) {
+            part.ready = true;
+        }
+        let tail = self.is_tail(p, &me);
+        if tail {
+            // Everything up to the matched prefix is on every member.
+            let before = self.parts[p as usize].commit;
+            self.advance_commit(cx, p, matched);
+            let c = self.parts[p as usize].commit;
+            if c == before {
+                // Always answer, so a lost ack is repaired by the retransmission.
+                cx.send(
+                    from,
+                    OuroborosMsg::Ack {
+                        p,
+                        epoch,
+                        upto: c,
+                        held: len,
+                    },
+                );
+            }
+        } else {
+            let before = self.parts[p as usize].commit;
+            self.advance_commit(cx, p, commit.min(matched));
+            let part = &mut self.parts[p as usize];
+            if part.commit == before {
+                // Report receipt at once (the commit point moves only when
+                // the tail's ack comes back). A retransmission of what we
+                // hold is answered too: the predecessor re-sends when our
+                // ack was lost, and nothing else would repair it once the
+                // stream stops.
+                let upto = part.commit;
+                cx.send(
+                    from,
+                    OuroborosMsg::Ack {
+                        p,
+                        epoch,
+                        upto,
+                        held: len,
+                    },
+                );
+            }
+            if changed {
+                self.note_appended(p, cx.now);
+                self.push(cx, p);
+            }
+        }
+    }
+
+    /// A configurator asks this node, as the tail of `epoch`, to seal it.
+    pub(super) fn on_seal(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        ballot: Epoch,
+        p: u32,
+        epoch: Epoch,
+    ) {
+        let me = cx.me.clone();
+        if let Some(info) = self.seal(&me, p, epoch, ballot) {
+            cx.send(from, OuroborosMsg::Sealed { ballot, p, info });
+        }
+    }
+
+    /// The successor says how much it holds: send it the rest.
+    pub(super) fn on_sync(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        epoch: Epoch,
+        len: u64,
+    ) {
+        let me = cx.me.clone();
+        if self.epoch_ok(cx, &from, p, epoch) && self.successor(p, &me).as_ref() == Some(&from) {
+            if len > self.parts[p as usize].log.len() as u64 {
+                // The successor holds more than we do: our log was
+                // lost (prefix property broken). Stop serving this
+                // chain and have it reconfigured.
+                self.mark_stale(cx, p);
+                return;
+            }
+            let part = &mut self.parts[p as usize];
+            part.sent = len.min(part.log.len() as u64);
+            part.last_progress = cx.now;
+            if part.sent == part.log.len() as u64 {
+                // Nothing to send: still tell the successor our length
+                // (a new tail needs it to start serving reads).
+                let mine = part.sent;
+                let msg = OuroborosMsg::Append {
+                    p,
+                    epoch,
+                    start: mine,
+                    prev: part.log.last().map(|e| e.epoch),
+                    entries: Vec::new(),
+                    commit: part.commit,
+                    len: Self::report(part),
+                };
+                cx.send(from, msg);
+            } else {
+                self.push(cx, p);
+            }
+        }
+    }
+
+    /// The successor acknowledges: what it holds, and what is on every
+    /// member.
+    pub(super) fn on_ack(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        epoch: Epoch,
+        upto: u64,
+        held: u64,
+    ) {
+        let me = cx.me.clone();
+        if self.epoch_ok(cx, &from, p, epoch) && self.successor(p, &me).as_ref() == Some(&from) {
+            self.successor_holds(p, held, cx.now);
+            self.advance_commit(cx, p, upto);
+        }
+    }
+}

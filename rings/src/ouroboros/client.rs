@@ -1,0 +1,589 @@
+//! The client path: appends sent to a head and answered once on every member, reads at a tail confirmed by a majority check, retries.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+
+use super::part::{next_scarab, part_id, Part};
+use super::{
+    partition_of_key, Entry, Epoch, LogError, Ouroboros, OuroborosEvent, OuroborosMsg, ReadRecord,
+    TxnMark,
+};
+use crate::contract::{NodeId, Ring, RingCtx, Time};
+use crate::scarab::ScarabId;
+
+#[derive(Clone, Debug)]
+pub(super) enum Op {
+    Append {
+        p: u32,
+        key: Vec<u8>,
+        data: Vec<u8>,
+        txn: Option<TxnMark>,
+        /// The transaction this append is part of (its events go there).
+        owner: Option<u64>,
+    },
+    Read {
+        p: u32,
+        from: u64,
+        max: u32,
+        id: Option<u64>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ClientOp {
+    pub(super) op: Op,
+    pub(super) deadline: Time,
+    pub(super) retry_at: Time,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct PendingRead<I> {
+    pub(super) client: I,
+    pub(super) req: u64,
+    pub(super) p: u32,
+    pub(super) epoch: Epoch,
+    pub(super) from: u64,
+    pub(super) max: u32,
+    pub(super) id: Option<u64>,
+    pub(super) oks: BTreeSet<I>,
+    pub(super) deadline: Time,
+}
+
+/// The outcome carried by a reply to a client.
+pub(super) enum OpResult<I> {
+    Appended(u64, u64, Option<bool>),
+    Read(Vec<ReadRecord<I>>, u64),
+    Failed(LogError<I>),
+}
+
+impl<I: NodeId> Ouroboros<I> {
+    /// Append `data` under `key`; returns the request number that the
+    /// `Appended`/`AppendFailed` event will carry.
+    pub fn append(&mut self, cx: &mut RingCtx<'_, I, Self>, key: &[u8], data: Vec<u8>) -> u64 {
+        let p = partition_of_key(key, self.config.partitions);
+        self.start_op(
+            cx,
+            Op::Append {
+                p,
+                key: key.to_vec(),
+                data,
+                txn: None,
+                owner: None,
+            },
+        )
+    }
+
+    /// Read up to `max` committed records of partition `p` from offset
+    /// `from` (at the tail); `ReadDone`/`ReadFailed` follows.
+    pub fn read_range(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        p: u32,
+        from: u64,
+        max: u32,
+    ) -> u64 {
+        self.start_op(
+            cx,
+            Op::Read {
+                p,
+                from,
+                max,
+                id: None,
+            },
+        )
+    }
+
+    /// Read the record with Scarab ID `id` (its partition is the ID's node
+    /// field); `ReadDone` with that one record, or none if no committed
+    /// record has that ID, or `ReadFailed`.
+    pub fn read_id(&mut self, cx: &mut RingCtx<'_, I, Self>, id: ScarabId) -> u64 {
+        self.start_op(
+            cx,
+            Op::Read {
+                p: u32::from(id.node()),
+                from: 0,
+                max: 1,
+                id: Some(id.as_u64()),
+            },
+        )
+    }
+
+    fn start_op(&mut self, cx: &mut RingCtx<'_, I, Self>, op: Op) -> u64 {
+        self.next_req += 1;
+        let req = self.req_base.wrapping_add(self.next_req);
+        let p = match &op {
+            Op::Append { p, .. } | Op::Read { p, .. } => *p,
+        };
+        let failed = self.storage_failed();
+        if p >= self.config.partitions || failed {
+            let error = if failed {
+                LogError::NotEnoughReplicas
+            } else {
+                LogError::BadPartition(p)
+            };
+            match op {
+                Op::Append { .. } => cx.emit(OuroborosEvent::AppendFailed {
+                    req,
+                    partition: p,
+                    error,
+                }),
+                Op::Read { .. } => cx.emit(OuroborosEvent::ReadFailed {
+                    req,
+                    partition: p,
+                    error,
+                }),
+            }
+            return req;
+        }
+        self.ops.insert(
+            req,
+            ClientOp {
+                op,
+                deadline: cx.now + self.config.request_timeout,
+                retry_at: Time::ZERO,
+            },
+        );
+        self.try_op(cx, req);
+        req
+    }
+
+    /// (Re)send client operation `req` to the head or tail of the table.
+    pub(super) fn try_op(&mut self, cx: &mut RingCtx<'_, I, Self>, req: u64) {
+        let Some(op) = self.ops.get_mut(&req) else {
+            return;
+        };
+        let retry = op.retry_at != Time::ZERO;
+        // Retry after a few ticks unless an answer comes first.
+        op.retry_at = cx.now + self.config.tick * 10;
+        let op = op.op.clone();
+        if retry && !self.universe.is_empty() {
+            // No answer: the table may be stale; ask someone at random.
+            let i = (cx.rng.next_u64() % self.universe.len() as u64) as usize;
+            let who = self.universe[i].clone();
+            self.query(cx, who);
+        }
+        match op {
+            Op::Append {
+                p, key, data, txn, ..
+            } => {
+                let Some(head) = self.table.chains[p as usize].members.first().cloned() else {
+                    return;
+                };
+                let msg = OuroborosMsg::ClientAppend {
+                    p,
+                    req,
+                    key,
+                    data,
+                    txn,
+                };
+                if &head == cx.me && self.durable.is_none() {
+                    let me = cx.me.clone();
+                    self.on_message(cx, me, msg);
+                } else {
+                    cx.send(head, msg);
+                }
+            }
+            Op::Read { p, from, max, id } => {
+                let Some(tail) = self.table.chains[p as usize].members.last().cloned() else {
+                    return;
+                };
+                let msg = OuroborosMsg::ClientRead {
+                    p,
+                    req,
+                    from,
+                    max,
+                    id,
+                };
+                if &tail == cx.me && self.durable.is_none() {
+                    let me = cx.me.clone();
+                    self.on_message(cx, me, msg);
+                } else {
+                    cx.send(tail, msg);
+                }
+            }
+        }
+    }
+
+    /// Answer a client; a local one directly, unless the answer must wait
+    /// for a flush (with a store, it goes through the node like any send).
+    pub(super) fn reply(&mut self, cx: &mut RingCtx<'_, I, Self>, to: I, msg: OuroborosMsg<I>) {
+        if &to == cx.me && self.durable.is_none() {
+            let me = cx.me.clone();
+            self.on_message(cx, me, msg);
+        } else {
+            cx.send(to, msg);
+        }
+    }
+
+    /// Whether the head may answer the append at `o`: it is on every
+    /// member, and it is not behind a member of an undecided transaction
+    /// (an acknowledged append is always visible to a read that follows).
+    /// Transaction members and outcome entries are answered once on every
+    /// member: the coordinator needs them to decide.
+    pub(super) fn answerable(part: &mut Part<I>, o: u64) -> bool {
+        if o >= part.commit {
+            return false;
+        }
+        match part.log[o as usize].txn {
+            Some(TxnMark::Member { .. }) | Some(TxnMark::Decide { .. }) => true,
+            _ => o < Self::stable_point(part, part.commit),
+        }
+    }
+
+    /// The answer to an acknowledged append at `o`.
+    pub(super) fn append_ok(part: &Part<I>, req: u64, o: u64) -> OuroborosMsg<I> {
+        let decided = match part.log[o as usize].txn {
+            Some(TxnMark::Decide { txn, .. }) => part.txn_out.get(&txn).map(|(_, c)| *c),
+            _ => None,
+        };
+        OuroborosMsg::AppendReply {
+            req,
+            result: Ok((o, part_id(part, o))),
+            decided,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_client_append(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        req: u64,
+        key: Vec<u8>,
+        data: Vec<u8>,
+        txn: Option<TxnMark>,
+    ) {
+        let me = cx.me.clone();
+        if p >= self.config.partitions {
+            let msg = OuroborosMsg::AppendReply {
+                req,
+                result: Err(LogError::BadPartition(p)),
+                decided: None,
+            };
+            return self.reply(cx, from, msg);
+        }
+        if !self.is_head(p, &me) {
+            let head = self.chain(p).members.first().cloned();
+            let msg = OuroborosMsg::AppendReply {
+                req,
+                result: Err(LogError::NotHead { head }),
+                decided: None,
+            };
+            return self.reply(cx, from, msg);
+        }
+        if !self.recovered || self.parts[p as usize].stale {
+            let msg = OuroborosMsg::AppendReply {
+                req,
+                result: Err(LogError::NotEnoughReplicas),
+                decided: None,
+            };
+            return self.reply(cx, from, msg);
+        }
+        let epoch = self.chain(p).epoch;
+        let single = self.chain(p).members.len() == 1;
+        let part = &mut self.parts[p as usize];
+        // A transaction's decision: the first one written counts, a later
+        // one is answered like a duplicate of it.
+        let first_decision = match &txn {
+            Some(TxnMark::Decide { txn: t, .. }) => part
+                .txn_out
+                .get(t)
+                .map(|(o, _)| *o)
+                .filter(|o| matches!(part.log[*o as usize].txn, Some(TxnMark::Decide { .. }))),
+            _ => None,
+        };
+        if let Some(o) = part
+            .dedupe
+            .get(&(from.clone(), req))
+            .copied()
+            .or(first_decision)
+        {
+            self.stats.deduplicated += 1;
+            if Self::answerable(part, o) {
+                let msg = Self::append_ok(part, req, o);
+                return self.reply(cx, from, msg);
+            }
+            let ws = part.waiters.entry(o).or_default();
+            if !ws.contains(&(from.clone(), req)) {
+                ws.push((from, req));
+            }
+            return;
+        }
+        let o = part.log.len() as u64;
+        let id = next_scarab(
+            part.log.last().map(|e| e.id),
+            p,
+            self.unix_at_zero_ms.saturating_add(cx.now.as_millis()),
+        );
+        part.log.push(Entry {
+            id,
+            epoch,
+            origin: from.clone(),
+            req,
+            key,
+            data,
+            txn,
+        });
+        Self::index_entry(part, o);
+        part.waiters.entry(o).or_default().push((from, req));
+        self.stats.head_appends += 1;
+        self.note_appended(p, cx.now);
+        if single {
+            self.advance_commit(cx, p, o + 1);
+            return;
+        }
+        // Nagle-style batching: push now if nothing is in flight or a full
+        // batch is waiting; otherwise the next ack (or tick) pushes.
+        let part = &self.parts[p as usize];
+        let len = part.log.len() as u64;
+        if part.sent <= part.commit || len - part.sent >= self.config.max_batch as u64 {
+            if part.sent <= part.commit {
+                self.parts[p as usize].last_progress = cx.now;
+            }
+            self.push(cx, p);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_client_read(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        req: u64,
+        start: u64,
+        max: u32,
+        id: Option<u64>,
+    ) {
+        let me = cx.me.clone();
+        let err = if p >= self.config.partitions {
+            Some(LogError::BadPartition(p))
+        } else if !self.is_tail(p, &me) {
+            Some(LogError::NotTail {
+                tail: self.chain(p).members.last().cloned(),
+            })
+        } else if !self.recovered || self.parts[p as usize].stale || !self.parts[p as usize].ready {
+            Some(LogError::NotEnoughReplicas)
+        } else {
+            None
+        };
+        if let Some(e) = err {
+            let msg = OuroborosMsg::ReadReply {
+                req,
+                result: Err(e),
+            };
+            return self.reply(cx, from, msg);
+        }
+        self.next_nonce += 1;
+        let nonce = self.next_nonce;
+        let epoch = self.chain(p).epoch;
+        self.reads.insert(
+            nonce,
+            PendingRead {
+                client: from,
+                req,
+                p,
+                epoch,
+                from: start,
+                max,
+                id,
+                oks: BTreeSet::new(),
+                deadline: cx.now + self.config.round_timeout,
+            },
+        );
+        // Our own answer first, then the others'.
+        let ok = self.check_ok(p, epoch);
+        self.on_check_reply(cx, me.clone(), nonce, ok);
+        let others = self.others(&me);
+        cx.multicast(others.iter(), &OuroborosMsg::Check { p, epoch, nonce });
+    }
+
+    fn check_ok(&self, p: u32, epoch: Epoch) -> bool {
+        if !self.recovered {
+            return false;
+        }
+        let newest = match &self.accepted {
+            Some(a) if a.ballot > self.table.ballot => a.chains[p as usize].epoch,
+            _ => self.chain(p).epoch,
+        };
+        newest <= epoch && self.chain(p).epoch <= epoch
+    }
+
+    pub(super) fn on_check_reply(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        nonce: u64,
+        ok: bool,
+    ) {
+        let Some(r) = self.reads.get_mut(&nonce) else {
+            return;
+        };
+        if !ok {
+            let r = self.reads.remove(&nonce).expect("present");
+            let msg = OuroborosMsg::ReadReply {
+                req: r.req,
+                result: Err(LogError::StaleEpoch),
+            };
+            return self.reply(cx, r.client, msg);
+        }
+        r.oks.insert(from);
+        if r.oks.len() < self.majority {
+            return;
+        }
+        let r = self.reads.remove(&nonce).expect("present");
+        // Still the tail of the same epoch?
+        let me = cx.me.clone();
+        if self.chain(r.p).epoch != r.epoch || !self.is_tail(r.p, &me) {
+            let msg = OuroborosMsg::ReadReply {
+                req: r.req,
+                result: Err(LogError::StaleEpoch),
+            };
+            return self.reply(cx, r.client, msg);
+        }
+        let part = &mut self.parts[r.p as usize];
+        // Only what is on every member (at the tail that is its verified
+        // prefix), up to the first member of a transaction whose outcome is
+        // not here yet; transaction bookkeeping entries and aborted members
+        // are skipped (offsets keep their gaps).
+        let committed = part.commit.min(part.log.len() as u64);
+        let len = Self::stable_point(part, committed);
+        let part = &self.parts[r.p as usize];
+        let (start, n) = match r.id {
+            // IDs increase along the log: binary search the stable part.
+            Some(id) => match part.log[..len as usize].binary_search_by_key(&id, |e| e.id) {
+                Ok(o) => (o as u64, 1),
+                Err(_) => (len, 0),
+            },
+            None => (r.from, (r.max as usize).min(self.config.max_read) as u64),
+        };
+        let mut records: Vec<ReadRecord<I>> = Vec::new();
+        let mut o = start.min(len);
+        while o < len && (records.len() as u64) < n {
+            if Self::visible(part, o) {
+                let e = &part.log[o as usize];
+                records.push(ReadRecord {
+                    offset: o,
+                    id: e.id,
+                    origin: e.origin.clone(),
+                    req: e.req,
+                    data: e.data.clone(),
+                });
+            }
+            if r.id.is_some() {
+                break;
+            }
+            o += 1;
+        }
+        let msg = OuroborosMsg::ReadReply {
+            req: r.req,
+            result: Ok((records, len)),
+        };
+        self.reply(cx, r.client, msg);
+    }
+
+    pub(super) fn on_reply(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        req: u64,
+        result: OpResult<I>,
+    ) {
+        let Some(op) = self.ops.get(&req) else {
+            return;
+        };
+        let p = match &op.op {
+            Op::Append { p, .. } | Op::Read { p, .. } => *p,
+        };
+        let owner = match &op.op {
+            Op::Append { owner, .. } => *owner,
+            Op::Read { .. } => None,
+        };
+        if let Some(owner) = owner {
+            match result {
+                OpResult::Appended(o, id, decided) => {
+                    self.ops.remove(&req);
+                    self.txn_op_done(cx, owner, req, Ok((o, id, decided)));
+                }
+                OpResult::Failed(LogError::BadPartition(x)) => {
+                    self.ops.remove(&req);
+                    self.txn_op_done(cx, owner, req, Err(LogError::BadPartition(x)));
+                }
+                OpResult::Failed(_) => {
+                    self.query(cx, from);
+                    if let Some(op) = self.ops.get_mut(&req) {
+                        op.retry_at = cx.now + self.config.tick * 2;
+                    }
+                }
+                OpResult::Read(..) => {}
+            }
+            return;
+        }
+        match result {
+            OpResult::Appended(o, id, _) => {
+                self.ops.remove(&req);
+                cx.emit(OuroborosEvent::Appended {
+                    req,
+                    partition: p,
+                    offset: o,
+                    id,
+                });
+            }
+            OpResult::Read(records, committed) => {
+                let from_off = match &op.op {
+                    Op::Read { from, .. } => *from,
+                    Op::Append { .. } => return,
+                };
+                self.ops.remove(&req);
+                cx.emit(OuroborosEvent::ReadDone {
+                    req,
+                    partition: p,
+                    from: from_off,
+                    records,
+                    committed,
+                });
+            }
+            OpResult::Failed(LogError::BadPartition(x)) => {
+                let is_append = matches!(op.op, Op::Append { .. });
+                self.ops.remove(&req);
+                let error = LogError::BadPartition(x);
+                if is_append {
+                    cx.emit(OuroborosEvent::AppendFailed {
+                        req,
+                        partition: p,
+                        error,
+                    });
+                } else {
+                    cx.emit(OuroborosEvent::ReadFailed {
+                        req,
+                        partition: p,
+                        error,
+                    });
+                }
+            }
+            OpResult::Failed(_) => {
+                // Retry soon, with a fresher table if the replier has one.
+                self.query(cx, from);
+                if let Some(op) = self.ops.get_mut(&req) {
+                    op.retry_at = cx.now + self.config.tick * 2;
+                }
+            }
+        }
+    }
+
+    /// Another tail asks whether `epoch` is still the newest for `p`.
+    pub(super) fn on_check(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        p: u32,
+        epoch: Epoch,
+        nonce: u64,
+    ) {
+        if self.recovered && p < self.config.partitions {
+            let ok = self.check_ok(p, epoch);
+            cx.send(from, OuroborosMsg::CheckReply { nonce, ok });
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! One partition's replica at this node: its log, commit point and catch-up state, and helpers over a log.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+use super::{durable, Entry, Epoch, TxnId};
+use crate::contract::Time;
+use crate::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
+
+#[derive(Clone, Debug)]
+pub(super) struct Part<I> {
+    pub(super) log: Vec<Entry<I>>,
+    pub(super) commit: u64,
+    /// Next offset to push to the successor.
+    pub(super) sent: u64,
+    /// Caught up with the chain as it was when the epoch began: the head
+    /// always; another member once it holds the length its (caught-up)
+    /// predecessor reported. A tail serves reads only when ready.
+    pub(super) ready: bool,
+    /// The length this member must reach to be ready, once known.
+    pub(super) barrier: Option<u64>,
+    /// Listed in the chain but the log was lost on restart.
+    pub(super) stale: bool,
+    /// Not a member now; was a caught-up member of this chain epoch when it
+    /// left, and the log has not changed since.
+    pub(super) left_ready: Option<Epoch>,
+    /// As the tail, this epoch is sealed: acknowledge nothing more in it.
+    pub(super) sealed: Option<Epoch>,
+    /// The ballot of the round that sealed it.
+    pub(super) sealed_by: Epoch,
+    /// (client, request) → offset, over the whole log.
+    pub(super) dedupe: BTreeMap<(I, u64), u64>,
+    /// Head: clients waiting for an offset to commit.
+    pub(super) waiters: BTreeMap<u64, Vec<(I, u64)>>,
+    /// Last time the successor showed progress (or we pushed fresh data).
+    pub(super) last_progress: Time,
+    /// Entries the successor reported holding (this epoch).
+    pub(super) succ_held: u64,
+    /// The length the successor must hold to count as caught up (this
+    /// node's length when the epoch began); slowness is judged after.
+    pub(super) succ_target: u64,
+    /// Since the successor caught up: (log end, time) of local appends it
+    /// does not hold yet, oldest first.
+    pub(super) unheld: VecDeque<(u64, Time)>,
+    /// What the write-ahead log holds of this replica.
+    pub(super) wal: durable::PartWal,
+    /// Transaction → (offset of its first outcome entry here, commit).
+    pub(super) txn_out: BTreeMap<TxnId, (u64, bool)>,
+    /// Offsets of transaction members not yet known resolved below the
+    /// commit point.
+    pub(super) open: BTreeMap<u64, TxnId>,
+    /// As tail: the undecided transaction the stable point waits at, since.
+    pub(super) blocked: Option<(TxnId, Time)>,
+}
+
+impl<I> Part<I> {
+    pub(super) fn new(ready: bool) -> Self {
+        Part {
+            log: Vec::new(),
+            commit: 0,
+            sent: 0,
+            ready,
+            barrier: None,
+            stale: false,
+            left_ready: None,
+            sealed: None,
+            sealed_by: Epoch::default(),
+            dedupe: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            last_progress: Time::ZERO,
+            succ_held: 0,
+            succ_target: 0,
+            unheld: VecDeque::new(),
+            wal: durable::PartWal::default(),
+            txn_out: BTreeMap::new(),
+            open: BTreeMap::new(),
+            blocked: None,
+        }
+    }
+}
+
+pub(super) fn epoch_at(runs: &[(Epoch, u64)], len: u64, offset: u64) -> Option<Epoch> {
+    if offset >= len {
+        return None;
+    }
+    runs.iter()
+        .rev()
+        .find(|(_, start)| *start <= offset)
+        .map(|(e, _)| *e)
+}
+
+pub(super) fn epoch_runs<I>(log: &[Entry<I>]) -> Vec<(Epoch, u64)> {
+    let mut runs: Vec<(Epoch, u64)> = Vec::new();
+    for (o, e) in log.iter().enumerate() {
+        if runs.last().is_none_or(|(ep, _)| *ep != e.epoch) {
+            runs.push((e.epoch, o as u64));
+        }
+    }
+    runs
+}
+
+/// The Scarab ID of the record at offset `o` (0 if absent, which callers
+/// never ask for).
+pub(super) fn part_id<I>(part: &Part<I>, o: u64) -> u64 {
+    part.log.get(o as usize).map(|e| e.id).unwrap_or(0)
+}
+
+/// The ID for a new record of partition `p` at Unix time `unix_ms`:
+/// strictly greater than the log's last ID `last` (a new head's clock may be
+/// behind the old head's), with `p` as the node field.
+pub fn next_scarab(last: Option<u64>, p: u32, unix_ms: u64) -> u64 {
+    let node = (p & u32::from(crate::scarab::MAX_NODE)) as u16;
+    let gen = match last {
+        Some(l) => ScarabGenerator::resume_after(node, ScarabId::from_u64(l)),
+        None => ScarabGenerator::new(node),
+    };
+    let Ok(mut gen) = gen else {
+        return last.map(|l| l + 1).unwrap_or(0);
+    };
+    match gen.next(unix_ms.max(EPOCH_UNIX_MS)) {
+        Ok(id) => id.as_u64(),
+        // Only after 2094 (41 bits of milliseconds exhausted).
+        Err(_) => last.map(|l| l.saturating_add(1)).unwrap_or(0),
+    }
+}

@@ -1,0 +1,53 @@
+//! Placement: the chains every member starts from (Ankh) and the partition of a key.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+
+use super::{Chain, Epoch, OuroborosConfig, Table};
+use crate::ankh::{partition_of_hash, AnkhConfig, AnkhRing, Member};
+use crate::contract::NodeId;
+use crate::hash::hash_bytes;
+
+pub(super) fn ankh_of<I: NodeId>(
+    config: &OuroborosConfig,
+    nodes: impl IntoIterator<Item = I>,
+) -> AnkhRing<I> {
+    let ankh = AnkhConfig {
+        rf: config.rf,
+        partitions: config.partitions,
+        ..AnkhConfig::default()
+    };
+    let members = nodes.into_iter().map(|id| Member {
+        id,
+        weight: 100,
+        salt: 0,
+    });
+    // The config was validated and ids are distinct (they come from a set),
+    // so building cannot fail; an empty ring is the fallback.
+    AnkhRing::from_members(ankh.clone(), members)
+        .unwrap_or_else(|_| AnkhRing::new(AnkhConfig::default()).expect("default config is valid"))
+}
+
+/// The table every member starts from: each partition's Ankh chain over
+/// `members`, epoch zero.
+pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Table<I> {
+    let set: BTreeSet<I> = members.iter().cloned().collect();
+    let ring = ankh_of(config, set);
+    Table {
+        ballot: Epoch::default(),
+        chains: (0..config.partitions)
+            .map(|p| Chain {
+                epoch: Epoch::default(),
+                prev: Epoch::default(),
+                keep: None,
+                members: ring.chain_of(p).cloned().collect(),
+                learners: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+/// The partition a key belongs to (the Ankh partition of its hash).
+pub fn partition_of_key(key: &[u8], partitions: u32) -> u32 {
+    partition_of_hash(hash_bytes(key), partitions)
+}

@@ -1,0 +1,367 @@
+//! Ouroboros's public data: settings, tables and chains, log entries, errors, events, counters.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::TxnMark;
+use crate::cartouche::Fencing;
+
+/// A chain epoch / table ballot: a Cartouche fencing number.
+pub type Epoch = Fencing;
+
+/// Ouroboros settings. Every member must use the same values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OuroborosConfig {
+    /// Number of partitions (the Ankh partitions).
+    pub partitions: u32,
+    /// Chain length.
+    pub rf: usize,
+    /// Housekeeping period: retransmissions, retries, timeouts.
+    pub tick: Duration,
+    /// How long a client operation may take before it fails with
+    /// "outcome unknown".
+    pub request_timeout: Duration,
+    /// How long a configuration round may take before it is abandoned.
+    pub round_timeout: Duration,
+    /// Most records in one chain message.
+    pub max_batch: usize,
+    /// Most payload bytes in one chain message.
+    pub max_batch_bytes: usize,
+    /// Most records in one read answer.
+    pub max_read: usize,
+    /// A successor that, once caught up, leaves a record it was sent
+    /// un-held for longer than this is *slow*: it is bypassed (removed from
+    /// that chain by the next configuration round) like a failed member.
+    pub slow_after: Duration,
+    /// How long a bypassed member is kept out of the chains it was slow in
+    /// (afterwards it may be added again, caught up by state transfer).
+    pub slow_hold: Duration,
+}
+
+impl Default for OuroborosConfig {
+    fn default() -> Self {
+        OuroborosConfig {
+            partitions: 64,
+            rf: 3,
+            tick: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(3),
+            round_timeout: Duration::from_millis(500),
+            max_batch: 256,
+            max_batch_bytes: 256 * 1024,
+            max_read: 1024,
+            slow_after: Duration::from_secs(1),
+            slow_hold: Duration::from_secs(10),
+        }
+    }
+}
+
+impl OuroborosConfig {
+    /// Check ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.partitions == 0 || self.partitions > 1024 {
+            return Err((
+                "partitions",
+                "must be between 1 and 1024 (the partition is the Scarab ID's node field)",
+            ));
+        }
+        if self.rf == 0 || self.rf > 16 {
+            return Err(("rf", "must be between 1 and 16"));
+        }
+        if self.tick.is_zero() {
+            return Err(("tick", "must be positive"));
+        }
+        if self.slow_after.is_zero() {
+            return Err(("slow_after", "must be positive"));
+        }
+        if self.max_batch == 0 || self.max_read == 0 {
+            return Err(("max_batch", "must be at least 1"));
+        }
+        if self.max_batch_bytes < 1024 || self.max_batch_bytes > 768 * 1024 {
+            return Err(("max_batch_bytes", "must be between 1 KiB and 768 KiB"));
+        }
+        Ok(())
+    }
+}
+
+/// One partition's chain: its epoch and members, head first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain<I> {
+    /// Changes whenever the members change.
+    pub epoch: Epoch,
+    /// The epoch this chain was derived from. A member continues (keeps
+    /// its log and caught-up state) only if it held exactly that epoch; one
+    /// that skipped a configuration may have missed acknowledged records,
+    /// so it restarts as a new member.
+    pub prev: Epoch,
+    /// A member that keeps its own log although it did not hold `prev`:
+    /// set only when a chain is recovered from a former member (see
+    /// `recovery_head`).
+    pub keep: Option<I>,
+    /// Head first, tail last.
+    pub members: Vec<I>,
+    /// Replacements catching up by state transfer from the tail before
+    /// they join the chain (they take no part in acknowledgements or
+    /// reads; a later round appends each one to `members` once it reports
+    /// itself caught up).
+    pub learners: Vec<I>,
+}
+
+/// Every partition's chain, as decided by the round with `ballot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table<I> {
+    /// The round that decided this table.
+    pub ballot: Epoch,
+    /// Indexed by partition.
+    pub chains: Vec<Chain<I>>,
+}
+
+/// One record of a partition log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry<I> {
+    /// Its Scarab ID (raw): assigned by the head with the partition number
+    /// as the Scarab node field, strictly increasing along the log.
+    pub id: u64,
+    /// The epoch whose head assigned its offset.
+    pub epoch: Epoch,
+    /// The client node that appended it.
+    pub origin: I,
+    /// The client's request number (deduplication).
+    pub req: u64,
+    /// The routing key.
+    pub key: Vec<u8>,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Its part in a transaction, if any (see the `txn` module).
+    pub txn: Option<TxnMark>,
+}
+
+/// Why an operation failed. Every variant says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogError<I> {
+    /// This node is not the partition's head; `head` is who is, as far as it
+    /// knows. The client retries there.
+    NotHead {
+        /// The head this node believes in.
+        head: Option<I>,
+    },
+    /// This node is not the partition's tail (reads go to the tail).
+    NotTail {
+        /// The tail this node believes in.
+        tail: Option<I>,
+    },
+    /// The chain changed under the operation (a newer epoch exists): refresh
+    /// the table and retry.
+    StaleEpoch,
+    /// The partition has no chain that can serve right now (its member is
+    /// catching up, lost its data on restart, or every replica is gone).
+    NotEnoughReplicas,
+    /// No answer before the deadline. For an append the outcome is unknown:
+    /// it may or may not be in the log (a retry with the same request id is
+    /// safe and returns the original offset if it landed).
+    Timeout,
+    /// The partition number is out of range.
+    BadPartition(u32),
+}
+
+impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LogError::NotHead { head } => write!(f, "not the head of this chain (head: {head:?})"),
+            LogError::NotTail { tail } => write!(f, "not the tail of this chain (tail: {tail:?})"),
+            LogError::StaleEpoch => write!(f, "stale epoch: the chain was reconfigured, retry"),
+            LogError::NotEnoughReplicas => {
+                write!(f, "not enough replicas: the chain cannot serve right now")
+            }
+            LogError::Timeout => write!(f, "timeout: outcome unknown (retrying is safe)"),
+            LogError::BadPartition(p) => write!(f, "partition {p} does not exist"),
+        }
+    }
+}
+
+/// A record returned by a read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadRecord<I> {
+    /// Its offset in the partition.
+    pub offset: u64,
+    /// Its Scarab ID (raw).
+    pub id: u64,
+    /// The client that appended it.
+    pub origin: I,
+    /// That client's request number.
+    pub req: u64,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// What a partition's acceptor reported in a promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaxosState<I> {
+    /// Highest ballot promised.
+    pub promised: Epoch,
+    /// Newest table accepted (maybe not committed).
+    pub accepted: Option<Table<I>>,
+    /// Newest table committed.
+    pub committed: Table<I>,
+}
+
+/// What a member tells a configurator about one partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartReport {
+    /// Partition.
+    pub p: u32,
+    /// The chain epoch (of its installed table) it is a caught-up member of.
+    pub ready_in: Option<Epoch>,
+    /// The epoch of the chain it was a caught-up member of when it left it
+    /// (its log has not changed since).
+    pub left_ready: Option<Epoch>,
+    /// The epoch of its installed chain if it is that chain's tail.
+    pub tail_of: Option<Epoch>,
+    /// Log length.
+    pub len: u64,
+    /// The log's epoch runs: (epoch, first offset), in offset order.
+    pub runs: Vec<(Epoch, u64)>,
+    /// Its successor in the chain of this epoch is slow (see
+    /// `OuroborosConfig::slow_after`).
+    pub slow_successor: Option<Epoch>,
+    /// It is the tail of this chain epoch and a round sealed it.
+    pub sealed_in: Option<Epoch>,
+}
+
+/// A sealed tail's final word on its epoch: nothing above `commit` was or
+/// will be acknowledged in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealInfo {
+    /// Commit point, final for the epoch.
+    pub commit: u64,
+    /// Log length.
+    pub len: u64,
+    /// The log's epoch runs.
+    pub runs: Vec<(Epoch, u64)>,
+}
+
+/// What Ouroboros reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OuroborosEvent<I> {
+    /// A client append completed: the record is on every chain member.
+    Appended {
+        /// Request number.
+        req: u64,
+        /// Partition.
+        partition: u32,
+        /// Offset.
+        offset: u64,
+        /// The record's Scarab ID (raw; `ScarabId::from_u64`).
+        id: u64,
+    },
+    /// A client append failed.
+    AppendFailed {
+        /// Request number.
+        req: u64,
+        /// Partition.
+        partition: u32,
+        /// Why.
+        error: LogError<I>,
+    },
+    /// A client read completed.
+    ReadDone {
+        /// Request number.
+        req: u64,
+        /// Partition.
+        partition: u32,
+        /// First offset asked for.
+        from: u64,
+        /// The records.
+        records: Vec<ReadRecord<I>>,
+        /// The committed length at the tail.
+        committed: u64,
+    },
+    /// A client read failed.
+    ReadFailed {
+        /// Request number.
+        req: u64,
+        /// Partition.
+        partition: u32,
+        /// Why.
+        error: LogError<I>,
+    },
+    /// Some chain lists a member that is not live, is short of members, or
+    /// lists this node although it lost its log: the node wants the
+    /// Cartouche token to reconfigure.
+    WantsReconfig,
+    /// A configuration round finished (`changed` chains got a new epoch).
+    ReconfigDone {
+        /// The ballot.
+        ballot: Epoch,
+        /// Chains changed.
+        changed: u32,
+    },
+    /// A configuration round was abandoned (outvoted or timed out).
+    ReconfigAborted {
+        /// The ballot.
+        ballot: Epoch,
+    },
+    /// A new table was installed here.
+    TableInstalled {
+        /// Its ballot.
+        ballot: Epoch,
+    },
+    /// Transaction `req` needs the Cartouche token (the reactor asks for it
+    /// and calls `Ouroboros::txn_granted`).
+    WantsTxnToken {
+        /// The transaction (as returned by `Ouroboros::transaction`).
+        req: u64,
+    },
+    /// Transaction `req` ended.
+    TxnDone {
+        /// The transaction.
+        req: u64,
+        /// `Some(true)`: every record is in the log and visible;
+        /// `Some(false)`: none ever will be; `None`: outcome unknown (it
+        /// timed out after writing; it will be settled for readers either
+        /// way, atomically).
+        committed: Option<bool>,
+        /// When committed: each record's (partition, offset, Scarab ID), in
+        /// the order given.
+        records: Vec<(u32, u64, u64)>,
+        /// Why it did not commit, when known.
+        error: Option<LogError<I>>,
+    },
+    /// The write-ahead log failed: this node stopped taking part (restart
+    /// it once the disk is fixed; it recovers from what was synced).
+    StorageFailed {
+        /// The store's error.
+        reason: alloc::string::String,
+    },
+}
+
+/// Counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OuroborosStats {
+    /// Records appended at this node as head.
+    pub head_appends: u64,
+    /// Duplicate client appends answered from the index.
+    pub deduplicated: u64,
+    /// Chain messages dropped for a wrong epoch.
+    pub epoch_rejects: u64,
+    /// Log truncations after a mismatch.
+    pub truncations: u64,
+    /// Tables installed.
+    pub tables: u64,
+    /// Times this node found a successor slow (see `slow_after`).
+    #[serde(default)]
+    pub slow_marked: u64,
+    /// Tails unsealed because the round that sealed them changed nothing.
+    #[serde(default)]
+    pub unsealed: u64,
+    /// Transactions this node coordinated that committed.
+    #[serde(default)]
+    pub txn_committed: u64,
+    /// ... that aborted.
+    #[serde(default)]
+    pub txn_aborted: u64,
+    /// Undecided transactions of others this node settled as a tail.
+    #[serde(default)]
+    pub txn_resolved: u64,
+}
