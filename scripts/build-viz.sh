@@ -14,7 +14,8 @@
 #      installed with `cargo install wasm-bindgen-cli --version X --locked`
 #      (falls back to an unlocked install if a locked dependency is missing
 #      from the registry).
-#   3. wasm-bindgen --target web -> wasm-viz/www/pkg/,
+#   3. wasm-bindgen --target web -> wasm-viz/www/pkg/ (and the module
+#      gzipped, pkg/shen_wasm_viz_bg.wasm.gz, which `shen viz` embeds),
 #      wasm-bindgen --target nodejs -> target/viz-node/.
 #
 # Options:
@@ -87,6 +88,10 @@ wasm-bindgen --target web --no-typescript --out-dir "$pkg" "$wasm" \
 wasm-bindgen --target nodejs --no-typescript --out-dir "$node_pkg" "$wasm" \
     || die "wasm-bindgen --target nodejs failed"
 
+# The gzipped module `shen viz` embeds and sends to browsers (-n: no
+# name or time in the header, so the same module gives the same bytes).
+gzip -9 -n -k -f "$pkg/shen_wasm_viz_bg.wasm" || die "gzip of the module failed"
+
 size() { stat -c %s "$1"; }
 gz() { gzip -9 -c "$1" | wc -c; }
 total=0
@@ -97,5 +102,5 @@ done
 say "page module: $pkg/shen_wasm_viz_bg.wasm ($(($(size "$pkg/shen_wasm_viz_bg.wasm") / 1024)) KiB, $(($(gz "$pkg/shen_wasm_viz_bg.wasm") / 1024)) KiB gzipped)"
 say "page total (wasm + JS + HTML + CSS), gzipped: $((total / 1024)) KiB"
 say "Node.js module: $node_pkg/shen_wasm_viz.js"
-say "serve it: cargo run -p shen-node -- viz   (then open http://127.0.0.1:8080/)"
+say "serve it: cargo run -p shen-node -- viz   (then open http://127.0.0.1:8080/); a shen built after this step embeds the page"
 echo "$ROOT/wasm-viz/www"

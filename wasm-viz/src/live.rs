@@ -122,6 +122,13 @@ fn status_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
 /// Not JSON, not an object, or a field of the wrong type (a `members`
 /// entry without an `id`, ...), named by its path.
 pub fn parse_status(json: &str) -> Result<LiveStatus, String> {
+    // serde also reads a struct from a JSON list: only objects are documents.
+    if !json.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(json) {
+            Ok(_) => "/status is not a JSON object".into(),
+            Err(e) => format!("/status is not JSON: {e}"),
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     let doc: StatusDoc = serde_path_to_error::deserialize(&mut de).map_err(status_error)?;
     de.end().map_err(|e| format!("/status is not JSON: {e}"))?;
