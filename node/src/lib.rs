@@ -1,5 +1,5 @@
-//! `shen-node`: the native runtime around the sans-IO rings — durable storage
-//! (file-backed cells for Obelisk) and the `shen` command-line interface.
+//! `shen-node`: the native runtime around the sans-IO rings — the cluster
+//! node and the `shen` command-line interface (durable files: `shen-storage`).
 
 #![warn(missing_docs)]
 
@@ -7,16 +7,13 @@ pub mod admin_http;
 pub mod bench_cmd;
 pub mod client;
 pub mod client_cmd;
-mod fsutil;
 pub mod gossip_cmd;
 pub mod log_cluster;
 pub mod log_cmd;
 pub mod ring_stats;
 pub mod run_cmd;
-pub mod segment_log;
 pub mod sim_cmd;
 pub mod status_cmd;
-pub mod storage;
 pub mod token_cmd;
 pub mod up_cmd;
 pub mod viz_cmd;

@@ -37,7 +37,7 @@ use shen_transport_libp2p::PeerKey;
 use tokio::sync::oneshot;
 use tracing::info;
 
-use crate::segment_log::SegmentLog;
+use shen_storage::SegmentLog;
 
 /// The formed member set, in the data directory.
 pub const LOG_MEMBERS_FILE: &str = "log-members.json";

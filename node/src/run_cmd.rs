@@ -22,6 +22,8 @@ use shen_rings::ouroboros::FsyncPolicy;
 use shen_rings::stack::{build_node, ShenEvent, StackConfig, SundialSettings};
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{Node, RingId, Time};
+// Re-exported for `log_cluster`, which names it `crate::run_cmd::write_atomic`.
+pub(crate) use shen_storage::write_atomic;
 use shen_transport_libp2p::identity::{load_or_create_identity, load_psk, IDENTITY_FILE};
 use shen_transport_libp2p::libp2p::Multiaddr;
 use shen_transport_libp2p::{Config, Handle, Host, NetView, PeerKey, Transport};
@@ -307,16 +309,6 @@ fn next_incarnation(dir: &Path) -> Result<u32, String> {
     let next = last.wrapping_add(1);
     write_atomic(&p, format!("{next}\n").as_bytes())?;
     Ok(next)
-}
-
-pub(crate) fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let tmp = p.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// What `node.json` holds.
