@@ -9,10 +9,7 @@
 pub mod admin;
 pub mod cli;
 pub mod daemon;
-mod fsutil;
 pub mod gossip_cmd;
 pub mod log_cmd;
-pub mod segment_log;
 pub mod sim_cmd;
-pub mod storage;
 pub mod token_cmd;

@@ -37,7 +37,7 @@
 //!
 //! [`MemoryLog`] here (the browser and the simulator; it can drop the
 //! un-synced records on a simulated crash); a directory of segment files in
-//! `shen-node`'s `segment_log::SegmentLog`.
+//! `shen-storage`'s `SegmentLog`.
 //!
 //! # Example
 //!

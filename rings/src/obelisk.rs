@@ -43,8 +43,8 @@
 //! # Sans-IO
 //!
 //! The storage is behind the [`DurableCell`] trait: [`MemoryCell`] here (for
-//! the browser and the simulator), a crash-safe file in `shen-node`'s
-//! `storage::FileCell`.
+//! the browser and the simulator), a crash-safe file in `shen-storage`'s
+//! `FileCell`.
 
 use alloc::sync::Arc;
 use core::ops::Range;

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shen_node::storage::FileCell;
 use shen_rings::obelisk::DurableCell;
+use shen_storage::FileCell;
 
 const RUNS: usize = 30;
 /// Small, so ranges (and durable writes) roll over often within each run.

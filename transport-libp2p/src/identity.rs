@@ -110,10 +110,9 @@ mod tests {
 
     #[test]
     fn identity_persists() {
-        let dir = std::env::temp_dir().join(format!("shen-id-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let p = dir.join(IDENTITY_FILE);
-        let _ = fs::remove_file(&p);
         let a = load_or_create_identity(&p).unwrap();
         let b = load_or_create_identity(&p).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
@@ -127,6 +126,5 @@ mod tests {
         assert!(load_psk(&k).is_ok());
         fs::write(&k, "nonsense").unwrap();
         assert!(load_psk(&k).is_err());
-        let _ = fs::remove_dir_all(&dir);
     }
 }

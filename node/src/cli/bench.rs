@@ -524,13 +524,12 @@ fn etcd_supports_no_fsync(bin: &str) -> bool {
 }
 
 fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
-    let dir = std::env::temp_dir().join(format!(
-        "shen-bench-etcd-{}-{}",
-        std::process::id(),
-        u8::from(no_fsync)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A fresh directory, removed by `Etcd`'s drop.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("shen-bench-etcd-{}-", u8::from(no_fsync)))
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?
+        .keep();
     let mut peers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..3 {
@@ -688,7 +687,14 @@ pub fn run(a: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let root: PathBuf = std::env::temp_dir().join(format!("shen-bench-{}", std::process::id()));
+    // Fresh directories, removed by the clusters' drop (`remove_root`).
+    let root: PathBuf = match tempfile::Builder::new().prefix("shen-bench-").tempdir() {
+        Ok(d) => d.keep(),
+        Err(e) => {
+            eprintln!("error: temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The node processes read their policy from the environment.
     std::env::set_var(
         "SHEN_FSYNC",
@@ -792,7 +798,16 @@ pub fn run(a: BenchArgs) -> ExitCode {
     }
     let mut token = None;
     if a.token_nodes > 0 {
-        let troot = std::env::temp_dir().join(format!("shen-bench-token-{}", std::process::id()));
+        let troot = match tempfile::Builder::new()
+            .prefix("shen-bench-token-")
+            .tempdir()
+        {
+            Ok(d) => d.keep(),
+            Err(e) => {
+                eprintln!("error: temporary directory: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         match start_cluster(&exe, a.token_nodes, &troot, true, 60) {
             Ok((cluster, infos)) => {
                 let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();

@@ -229,12 +229,16 @@ pub fn run(args: UpArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Without --dir: a fresh directory, removed by the cluster's drop.
     let (root, remove_root) = match &args.dir {
         Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("shen-up-{}", std::process::id())),
-            true,
-        ),
+        None => match tempfile::Builder::new().prefix("shen-up-").tempdir() {
+            Ok(d) => (d.keep(), true),
+            Err(e) => {
+                eprintln!("error: temporary directory: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     if let Err(e) = std::fs::create_dir_all(&root) {
         eprintln!("error: {}: {e}", root.display());

@@ -33,7 +33,7 @@ use shen_rings::{Node, Time};
 use shen_transport_libp2p::PeerKey;
 use tracing::info;
 
-use crate::segment_log::SegmentLog;
+use shen_storage::SegmentLog;
 
 /// The formed member set, in the data directory.
 pub const LOG_MEMBERS_FILE: &str = "log-members.json";

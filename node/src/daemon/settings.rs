@@ -13,6 +13,7 @@ use shen_rings::stack::{StackConfig, SundialSettings};
 use shen_transport_libp2p::libp2p::Multiaddr;
 
 use super::formation::LogSettings;
+pub(crate) use shen_storage::write_atomic;
 
 /// File holding the restart counter (the node incarnation).
 pub const INCARNATION_FILE: &str = "incarnation";
@@ -283,15 +284,6 @@ pub(crate) fn next_incarnation(dir: &Path) -> Result<u32, String> {
     Ok(next)
 }
 
-pub(crate) fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let tmp = p.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, p).map_err(|e| format!("{}: {e}", p.display()))
-}
 
 #[cfg(test)]
 mod tests {

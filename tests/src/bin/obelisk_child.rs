@@ -13,8 +13,8 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shen_node::storage::FileCell;
 use shen_rings::obelisk::{Obelisk, ObeliskConfig};
+use shen_storage::FileCell;
 
 /// Values written between flushes: small, so a kill loses few printed
 /// values, but large enough to keep the pipe busy.

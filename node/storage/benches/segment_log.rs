@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shen_node::segment_log::SegmentLog;
 use shen_rings::logstore::LogStore;
+use shen_storage::SegmentLog;
 
 const RECORDS_PER_ITER: u64 = 4_096;
 

@@ -149,7 +149,7 @@ struct State {
 }
 
 /// A [`DurableCell`] stored in a two-slot file in a data directory (see the
-/// [module docs](self) for the format and the crash-safety argument).
+/// module docs of `file_cell.rs` for the format and the crash-safety argument).
 #[derive(Debug)]
 pub struct FileCell {
     path: PathBuf,

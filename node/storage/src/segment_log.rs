@@ -262,7 +262,7 @@ enum Scan {
 }
 
 /// A [`LogStore`] in a directory of segment files (see the
-/// [module docs](self) for the format and the crash-safety argument).
+/// module docs of `segment_log.rs` for the format and the crash-safety argument).
 #[derive(Debug)]
 pub struct SegmentLog {
     dir: PathBuf,

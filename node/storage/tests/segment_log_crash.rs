@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shen_node::segment_log::{SegmentLog, SegmentLogConfig};
 use shen_rings::logstore::LogStore;
+use shen_storage::{SegmentLog, SegmentLogConfig};
 
 const RUNS: usize = 20;
 const SYNC_EVERY: u64 = 7;

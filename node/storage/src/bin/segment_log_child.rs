@@ -1,5 +1,5 @@
 //! Child process for the segment log crash test
-//! (`node/tests/segment_log_crash.rs`).
+//! (`node/storage/tests/segment_log_crash.rs`).
 //!
 //! Usage: `segment_log_child DIR SYNC_EVERY SEGMENT_BYTES [MAX_RECORDS] [MAX_SECONDS]`
 //!
@@ -15,8 +15,8 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shen_node::segment_log::{SegmentLog, SegmentLogConfig};
 use shen_rings::logstore::LogStore;
+use shen_storage::{SegmentLog, SegmentLogConfig};
 
 /// The record stored at `offset`: `"<offset>:"` repeated to a length between
 /// 16 and 715 bytes. Must match the test's copy.

@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shen_node::storage::FileCell;
 use shen_rings::obelisk::{Obelisk, ObeliskConfig};
+use shen_storage::FileCell;
 
 const IDS_PER_ITER: u64 = 1 << 20;
 

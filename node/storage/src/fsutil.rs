@@ -1,4 +1,4 @@
-//! Small file-system helpers shared by the durable stores (`storage`,
+//! Small file-system helpers shared by the durable stores (`file_cell`,
 //! `segment_log`): positioned writes and reads, and making a directory
 //! entry durable.
 
