@@ -3,8 +3,8 @@
 #
 #   scripts/build-wasm.sh [--check] [--release] [-p CRATE ...] [-- CARGO_ARGS...]
 #
-# Default crates: shen-rings, shen-transport-memory and shen-wasm-viz (those
-# that are workspace members).
+# Default crates: shen-rings, shen-transport-memory, shen-checks and
+# shen-wasm-viz (those that are workspace members).
 #
 # Artifacts: after a build (not --check), the path of every .wasm module it
 # produced (cdylib crates, e.g. shen_wasm_viz.wasm) is printed on stdout, one
@@ -41,7 +41,7 @@
 set -euo pipefail
 
 TARGET=wasm32-unknown-unknown
-DEFAULT_CRATES=(shen-rings shen-transport-memory shen-wasm-viz)
+DEFAULT_CRATES=(shen-rings shen-transport-memory shen-checks shen-wasm-viz)
 DEBIAN_PKGS=(rustc-web cargo-web rust-web-src lld-19)
 DEB_RUSTC=/usr/bin/rustc
 DEB_RUSTDOC=/usr/bin/rustdoc

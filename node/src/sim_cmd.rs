@@ -1,14 +1,17 @@
 //! `shen sim`: run scenarios in the deterministic simulator
-//! ([`shen_transport_memory`]) for one seed or thousands, and measure how
-//! fast it simulates.
+//! ([`shen_transport_memory`]) for one seed or thousands, measure how
+//! fast it simulates, and dispatch the many-seed checkers (`log`, `token`,
+//! `gossip`, from [`shen_checks`]) with their shared `--jobs` runner.
 //!
 //! Exit codes: 0 when every expectation held, 1 when one failed (the exact
 //! command replaying the failing seed is printed), 2 for bad input (flags,
 //! an unreadable or invalid scenario file — the message names the file and
 //! the field).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +19,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use shen_checks::{Check, CheckError, Fold};
 use shen_rings::Time;
 use shen_transport_memory::loadgen::scatter_factory;
 use shen_transport_memory::{NetConfig, RunReport, Scenario, Sim, SimConfig, TraceMode, Traffic};
@@ -41,7 +45,7 @@ pub enum SimCommand {
     Token(crate::token_cmd::TokenArgs),
     /// Ouroboros chain replication under a client workload and faults, with
     /// a history checker (lost, duplicated, reordered, stale)
-    Log(crate::log_cmd::LogArgs),
+    Log(crate::log_cmd::LogCmd),
 }
 
 /// Arguments of `shen sim run`.
@@ -156,8 +160,142 @@ pub fn run(cmd: SimCommand) -> ExitCode {
     }
 }
 
+/// `--jobs` of the many-seed checkers.
+#[derive(clap::Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobsArgs {
+    /// Worker threads for `--runs` (default: one per core); the output is
+    /// the same for any number.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
+}
+
+/// Whether to draw a progress bar: stderr is a terminal and the output is
+/// not JSON.
+pub fn show_progress(json: bool) -> bool {
+    !json && std::io::stderr().is_terminal()
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "  [{elapsed_precise}] [{bar:40}] {pos}/{len} seeds, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Validate `check`, run its seeds on `jobs` threads (default: one per
+/// core) and fold the results in seed order: the report is the one
+/// [`shen_checks::run_all`] gives, whatever `jobs`. On an error the one of
+/// the lowest failing seed is returned, as a sequential run would. With
+/// `progress`, a bar on stderr counts the seeds done.
+pub fn run_check<C>(
+    check: &C,
+    jobs: Option<NonZeroUsize>,
+    progress: bool,
+) -> Result<C::Report, CheckError>
+where
+    C: Check + Sync,
+    C::Run: Send,
+{
+    check.validate().map_err(CheckError::Invalid)?;
+    let seeds = check.seeds();
+    let total = seeds.end - seeds.start;
+    let jobs = jobs
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let jobs = u64::try_from(jobs).unwrap_or(u64::MAX).min(total).max(1);
+    let bar = progress.then(|| progress_bar(total));
+    let mut fold = check.fold();
+    let result = if jobs == 1 {
+        seeds.into_iter().try_for_each(|seed| {
+            let run = check
+                .run_seed(seed)
+                .map_err(|error| CheckError::Seed { seed, error })?;
+            fold.push(run);
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            Ok(())
+        })
+    } else {
+        run_parallel(check, seeds, jobs, &mut fold, bar.as_ref())
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.map(|()| fold.finish())
+}
+
+/// Run `seeds` on `jobs` scoped threads, each taking the next seed; fold
+/// results into `fold` as soon as every lower seed is folded.
+fn run_parallel<C>(
+    check: &C,
+    seeds: std::ops::Range<u64>,
+    jobs: u64,
+    fold: &mut C::Fold,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(), CheckError>
+where
+    C: Check + Sync,
+    C::Run: Send,
+{
+    let (start, end) = (seeds.start, seeds.end);
+    let next = AtomicU64::new(start);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(u64, Result<C::Run, String>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end || seed < start {
+                        break;
+                    }
+                    let run = check.run_seed(seed);
+                    if run.is_err() {
+                        // Seeds above it are not needed; those below are
+                        // taken already and finish.
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((seed, run)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Results that arrived before a lower seed's.
+        let mut early: BTreeMap<u64, Result<C::Run, String>> = BTreeMap::new();
+        let mut want = start;
+        for (seed, run) in rx {
+            if let Some(b) = bar {
+                b.inc(1);
+            }
+            early.insert(seed, run);
+            while let Some(run) = early.remove(&want) {
+                match run {
+                    Ok(run) => fold.push(run),
+                    Err(error) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(CheckError::Seed { seed: want, error });
+                    }
+                }
+                want += 1;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Write to stdout; a closed pipe is not an error.
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
 }
