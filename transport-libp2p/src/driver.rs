@@ -56,16 +56,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: TCP and QUIC on every interface, mDNS on, no PSK.
+    /// Defaults: TCP and (with the `quic` feature) QUIC on every interface,
+    /// mDNS on, no PSK.
     pub fn new(keypair: Keypair) -> Config {
-        Config {
-            keypair,
-            listen: vec![
-                "/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr"),
+        let mut listen: Vec<Multiaddr> =
+            vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid multiaddr")];
+        if HAS_QUIC {
+            listen.push(
                 "/ip4/0.0.0.0/udp/0/quic-v1"
                     .parse()
                     .expect("valid multiaddr"),
-            ],
+            );
+        }
+        Config {
+            keypair,
+            listen,
             bootstrap: Vec::new(),
             psk: None,
             mdns: true,
@@ -92,7 +97,8 @@ pub enum TransportError {
         /// Why.
         reason: String,
     },
-    /// A listen address uses a transport that is off (QUIC with a PSK).
+    /// A listen address uses a transport that is off (QUIC with a PSK, or
+    /// only QUIC in a build without the `quic` feature).
     #[error("{0}")]
     Unsupported(String),
 }
@@ -302,9 +308,31 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+/// Whether this build carries the QUIC transport (cargo feature `quic`).
+pub const HAS_QUIC: bool = cfg!(feature = "quic");
+
 fn is_quic(addr: &Multiaddr) -> bool {
     addr.iter()
         .any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic))
+}
+
+/// In a build without QUIC: drop the QUIC listen addresses (with a
+/// warning, as the node does for QUIC under a PSK); only QUIC is an error.
+fn drop_quic_listeners(listen: &mut Vec<Multiaddr>) -> Result<(), TransportError> {
+    let before = listen.len();
+    listen.retain(|a| {
+        let quic = is_quic(a);
+        if quic {
+            warn!(addr = %a, "not listening: this build has no QUIC (cargo feature `quic` is off)");
+        }
+        !quic
+    });
+    if listen.is_empty() && before > 0 {
+        return Err(TransportError::Unsupported(
+            "every listen address is QUIC, and this build has no QUIC (cargo feature `quic` is off); add a TCP address".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(NetworkBehaviour)]
@@ -399,7 +427,7 @@ pub struct Transport<E: 'static> {
 impl<E: Clone + 'static> Transport<E> {
     /// Build the swarm and start listening. Must be called inside a tokio
     /// runtime.
-    pub fn new(config: Config) -> Result<(Transport<E>, Handle<E>), TransportError> {
+    pub fn new(mut config: Config) -> Result<(Transport<E>, Handle<E>), TransportError> {
         let local = config.keypair.public().to_peer_id();
         if config.psk.is_some() {
             if let Some(a) = config.listen.iter().find(|a| is_quic(a)) {
@@ -407,6 +435,9 @@ impl<E: Clone + 'static> Transport<E> {
                     "cannot listen on {a}: QUIC is disabled in a private (--psk) cluster; pnet works over TCP only"
                 )));
             }
+        }
+        if !HAS_QUIC {
+            drop_quic_listeners(&mut config.listen)?;
         }
         let mut swarm = build_swarm(&config)?;
         for addr in &config.listen {
@@ -515,7 +546,7 @@ impl<E: Clone + 'static> Transport<E> {
         if is_loopback(addr) && !self.only_loopback {
             return false;
         }
-        if self.config.psk.is_some() && is_quic(addr) {
+        if (self.config.psk.is_some() || !HAS_QUIC) && is_quic(addr) {
             return false;
         }
         match ip_of(addr) {
@@ -1013,19 +1044,23 @@ fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
     let idle = config.idle_timeout;
     let build_err = |e: &dyn std::fmt::Display| TransportError::Build(e.to_string());
     let swarm = match &config.psk {
-        None => libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| build_err(&e))?
-            .with_quic()
-            .with_behaviour(make_behaviour)
-            .map_err(|e| build_err(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build(),
+        None => {
+            let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .map_err(|e| build_err(&e))?;
+            #[cfg(feature = "quic")]
+            let builder = builder.with_quic();
+            builder
+                .with_behaviour(make_behaviour)
+                .map_err(|e| build_err(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        }
         Some(psk) => {
             let psk = *psk;
             let noise = noise::Config::new(&config.keypair).map_err(|e| build_err(&e))?;
@@ -1220,5 +1255,51 @@ mod tests {
         let c: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
         assert!(is_loopback(&a) && is_loopback(&c) && !is_loopback(&b));
         assert!(is_quic(&b) && !is_quic(&a));
+    }
+
+    #[test]
+    fn default_listen_has_quic_only_when_built_with_it() {
+        let config = Config::new(Keypair::generate_ed25519());
+        assert_eq!(
+            config.listen.iter().filter(|a| is_quic(a)).count(),
+            usize::from(HAS_QUIC)
+        );
+        assert_eq!(config.listen.iter().filter(|a| !is_quic(a)).count(), 1);
+    }
+
+    #[test]
+    fn quic_listeners_are_dropped_and_only_quic_is_refused() {
+        let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let quic: Multiaddr = "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap();
+        let mut both = vec![tcp.clone(), quic.clone()];
+        drop_quic_listeners(&mut both).unwrap();
+        assert_eq!(both, vec![tcp]);
+        let mut only_quic = vec![quic];
+        assert!(matches!(
+            drop_quic_listeners(&mut only_quic),
+            Err(TransportError::Unsupported(_))
+        ));
+        let mut none: Vec<Multiaddr> = Vec::new();
+        drop_quic_listeners(&mut none).unwrap();
+    }
+
+    /// Without the `quic` feature a node given TCP and QUIC listens on TCP
+    /// only, and one given only QUIC refuses to start.
+    #[cfg(not(feature = "quic"))]
+    #[tokio::test]
+    async fn without_quic_feature_only_tcp_listens() {
+        let mut config = Config::new(Keypair::generate_ed25519());
+        config.mdns = false;
+        config.listen = vec![
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+        ];
+        let (transport, _handle) = Transport::<()>::new(config.clone()).unwrap();
+        assert!(transport.config.listen.iter().all(|a| !is_quic(a)));
+        config.listen.remove(0);
+        assert!(matches!(
+            Transport::<()>::new(config),
+            Err(TransportError::Unsupported(_))
+        ));
     }
 }

@@ -3,6 +3,10 @@
 //!
 //! - Transports: TCP + Noise + Yamux and QUIC; with a pre-shared key, TCP
 //!   wrapped in libp2p `pnet` only (QUIC cannot carry pnet, so it is off).
+//!   QUIC is the default-on cargo feature `quic` ([`HAS_QUIC`]): libp2p-quic
+//!   0.14 / libp2p-tls 0.7 hard-wire rustls' aws-lc-rs provider, so a build
+//!   without it drops aws-lc-sys (a C build) and keeps ring as the only
+//!   crypto library; QUIC listen addresses are then dropped with a warning.
 //! - Discovery: mDNS on the LAN, Kademlia (server mode, protocol
 //!   `/shen/kad/1.0.0`) bootstrapped from mDNS and `--peer` addresses,
 //!   identify. Every peer that identifies itself as speaking the Shen
@@ -29,7 +33,7 @@ mod peer_key;
 
 pub use driver::{
     is_loopback, Command, Config, Handle, Host, Metrics, MetricsSnapshot, NetView, Transport,
-    TransportError,
+    TransportError, HAS_QUIC,
 };
 pub use libp2p;
 pub use peer_key::PeerKey;
