@@ -200,6 +200,9 @@ pub struct Flight {
     pub arrives_us: Option<u64>,
     /// The Cartouche token's generation, when the message is the token.
     pub token_generation: Option<u64>,
+    /// The message's kind within its ring (see [`crate::explain::KINDS`]:
+    /// `probe`, `token`, `append`, ...; `?` if it does not decode).
+    pub what: &'static str,
     /// An Ouroboros message's kind (see [`crate::log::message_kind`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
@@ -408,6 +411,20 @@ impl World {
         self.sim.trace_hash()
     }
 
+    /// Message `id` in flight: its drawing record and its payload.
+    pub fn message(&self, id: u64) -> Option<(Flight, Vec<u8>)> {
+        let payload = self
+            .sim
+            .in_flight()
+            .into_iter()
+            .find(|m| m.id == id)?
+            .envelope
+            .payload
+            .to_vec();
+        let f = self.flights().into_iter().find(|f| f.id == id)?;
+        Some((f, payload))
+    }
+
     /// The Ankh ring as the lowest running node's view places it.
     pub fn ref_ring(&self) -> Option<&RefRing> {
         self.ref_ring.as_ref()
@@ -433,11 +450,14 @@ impl World {
                 } else {
                     (None, None)
                 };
+                let ring = self.sim.ring_name(m.ring).unwrap_or("other");
                 Flight {
                     id: m.id,
                     from: m.from,
                     to: m.to,
-                    ring: self.sim.ring_name(m.ring).unwrap_or("other"),
+                    ring,
+                    what: crate::explain::kind_of(ring, &m.envelope.payload)
+                        .map_or("?", |k| k.name),
                     sent_us: self.first_seen.get(&m.id).unwrap_or(&now).as_micros(),
                     arrives_us: m.arrives.map(Time::as_micros),
                     token_generation,
