@@ -423,6 +423,22 @@ try {
     // Presentation only: the run is the same run.
     const hash1 = await p.evaluate(() => { window.shen.viz.seek(2000); return window.shen.viz.traceHash(); });
     check(hash1 === hash0, `inspecting, filtering and keys change nothing in the run (${hash0} = ${hash1})`);
+    // Narration: a crash told in plain words; a line jumps the timeline.
+    await p.evaluate(() => { window.shen.viz.crash(2); window.shen.viz.advance(8000, 0); });
+    await p.waitForTimeout(400);
+    const dead = p.locator('#narr li', { hasText: 'declares node 2 dead' });
+    const nDead = await dead.count();
+    const narr = await p.locator('#narr').innerText();
+    check(nDead > 0 && /suspects node 2: phi \d+\.\d \(threshold \d+\)/.test(narr),
+      `the event log tells the crash (${nDead} "declares node 2 dead" lines; ${narr.split('\n').find((l) => /suspects node 2/.test(l))})`);
+    const first = dead.last();
+    const at = Number(await first.getAttribute('data-at'));
+    await first.click();
+    const tNow = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.waitForTimeout(300);
+    check(at > 2000000 && tNow === at / 1000 && await p.locator('#narr li', { hasText: 'declares node 2 dead' }).count() === nDead,
+      `clicking a line jumps to its instant (${at / 1000} ms, now ${tNow} ms), the log keeps its lines`);
+    check(await p.locator('#narr li.future').count() > 0, 'lines after now are greyed');
     await p.close();
   }
 

@@ -14,6 +14,7 @@
 //!   the invariants checked on it.
 //! - [`log`]: the Shen log (Ouroboros) in a *log world*: client operations
 //!   issued from the page, every replica's log, the log invariants' data.
+//! - [`narrate`]: ring events told in plain words, for the event log.
 //! - [`script`]: the fault script and the URL hash.
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
 //! - [`explain`]: every message kind of every ring decoded and explained.
@@ -39,6 +40,7 @@ pub mod invariants;
 pub mod layout;
 pub mod live;
 pub mod log;
+pub mod narrate;
 pub mod render;
 pub mod script;
 pub mod state;

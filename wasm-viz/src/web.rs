@@ -530,6 +530,19 @@ impl Viz {
         };
     }
 
+    /// The narration's last `max` lines as JSON: `{on, total, lines:
+    /// [{at_us, node, ring, text}]}` (oldest first; `on` false for worlds
+    /// too big to narrate).
+    #[wasm_bindgen(js_name = narrationJson)]
+    pub fn narration_json(&self, max: u32) -> String {
+        let Some(n) = self.world.narration() else {
+            return r#"{"on":false,"total":0,"lines":[]}"#.into();
+        };
+        let len = n.lines().len();
+        let lines: Vec<_> = n.lines().skip(len.saturating_sub(max as usize)).collect();
+        serde_json::json!({"on": true, "total": len, "lines": lines}).to_string()
+    }
+
     /// Every message kind, as JSON `[{ring, kind, why}]` (the page's filter
     /// list and help).
     #[wasm_bindgen(js_name = messageKinds)]

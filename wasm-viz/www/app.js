@@ -298,6 +298,41 @@ function applyFilters() {
   viz.setFilter(off('#filterlist input[data-ring]', 'ring').join(','), off('#filterlist input[data-kind]', 'kind').join(','));
 }
 
+// ------------------------------------------------------------ narration
+// The newest NARR_SHOWN lines, newest first; lines after now (the timeline
+// was scrubbed back) are greyed. A click jumps to the line's instant.
+const NARR_SHOWN = 150;
+let narrKey = '';
+
+function refreshNarration() {
+  const list = $('narr');
+  const now = viz.timeMs() * 1000;
+  const n = JSON.parse(viz.narrationJson(NARR_SHOWN));
+  if (!n.on) {
+    list.textContent = '';
+    $('narrnote').textContent = 'Worlds of more than 100 nodes are not narrated.';
+    return;
+  }
+  const last = n.lines[n.lines.length - 1];
+  const key = `${n.total}:${last ? last.at_us : ''}:${last ? last.text : ''}`;
+  if (key !== narrKey) {
+    narrKey = key;
+    list.textContent = '';
+    for (const l of [...n.lines].reverse()) {
+      const li = document.createElement('li');
+      li.className = l.ring;
+      li.dataset.at = String(l.at_us);
+      const t = document.createElement('span');
+      t.className = 't';
+      t.textContent = (l.at_us / 1e6).toFixed(3);
+      li.append(t, l.text);
+      li.onclick = () => { setPlaying(false); act(() => viz.seek(l.at_us / 1000)); };
+      list.append(li);
+    }
+  }
+  for (const li of list.children) li.classList.toggle('future', Number(li.dataset.at) > now);
+}
+
 // ------------------------------------------------------------ keyboard
 function setPlaying(on) {
   playing = on;
@@ -348,7 +383,7 @@ function tick(t) {
     }
     lastT = t;
     viz.draw();
-    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); }
+    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); }
     frame++;
     window.shen.ready = true;
   }
@@ -724,6 +759,7 @@ function wire() {
     fitCanvas();
     applyFilters();
     pinned = -1;
+    narrKey = '';
     window.shen.viz = viz;
     $('logpart').textContent = '';
     keyPart();
