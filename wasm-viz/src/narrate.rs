@@ -103,18 +103,26 @@ pub fn sentence(
             SundialEvent::Joined { id } if *id == node => format!("node {node} joins the cluster"),
             SundialEvent::Joined { id } => format!("node {node} learns that node {id} is a member"),
             SundialEvent::Suspected { id, by } => {
-                let mut s = format!("node {node} suspects node {id}");
+                let who: Vec<String> = by.iter().map(u64::to_string).collect();
                 match phi(*id) {
-                    Some(p) => s.push_str(&format!(
-                        ": phi {p:.1} (threshold {threshold:.0}), too long without an answer"
-                    )),
-                    None => s.push_str(": gossip says so"),
+                    Some(p) => {
+                        let mut s = format!(
+                            "node {node} suspects node {id}: phi {p:.1} (threshold \
+                             {threshold:.0}), too long without an answer"
+                        );
+                        if !by.is_empty() {
+                            s.push_str(&format!("; suspected by {}", who.join(", ")));
+                        }
+                        s
+                    }
+                    None if by.is_empty() => {
+                        format!("node {node} hears by gossip that node {id} is suspected")
+                    }
+                    None => format!(
+                        "node {node} hears by gossip that node {id} is suspected (by {})",
+                        who.join(", ")
+                    ),
                 }
-                if !by.is_empty() {
-                    let who: Vec<String> = by.iter().map(u64::to_string).collect();
-                    s.push_str(&format!("; suspected by {}", who.join(", ")));
-                }
-                s
             }
             SundialEvent::Recovered { id } => {
                 format!("node {node} hears from node {id} again: no longer suspected")
@@ -249,6 +257,13 @@ mod tests {
             8.0,
         );
         assert_eq!(s, "node 2 declares node 4 dead");
+        let s = sentence(
+            6,
+            &ShenEvent::Sundial(SundialEvent::Suspected { id: 1, by: vec![3] }),
+            |_| None,
+            8.0,
+        );
+        assert_eq!(s, "node 6 hears by gossip that node 1 is suspected (by 3)");
     }
 
     #[test]
