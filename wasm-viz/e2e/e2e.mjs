@@ -16,6 +16,10 @@
 //    blank; check the page's wasm + JS + HTML + CSS is <= 1.5 MB gzipped.
 // 4. The Shen log: a log world, appends and reads from the panel, a crashed
 //    chain head, the log invariants, a log world's link replayed natively.
+// 6. The teaching view: nodes never overlap (5, 12, 60, 500 nodes), each
+//    drawn in its own colour, the canvas fills its box and is sharp on a
+//    HiDPI screen; a message hovered and clicked is explained; ring and
+//    kind filters; the keys (space, arrows, ?). Saves teach-60.png.
 // 5. Live mode against a fake admin API served by this script on 127.0.0.1
 //    (/status JSON + /events SSE, with CORS like `shen run`'s): members
 //    drawn, events flash, fork into a simulation; an unreachable address
@@ -273,6 +277,168 @@ try {
     check(/at most 16/.test(msg) && await p.evaluate(() => window.shen.viz.nodeCount()) === 5,
       `a log world of 40 nodes is refused with a message (${msg})`);
     errors.splice(0, errors.length, ...errors.filter((e) => !/at most 16/.test(e)));
+    await p.close();
+  }
+
+  // ---- 6. the teaching view
+  {
+    // A message of `ring` in flight, drawn clear of every node and of
+    // other messages, arriving not too soon.
+    const pickMessage = (ring) => {
+      const v = window.shen.viz;
+      const foot = v.nodeFootprint();
+      const nodes = [];
+      for (let i = 0; i < v.nodeCount(); i++) nodes.push(v.nodePos(i));
+      // Step a few ms at a time until one is clear (time only moves on).
+      for (let tries = 0; tries < 50; tries++, v.advance(3, 0)) {
+        const now = v.timeMs() * 1000;
+        const all = window.shen.state().messages;
+        const pos = new Map(all.map((x) => [x.id, v.messagePos(x.id)]));
+        const clear = (x) => {
+          const [mx, my] = pos.get(x.id);
+          return nodes.every(([nx, ny]) => Math.hypot(nx - mx, ny - my) > foot + 8) &&
+            all.every((y) => y.id === x.id || Math.hypot(pos.get(y.id)[0] - mx, pos.get(y.id)[1] - my) > 4);
+        };
+        const ok = all.filter((x) => x.arrives_us > now + 5000 && clear(x));
+        const m = ok.find((x) => x.ring === ring) || ok[0];
+        if (m) return m;
+      }
+      return null;
+    };
+    // No overlap, at every size: centres at least two footprints apart.
+    for (const n of [5, 12, 60, 500]) {
+      const p = await openPage(browser, server.url, `seed=5&nodes=${n}`, errors);
+      const r = await p.evaluate(() => {
+        window.shen.play(false);
+        const v = window.shen.viz;
+        const pts = [];
+        for (let i = 0; i < v.nodeCount(); i++) pts.push(v.nodePos(i));
+        let min = Infinity;
+        for (let i = 0; i < pts.length; i++) {
+          for (let j = i + 1; j < pts.length; j++) {
+            min = Math.min(min, Math.hypot(pts[i][0] - pts[j][0], pts[i][1] - pts[j][1]));
+          }
+        }
+        const c = document.getElementById('canvas');
+        return { min, foot: v.nodeFootprint(), n: pts.length, cw: c.clientWidth, ch: c.clientHeight };
+      });
+      check(r.n === n && r.foot > 0.5 && r.min >= 2 * r.foot,
+        `${n} nodes: closest centres ${r.min.toFixed(1)} px apart, drawings ${(2 * r.foot).toFixed(1)} px wide`);
+      if (n === 5) {
+        check(r.cw > 760 && r.ch >= 480, `the canvas fills its box (${r.cw}x${r.ch} CSS px)`);
+      }
+      if (n === 60) {
+        await p.evaluate(() => { window.shen.viz.advance(3000, 0); window.shen.viz.crash(7); window.shen.viz.advance(1200, 0); });
+        await p.waitForTimeout(300);
+        const m = await p.evaluate(pickMessage, 'sundial');
+        if (m) {
+          const [mx, my] = await p.evaluate((id) => window.shen.viz.messagePos(id), m.id);
+          const cb = await p.locator('#canvas').boundingBox();
+          await p.mouse.move(cb.x + 1 + mx, cb.y + 1 + my);
+          await p.waitForTimeout(100);
+        }
+        mkdirSync(ARTIFACTS, { recursive: true });
+        await p.screenshot({ path: join(ARTIFACTS, 'teach-60.png') });
+      }
+      await p.close();
+    }
+
+    // HiDPI: the backing store is twice the CSS size, and a node's centre
+    // pixel is its palette colour.
+    {
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 2 });
+      const p = await ctx.newPage();
+      p.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+      await p.goto(`${server.url}#seed=3&nodes=8`);
+      await p.waitForFunction(() => window.shen && window.shen.ready, null, { timeout: 30_000 });
+      await p.waitForTimeout(300);
+      const r = await p.evaluate(() => {
+        window.shen.play(false);
+        window.shen.viz.draw();
+        const c = document.getElementById('canvas');
+        const [x, y] = window.shen.viz.nodePos(2);
+        const d = c.getContext('2d').getImageData(Math.round(x * 2), Math.round(y * 2), 1, 1).data;
+        return { bw: c.width, cw: c.clientWidth, px: [d[0], d[1], d[2]] };
+      });
+      // Node 2's colour: Okabe-Ito bluish green #009e73.
+      check(r.bw === 2 * r.cw, `HiDPI: backing store ${r.bw} px for ${r.cw} CSS px`);
+      check(r.px[0] === 0x00 && r.px[1] === 0x9e && r.px[2] === 0x73, `node 2 drawn in its colour (${r.px})`);
+      await ctx.close();
+    }
+
+    // Inspect a message: hover shows it, a click keeps it.
+    const p = await openPage(browser, server.url, 'seed=6&nodes=6', errors);
+    const hash0 = await p.evaluate(() => { window.shen.play(false); window.shen.viz.seek(2000); return window.shen.viz.traceHash(); });
+    const kinds = await p.evaluate(() => JSON.parse(window.shen.viz.constructor.messageKinds()));
+    const rings = new Set(kinds.map((k) => k.ring));
+    check(['sundial', 'cartouche', 'ouroboros'].every((r) => rings.has(r)) &&
+      kinds.every((k) => k.why.length > 20), `every kind of every ring explained (${kinds.length} kinds)`);
+    const m = await p.evaluate(pickMessage, 'sundial');
+    check(!!m && m.what && m.what !== '?', `a message in flight has a kind (${m && `${m.ring}.${m.what}`})`);
+    const cb = await p.locator('#canvas').boundingBox();
+    const [mx, my] = await p.evaluate((id) => window.shen.viz.messagePos(id), m.id);
+    const hit = await p.evaluate(([x, y]) => window.shen.viz.messageAt(x, y, 6), [mx, my]);
+    const [hx, hy] = await p.evaluate((id) => window.shen.viz.messagePos(id), hit);
+    await p.mouse.move(cb.x + 1 + mx, cb.y + 1 + my);
+    await p.waitForTimeout(100);
+    const tip = await p.locator('#tip').innerText().catch(() => '');
+    check(hit >= 0 && Math.hypot(hx - mx, hy - my) <= 6 && await p.locator('#tip').isVisible() && /node \d+ → node \d+/.test(tip) && /sent [\d.]+ ms/.test(tip),
+      `hover shows the message (${tip.replaceAll('\n', ' | ')})`);
+    await p.mouse.click(cb.x + 1 + mx, cb.y + 1 + my);
+    const ins = await p.evaluate(() => window.shen.inspected);
+    const info = await p.locator('#msginfo').innerText();
+    check(ins && ins.id === hit && ins.why.length > 20 && ins.fields.length > 0 && info.includes(ins.why) && info.includes(`${ins.ring} · ${ins.kind}`),
+      `click keeps it in the Message panel (${ins && `${ins.ring}.${ins.kind}: ${ins.why}`})`);
+    // Filters: hide the ring, the message is no longer drawn nor hit.
+    await p.click('#filters summary');
+    await p.locator(`#filterlist input[data-ring="${m.ring}"]`).uncheck();
+    check(await p.evaluate(([x, y]) => window.shen.viz.messageAt(x, y, 0.5), [hx, hy]) < 0 ||
+      (await p.evaluate((id) => JSON.parse(window.shen.viz.messageJson(id)).ring, await p.evaluate(([x, y]) => window.shen.viz.messageAt(x, y, 0.5), [hx, hy]))) !== m.ring,
+      `unticking ${m.ring} hides its messages`);
+    await p.locator(`#filterlist input[data-ring="${m.ring}"]`).check();
+    await p.locator(`#filterlist input[data-kind="${m.ring}.${m.what}"]`).uncheck();
+    const after = await p.evaluate(() => window.shen.viz.messageAt(...window.shen.viz.messagePos(window.shen.inspected.id), 0.5));
+    check(after < 0 || JSON.parse(await p.evaluate((id) => window.shen.viz.messageJson(id), after)).kind !== m.what,
+      `unticking ${m.ring}.${m.what} hides that kind`);
+    await p.locator(`#filterlist input[data-kind="${m.ring}.${m.what}"]`).check();
+    // Keys.
+    await p.locator('#canvas').focus();
+    const t0 = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.keyboard.press('ArrowRight');
+    const t1 = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.keyboard.press('Shift+ArrowRight');
+    const t2 = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.keyboard.press('ArrowLeft');
+    const t3 = await p.evaluate(() => window.shen.viz.timeMs());
+    check(t1 > t0 && Math.abs(t2 - t1 - 100) < 1e-6 && Math.abs(t2 - t3 - 100) < 1e-6,
+      `→ steps (${t0} → ${t1}), shift → +100 ms (${t2}), ← −100 ms (${t3})`);
+    await p.keyboard.press('Space');
+    check(await p.locator('#play').innerText() === 'Pause', 'space plays');
+    await p.keyboard.press('Space');
+    check(await p.locator('#play').innerText() === 'Play', 'space pauses');
+    await p.keyboard.press('?');
+    check(await p.locator('#keys').isVisible() && /play \/ pause/.test(await p.locator('#keys').innerText()), '? shows the keys');
+    await p.keyboard.press('?');
+    check(!(await p.locator('#keys').isVisible()), '? hides them');
+    // Presentation only: the run is the same run.
+    const hash1 = await p.evaluate(() => { window.shen.viz.seek(2000); return window.shen.viz.traceHash(); });
+    check(hash1 === hash0, `inspecting, filtering and keys change nothing in the run (${hash0} = ${hash1})`);
+    // Narration: a crash told in plain words; a line jumps the timeline.
+    await p.evaluate(() => { window.shen.viz.crash(2); window.shen.viz.advance(8000, 0); });
+    await p.waitForTimeout(400);
+    const dead = p.locator('#narr li', { hasText: 'declares node 2 dead' });
+    const nDead = await dead.count();
+    const narr = await p.locator('#narr').innerText();
+    check(nDead > 0 && /suspects node 2: phi \d+\.\d \(threshold \d+\)/.test(narr),
+      `the event log tells the crash (${nDead} "declares node 2 dead" lines; ${narr.split('\n').find((l) => /suspects node 2/.test(l))})`);
+    const first = dead.last();
+    const at = Number(await first.getAttribute('data-at'));
+    await first.click();
+    const tNow = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.waitForTimeout(300);
+    check(at > 2000000 && tNow === at / 1000 && await p.locator('#narr li', { hasText: 'declares node 2 dead' }).count() === nDead,
+      `clicking a line jumps to its instant (${at / 1000} ms, now ${tNow} ms), the log keeps its lines`);
+    check(await p.locator('#narr li.future').count() > 0, 'lines after now are greyed');
     await p.close();
   }
 

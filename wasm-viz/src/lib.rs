@@ -14,8 +14,11 @@
 //!   the invariants checked on it.
 //! - [`log`]: the Shen log (Ouroboros) in a *log world*: client operations
 //!   issued from the page, every replica's log, the log invariants' data.
+//! - [`narrate`]: ring events told in plain words, for the event log.
 //! - [`script`]: the fault script and the URL hash.
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
+//! - [`explain`]: every message kind of every ring decoded and explained.
+//! - [`layout`]: where nodes sit: hash order kept, spread so none overlap.
 //! - [`render`]: the scene: the world as canvas shapes.
 //! - [`live`]: live mode: a running cluster's `/status` and `/events` drawn
 //!   with the same shapes, and forked into a simulator link.
@@ -32,9 +35,12 @@
 use shen_rings::Time;
 use shen_transport_memory::{Scenario, TraceMode};
 
+pub mod explain;
 pub mod invariants;
+pub mod layout;
 pub mod live;
 pub mod log;
+pub mod narrate;
 pub mod render;
 pub mod script;
 pub mod state;

@@ -1,12 +1,14 @@
 //! What to draw: the world turned into a list of canvas shapes (pure Rust,
 //! tested natively; [`crate::web`] paints it with web-sys).
 //!
-//! Nodes sit on a circle at the angle of their placement hash (the order
-//! Sundial's monitors and the Cartouche token follow). Inside, the Ankh
-//! ownership ring: one arc per range, in the owner's colour. Messages are
-//! dots travelling along chords (Sundial blue, Cartouche gold; the token a
-//! big gold dot). A node's fill goes from green to red as the phi its
-//! monitors compute rises to the threshold; crashed nodes are grey with a
+//! Nodes sit on a circle in the order of their placement hash (the order
+//! Sundial's monitors and the Cartouche token follow), spread so none
+//! overlap ([`crate::layout`]). Each node is drawn in its own colour
+//! ([`PALETTE`], colour-blind safe), the colour of its ranges on the Ankh
+//! ownership ring inside. Messages are dots travelling along chords
+//! (Sundial blue, Cartouche gold; the token a big gold dot). A gauge round
+//! a node fills up as the phi its monitors compute rises to the
+//! threshold; crashed nodes are grey with a
 //! cross; a node most peers declare dead gets a dark red ring; where the
 //! token rests, a gold ring; a holder of a grant, a thick gold ring.
 //!
@@ -21,8 +23,9 @@ use core::f64::consts::{PI, TAU};
 
 use shen_rings::NodeId;
 
+use crate::layout::spread_angles;
 use crate::state::ranges;
-use crate::world::World;
+use crate::world::{Flight, World};
 
 /// One thing to draw.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +94,28 @@ pub enum Shape {
         /// Colour.
         color: String,
     },
+    /// An arc of a circle centred at a point (a node's phi gauge).
+    NodeArc {
+        /// Centre x.
+        x: f64,
+        /// Centre y.
+        y: f64,
+        /// Radius.
+        r: f64,
+        /// Start angle.
+        a0: f64,
+        /// End angle.
+        a1: f64,
+        /// Line width.
+        width: f64,
+        /// Colour.
+        color: String,
+    },
+    /// The font size of the texts that follow, px.
+    Font {
+        /// Size.
+        px: f64,
+    },
     /// Text centred at a point.
     Text {
         /// Centre x.
@@ -104,8 +129,12 @@ pub enum Shape {
     },
 }
 
-/// Where things go on a canvas of `width` × `height`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Where things go on a canvas of `width` × `height` (CSS pixels).
+///
+/// Nodes keep the clockwise order of their placement hashes but are spread
+/// ([`crate::layout::spread_angles`]) so that no two discs, with their
+/// outline, ever overlap; the disc size follows the room each node has.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     /// Canvas centre x.
     pub cx: f64,
@@ -115,19 +144,51 @@ pub struct Layout {
     pub radius: f64,
     /// Radius of one node's disc.
     pub node_r: f64,
+    /// Drawn angle of each node (by id), radians, 0 at the right,
+    /// clockwise (canvas convention).
+    angles: Vec<f64>,
 }
 
+/// Most ids drawn next to their nodes.
+pub const MAX_LABELS: u64 = 100;
+
 impl Layout {
-    /// The layout for `nodes` nodes.
+    /// The layout for `nodes` nodes (ids `0..nodes`).
     pub fn new(width: f64, height: f64, nodes: u64) -> Layout {
-        let radius = (width.min(height) * 0.40).max(10.0);
-        let spacing = TAU * radius / nodes.max(1) as f64;
-        Layout {
+        let n = nodes.max(1) as f64;
+        // Room for the labels outside the circle.
+        let margin = if nodes <= MAX_LABELS { 34.0 } else { 12.0 };
+        let radius = (width.min(height) / 2.0 - margin).max(10.0);
+        let spacing = TAU * radius / n;
+        // A disc and its outline take `footprint()`; neighbours' centres
+        // are at least `2.2 * footprint()` apart, which always fits in
+        // 90% of the mean spacing.
+        let node_r = (spacing * 0.9 / (2.2 * FOOTPRINT)).min(18.0);
+        let mut lay = Layout {
             cx: width / 2.0,
             cy: height / 2.0,
             radius,
-            node_r: (spacing * 0.35).clamp(2.0, 18.0),
-        }
+            node_r,
+            angles: Vec::new(),
+        };
+        let chord = 2.2 * lay.footprint();
+        let min_gap = 2.0 * (chord / (2.0 * radius)).min(1.0).asin();
+        let hashed: Vec<f64> = (0..nodes)
+            .map(|id| Layout::angle_of_hash(id.placement_hash()))
+            .collect();
+        lay.angles = spread_angles(&hashed, min_gap);
+        lay
+    }
+
+    /// How far a node's drawing reaches from its centre: the disc and its
+    /// (suspicion, phi) outline.
+    pub fn footprint(&self) -> f64 {
+        self.node_r * FOOTPRINT
+    }
+
+    /// The font size of node labels, px.
+    pub fn label_px(&self) -> f64 {
+        (self.node_r * 1.1).clamp(11.0, 15.0)
     }
 
     /// The angle of hash position `h` (0 at the top, clockwise).
@@ -135,9 +196,18 @@ impl Layout {
         (h as f64 / 18_446_744_073_709_551_616.0) * TAU - PI / 2.0
     }
 
+    /// The angle node `id` is drawn at (its hash angle for an id beyond
+    /// the layout's nodes).
+    pub fn node_angle(&self, id: u64) -> f64 {
+        self.angles
+            .get(id as usize)
+            .copied()
+            .unwrap_or_else(|| Layout::angle_of_hash(id.placement_hash()))
+    }
+
     /// Where node `id` is drawn.
     pub fn node_pos(&self, id: u64) -> (f64, f64) {
-        let a = Layout::angle_of_hash(id.placement_hash());
+        let a = self.node_angle(id);
         (
             self.cx + self.radius * a.cos(),
             self.cy + self.radius * a.sin(),
@@ -146,7 +216,7 @@ impl Layout {
 
     /// The node under point `(x, y)` among `nodes` nodes (a little slack).
     pub fn node_at(&self, nodes: u64, x: f64, y: f64) -> Option<u64> {
-        let slack = (self.node_r + 4.0).powi(2);
+        let slack = (self.footprint() + 4.0).powi(2);
         (0..nodes)
             .map(|id| {
                 let (nx, ny) = self.node_pos(id);
@@ -157,6 +227,9 @@ impl Layout {
             .map(|(id, _)| id)
     }
 }
+
+/// A node's footprint over its disc radius (the outline's reach).
+const FOOTPRINT: f64 = 1.25;
 
 /// Most arcs drawn for the ownership ring; beyond, the ring is sampled.
 pub const MAX_ARCS: usize = 720;
@@ -187,10 +260,15 @@ pub fn display_ranges(world: &World) -> Vec<crate::state::Range> {
     out
 }
 
-/// A node's own colour (for its ownership arcs).
+/// The node palette: Okabe and Ito's colour-blind-safe colours (black
+/// swapped for a light grey, legible on the dark background).
+pub const PALETTE: [&str; 8] = [
+    "#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#bbbbbb",
+];
+
+/// A node's own colour: its disc, its ownership arcs, its label's mark.
 pub fn node_color(id: u64) -> String {
-    let hue = (id as f64 * 137.508) % 360.0;
-    format!("hsl({hue:.0},65%,55%)")
+    PALETTE[(id % PALETTE.len() as u64) as usize].to_string()
 }
 
 /// The fill for a phi relative to the threshold: green to red.
@@ -226,6 +304,78 @@ pub const CHAIN_COLOR: &str = "#26c6da";
 /// Uncommitted records (in flight down the chain).
 pub const UNCOMMITTED_COLOR: &str = "#ffb74d";
 
+/// What the page asks to be drawn, beyond the world itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SceneOpts {
+    /// The selected node (a white ring).
+    pub selected: Option<u64>,
+    /// Log worlds: the partition whose chain is drawn.
+    pub partition: Option<u32>,
+    /// The inspected message (a white ring around its dot).
+    pub message: Option<u64>,
+    /// Which messages to draw.
+    pub filter: MsgFilter,
+}
+
+/// Messages hidden from the drawing, by ring and by kind (presentation
+/// only: they still travel).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MsgFilter {
+    /// Rings whose messages are hidden.
+    pub rings: Vec<String>,
+    /// Kinds hidden, as `ring.kind` (e.g. `sundial.probe`).
+    pub kinds: Vec<String>,
+}
+
+impl MsgFilter {
+    /// Whether a message of `ring` and kind `what` is drawn.
+    pub fn shows(&self, ring: &str, what: &str) -> bool {
+        !self.rings.iter().any(|r| r == ring)
+            && !self
+                .kinds
+                .iter()
+                .any(|k| k.split_once('.') == Some((ring, what)))
+    }
+}
+
+/// Where a message in flight is drawn at virtual time `now_us`: along the
+/// chord from its sender to its receiver, as far as its journey went.
+pub fn flight_pos(lay: &Layout, f: &Flight, now_us: u64) -> (f64, f64) {
+    let (x0, y0) = lay.node_pos(f.from);
+    let (x1, y1) = lay.node_pos(f.to);
+    let p = match f.arrives_us {
+        Some(a) if a > f.sent_us => {
+            ((now_us.saturating_sub(f.sent_us)) as f64 / (a - f.sent_us) as f64).clamp(0.0, 1.0)
+        }
+        Some(_) => 1.0,
+        None => 0.5,
+    };
+    (x0 + (x1 - x0) * p, y0 + (y1 - y0) * p)
+}
+
+/// The drawn message nearest to `(x, y)`, within `slack` px of its dot.
+pub fn message_at(
+    world: &World,
+    lay: &Layout,
+    filter: &MsgFilter,
+    x: f64,
+    y: f64,
+    slack: f64,
+) -> Option<Flight> {
+    let now = world.now().as_micros();
+    world
+        .flights()
+        .into_iter()
+        .filter(|f| filter.shows(f.ring, f.what))
+        .map(|f| {
+            let (fx, fy) = flight_pos(lay, &f, now);
+            ((fx - x).powi(2) + (fy - y).powi(2), f)
+        })
+        .filter(|(d, _)| *d <= slack * slack)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, f)| f)
+}
+
 /// The scene of `world` on a `width` × `height` canvas with `selected`
 /// highlighted.
 pub fn scene(world: &World, width: f64, height: f64, selected: Option<u64>) -> Vec<Shape> {
@@ -240,6 +390,21 @@ pub fn scene_with(
     selected: Option<u64>,
     partition: Option<u32>,
 ) -> Vec<Shape> {
+    scene_opts(
+        world,
+        width,
+        height,
+        &SceneOpts {
+            selected,
+            partition,
+            ..SceneOpts::default()
+        },
+    )
+}
+
+/// The scene with every option of [`SceneOpts`].
+pub fn scene_opts(world: &World, width: f64, height: f64, opts: &SceneOpts) -> Vec<Shape> {
+    let (selected, partition) = (opts.selected, opts.partition);
     let obs = world.observation();
     let n = world.sim().node_count();
     let lay = Layout::new(width, height, n);
@@ -270,20 +435,13 @@ pub fn scene_with(
         });
     }
 
-    // Partition sides: a line from the centre towards each node of the
-    // same side would clutter; tint each node's outer ring instead.
     let now = world.now().as_micros();
     for f in world.flights() {
+        if !opts.filter.shows(f.ring, f.what) {
+            continue;
+        }
         let (x0, y0) = lay.node_pos(f.from);
-        let (x1, y1) = lay.node_pos(f.to);
-        let p = match f.arrives_us {
-            Some(a) if a > f.sent_us => {
-                ((now.saturating_sub(f.sent_us)) as f64 / (a - f.sent_us) as f64).clamp(0.0, 1.0)
-            }
-            Some(_) => 1.0,
-            None => 0.5,
-        };
-        let (x, y) = (x0 + (x1 - x0) * p, y0 + (y1 - y0) * p);
+        let (x, y) = flight_pos(&lay, &f, now);
         let (r, color) = match (f.ring, f.token_generation, f.kind) {
             (_, Some(_), _) => (lay.node_r.clamp(4.0, 7.0), "#ffd700"),
             ("cartouche", None, _) => (2.5, "#c9a227"),
@@ -301,6 +459,24 @@ pub fn scene_with(
                 y1: y,
                 width: 1.5,
                 color: "rgba(255,215,0,0.35)".into(),
+            });
+        }
+        if opts.message == Some(f.id) {
+            let (x1, y1) = lay.node_pos(f.to);
+            out.push(Shape::Line {
+                x0,
+                y0,
+                x1,
+                y1,
+                width: 1.0,
+                color: "rgba(255,255,255,0.5)".into(),
+            });
+            out.push(Shape::Circle {
+                x,
+                y,
+                r: r + 4.0,
+                fill: None,
+                stroke: Some(("#ffffff".into(), 2.0)),
             });
         }
         if n > 100 && f.token_generation.is_none() {
@@ -326,24 +502,30 @@ pub fn scene_with(
     }
 
     let up = obs.nodes.iter().filter(|m| m.up).count() as u32;
+    let labels = n <= MAX_LABELS;
+    if labels {
+        out.push(Shape::Font { px: lay.label_px() });
+    }
     for o in &obs.nodes {
         let (x, y) = lay.node_pos(o.id);
         let r = lay.node_r;
+        // The disc in the node's own (Ankh) colour; grey when crashed.
         let fill = if o.up {
-            phi_color(o.max_phi, obs.phi_threshold)
+            node_color(o.id)
         } else {
             "#555".into()
         };
         let up_peers = up - u32::from(o.up);
         let declared_dead = up_peers > 0 && o.dead_votes * 2 > up_peers;
+        let outline = (r * (FOOTPRINT - 1.0) * 2.0).max(0.5);
         let stroke = if declared_dead {
-            Some(("#b71c1c".to_string(), (r * 0.35).max(1.5)))
+            Some(("#b71c1c".to_string(), outline))
         } else if o.suspect_votes > 0 {
-            Some(("#ff9800".to_string(), (r * 0.3).max(1.0)))
+            Some(("#ff9800".to_string(), outline))
         } else if obs.partitioned {
             Some((
                 GROUP_COLORS[o.group as usize % GROUP_COLORS.len()].to_string(),
-                (r * 0.3).max(1.0),
+                outline,
             ))
         } else {
             None
@@ -364,14 +546,19 @@ pub fn scene_with(
                 stroke,
             });
         }
-        if n <= 100 {
-            // A thin ring in the node's own colour: the colour of its arcs.
-            out.push(Shape::Circle {
+        // Phi, as a gauge round the disc: empty at 0, a full turn at the
+        // threshold (its colour from green to red repeats what its length
+        // says, for those who cannot tell the two apart).
+        if o.up && n <= MAX_LABELS && obs.phi_threshold > 0.0 && o.max_phi > 0.05 {
+            let t = (o.max_phi / obs.phi_threshold).clamp(0.0, 1.0);
+            out.push(Shape::NodeArc {
                 x,
                 y,
-                r: r + 2.0,
-                fill: None,
-                stroke: Some((node_color(o.id), 2.0)),
+                r: r * 0.7,
+                a0: -PI / 2.0,
+                a1: -PI / 2.0 + TAU * t,
+                width: (r * 0.3).max(1.0),
+                color: phi_color(o.max_phi, obs.phi_threshold),
             });
         }
         if !o.up {
@@ -413,14 +600,15 @@ pub fn scene_with(
                 stroke: Some(("#ffffff".into(), 1.5)),
             });
         }
-        if n <= 40 {
+        if labels {
             let (dx, dy) = (x - lay.cx, y - lay.cy);
             let len = (dx * dx + dy * dy).sqrt().max(1.0);
+            let off = lay.footprint() + lay.label_px() * 0.9;
             out.push(Shape::Text {
-                x: x + dx / len * (r + 14.0),
-                y: y + dy / len * (r + 14.0),
+                x: x + dx / len * off,
+                y: y + dy / len * off,
                 text: o.id.to_string(),
-                color: "#cfd8dc".into(),
+                color: "#e6edf3".into(),
             });
         }
     }
@@ -586,6 +774,7 @@ mod tests {
     use crate::script::Op;
     use crate::world::VizConfig;
     use core::time::Duration;
+    use shen_rings::NodeId;
 
     fn circles_at(shapes: &[Shape], x0: f64, y0: f64) -> Vec<&Shape> {
         shapes
@@ -654,6 +843,118 @@ mod tests {
             .all(|p| p[0].owner != p[1].owner && p[0].end == p[1].start));
         let s = scene(&w, 800.0, 600.0, None);
         assert!(s.iter().filter(|x| matches!(x, Shape::Arc { .. })).count() <= MAX_ARCS + 1);
+    }
+
+    /// Every pair of nodes, drawn with their outline, is apart.
+    fn assert_no_overlap(lay: &Layout, n: u64) {
+        let pts: Vec<(f64, f64)> = (0..n).map(|id| lay.node_pos(id)).collect();
+        let min = 2.0 * lay.footprint();
+        assert!(lay.node_r > 0.5, "{n} nodes: discs of {} px", lay.node_r);
+        for i in 0..pts.len() {
+            for j in i + 1..pts.len() {
+                let d = ((pts[i].0 - pts[j].0).powi(2) + (pts[i].1 - pts[j].1).powi(2)).sqrt();
+                assert!(
+                    d >= min,
+                    "{n} nodes: {i} and {j} are {d:.2} px apart, their drawings {min:.2} px wide"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nodes_never_overlap_and_keep_their_hash_order() {
+        for (w, h) in [(760.0, 620.0), (400.0, 300.0), (1600.0, 1000.0)] {
+            for n in [1, 2, 5, 12, 60, 500] {
+                let lay = Layout::new(w, h, n);
+                assert_no_overlap(&lay, n);
+                // Clockwise order of the drawing = order of the hashes.
+                let mut by_hash: Vec<u64> = (0..n).collect();
+                by_hash.sort_by_key(|id| id.placement_hash());
+                let turn = |id: &u64| {
+                    (lay.node_angle(*id) - Layout::angle_of_hash(by_hash[0].placement_hash()))
+                        .rem_euclid(TAU)
+                };
+                let mut by_angle = by_hash.clone();
+                by_angle.sort_by(|a, b| turn(a).total_cmp(&turn(b)));
+                // The first node may itself have moved back a little.
+                let k = by_angle.iter().position(|x| *x == by_hash[0]).unwrap();
+                by_angle.rotate_left(k);
+                assert_eq!(by_angle, by_hash, "{n} nodes on {w}x{h}");
+                // Every node is on the canvas, labels included.
+                for id in 0..n {
+                    let (x, y) = lay.node_pos(id);
+                    assert!(x > 10.0 && x < w - 10.0 && y > 10.0 && y < h - 10.0);
+                }
+            }
+        }
+        // Labels fit at 60 nodes: at least a two-digit label's width apart.
+        let lay = Layout::new(760.0, 620.0, 60);
+        assert!(2.0 * lay.footprint() >= 1.4 * lay.label_px(), "{lay:?}");
+        assert!(lay.label_px() >= 11.0);
+    }
+
+    #[test]
+    fn every_node_is_drawn_in_its_own_palette_colour() {
+        let mut w = World::new(VizConfig::new(1, 12)).unwrap();
+        w.advance(Duration::from_millis(500)).unwrap();
+        let s = scene(&w, 760.0, 620.0, None);
+        let lay = Layout::new(760.0, 620.0, 12);
+        for id in 0..12 {
+            let (x, y) = lay.node_pos(id);
+            let c = node_color(id);
+            assert!(PALETTE.contains(&c.as_str()));
+            assert!(
+                circles_at(&s, x, y)
+                    .iter()
+                    .any(|sh| matches!(sh, Shape::Circle { fill: Some(f), .. } if *f == c)),
+                "node {id} filled with {c}"
+            );
+        }
+        assert_ne!(node_color(0), node_color(1));
+    }
+
+    #[test]
+    fn a_filter_hides_messages_and_a_hit_finds_one() {
+        let mut w = World::new(VizConfig::new(3, 6)).unwrap();
+        w.advance(Duration::from_millis(1500)).unwrap();
+        let flights = w.flights();
+        assert!(!flights.is_empty());
+        assert!(flights.iter().all(|f| f.what != "?"), "{flights:?}");
+        let lay = Layout::new(760.0, 620.0, 6);
+        let dots = |s: &[Shape]| {
+            s.iter()
+                .filter(|sh| matches!(sh, Shape::Circle { fill: Some(f), stroke: None, r, .. } if *r <= 7.0 && f != "#555" && !PALETTE.contains(&f.as_str())))
+                .count()
+        };
+        let all = scene_opts(&w, 760.0, 620.0, &SceneOpts::default());
+        let no_sundial = SceneOpts {
+            filter: MsgFilter {
+                rings: vec!["sundial".into()],
+                kinds: vec![],
+            },
+            ..SceneOpts::default()
+        };
+        let sundial = flights.iter().filter(|f| f.ring == "sundial").count();
+        assert!(sundial > 0);
+        assert_eq!(
+            dots(&all) - dots(&scene_opts(&w, 760.0, 620.0, &no_sundial)),
+            sundial
+        );
+        let f = &flights[0];
+        let (x, y) = flight_pos(&lay, f, w.now().as_micros());
+        let hit = message_at(&w, &lay, &MsgFilter::default(), x + 1.0, y, 6.0).unwrap();
+        let (hx, hy) = flight_pos(&lay, &hit, w.now().as_micros());
+        assert!((hx - x).abs() <= 7.0 && (hy - y).abs() <= 7.0);
+        let only = MsgFilter {
+            rings: vec![],
+            kinds: vec![format!("{}.{}", f.ring, f.what)],
+        };
+        assert!(!only.shows(f.ring, f.what) && only.shows("nope", f.what));
+        let (_, payload) = w.message(f.id).unwrap();
+        assert_eq!(
+            crate::explain::describe(f.ring, &payload).map(|d| d.0),
+            Some(f.what)
+        );
     }
 
     #[test]

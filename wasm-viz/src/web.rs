@@ -10,8 +10,9 @@ use shen_rings::Time;
 use wasm_bindgen::prelude::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
+use crate::explain::{describe, why};
 use crate::live::{event_color, fork_hash, live_scene, parse_event, parse_status, LiveStatus};
-use crate::render::{scene_with, Layout, Shape};
+use crate::render::{message_at, scene_opts, Layout, MsgFilter, SceneOpts, Shape};
 use crate::script::{parse_script, Op, UrlParams};
 use crate::state::state_json;
 use crate::world::{VizConfig, World};
@@ -38,6 +39,13 @@ pub struct Viz {
     width: f64,
     height: f64,
     selected: Option<u64>,
+    /// The inspected message.
+    message: Option<u64>,
+    /// Messages hidden from the drawing.
+    filter: MsgFilter,
+    /// Device pixels per CSS pixel (the canvas's backing store is this
+    /// much bigger than `width` × `height`, which are CSS pixels).
+    dpr: f64,
     /// The log partition whose chain is drawn (log worlds).
     log_partition: u32,
     /// The ownership ring drawn once on an offscreen canvas, redrawn only
@@ -100,6 +108,9 @@ impl Viz {
             width: 800.0,
             height: 600.0,
             selected: None,
+            message: None,
+            filter: MsgFilter::default(),
+            dpr: 1.0,
             log_partition: 0,
             ring_layer: None,
         })
@@ -113,16 +124,44 @@ impl Viz {
             .ok_or_else(|| JsError::new("canvas: no 2d context"))?
             .dyn_into::<CanvasRenderingContext2d>()
             .map_err(|_| JsError::new("canvas: not a 2d context"))?;
-        self.width = f64::from(canvas.width());
-        self.height = f64::from(canvas.height());
+        self.width = f64::from(canvas.width()) / self.dpr;
+        self.height = f64::from(canvas.height()) / self.dpr;
         self.ctx = Some(ctx);
         Ok(())
     }
 
-    /// The canvas was resized (pixels).
+    /// The canvas was resized: `width` × `height` CSS pixels (the backing
+    /// store being [`Viz::set_pixel_ratio`] times bigger).
     pub fn resize(&mut self, width: u32, height: u32) {
         self.width = f64::from(width.max(1));
         self.height = f64::from(height.max(1));
+    }
+
+    /// Device pixels per CSS pixel (`window.devicePixelRatio`): drawing is
+    /// scaled by it, so it is sharp on HiDPI screens. Coordinates stay CSS
+    /// pixels.
+    #[wasm_bindgen(js_name = setPixelRatio)]
+    pub fn set_pixel_ratio(&mut self, dpr: f64) {
+        self.dpr = if dpr.is_finite() && dpr > 0.0 {
+            dpr.clamp(0.25, 8.0)
+        } else {
+            1.0
+        };
+    }
+
+    /// The layout of the nodes on the current canvas.
+    fn layout(&self) -> Layout {
+        Layout::new(self.width, self.height, self.world.sim().node_count())
+    }
+
+    /// The drawing options of this frame.
+    fn opts(&self) -> SceneOpts {
+        SceneOpts {
+            selected: self.selected,
+            partition: self.has_log().then_some(self.log_partition),
+            message: self.message,
+            filter: self.filter.clone(),
+        }
     }
 
     // ------------------------------------------------------------ time
@@ -220,7 +259,7 @@ impl Viz {
     /// Partition the ring into two halves (by drawing position).
     #[wasm_bindgen(js_name = partitionHalves)]
     pub fn partition_halves(&mut self) -> Result<String, JsError> {
-        let lay = Layout::new(self.width, self.height, self.world.sim().node_count());
+        let lay = self.layout();
         let left: Vec<u64> = (0..self.world.sim().node_count())
             .filter(|id| lay.node_pos(*id).0 < lay.cx)
             .collect();
@@ -384,7 +423,7 @@ impl Viz {
     /// The node drawn at canvas point `(x, y)`, or -1.
     #[wasm_bindgen(js_name = nodeAt)]
     pub fn node_at(&self, x: f64, y: f64) -> i32 {
-        Layout::new(self.width, self.height, self.world.sim().node_count())
+        self.layout()
             .node_at(self.world.sim().node_count(), x, y)
             .map_or(-1, |id| id as i32)
     }
@@ -397,13 +436,124 @@ impl Viz {
         if u64::from(id) >= n {
             return Vec::new();
         }
-        let (x, y) = Layout::new(self.width, self.height, n).node_pos(u64::from(id));
+        let (x, y) = self.layout().node_pos(u64::from(id));
         vec![x, y]
+    }
+
+    /// How far a node's drawing (disc and outline) reaches from its
+    /// centre, px: no two nodes' centres are closer than twice this.
+    #[wasm_bindgen(js_name = nodeFootprint)]
+    pub fn node_footprint(&self) -> f64 {
+        self.layout().footprint()
     }
 
     /// Highlight node `id` (-1: none).
     pub fn select(&mut self, id: i32) {
         self.selected = u64::try_from(id).ok();
+    }
+
+    /// The id of the drawn message nearest to canvas point `(x, y)` (within
+    /// `slack` px), or -1.
+    #[wasm_bindgen(js_name = messageAt)]
+    pub fn message_at(&self, x: f64, y: f64, slack: f64) -> f64 {
+        message_at(&self.world, &self.layout(), &self.filter, x, y, slack)
+            .map_or(-1.0, |f| f.id as f64)
+    }
+
+    /// Where message `id` is drawn now: `[x, y]` (empty if not in flight).
+    #[wasm_bindgen(js_name = messagePos)]
+    pub fn message_pos(&self, id: f64) -> Vec<f64> {
+        let lay = self.layout();
+        let now = self.world.now().as_micros();
+        self.world
+            .flights()
+            .iter()
+            .find(|f| f.id as f64 == id)
+            .map(|f| {
+                let (x, y) = crate::render::flight_pos(&lay, f, now);
+                vec![x, y]
+            })
+            .unwrap_or_default()
+    }
+
+    /// Message `id` in flight, explained, as JSON: `{id, ring, kind, from,
+    /// to, sent_us, arrives_us, bytes, fields, why}`; `null` when it is no
+    /// longer in flight.
+    #[wasm_bindgen(js_name = messageJson)]
+    pub fn message_json(&self, id: f64) -> String {
+        if !(id.is_finite() && id >= 0.0) {
+            return "null".into();
+        }
+        let Some((f, payload)) = self.world.message(id as u64) else {
+            return "null".into();
+        };
+        let (kind, fields) = describe(f.ring, &payload)
+            .map_or(("?", String::from("(does not decode)")), |(k, d)| (k, d));
+        serde_json::json!({
+            "id": f.id,
+            "ring": f.ring,
+            "kind": kind,
+            "from": f.from,
+            "to": f.to,
+            "sent_us": f.sent_us,
+            "arrives_us": f.arrives_us,
+            "bytes": payload.len(),
+            "fields": fields,
+            "why": why(f.ring, kind, f.from, f.to).unwrap_or_default(),
+            "token_generation": f.token_generation,
+            "partition": f.partition,
+        })
+        .to_string()
+    }
+
+    /// Ring the inspected message (-1: none).
+    #[wasm_bindgen(js_name = selectMessage)]
+    pub fn select_message(&mut self, id: f64) {
+        self.message = (id.is_finite() && id >= 0.0).then_some(id as u64);
+    }
+
+    /// Hide the messages of these rings and kinds (comma-separated: `rings`
+    /// names rings, `kinds` names `ring.kind`s; empty: show all). Drawing
+    /// only: the messages still travel.
+    #[wasm_bindgen(js_name = setFilter)]
+    pub fn set_filter(&mut self, rings: &str, kinds: &str) {
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        self.filter = MsgFilter {
+            rings: list(rings),
+            kinds: list(kinds),
+        };
+    }
+
+    /// The narration's last `max` lines as JSON: `{on, total, lines:
+    /// [{at_us, node, ring, text}]}` (oldest first; `on` false for worlds
+    /// too big to narrate).
+    #[wasm_bindgen(js_name = narrationJson)]
+    pub fn narration_json(&self, max: u32) -> String {
+        let Some(n) = self.world.narration() else {
+            return r#"{"on":false,"total":0,"lines":[]}"#.into();
+        };
+        let len = n.lines().len();
+        let lines: Vec<_> = n.lines().skip(len.saturating_sub(max as usize)).collect();
+        serde_json::json!({"on": true, "total": len, "lines": lines}).to_string()
+    }
+
+    /// Every message kind, as JSON `[{ring, kind, why}]` (the page's filter
+    /// list and help).
+    #[wasm_bindgen(js_name = messageKinds)]
+    pub fn message_kinds() -> String {
+        serde_json::Value::Array(
+            crate::explain::KINDS
+                .iter()
+                .map(|k| serde_json::json!({"ring": k.ring, "kind": k.name, "why": k.why}))
+                .collect(),
+        )
+        .to_string()
     }
 
     /// Paint the world on the attached canvas. Returns how many shapes.
@@ -412,16 +562,18 @@ impl Viz {
             .ctx
             .clone()
             .ok_or_else(|| JsError::new("draw: no canvas attached (call attach first)"))?;
+        let d = self.dpr;
+        ctx.set_transform(d, 0.0, 0.0, d, 0.0, 0.0)
+            .map_err(|_| JsError::new("draw: setTransform failed"))?;
         ctx.set_fill_style_str("#11141b");
         ctx.fill_rect(0.0, 0.0, self.width, self.height);
-        let partition = self.has_log().then_some(self.log_partition);
-        let all = scene_with(
-            &self.world,
-            self.width,
-            self.height,
-            self.selected,
-            partition,
-        );
+        if self
+            .message
+            .is_some_and(|m| self.world.message(m).is_none())
+        {
+            self.message = None;
+        }
+        let all = scene_opts(&self.world, self.width, self.height, &self.opts());
         let count = all.len() as u32;
         let (arcs, shapes): (Vec<Shape>, Vec<Shape>) = all
             .into_iter()
@@ -443,10 +595,15 @@ impl Viz {
             Some(r) => (
                 r.view_of,
                 r.view_hash,
-                self.width as u64,
-                self.height as u64,
+                (self.width * self.dpr) as u64,
+                (self.height * self.dpr) as u64,
             ),
-            None => (u64::MAX, 0, self.width as u64, self.height as u64),
+            None => (
+                u64::MAX,
+                0,
+                (self.width * self.dpr) as u64,
+                (self.height * self.dpr) as u64,
+            ),
         };
         if self.ring_layer.as_ref().is_none_or(|(_, k)| *k != key) {
             let layer = web_sys::window()
@@ -456,20 +613,28 @@ impl Viz {
             let Some(layer) = layer else {
                 return paint(ctx, arcs, self.width, self.height);
             };
-            layer.set_width(self.width as u32);
-            layer.set_height(self.height as u32);
+            layer.set_width((self.width * self.dpr).round() as u32);
+            layer.set_height((self.height * self.dpr).round() as u32);
             let lctx = layer
                 .get_context("2d")
                 .ok()
                 .flatten()
                 .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
                 .ok_or_else(|| JsError::new("draw: no 2d context for the ring layer"))?;
+            lctx.set_transform(self.dpr, 0.0, 0.0, self.dpr, 0.0, 0.0)
+                .map_err(|_| JsError::new("draw: setTransform failed"))?;
             paint(&lctx, arcs, self.width, self.height)?;
             self.ring_layer = Some((layer, key));
         }
         if let Some((layer, _)) = &self.ring_layer {
-            ctx.draw_image_with_html_canvas_element(layer, 0.0, 0.0)
-                .map_err(|_| JsError::new("draw: drawImage failed"))?;
+            ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                layer,
+                0.0,
+                0.0,
+                self.width,
+                self.height,
+            )
+            .map_err(|_| JsError::new("draw: drawImage failed"))?;
         }
         Ok(())
     }
@@ -555,6 +720,10 @@ impl Live {
     /// Paint the cluster as of the last status at page time `now_ms`.
     /// Returns how many shapes.
     pub fn draw(&mut self, now_ms: f64) -> Result<u32, JsError> {
+        // The simulator may have left its HiDPI scale on the shared context.
+        self.ctx
+            .set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+            .map_err(|_| JsError::new("draw: setTransform failed"))?;
         self.ctx.set_fill_style_str("#11141b");
         self.ctx.fill_rect(0.0, 0.0, self.width, self.height);
         let Some(s) = &self.status else {
@@ -701,6 +870,25 @@ fn paint(
                     ctx.fill_text(text, *x, *y)
                         .map_err(|_| JsError::new("draw: fillText failed"))?;
                     ctx.set_text_align("center");
+                }
+                Shape::NodeArc {
+                    x,
+                    y,
+                    r,
+                    a0,
+                    a1,
+                    width,
+                    color,
+                } => {
+                    ctx.begin_path();
+                    ctx.arc(*x, *y, *r, *a0, *a1)
+                        .map_err(|_| JsError::new("draw: arc failed"))?;
+                    ctx.set_stroke_style_str(color);
+                    ctx.set_line_width(*width);
+                    ctx.stroke();
+                }
+                Shape::Font { px } => {
+                    ctx.set_font(&format!("{px:.0}px sans-serif"));
                 }
                 Shape::Text { x, y, text, color } => {
                     ctx.set_fill_style_str(color);

@@ -25,11 +25,12 @@ use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
 use shen_transport_memory::{
     Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig, Snapshot,
-    TraceMode,
+    TraceKind, TraceMode,
 };
 
 use crate::invariants::{Invariants, Observation, PlacementCache};
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
+use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
 use crate::script::{valid_key, Action, Op};
 
 /// The most nodes the page lets a world have.
@@ -200,6 +201,9 @@ pub struct Flight {
     pub arrives_us: Option<u64>,
     /// The Cartouche token's generation, when the message is the token.
     pub token_generation: Option<u64>,
+    /// The message's kind within its ring (see [`crate::explain::KINDS`]:
+    /// `probe`, `token`, `append`, ...; `?` if it does not decode).
+    pub what: &'static str,
     /// An Ouroboros message's kind (see [`crate::log::message_kind`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
@@ -230,6 +234,10 @@ pub struct World {
     placement_cache: PlacementCache,
     /// Log worlds: the client operations and the events read so far.
     log: Option<LogBook>,
+    /// Ring events in plain words (worlds that keep trace entries).
+    narration: Option<Narration>,
+    /// The trace entries narrated so far (global index).
+    narr_at: u64,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -284,9 +292,11 @@ impl World {
             ));
         }
         // A log world keeps trace entries until its Ouroboros events are
-        // read (after every stretch of at most CHECK_EVERY_US); the hash
-        // covers every entry in either mode, so the trace hash is the same.
-        let trace = if config.runs_log() {
+        // read (after every stretch of at most CHECK_EVERY_US), a narrated
+        // world until its events are told; the hash covers every entry in
+        // either mode, so the trace hash is the same.
+        let narrated = config.runs_log() || config.nodes <= NARRATE_MAX_NODES;
+        let trace = if narrated {
             TraceMode::Bounded(TRACE_KEEP)
         } else {
             TraceMode::HashOnly
@@ -325,6 +335,8 @@ impl World {
             first_seen: BTreeMap::new(),
             ref_ring: None,
             placement_cache: PlacementCache::default(),
+            narration: narrated.then(Narration::default),
+            narr_at: 0,
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
@@ -408,6 +420,20 @@ impl World {
         self.sim.trace_hash()
     }
 
+    /// Message `id` in flight: its drawing record and its payload.
+    pub fn message(&self, id: u64) -> Option<(Flight, Vec<u8>)> {
+        let payload = self
+            .sim
+            .in_flight()
+            .into_iter()
+            .find(|m| m.id == id)?
+            .envelope
+            .payload
+            .to_vec();
+        let f = self.flights().into_iter().find(|f| f.id == id)?;
+        Some((f, payload))
+    }
+
     /// The Ankh ring as the lowest running node's view places it.
     pub fn ref_ring(&self) -> Option<&RefRing> {
         self.ref_ring.as_ref()
@@ -433,11 +459,14 @@ impl World {
                 } else {
                     (None, None)
                 };
+                let ring = self.sim.ring_name(m.ring).unwrap_or("other");
                 Flight {
                     id: m.id,
                     from: m.from,
                     to: m.to,
-                    ring: self.sim.ring_name(m.ring).unwrap_or("other"),
+                    ring,
+                    what: crate::explain::kind_of(ring, &m.envelope.payload)
+                        .map_or("?", |k| k.name),
                     sent_us: self.first_seen.get(&m.id).unwrap_or(&now).as_micros(),
                     arrives_us: m.arrives.map(Time::as_micros),
                     token_generation,
@@ -536,6 +565,9 @@ impl World {
                     }
                 }
                 self.sim.step();
+                if self.narration.is_some() {
+                    self.narrate();
+                }
             }
             self.sim.run_until(stop);
             self.collect_log();
@@ -590,6 +622,7 @@ impl World {
     /// As [`World::run_to`].
     pub fn seek(&mut self, t: Time) -> Result<(), String> {
         if t < self.sim.now() {
+            let reached = self.horizon().as_micros();
             let i = self.marks.iter().rposition(|m| m.at <= t).unwrap_or(0);
             let mark = &self.marks[i];
             self.sim.restore(&mark.snap);
@@ -603,6 +636,11 @@ impl World {
             if let Some(book) = &mut self.log {
                 book.trace_at = self.sim.trace().total();
                 self.sim.trace_mut().clear_kept();
+            }
+            self.narr_at = self.sim.trace().total();
+            if let Some(n) = &mut self.narration {
+                self.sim.trace_mut().clear_kept();
+                n.rewound(reached);
             }
             self.first_seen.clear();
             self.observe();
@@ -872,6 +910,9 @@ impl World {
         self.pending.clear();
         self.marks.retain(|m| m.at <= now);
         self.horizon = now;
+        if let Some(n) = &mut self.narration {
+            n.forked(now.as_micros());
+        }
     }
 
     /// A log operation's client must exist, run, and the world run the log.
@@ -893,9 +934,43 @@ impl World {
 
     /// Read the Ouroboros events recorded since the last call (log worlds).
     fn collect_log(&mut self) {
+        self.narrate();
         if let Some(book) = &mut self.log {
             book.collect(&mut self.sim);
+        } else if self.narration.is_some() {
+            self.sim.trace_mut().clear_kept();
         }
+    }
+
+    /// Tell the ring events recorded since the last call, with the phi
+    /// their node computes at this instant.
+    fn narrate(&mut self) {
+        let Some(narration) = &mut self.narration else {
+            return;
+        };
+        let total = self.sim.trace().total();
+        if total == self.narr_at {
+            return;
+        }
+        let sim = &self.sim;
+        let threshold = self.obs.phi_threshold;
+        for (_, e) in sim.trace().since(self.narr_at) {
+            if let TraceKind::Event { node, event, .. } = &e.kind {
+                let phi = |m: u64| {
+                    let local = sim.node_status(*node)?.local_time;
+                    sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
+                };
+                let text = sentence(*node, event, phi, threshold);
+                narration.push(e.at.as_micros(), *node, ring_of(event), text);
+            }
+        }
+        self.narr_at = total;
+    }
+
+    /// The narration of this history (`None`: too big a world to keep
+    /// trace entries for).
+    pub fn narration(&self) -> Option<&Narration> {
+        self.narration.as_ref()
     }
 
     fn take_mark(&mut self) {

@@ -11,6 +11,7 @@
 //   shen.bench(opts)  frame times for a big world (see bench())
 //   shen.ready        true once the first frame is drawn
 //   shen.live         live mode: { state(), status, error } (null when off)
+//   shen.inspected    the message last shown by the inspector (JSON), or null
 import init, { Live, Viz } from './pkg/shen_wasm_viz.js';
 
 const $ = (id) => document.getElementById(id);
@@ -89,6 +90,7 @@ function stopLive() {
   $('livefork').hidden = true;
   $('liveevents').textContent = '';
   viz.attach(canvas);
+  fitCanvas();
 }
 
 function startLive(addr) {
@@ -173,6 +175,194 @@ function forkLive() {
   }
 }
 
+// ------------------------------------------------------------ canvas size
+// The canvas fills its box; its backing store is devicePixelRatio times
+// bigger so it is sharp on HiDPI screens. Rust works in CSS pixels.
+function fitCanvas() {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(canvas.clientWidth));
+  const h = Math.max(1, Math.round(canvas.clientHeight));
+  const bw = Math.round(w * dpr);
+  const bh = Math.round(h * dpr);
+  if (canvas.width !== bw || canvas.height !== bh) {
+    canvas.width = bw;
+    canvas.height = bh;
+  }
+  viz.setPixelRatio(dpr);
+  viz.resize(w, h);
+}
+
+// A canvas point (CSS pixels) from a mouse event.
+function canvasPoint(e) {
+  const r = canvas.getBoundingClientRect();
+  return [e.clientX - r.left - canvas.clientLeft, e.clientY - r.top - canvas.clientTop];
+}
+
+// ------------------------------------------------------------ messages
+// Hover shows a message in the tooltip; a click keeps it in the Message
+// panel (and rings it on the canvas) until it arrives.
+let pinned = -1;
+let pinnedLast = null;
+const usText = (us) => `${(us / 1000).toFixed(1)} ms`;
+
+function messageHtml(m, el) {
+  el.textContent = '';
+  const head = document.createElement('div');
+  const b = document.createElement('b');
+  b.textContent = `${m.ring} · ${m.kind}`;
+  head.append(b, ` — node ${m.from} → node ${m.to}`);
+  const why = document.createElement('div');
+  why.className = 'why';
+  why.textContent = m.why;
+  const f = document.createElement('div');
+  f.textContent = m.fields;
+  const t = document.createElement('div');
+  t.textContent = `sent ${usText(m.sent_us)}, ` +
+    (m.arrives_us != null ? `arrives ${usText(m.arrives_us)}` : 'held on a cut link') +
+    ` · ${m.bytes} bytes · message ${m.id}`;
+  el.append(head, why, f, t);
+}
+
+function showTip(e) {
+  const tip = $('tip');
+  if (live || !viz) { tip.hidden = true; return; }
+  const [x, y] = canvasPoint(e);
+  const id = viz.nodeAt(x, y) >= 0 ? -1 : viz.messageAt(x, y, 6);
+  if (id < 0) { tip.hidden = true; return; }
+  const m = JSON.parse(viz.messageJson(id));
+  if (!m) { tip.hidden = true; return; }
+  messageHtml(m, tip);
+  tip.hidden = false;
+  const wrap = $('canvaswrap').getBoundingClientRect();
+  const left = Math.min(x + 14, wrap.width - tip.offsetWidth - 4);
+  tip.style.left = `${Math.max(0, left)}px`;
+  tip.style.top = `${y + 14}px`;
+}
+
+function pinMessage(id) {
+  pinned = id;
+  viz.selectMessage(id);
+  refreshMessage();
+}
+
+function refreshMessage() {
+  const box = $('msginfo');
+  if (pinned < 0) return;
+  const m = JSON.parse(viz.messageJson(pinned));
+  if (m) {
+    pinnedLast = m;
+    window.shen.inspected = m;
+    messageHtml(m, box);
+  } else if (pinnedLast && pinnedLast.id === pinned) {
+    messageHtml(pinnedLast, box);
+    const gone = document.createElement('div');
+    gone.className = 'gone';
+    gone.textContent = 'no longer in flight (delivered or dropped)';
+    box.append(gone);
+    pinned = -1;
+  }
+}
+
+// Per-ring and per-kind checkboxes; unticked ones are not drawn.
+function buildFilters() {
+  const list = $('filterlist');
+  list.textContent = '';
+  const kinds = JSON.parse(Viz.messageKinds());
+  const rings = [...new Set(kinds.map((k) => k.ring))].filter((r) => r !== 'relay');
+  for (const r of rings) {
+    const fs = document.createElement('fieldset');
+    const lg = document.createElement('legend');
+    const all = document.createElement('input');
+    all.type = 'checkbox';
+    all.checked = true;
+    all.dataset.ring = r;
+    lg.append(all, ` ${r}`);
+    fs.append(lg);
+    for (const k of kinds.filter((x) => x.ring === r)) {
+      const l = document.createElement('label');
+      const c = document.createElement('input');
+      c.type = 'checkbox';
+      c.checked = true;
+      c.dataset.kind = `${r}.${k.kind}`;
+      l.title = k.why.replaceAll('{from}', 'A').replaceAll('{to}', 'B');
+      l.append(c, ` ${k.kind}`);
+      fs.append(l);
+    }
+    list.append(fs);
+  }
+  list.onchange = applyFilters;
+}
+
+function applyFilters() {
+  const off = (sel, key) => [...document.querySelectorAll(sel)].filter((c) => !c.checked).map((c) => c.dataset[key]);
+  viz.setFilter(off('#filterlist input[data-ring]', 'ring').join(','), off('#filterlist input[data-kind]', 'kind').join(','));
+}
+
+// ------------------------------------------------------------ narration
+// The newest NARR_SHOWN lines, newest first; lines after now (the timeline
+// was scrubbed back) are greyed. A click jumps to the line's instant.
+const NARR_SHOWN = 150;
+let narrKey = '';
+
+function refreshNarration() {
+  const list = $('narr');
+  const now = viz.timeMs() * 1000;
+  const n = JSON.parse(viz.narrationJson(NARR_SHOWN));
+  if (!n.on) {
+    list.textContent = '';
+    $('narrnote').textContent = 'Worlds of more than 100 nodes are not narrated.';
+    return;
+  }
+  const last = n.lines[n.lines.length - 1];
+  const key = `${n.total}:${last ? last.at_us : ''}:${last ? last.text : ''}`;
+  if (key !== narrKey) {
+    narrKey = key;
+    list.textContent = '';
+    for (const l of [...n.lines].reverse()) {
+      const li = document.createElement('li');
+      li.className = l.ring;
+      li.dataset.at = String(l.at_us);
+      const t = document.createElement('span');
+      t.className = 't';
+      t.textContent = (l.at_us / 1e6).toFixed(3);
+      li.append(t, l.text);
+      li.onclick = () => { setPlaying(false); act(() => viz.seek(l.at_us / 1000)); };
+      list.append(li);
+    }
+  }
+  for (const li of list.children) li.classList.toggle('future', Number(li.dataset.at) > now);
+}
+
+// ------------------------------------------------------------ keyboard
+function setPlaying(on) {
+  playing = on;
+  $('play').textContent = playing ? 'Pause' : 'Play';
+}
+
+function onKey(e) {
+  const t = e.target;
+  if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA') && t.type !== 'range') return;
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (live) return;
+  const back = (ms) => act(() => viz.seek(Math.max(0, viz.timeMs() - ms)));
+  switch (e.key) {
+    case ' ': setPlaying(!playing); break;
+    case 'ArrowRight':
+      setPlaying(false);
+      if (e.shiftKey) act(() => viz.seek(viz.timeMs() + 100)); else act(() => viz.step());
+      break;
+    case 'ArrowLeft': setPlaying(false); back(e.shiftKey ? 1000 : 100); break;
+    case '?': $('keys').hidden = !$('keys').hidden; break;
+    case 'Escape':
+      $('keys').hidden = true;
+      pinned = -1;
+      viz.selectMessage(-1);
+      break;
+    default: return;
+  }
+  e.preventDefault();
+}
+
 // ------------------------------------------------------------ the loop
 function tick(t) {
   if (live) {
@@ -193,7 +383,7 @@ function tick(t) {
     }
     lastT = t;
     viz.draw();
-    if (frame % 6 === 0) refreshPanels(false);
+    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); }
     frame++;
     window.shen.ready = true;
   }
@@ -478,7 +668,13 @@ async function bench({ nodes = 500, frames = 240, speed: sp = 0.25, seed = '1', 
 
 // ------------------------------------------------------------ wiring
 function wire() {
-  $('play').onclick = () => { playing = !playing; $('play').textContent = playing ? 'Pause' : 'Play'; };
+  $('play').onclick = () => setPlaying(!playing);
+  $('help').onclick = () => { $('keys').hidden = !$('keys').hidden; };
+  document.addEventListener('keydown', onKey);
+  canvas.onmousemove = showTip;
+  canvas.onmouseleave = () => { $('tip').hidden = true; };
+  new ResizeObserver(() => { if (!live) fitCanvas(); }).observe(canvas);
+  buildFilters();
   $('step').onclick = () => { playing = false; $('play').textContent = 'Play'; act(() => viz.step()); };
   $('speed').onchange = (e) => { speed = Number(e.target.value); };
   $('add').onclick = () => act(() => viz.addNode());
@@ -501,12 +697,13 @@ function wire() {
     history.replaceState(null, '', '#' + viz.urlHash());
     navigator.clipboard?.writeText(location.href).catch(() => {});
   };
-  const pos = (e) => {
-    const r = canvas.getBoundingClientRect();
-    return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
-  };
+  const pos = canvasPoint;
   canvas.onclick = (e) => {
-    selected = viz.nodeAt(...pos(e));
+    const [x, y] = pos(e);
+    const id = viz.nodeAt(x, y);
+    const m = id < 0 ? viz.messageAt(x, y, 6) : -1;
+    if (m >= 0) { pinMessage(m); return; }
+    selected = id;
     viz.select(selected);
     if (selected >= 0) inspect(selected);
   };
@@ -559,6 +756,10 @@ function wire() {
     viz.free();
     viz = makeViz();
     viz.attach(canvas);
+    fitCanvas();
+    applyFilters();
+    pinned = -1;
+    narrKey = '';
     window.shen.viz = viz;
     $('logpart').textContent = '';
     keyPart();
@@ -575,6 +776,7 @@ function wire() {
 await init();
 viz = makeViz();
 viz.attach(canvas);
+fitCanvas();
 window.shen = {
   get viz() { return viz; },
   set viz(v) { viz = v; },
@@ -583,6 +785,7 @@ window.shen = {
   play: (on) => { playing = !!on; $('play').textContent = playing ? 'Pause' : 'Play'; },
   bench,
   ready: false,
+  inspected: null,
   live: null,
 };
 wire();

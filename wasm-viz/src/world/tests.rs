@@ -642,3 +642,48 @@ fn a_log_world_fault_script_is_the_exported_scenario() {
     append(&mut w, 0, "k");
     assert!(w.scenario().unwrap_err().contains("app:0.k"));
 }
+
+#[test]
+fn a_crash_is_narrated_once_even_after_a_rewind() {
+    let mut w = World::new(VizConfig::new(4, 5)).unwrap();
+    w.advance(Duration::from_secs(2)).unwrap();
+    w.act(Op::Crash(1)).unwrap();
+    w.advance(Duration::from_secs(8)).unwrap();
+    let texts = |w: &World| -> Vec<(u64, String)> {
+        w.narration()
+            .unwrap()
+            .lines()
+            .map(|l| (l.at_us, l.text.clone()))
+            .collect()
+    };
+    let before = texts(&w);
+    let dead: Vec<&(u64, String)> = before
+        .iter()
+        .filter(|(_, t)| t.ends_with("declares node 1 dead"))
+        .collect();
+    assert!(!dead.is_empty(), "{before:?}");
+    assert!(dead.iter().all(|(at, _)| *at > 2_000_000));
+    assert!(
+        before
+            .iter()
+            .any(|(_, t)| t.contains("suspects node 1: phi")),
+        "a monitor's suspicion carries its phi"
+    );
+    assert!(before.windows(2).all(|p| p[0].0 <= p[1].0), "in time order");
+    // Back to 1 s and forward again: the same lines, none twice.
+    let h = w.trace_hash();
+    w.seek(Time::from_secs(1)).unwrap();
+    assert_eq!(texts(&w), before, "a rewind keeps the history's lines");
+    w.seek(Time::from_secs(10)).unwrap();
+    assert_eq!(w.trace_hash(), h);
+    assert_eq!(texts(&w), before);
+    // Acting after a rewind forgets the lines after it.
+    w.seek(Time::from_secs(1)).unwrap();
+    w.act(Op::Heal).unwrap();
+    assert!(texts(&w).iter().all(|(at, _)| *at <= 1_000_000));
+    // Big worlds are not narrated.
+    assert!(World::new(VizConfig::new(1, NARRATE_MAX_NODES + 1))
+        .unwrap()
+        .narration()
+        .is_none());
+}
