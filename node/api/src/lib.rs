@@ -29,8 +29,8 @@ mod status;
 
 pub use error::{ErrorBody, ErrorKind};
 pub use log::{
-    hex_decode, hex_encode, AppendReply, EventLine, NodeInfo, ReadReply, RecordDoc, TokenReply,
-    TxnRecord, TxnReply, TxnRequest, MAX_RECORD_BYTES, MAX_TXN_BYTES, MAX_TXN_RECORDS,
+    hex_decode, hex_encode, AppendReply, EventLine, KeyedRecord, NodeInfo, ReadReply, RecordDoc,
+    TokenReply, TxnRecord, TxnReply, TxnRequest, MAX_RECORD_BYTES, MAX_TXN_BYTES, MAX_TXN_RECORDS,
     NODE_INFO_FILE,
 };
 pub use query::{encode_component, parse_query, AppendQuery, QueryError, ReadQuery};

@@ -115,6 +115,9 @@ impl TxnRecord {
     }
 }
 
+/// A record as (key, payload).
+pub type KeyedRecord = (Vec<u8>, Vec<u8>);
+
 /// `POST /log/txn` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,7 +128,7 @@ pub struct TxnRequest {
 
 impl TxnRequest {
     /// Every record as (key, payload), or why the request is malformed.
-    pub fn decode(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    pub fn decode(&self) -> Result<Vec<KeyedRecord>, String> {
         if self.records.is_empty() || self.records.len() > MAX_TXN_RECORDS {
             return Err(format!(
                 "a transaction holds 1 to {MAX_TXN_RECORDS} records, not {}",

@@ -284,7 +284,6 @@ pub(crate) fn next_incarnation(dir: &Path) -> Result<u32, String> {
     Ok(next)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
