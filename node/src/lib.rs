@@ -9,7 +9,3 @@
 pub mod admin;
 pub mod cli;
 pub mod daemon;
-pub mod gossip_cmd;
-pub mod log_cmd;
-pub mod sim_cmd;
-pub mod token_cmd;

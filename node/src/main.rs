@@ -25,7 +25,7 @@ enum Command {
     /// Run scenarios in the deterministic simulator.
     Sim {
         #[command(subcommand)]
-        cmd: shen_node::sim_cmd::SimCommand,
+        cmd: cli::sim::SimCommand,
     },
     /// Run one cluster node over libp2p (mDNS + Kademlia discovery, admin
     /// HTTP on 127.0.0.1). SIGINT/SIGTERM: leave gracefully and exit 0.
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Sim { cmd } => shen_node::sim_cmd::run(cmd),
+        Command::Sim { cmd } => cli::sim::run(cmd),
         Command::Run(a) => cli::run::run(a),
         Command::Up(a) => cli::up::run(a),
         Command::Status(a) => cli::status::run(a),

@@ -4,7 +4,7 @@
 //! duplication, 5% reordering, two drifting clocks), each history checked for lost, duplicated, phantom, reordered
 //! and stale results. A failing seed replays with `shen sim log --seed S`.
 
-use shen_node::log_cmd::{run_one, LogArgs};
+use shen_node::cli::sim::log::{run_one, LogArgs};
 
 fn args() -> LogArgs {
     LogArgs {

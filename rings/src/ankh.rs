@@ -22,6 +22,31 @@
 //! array (one bucket per ~1 position), and scans a handful of entries:
 //! no allocation. `replicas` walks clockwise from there, skipping physical
 //! nodes already returned, using a fixed-size array: no allocation.
+//!
+//! # Placement
+//! Each member is `(id, weight, salt)` and gets `vnodes × weight / 100`
+//! points; points are sorted by `(position, id)`, and a key at hash `h`
+//! belongs to the first point at or after `h` (wrapping): ranges are
+//! `(prev, point]`. `choose_salt` tries 16 salts and keeps one that gives the
+//! joiner a share within 5% of ideal and the lowest maximum load afterwards;
+//! at N = 100, V = 160 that gives max/mean ≈ 1.11 (≈ 1.2–1.3 plain) and a
+//! join moves ≈ 1.00× the ideal 1/(N+1) (`shen ring stats` measures it).
+//!
+//! # Hand-off plans
+//! `join`/`leave`/`add_member` return a [`HandoffPlan`]: the union of old and
+//! new boundaries splits the ring into elementary ranges; each range's
+//! replica list (rf, primary first) is computed in both rings, and the ranges
+//! that differ are emitted, adjacent identical moves merged. Tested exact (in
+//! `ankh/tests.rs`): a key's replica list changes iff its hash is in a
+//! range, and then from exactly `old` to `new`.
+//!
+//! # Bounded loads and partitions
+//! [`BoundedLoad`]: for a known population `m`, node `i`'s capacity is
+//! `⌈(1+ε)·m·vᵢ/V⌉`; a key goes to the first node clockwise with room.
+//! Partitions: `P` (default 64) equal hash ranges; `partition_of(key)` is
+//! `(h·P) >> 64` and `chain_of(p)` the rf replicas of the partition's first
+//! position; `partition_changes(before, after)` lists the chains that
+//! changed. Ouroboros' initial table is these chains.
 
 use alloc::vec::Vec;
 use core::fmt;

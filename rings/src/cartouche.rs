@@ -23,11 +23,15 @@
 //!    two majorities, which intersect in a member that acknowledged twice:
 //!    impossible. So duplicated or replayed tokens cannot grant.
 //! 2. **A new generation needs a majority of promises.** A member that
-//!    stops seeing the token (loss timeout) asks every member to *promise*
-//!    generation `g + 1`. A member that promises `g + 1` rejects every
+//!    stops seeing the token (loss timeout: a lease plus two circulations)
+//!    first asks for *pre-votes* ("does the token look lost to you too?",
+//!    which change no state) and only with a majority of them asks every
+//!    member to *promise* generation `g + 1`. A member that promises `g + 1` rejects every
 //!    message of a lower generation from then on, and only with a majority
 //!    of promises is the new token created. A minority side of a partition
-//!    can never collect one, so it never regenerates.
+//!    can never collect one, so it never regenerates, and thanks to the
+//!    pre-vote it never raises anyone's generation either, so healing a
+//!    partition does not disturb the majority's token.
 //! 3. **Promises wait for leases.** A grant is valid for `lease`, measured
 //!    by the holder from the moment it *sent* its `Confirm`. A member that
 //!    acknowledged `(g, s)` refuses to promise any new generation until
@@ -45,7 +49,52 @@
 //! fencing number) lives in memory, so the argument covers crash-stop
 //! failures (what the simulator checks). A member that restarts forgets its
 //! promises; making restarts safe needs that state persisted before each
-//! answer, which is not done yet.
+//! answer, which is not done yet. Ouroboros does not rest on it: its
+//! configuration rounds are Paxos over durable acceptor state, safe even if
+//! two configurators hold "the" token at once. A clock drift above
+//! `max_drift` voids point 3 (fencing still protects resources); the
+//! checker (`shen sim token`, in `shen-checks`) drifts clocks by ±5%
+//! against the default 10%.
+//!
+//! # Generations are ballots
+//! A generation is `round · 2^16 + creator index`, so two candidates never
+//! propose the same one, the higher wins, and a duplicated `Prepare` for
+//! the generation already promised is answered yes again (it can only come
+//! from its creator). Loss timers fire at a random point of the last 200 ms
+//! of the loss timeout, so usually one candidate runs alone: a lost token
+//! is replaced within the loss timeout plus two round trips. A live token
+//! ends any candidacy at the node it reaches, whatever generation the
+//! candidacy was for (a candidacy kept past a live token lost its retry
+//! timer, shared with the confirm rounds, and blocked every later one:
+//! `shen sim log` seed 1221); a loss timer that finds a candidacy nothing
+//! retries starts a fresh one.
+//!
+//! # Copies and stale requests
+//! Hand-offs are acknowledged; an unacknowledged hand-off is retried to the
+//! next member (the unresponsive one is skipped for a while). A retry can
+//! make two copies of the token; copies are ordered by `(generation,
+//! sequence, hops)` and the less advanced one is dropped wherever they
+//! meet (and by point 1 neither can grant twice). Requests are refreshed as
+//! the token passes their node; one not refreshed for two circulations (its
+//! node crashed or is cut off) is dropped so it cannot block the queue, and
+//! is re-added on the next visit. An idle token rests `idle_pass` (5 ms) at
+//! each node.
+//!
+//! # Idle-token shortcut
+//! A member that requests the token while not holding it multicasts
+//! `Want{request}`. A member holding the token *idle* (no grant, no
+//! confirmation, no hand-off in progress, nobody else queued) sends it
+//! straight to the requester with the request queued (a normal,
+//! acknowledged hand-off); a busy or absent token ignores `Want`, and the
+//! request rides the token when it next visits. Safety is untouched; the
+//! price is ring order: a token that jumped resumes its walk from the
+//! requester.
+//!
+//! # API
+//! `request(name) -> id`; a `Granted{id, fencing, lease_until}` event;
+//! `guard(id)` gives a `#[must_use]` [`Guard`] carrying the fencing number;
+//! `release_guard(guard)` / `release(id)`. A dropped guard keeps the grant
+//! until its lease ends.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;

@@ -7,6 +7,29 @@
 //! observable events. Nothing inside a ring reads a clock, touches a socket or
 //! uses global randomness, so the same inputs and seed give the same outputs,
 //! bit for bit, natively and in `wasm32-unknown-unknown`.
+//!
+//! # Timers are data
+//! A ring asks for a timer with `Output::SetTimer{token, at}`; the node turns
+//! it into a `TimerKey{ring, token}`. Tokens come from a per-incarnation
+//! [`TokenSource`] (the node's incarnation is the token's high 32 bits), so a
+//! timer armed before a restart never matches one armed after it. Rings keep
+//! the token of each armed timer in a [`TimerSlot`] and ignore any other
+//! token: a cancelled or superseded timer that fires anyway is harmless, so
+//! drivers may be lazy about cancellation, and a timer may fire late (that
+//! only delays the ring) but never early.
+//!
+//! # Determinism
+//! Same inputs + same RNG seed ⇒ same outputs, bit for bit. Rings never
+//! iterate a `HashMap` to produce output (ordered collections only) and take
+//! floating-point transcendental functions from `libm`.
+//!
+//! # The durability barrier
+//! A ring whose messages must not leave before its state is on disk says so
+//! with [`Ring::gates_sends`]; it reports pending state with
+//! [`Ring::needs_flush`] and writes it in [`Ring::on_flush`] (returning
+//! whether the write succeeded). See [`crate::node`] for how the node holds
+//! the messages meanwhile, and `crate::ouroboros` (its `durable` module) for
+//! the one ring that uses it.
 
 use alloc::borrow::Cow;
 use alloc::string::String;

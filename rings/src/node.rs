@@ -6,6 +6,48 @@
 //! leave as envelopes (already postcard-encoded), timers as [`TimerKey`]s
 //! (ring id + token), events as the node's event type `E` (each ring's event
 //! converts `Into<E>`).
+//!
+//! # Held sends (group commit)
+//! For a ring that *gates its sends*, the node holds every message the ring
+//! produces until [`Node::flush`]. The driver calls it whenever
+//! [`Node::needs_flush`] is true, after taking the input that is already
+//! waiting (so one flush, one fsync, covers many inputs); the ring makes its
+//! state durable in `on_flush`, then the held messages leave, or are dropped
+//! if the write failed (as a crash would drop them).
+//!
+//! # The reactor
+//! A [`Reactor`] is a plain function called with every event a ring emits,
+//! inside the same step, that may run commands on other rings. The standard
+//! stack (`crate::stack`) installs one: Sundial's live members feed
+//! Ouroboros; Ouroboros' `WantsReconfig` requests the Cartouche token; the
+//! grant's fencing number becomes the configuration round's ballot; the
+//! round's end releases the grant. Drivers see nothing of this.
+//!
+//! # Driving a node (writing a transport)
+//! Three transports do it: the simulator (`shen-transport-memory`), libp2p
+//! (`shen-transport-libp2p`) and a ~200-line UDP example
+//! (`examples/udp-transport`, the one to read first). The recipe:
+//!
+//! 1. **Ids.** Pick a `NodeId` whose `stable_bytes` are the same everywhere
+//!    and forever for a node: placement hashes them.
+//! 2. **Build.** `stack::build_node(&stack_config, me, &members, incarnation)`,
+//!    never hand-picked rings, so a config means the same thing in every
+//!    driver. The incarnation must change across restarts (a counter on disk).
+//! 3. **Clock.** `Time` is µs since the driver's epoch, from a monotonic
+//!    clock, never wall-clock time.
+//! 4. **Loop.** [`Node::start`], then forever the first of: a frame
+//!    ([`Node::handle_frame`]; an error is the peer's fault: drop or
+//!    disconnect, never panic), the earliest timer ([`Node::handle_timer`]),
+//!    a membership hook, a local command ([`Node::command`]). After each,
+//!    drain [`Node::drain_outputs`] in order: `Send` → encode with
+//!    `Envelope::to_frame` and ship it (dropping is allowed: rings expect
+//!    loss); `SetTimer` → remember `(at, key)`; `CancelTimer` → forget or
+//!    ignore; `Event` → the application. Then flush while `needs_flush()`.
+//! 5. **Discovery.** Rings do not find peers: hand every peer you learn of to
+//!    Sundial (`Sundial::add_seed` through `Node::command`); on shutdown call
+//!    `Sundial::leave` and keep running a moment so the leave is sent.
+//! 6. **Framing.** Datagrams carry one envelope; streams need a length prefix
+//!    and must enforce `MAX_FRAME_BYTES` before buffering.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -51,12 +51,42 @@
 //! writing twice.
 //!
 //! # Restarts
-//! This module keeps logs in memory. A restarted node has lost its logs and
-//! its acceptor state: it first re-learns the table and the Paxos state
-//! from a majority of the others (never voting before), then marks every
-//! chain that lists it as *stale* and asks for a reconfiguration, which
-//! removes it from those chains and may add it back at the end with an
-//! empty log that is then filled by state transfer.
+//! A node with a disk keeps a write-ahead log and rebuilds from it
+//! ([`Ouroboros::recover`]; the argument is in `durable`). A node without
+//! one (or whose disk was lost) restarts as an *amnesiac*: it first
+//! re-learns the table and the Paxos state from a majority of the others
+//! (never voting before), then marks every chain that lists it as *stale*
+//! and asks for a reconfiguration, which removes it from those chains and
+//! may add it back at the end with an empty log filled by state transfer.
+//!
+//! # Replacements learn before they join
+//! A chain's new members are first *learners*: they follow the tail,
+//! receive the log by state transfer and the new appends, but take no part
+//! in acknowledgements or reads, so appends go on at full speed meanwhile.
+//! A learner that caught up asks for a round, which makes it a member; in
+//! that epoch it must catch up again before it counts (its log was never
+//! part of an acknowledgement), and it never counts as a caught-up
+//! *former* member for recovery. Learners are used only while at least two
+//! members carry the chain: with fewer, replacements join as members at
+//! once and appends wait for them, so an acknowledgement never rests on a
+//! single copy while a second one is being made.
+//!
+//! # Not yet
+//! A chain whose caught-up members and tail are all lost, or whose only
+//! complete copies sit on nodes that changed their log since, stays
+//! unavailable (a few seeds per thousand of `shen sim log`; see
+//! BENCHMARKS.md). Membership changes only fill chains to `rf` (no
+//! rebalancing when nodes join). The member set is fixed once formed
+//! (growing it needs acceptor-set reconfiguration).
+//!
+//! # Checked by
+//! The history checker (`shen sim log`, in `shen-checks`; 1,000 seeds in
+//! `node/tests/log_check.rs`): crashes and restarts from the synced disk or
+//! an empty one, power blips, whole-cluster power loss, minority
+//! partitions, loss, duplication, reordering, drifting clocks and a slow
+//! replica; then no acknowledged append lost, no duplicate, no phantom,
+//! every read consistent with one order per partition, no stale read, and
+//! every transaction all or nothing.
 //!
 //! # Where things are
 //! - `types`: the public data (settings, tables, entries, errors, events,

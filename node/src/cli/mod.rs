@@ -7,6 +7,7 @@ pub mod bench;
 pub mod log;
 pub mod ring_stats;
 pub mod run;
+pub mod sim;
 pub mod status;
 pub mod up;
 pub mod viz;

@@ -1,4 +1,18 @@
 //! Bypass: noticing a successor that holds records too late, so the next round drops it from that chain.
+//!
+//! Once its successor has caught up with the epoch's start, a predecessor
+//! remembers when each later append happened; if one stays un-held longer
+//! than `slow_after` (default 1 s), it marks the successor slow for that
+//! chain epoch (for `slow_hold`, default 10 s), asks for the token, and says
+//! so in its promise (`PartReport::slow_successor`). The round drops that
+//! member from the chain like a failed one, but only while two caught-up,
+//! non-slow members of the epoch remain (a slow copy is still a complete
+//! copy). Safety is unchanged: an acknowledged record is on every member,
+//! the slow one included, and removal keeps the survivors' order. A crashed
+//! successor is often caught this way before Sundial declares it dead. A
+//! slow *head* is not bypassed (nobody precedes it). Tested by
+//! `node/tests/slow_replica.rs` and the slow-replica fault of every
+//! `shen sim log` seed.
 
 use super::Ouroboros;
 use crate::contract::{NodeId, Time};

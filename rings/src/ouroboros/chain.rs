@@ -1,4 +1,45 @@
 //! Chain replication: the topology of a chain, epochs and their installation, pushing, syncing, acknowledging, committing, sealing.
+//!
+//! # Pushing
+//! The head tags each entry with the chain epoch and the client's
+//! `(origin, req)` and pushes batches (`Append{start, prev, entries, commit,
+//! len}`, at most `max_batch` records / `max_batch_bytes`) down the chain,
+//! Nagle-style: at once when nothing is in flight, otherwise when a batch is
+//! full or the next acknowledgement arrives; at most 8 batches beyond the
+//! commit point. Every member reports receipt up the chain (`Ack{upto,
+//! held}`: the tail's acknowledgement, and a middle's immediate receipt of
+//! each batch), so a predecessor knows what its successor holds. A
+//! successor that made no progress for 5 ticks gets go-back-N from the
+//! commit point.
+//!
+//! # Epoch start
+//! A member continues (keeps its log and caught-up state) only if it held
+//! exactly the chain's `prev` epoch; otherwise it is new and starts empty.
+//! Non-head members truncate to their commit point (entries above it may be a
+//! deposed head's leftovers); the head keeps everything and re-sends it. Each
+//! non-head member sends `Sync{len}` to its predecessor, which pushes from
+//! there. **Invariant (prefix property):** a member's log is a prefix of its
+//! predecessor's. A predecessor told that its successor holds more than it
+//! does has lost data: it marks itself stale and asks for a round. Log
+//! matching (the epoch of the entry before `start`) finds divergence; a
+//! member never truncates a committed entry.
+//!
+//! # A recovered head relearns its commit point
+//! A former member made head (`Chain::keep`, see `derive`) may have learnt a
+//! higher commit point in another role than the members that continue
+//! (which cut their logs to their own); it resets its commit point to 0 and
+//! relearns it from the new chain's acknowledgements, so a retried append is
+//! not answered before the record is on every member again.
+//!
+//! # Sealing
+//! `Seal`/`Sealed`: a sealed tail stops advancing its commit point in its
+//! epoch and reports its log's epoch runs, so nothing above that commit point
+//! was or will be acknowledged in that epoch. A tail stays sealed only while
+//! the sealing round might still use its report: installing a committed
+//! table whose ballot is at least the sealing round's, with the chain still
+//! at the sealed epoch, unseals it (any change the sealing round got
+//! accepted would be carried by every later round, so an unchanged chain
+//! means the report was not used).
 
 use alloc::vec::Vec;
 

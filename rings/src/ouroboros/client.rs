@@ -1,4 +1,15 @@
 //! The client path: appends sent to a head and answered once on every member, reads at a tail confirmed by a majority check, retries.
+//!
+//! # Scarab IDs
+//! The head stamps each record with a Scarab ID whose *node* field is the
+//! partition number (hence at most 1,024 partitions) and whose time is the
+//! head's wall clock (`set_wall_clock`: the Unix time of the driver's
+//! `Time::ZERO`; the simulator keeps the Scarab epoch, so runs stay
+//! deterministic). The ID is made strictly greater than the log's last ID,
+//! so IDs increase along every partition even when a new head's clock is
+//! behind the old head's. So `read_id(id)` is cheap: the partition is in the
+//! ID and the tail binary-searches its committed prefix; the answer goes
+//! through the same majority check as any read.
 
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;

@@ -1,4 +1,24 @@
 //! The configuration round: Paxos over the whole cluster with Cartouche ballots (prepare, seal, accept, commit), its acceptor side, and re-learning the table after a restart.
+//!
+//! # The round
+//! `Prepare(b)` (b = the configurator's Cartouche fencing number) →
+//! `Promise(b, accepted, committed, stale partitions, caught-up chains,
+//! slow successors)` from a majority (then up to 3 ticks more for every live
+//! member) → the next table derived (`derive`) from the newest table
+//! reported, accepted ones first as Paxos requires → `Accept` → majority
+//! `Accepted` → `Commit` to all. Replicas answer an older sender with their
+//! table; a newer epoch makes them ask the sender for its table. A table
+//! accepted but never committed makes its holders ask for the token after
+//! one round timeout, so a round finishes it; a round that sealed tails but
+//! changes nothing still commits the unchanged table (that unseals them).
+//!
+//! # Ballots after a whole-cluster restart
+//! Cartouche's fencing numbers then start low again while the acceptors
+//! remember their promises: a configurator whose grant is not above the
+//! highest promise it knows of takes the next ballot above it (`Nack`s tell
+//! it higher ones). Two configurators may then pick the same ballot, which
+//! is safe: a promise needs a strictly higher ballot, so at most one gathers
+//! a majority.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;

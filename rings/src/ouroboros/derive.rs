@@ -1,4 +1,28 @@
 //! Deriving the next table: pure functions from what a majority promised (and sealed tails reported) to the chains of the next round.
+//!
+//! # Deriving a chain
+//! Survivors are the members that are live (Sundial) *or* answered this
+//! round, minus those that report having lost their log (stale) or were
+//! found slow (`bypass`); they keep their order. Replacements come from the
+//! Ankh chain over live members (then any live member) and are appended at
+//! the end, as learners while two members remain (see the crate-level
+//! Ouroboros docs), until `rf`. The new head must be a member that reported
+//! itself caught up in *this very chain epoch*. A chain one longer than `rf`
+//! (after a recovery put a former member in front) drops the surplus from
+//! the end once every member is caught up in the epoch, which is safe as a
+//! failure is.
+//!
+//! # Recovery from a former member
+//! If no caught-up member of the chain's epoch `e` survives, the round first
+//! seals the chain's tail (see `chain`). Every record acknowledged before
+//! `e` is on each member that was caught up in `e.prev` when it left (a node
+//! remembers that, `left_ready`, until its log changes). So a former member
+//! with `left_ready = e.prev` (or still caught up in `e.prev`) whose log
+//! matches the sealed tail's at the tail's last committed offset holds every
+//! acknowledged record: it becomes the head and keeps its log
+//! (`Chain::keep`). If the tail does not answer or no such node exists, the
+//! chain is left alone: the partition waits rather than risk a head that
+//! misses acknowledged records.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;

@@ -26,6 +26,25 @@
 //!
 //! With [`FsyncPolicy::Never`] the records are written but not synced: a
 //! killed process keeps them (the kernel has them), a power loss may not.
+//!
+//! # Policies
+//! [`FsyncPolicy`]: `batch` (default; one sync per flush, and drivers batch
+//! their input into flushes), `every` (one record and sync per log entry) or
+//! `never`. Because every member's forward and acknowledgement leave only
+//! after its flush, an acknowledgement means the record is synced on every
+//! chain member.
+//!
+//! # Recovery and failure
+//! [`Ouroboros::recover`] replays the log: logs, replica states, acceptor
+//! state and table as of the last flush, and the node carries on in its
+//! roles. Only if the log holds no acceptor state does the node restart as
+//! an amnesiac (see the module `ouroboros`). A damaged record is an error
+//! that names it: the node refuses to start rather than guess. If the store
+//! fails at run time the node stops taking part (`StorageFailed`; held
+//! messages are dropped as a crash would drop them; client operations fail
+//! at once) until it is restarted. Real clusters keep the log in a
+//! `SegmentLog` (`shen-storage`), the simulator in a `SimWal`; both
+//! implement [`WalStore`] through [`LogStore`].
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use shen_checks::{theory_curve, CheckError, GossipConfig, GossipReport};
 
-use crate::sim_cmd::{out, run_check, show_progress, JobsArgs};
+use super::{out, run_check, show_progress, JobsArgs};
 
 /// Exit code for bad input.
 const EXIT_USAGE: u8 = 2;

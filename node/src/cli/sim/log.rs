@@ -16,7 +16,7 @@ use shen_checks::{Check, LogConfig, LogDebug};
 
 pub use shen_checks::LogRun;
 
-use crate::sim_cmd::{out, run_check, show_progress, JobsArgs};
+use super::{out, run_check, show_progress, JobsArgs};
 
 /// Exit code for bad input.
 const EXIT_USAGE: u8 = 2;

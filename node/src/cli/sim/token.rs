@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use shen_checks::{CheckError, TokenConfig, TokenDebug, TokenReport, TOKEN_DEBUG_STOP};
 
-use crate::sim_cmd::{out, run_check, show_progress, JobsArgs};
+use super::{out, run_check, show_progress, JobsArgs};
 
 /// Exit code for bad input.
 const EXIT_USAGE: u8 = 2;

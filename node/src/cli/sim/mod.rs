@@ -8,6 +8,10 @@
 //! an unreadable or invalid scenario file — the message names the file and
 //! the field).
 
+pub mod gossip;
+pub mod log;
+pub mod token;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -40,12 +44,12 @@ pub enum SimCommand {
     Bench(BenchArgs),
     /// Measure Sundial: convergence, crash detection, false suspicions,
     /// traffic per node.
-    Gossip(crate::gossip_cmd::GossipArgs),
+    Gossip(gossip::GossipArgs),
     /// Drive Cartouche under load and faults with a safety checker.
-    Token(crate::token_cmd::TokenArgs),
+    Token(token::TokenArgs),
     /// Ouroboros chain replication under a client workload and faults, with
     /// a history checker (lost, duplicated, reordered, stale)
-    Log(crate::log_cmd::LogCmd),
+    Log(log::LogCmd),
 }
 
 /// Arguments of `shen sim run`.
@@ -154,9 +158,9 @@ pub fn run(cmd: SimCommand) -> ExitCode {
     match cmd {
         SimCommand::Run(a) => run_cmd(&a),
         SimCommand::Bench(a) => bench_cmd(&a),
-        SimCommand::Gossip(a) => crate::gossip_cmd::run(&a),
-        SimCommand::Token(a) => crate::token_cmd::run(&a),
-        SimCommand::Log(a) => crate::log_cmd::run(&a),
+        SimCommand::Gossip(a) => gossip::run(&a),
+        SimCommand::Token(a) => token::run(&a),
+        SimCommand::Log(a) => log::run(&a),
     }
 }
 
