@@ -1,4 +1,8 @@
 //! The node's persisted ed25519 identity and the optional pre-shared key.
+//!
+//! The key lives in `DATA_DIR/identity.key` (protobuf encoding, created
+//! atomically, mode 0600). The PSK file uses the `swarm.key` format
+//! (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits).
 
 use std::fs;
 use std::io::Write;

@@ -1,4 +1,9 @@
 //! [`PeerKey`]: a libp2p `PeerId` as a ring [`NodeId`].
+//!
+//! `stable_bytes` is the PeerId's multihash (38 bytes for ed25519), so
+//! placement is stable across restarts (the key is persisted) and every
+//! member id is directly dialable. Serialized as bytes in postcard, base58
+//! text in JSON.
 
 use std::borrow::Cow;
 use std::fmt;

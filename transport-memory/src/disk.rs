@@ -1,5 +1,11 @@
 //! Simulated per-node disks whose contents survive a crash according to the
 //! restart mode: everything, only what was fsynced, or nothing.
+//!
+//! Each node's disk has a synced and an unsynced layer. [`SimCell`] is a
+//! `DurableCell` on it and [`SimWal`] a `LogStore` (one key per record) that
+//! simulated nodes keep Ouroboros' write-ahead log in. The world flushes a
+//! node `set_fsync_delay` (default 0) after it first needs it; a crash before
+//! then loses the held messages with the un-synced writes.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

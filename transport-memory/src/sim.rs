@@ -1,5 +1,14 @@
 //! The simulated world: nodes, the virtual clock, the event queue, the
 //! network, faults, the run loop and snapshots.
+//!
+//! One event queue ordered by `(time, sequence)`; per-node ChaCha8 streams
+//! derived from the world seed (adding a node does not perturb the others'
+//! draws). [`Sim::has_event_at`] lets a live driver pick a fault time that
+//! replays identically when scheduled up front ([`Sim::schedule`]).
+//! Snapshots clone the whole world, disk contents included.
+//!
+//! **Invariant:** same seed + same scenario (+ the same live calls at the
+//! same virtual times) ⇒ the same trace hash, natively and in wasm32.
 
 use core::cmp::Ordering;
 use core::time::Duration;
