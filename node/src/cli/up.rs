@@ -300,10 +300,9 @@ pub fn run(args: UpArgs) -> ExitCode {
                 );
             }
             if let (Some(port), Some(first)) = (args.viz, infos.first()) {
-                let page = super::viz::default_dir().join("pkg/shen_wasm_viz_bg.wasm");
-                if !page.is_file() {
+                if let Err(why) = super::viz::Source::Embedded.check() {
                     println!();
-                    println!("live view: the browser page is not built yet (run scripts/build-viz.sh, then `shen viz --live {}`)", first.admin);
+                    println!("live view: {why}; then `shen viz --live {}`", first.admin);
                 } else {
                     println!();
                     match Command::new(&exe)

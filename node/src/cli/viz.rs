@@ -135,17 +135,6 @@ pub fn live_hash(addr: &str) -> Result<String, String> {
     Ok(format!("#live={addr}"))
 }
 
-/// The page directory of this checkout (`wasm-viz/www` under the current
-/// directory if it exists there, else in the source tree this binary was
-/// built from): where scripts/build-viz.sh puts the page.
-pub fn default_dir() -> PathBuf {
-    let here = PathBuf::from("wasm-viz/www");
-    if here.is_dir() {
-        return here;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-viz/www")
-}
-
 /// Run `shen viz`.
 pub fn run(args: VizArgs) -> ExitCode {
     let hash = match args.live.as_deref().map(live_hash) {
