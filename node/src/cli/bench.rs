@@ -4,7 +4,7 @@
 //! an `etcd` binary is installed (Debian package `etcd-server`).
 //!
 //! The workload is the same for both systems: `C` clients, each with one
-//! keep-alive HTTP/1.1 connection (spread over the members), each in a
+//! keep-alive HTTP/1.1 connection per member it writes to (hyper's client), each in a
 //! closed loop writing one 256-byte record at a time (Shen: `POST
 //! /log/append`; etcd: `POST /v3/kv/put` through its JSON gateway), for a
 //! fixed time per concurrency level after a short warm-up. Reported:
@@ -24,9 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use shen_rings::ouroboros::FsyncPolicy;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::up::start_cluster;
@@ -212,60 +215,6 @@ pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The status code of an HTTP/1.1 response head.
-pub fn status_code(head: &[u8]) -> Option<u16> {
-    let line = head.split(|b| *b == b'\r').next()?;
-    std::str::from_utf8(line)
-        .ok()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// `Content-Length` of an HTTP/1.1 response head.
-pub fn content_length(head: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(head).ok()?;
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse().ok())
-            .flatten()
-    })
-}
-
-/// Read one response from a keep-alive connection; returns its status.
-/// `buf` carries bytes read past the previous response.
-async fn read_response(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-    let mut chunk = [0u8; 4096];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return Err(bad("response head too long"));
-        }
-        let n = sock.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(bad("connection closed"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let code = status_code(&buf[..end]).ok_or_else(|| bad("no status"))?;
-    let len = content_length(&buf[..end]).ok_or_else(|| bad("no Content-Length"))?;
-    while buf.len() < end + len {
-        let n = sock.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(bad("connection closed in body"));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    buf.drain(..end + len);
-    Ok(code)
-}
-
 /// What one client writes.
 #[derive(Clone)]
 enum Target {
@@ -273,30 +222,64 @@ enum Target {
     Etcd,
 }
 
-fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> Vec<u8> {
-    match target {
-        Target::Shen => {
-            let mut r = format!(
-                "POST /log/append?key={key} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
-                record.len()
-            )
-            .into_bytes();
-            r.extend_from_slice(record);
-            r
-        }
-        Target::Etcd => {
-            let body = format!(
+/// One write: a hyper request on a kept-alive connection.
+fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> hyper::Request<Full<Bytes>> {
+    let (uri, ctype, body) = match target {
+        Target::Shen => (
+            shen_api::AppendQuery {
+                key: key.as_bytes().to_vec(),
+            }
+            .to_path(),
+            "application/octet-stream",
+            Bytes::copy_from_slice(record),
+        ),
+        Target::Etcd => (
+            "/v3/kv/put".to_string(),
+            "application/json",
+            Bytes::from(format!(
                 "{{\"key\":\"{}\",\"value\":\"{}\"}}",
                 base64(key.as_bytes()),
                 base64(record)
-            );
-            format!(
-                "POST /v3/kv/put HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes()
-        }
+            )),
+        ),
+    };
+    let mut req = hyper::Request::new(Full::new(body));
+    *req.method_mut() = hyper::Method::POST;
+    if let Ok(u) = uri.parse() {
+        *req.uri_mut() = u;
     }
+    let h = req.headers_mut();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(addr) {
+        h.insert(hyper::header::HOST, v);
+    }
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    req
+}
+
+/// Open a kept-alive HTTP/1.1 connection (hyper's client) to `addr`.
+async fn connect(addr: &str) -> Option<SendRequest<Full<Bytes>>> {
+    let sock = TcpStream::connect(addr).await.ok()?;
+    let _ = sock.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
+/// Send one request and read its whole answer: its status.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    req: hyper::Request<Full<Bytes>>,
+) -> Result<u16, hyper::Error> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let code = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(code)
 }
 
 /// Which member each request goes to.
@@ -356,37 +339,30 @@ async fn load(
         );
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            // One keep-alive connection per member, opened on first use;
-            // bytes read past a response stay with their connection.
-            let mut conns: Vec<Option<(TcpStream, Vec<u8>)>> =
+            // One keep-alive connection per member, opened on first use.
+            let mut conns: Vec<Option<SendRequest<Full<Bytes>>>> =
                 (0..addrs.len()).map(|_| None).collect();
             let mut i = 0u64;
             while Instant::now() < until {
                 let key = format!("c{c}-{i}");
                 let m = route.pick(c, key.as_bytes(), addrs.len());
                 if conns[m].is_none() {
-                    match TcpStream::connect(&addrs[m]).await {
-                        Ok(sock) => {
-                            let _ = sock.set_nodelay(true);
-                            conns[m] = Some((sock, Vec::new()));
-                        }
-                        Err(_) => {
+                    match connect(&addrs[m]).await {
+                        Some(sender) => conns[m] = Some(sender),
+                        None => {
                             errors.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
                     }
                 }
-                let Some((sock, buf)) = conns[m].as_mut() else {
+                let Some(sender) = conns[m].as_mut() else {
                     continue;
                 };
                 let req = request(&target, &addrs[m], &key, &record);
                 i += 1;
                 let t0 = Instant::now();
-                let ok = match sock.write_all(&req).await {
-                    Ok(()) => read_response(sock, buf).await,
-                    Err(e) => Err(e),
-                };
+                let ok = exchange(sender, req).await;
                 let measured = t0 >= from && t0 < until;
                 match ok {
                     Ok(200) => {
@@ -960,14 +936,5 @@ mod tests {
         assert_eq!(base64(b"fooba"), "Zm9vYmE=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64(&[0xff, 0xfe]), "//4=");
-    }
-
-    #[test]
-    fn response_heads_parse() {
-        let h = b"HTTP/1.1 200 OK\r\nContent-Type: x\r\ncontent-length: 12\r\n\r\n";
-        assert_eq!(status_code(h), Some(200));
-        assert_eq!(content_length(h), Some(12));
-        assert_eq!(status_code(b"garbage"), None);
-        assert_eq!(content_length(b"HTTP/1.1 200 OK\r\n\r\n"), None);
     }
 }
