@@ -441,6 +441,19 @@ mod tests {
     }
 
     #[test]
+    fn a_page_that_was_not_built_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Source::Dir(tmp.path().to_path_buf());
+        assert!(dir.check().unwrap_err().contains("no index.html"));
+        std::fs::write(tmp.path().join("index.html"), "x").unwrap();
+        let e = dir.check().unwrap_err();
+        assert!(e.contains(MODULE) && e.contains("scripts/build-viz.sh"), "{e}");
+        std::fs::create_dir_all(tmp.path().join("pkg")).unwrap();
+        std::fs::write(tmp.path().join("pkg/shen_wasm_viz_bg.wasm.gz"), "x").unwrap();
+        assert_eq!(dir.check(), Ok(()));
+    }
+
+    #[test]
     fn content_types() {
         assert_eq!(content_type(Path::new("a/b.wasm")), "application/wasm");
         assert!(content_type(Path::new("app.js")).starts_with("text/javascript"));

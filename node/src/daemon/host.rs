@@ -1,4 +1,12 @@
 //! The transport's host callbacks: peers handed to Sundial, events to waiters and `/events`, formation on every tick.
+//!
+//! Healing after a partition: on every tick, a connected Shen peer that
+//! Sundial does not count alive is introduced again (`add_seed`: the Join
+//! carries our record, the answer theirs, refutations follow). A peer still
+//! not alive after [`STALE_CONNECTION`] has its connection closed: a TCP
+//! connection that lived through a partition can sit in retransmission
+//! back-off for tens of seconds, while a fresh one, dialled on the next
+//! discovery, works at once.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -36,7 +44,7 @@ pub(crate) struct ShenHost {
 
 /// How long a connected peer may stay not-alive in Sundial's view before its
 /// connection is replaced by a fresh one.
-const STALE_CONNECTION: Duration = Duration::from_secs(5);
+pub(crate) const STALE_CONNECTION: Duration = Duration::from_secs(5);
 
 pub(crate) fn sundial_of(node: &Node<PeerKey, Event>) -> Option<&Sundial<PeerKey>> {
     node.ring::<Sundial<PeerKey>>()

@@ -139,20 +139,27 @@ impl Daemon {
 /// The tokio runtime of the node and its tools: `TOKIO_WORKER_THREADS`
 /// workers (default 2: the machines this runs on are small).
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    let workers = match std::env::var("TOKIO_WORKER_THREADS") {
-        Ok(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| format!("TOKIO_WORKER_THREADS must be a positive number, not '{v}'"))?,
-        Err(_) => 2,
-    };
+    let workers = worker_threads(std::env::var("TOKIO_WORKER_THREADS").ok().as_deref())?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// Worker threads for a `TOKIO_WORKER_THREADS` value (unset: 2).
+pub fn worker_threads(var: Option<&str>) -> Result<usize, String> {
+    match var {
+        None => Ok(2),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| {
+                format!("TOKIO_WORKER_THREADS must be a number from 1 to 1024, not '{v}'")
+            }),
+    }
 }
 
 /// Install the `tracing` subscriber (`RUST_LOG`, default `info`).
@@ -164,4 +171,24 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn worker_threads_follow_the_environment() {
+        assert_eq!(worker_threads(None), Ok(2));
+        assert_eq!(worker_threads(Some("4")), Ok(4));
+        assert_eq!(worker_threads(Some(" 1 ")), Ok(1));
+        for bad in ["0", "-1", "many", "", "5000"] {
+            assert!(
+                worker_threads(Some(bad))
+                    .unwrap_err()
+                    .contains("TOKIO_WORKER_THREADS"),
+                "{bad}"
+            );
+        }
+    }
 }
