@@ -101,11 +101,7 @@ pub fn load_psk(path: &Path) -> Result<PreSharedKey, KeyError> {
 
 /// Text of a PSK file for `key` (the format [`load_psk`] reads).
 pub fn psk_file_text(key: &[u8; 32]) -> String {
-    let mut hex = String::with_capacity(64);
-    for b in key {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    format!("/key/swarm/psk/1.0.0/\n/base16/\n{hex}\n")
+    format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", hex::encode(key))
 }
 
 #[cfg(test)]

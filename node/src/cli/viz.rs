@@ -447,7 +447,10 @@ mod tests {
         assert!(dir.check().unwrap_err().contains("no index.html"));
         std::fs::write(tmp.path().join("index.html"), "x").unwrap();
         let e = dir.check().unwrap_err();
-        assert!(e.contains(MODULE) && e.contains("scripts/build-viz.sh"), "{e}");
+        assert!(
+            e.contains(MODULE) && e.contains("scripts/build-viz.sh"),
+            "{e}"
+        );
         std::fs::create_dir_all(tmp.path().join("pkg")).unwrap();
         std::fs::write(tmp.path().join("pkg/shen_wasm_viz_bg.wasm.gz"), "x").unwrap();
         assert_eq!(dir.check(), Ok(()));

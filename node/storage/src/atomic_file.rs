@@ -5,15 +5,21 @@ use std::io::Write;
 use std::path::Path;
 
 /// Replace the file at `p` with `bytes`: written in full to `p` with the
-/// extension `tmp`, synced, then renamed over `p`. A reader (or a crash)
-/// sees the old content or the new one, never a mix. Errors name the file.
+/// extension `tmp`, synced, renamed over `p`, and the directory synced so
+/// the rename itself survives a power loss. A reader (or a crash) sees the
+/// old content or the new one, never a mix. Errors name the file.
 pub fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = p.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, p).map_err(|e| format!("{}: {e}", p.display()))
+    std::fs::rename(&tmp, p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::fsutil::sync_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 #[cfg(test)]
