@@ -33,7 +33,14 @@ fn require_type(headers: &HeaderMap, want: &str, what: &str) -> Result<(), ApiEr
 
 /// Read a body of at most `limit` bytes (chunked or with a length).
 async fn body_within(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
-    match to_bytes(body, limit).await {
+    let read = tokio::time::timeout(super::BODY_TIMEOUT, to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError(ErrorBody::bad_request(format!(
+            "{what} not received within {:?}",
+            super::BODY_TIMEOUT
+        ))));
+    };
+    match read {
         Ok(b) => Ok(b.to_vec()),
         Err(e) => {
             let too_large = std::error::Error::source(&e)

@@ -8,8 +8,9 @@
 //!
 //! Limits: request heads at most [`MAX_HEAD_BYTES`] and read within
 //! [`HEAD_TIMEOUT`]; bodies at most `shen_api::MAX_RECORD_BYTES` (append)
-//! or `MAX_TXN_BYTES` (transactions); every request but `/events` ends
-//! within [`REQUEST_TIMEOUT`]. CORS: only pages served from this machine
+//! or `MAX_TXN_BYTES` (transactions), read within [`BODY_TIMEOUT`]; every
+//! request but `/events` and appends (bounded by the log's own deadline)
+//! ends within [`REQUEST_TIMEOUT`]. CORS: only pages served from this machine
 //! (`http://127.0.0.1:*`, `http://localhost:*`, `http://[::1]:*`, i.e.
 //! `shen viz`) may read the GET routes; POST routes take only
 //! `application/octet-stream` or `application/json`, which a browser must
@@ -48,7 +49,9 @@ pub use metrics::{Histogram, LATENCY_BUCKETS};
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
 /// How long a client may take to send a request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a request other than `/events` may take (a transaction waits
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a request other than `/events` and appends may take (a transaction waits
 /// up to three request timeouts of the log, 9 s by default).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,13 +88,16 @@ pub fn router(ops: Ops) -> Router {
             local_origin(o.as_bytes())
         }))
         .allow_methods([Method::GET]);
+    // The append route is the hot path: it carries no extra layers (its
+    // body read and the log operation have their own deadlines; a browser
+    // cannot post to it, see above).
+    let hot = Router::new().route(routes::APPEND, post(log::append));
     let bounded = Router::new()
         .route("/", get(index))
         .route(routes::STATUS, get(status))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .route(routes::METRICS, get(metrics::metrics))
-        .route(routes::APPEND, post(log::append))
         .route(routes::READ, get(log::read))
         .route(routes::TXN, post(log::txn))
         .route(routes::TOKEN_ACQUIRE, post(log::token_acquire))
@@ -99,12 +105,15 @@ pub fn router(ops: Ops) -> Router {
             StatusCode::GATEWAY_TIMEOUT,
             REQUEST_TIMEOUT,
         ));
-    Router::new()
+    let readable = Router::new()
         .route(routes::EVENTS, get(events::events))
         .merge(bounded)
+        .layer(cors);
+    Router::new()
+        .merge(hot)
+        .merge(readable)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(cors)
         .with_state(state)
 }
 
