@@ -1,9 +1,12 @@
 //! The log routes: `POST /log/append`, `GET /log/read`, `POST /log/txn`, `POST /token/acquire`.
 
-use axum::body::{to_bytes, Body};
+use std::task::Poll;
+
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
 use shen_api::{
     AppendQuery, ErrorBody, ErrorKind, ReadQuery, TxnRequest, MAX_RECORD_BYTES, MAX_TXN_BYTES,
 };
@@ -31,20 +34,31 @@ fn require_type(headers: &HeaderMap, want: &str, what: &str) -> Result<(), ApiEr
     )))
 }
 
-/// Read a body of at most `limit` bytes (chunked or with a length).
-async fn body_within(body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
-    let read = tokio::time::timeout(super::BODY_TIMEOUT, to_bytes(body, limit)).await;
-    let Ok(read) = read else {
-        return Err(ApiError(ErrorBody::bad_request(format!(
-            "{what} not received within {:?}",
-            super::BODY_TIMEOUT
-        ))));
+/// Read a body of at most `limit` bytes (chunked or with a length) within
+/// `BODY_TIMEOUT`. A body that is already here is taken without arming a
+/// timer.
+async fn body_within<B>(body: B, limit: usize, what: &str) -> Result<Vec<u8>, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut read = std::pin::pin!(Limited::new(body, limit).collect());
+    let read = match futures::poll!(read.as_mut()) {
+        Poll::Ready(r) => r,
+        Poll::Pending => match tokio::time::timeout(super::BODY_TIMEOUT, read).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(ApiError(ErrorBody::bad_request(format!(
+                    "{what} not received within {:?}",
+                    super::BODY_TIMEOUT
+                ))))
+            }
+        },
     };
     match read {
-        Ok(b) => Ok(b.to_vec()),
+        Ok(b) => Ok(b.to_bytes().into()),
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let too_large = e.is::<http_body_util::LengthLimitError>();
             Err(ApiError(if too_large {
                 ErrorBody::new(
                     ErrorKind::TooLarge,
@@ -68,10 +82,37 @@ pub(crate) async fn append(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let q = AppendQuery::parse(query(&raw)).map_err(|e| ErrorBody::bad_request(e.0))?;
+    append_parts(&st, raw.as_deref(), &headers, body).await
+}
+
+/// `POST /log/append` straight from hyper, for the hot path of
+/// [`super::serve`] (no router, no extractor copies).
+pub(crate) async fn append_request<B>(st: &AdminState, req: axum::http::Request<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    match append_parts(st, parts.uri.query(), &parts.headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn append_parts<B>(
+    st: &AdminState,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let q = AppendQuery::parse(raw.unwrap_or("")).map_err(|e| ErrorBody::bad_request(e.0))?;
     // Only octet-stream: a browser must preflight it, and this server
     // approves no preflight for POST routes (no CSRF).
-    require_type(&headers, "application/octet-stream", "record")?;
+    require_type(headers, "application/octet-stream", "record")?;
     let data = body_within(body, MAX_RECORD_BYTES, "the record").await?;
     let t0 = std::time::Instant::now();
     let reply = st.ops.append(q.key, data).await?;

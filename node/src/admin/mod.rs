@@ -28,15 +28,18 @@ mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use shen_api::{routes, ErrorBody, ErrorKind, Liveness};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::debug;
 
@@ -79,10 +82,13 @@ pub fn local_origin(origin: &[u8]) -> bool {
 
 /// The admin API's routes over `ops`.
 pub fn router(ops: Ops) -> Router {
-    let state = AdminState {
+    routes_over(AdminState {
         ops,
         append_latency: Arc::default(),
-    };
+    })
+}
+
+fn routes_over(state: AdminState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(|o: &HeaderValue, _| {
             local_origin(o.as_bytes())
@@ -118,9 +124,28 @@ pub fn router(ops: Ops) -> Router {
 }
 
 /// Serve the admin API on `listener` until the process ends: one task per
-/// connection, HTTP/1.1 with keep-alive.
+/// connection, HTTP/1.1 with keep-alive. `POST /log/append`, the hot
+/// path, goes straight from hyper to its handler; everything else through
+/// the router (which also knows the append route, for its other methods).
 pub async fn serve(listener: TcpListener, ops: Ops) {
-    serve_http1(listener, router(ops)).await
+    let state = AdminState {
+        ops,
+        append_latency: Arc::default(),
+    };
+    let app = routes_over(state.clone());
+    serve_with(listener, move || {
+        let (state, app) = (state.clone(), app.clone());
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (state, app) = (state.clone(), app.clone());
+            async move {
+                if req.method() == Method::POST && req.uri().path() == routes::APPEND {
+                    return Ok(log::append_request(&state, req).await);
+                }
+                app.oneshot(req.map(Body::new)).await
+            }
+        })
+    })
+    .await
 }
 
 /// Serve `app` on `listener` until the process ends: one task per
@@ -128,6 +153,18 @@ pub async fn serve(listener: TcpListener, ops: Ops) {
 /// header names in Title-Case (as every HTTP/1.1 client expects to read
 /// them, and as curl prints them).
 pub async fn serve_http1(listener: TcpListener, app: Router) {
+    serve_with(listener, move || TowerToHyperService::new(app.clone())).await
+}
+
+/// The accept loop of [`serve`] and [`serve_http1`]: `service()` makes each
+/// connection's service.
+async fn serve_with<S, F>(listener: TcpListener, service: F)
+where
+    F: Fn() -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     loop {
         let (sock, _) = match listener.accept().await {
             Ok(s) => s,
@@ -138,7 +175,7 @@ pub async fn serve_http1(listener: TcpListener, app: Router) {
             }
         };
         let _ = sock.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = service();
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
