@@ -526,7 +526,15 @@ pub fn build_node_with_wal<I: NodeId>(
 /// How the standard rings react to each other on one node:
 /// - Sundial's live members feed Ouroboros (which chains need a change);
 /// - Ouroboros asks Cartouche for the token to reconfigure, runs its round
-///   with the grant's fencing number as the ballot, and releases it.
+///   with the grant's fencing number as the ballot, and releases it;
+/// - a node whose write-ahead log failed (disk full, I/O error, failed
+///   fsync) leaves through Sundial, so the others take it out of every
+///   chain as they do for a member that left, at once rather than after
+///   failure detection. Safe: its Ouroboros already stopped answering
+///   (nothing it acknowledged rests on what it failed to write, because
+///   its sends are gated on the flush that failed), and the chains change
+///   only through the usual quorum round with a fresh epoch; it rejoins
+///   with a new incarnation once restarted on a healthy disk.
 fn shen_reactor<I: NodeId>(
     node: &mut Node<I, ShenEvent<I>>,
     now: Time,
@@ -540,6 +548,9 @@ fn shen_reactor<I: NodeId>(
             };
             let live: Vec<I> = s.live_members().cloned().collect();
             node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_live(live));
+        }
+        ShenEvent::Ouroboros(OuroborosEvent::StorageFailed { .. }) => {
+            node.command::<Sundial<I>, _>(now, rng, |s, cx| s.leave(cx));
         }
         ShenEvent::Ouroboros(OuroborosEvent::WantsReconfig) => {
             let id = node.command::<Cartouche<I>, _>(now, rng, |c, cx| c.request(cx, "ouroboros"));

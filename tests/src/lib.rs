@@ -63,13 +63,19 @@ impl NodeProc {
     /// Start `prefix... shen run --data-dir dir args...` with stderr in
     /// `dir/node.log` (RUST_LOG=info unless set).
     pub fn start(prefix: &[&str], dir: &Path, args: &[&str]) -> NodeProc {
+        NodeProc::start_logged(prefix, dir, &dir.join("node.log"), args)
+    }
+
+    /// [`NodeProc::start`] with stderr appended to `log` instead (for a
+    /// data directory that may fill up).
+    pub fn start_logged(prefix: &[&str], dir: &Path, log: &Path, args: &[&str]) -> NodeProc {
         std::fs::create_dir_all(dir).expect("create data dir");
         let _ = std::fs::remove_file(dir.join("node.json"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("node.log"))
-            .expect("open node.log");
+            .open(log)
+            .expect("open the node's log file");
         let bin = shen_bin();
         let mut cmd = match prefix.split_first() {
             Some((p, rest)) => {

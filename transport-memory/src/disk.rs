@@ -43,6 +43,54 @@ struct DiskInner {
     contents: DiskContents,
     writes: u64,
     fsyncs: u64,
+    fault: Option<DiskFault>,
+}
+
+/// A storage fault injected into a node's disk: from then on every write
+/// and sync of its [`SimWal`] fails, as a real disk that filled up or broke
+/// would make them fail, until the fault is cleared.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFault {
+    /// No space left (ENOSPC).
+    Full,
+    /// The device fails reads and writes (EIO, or a failed fsync).
+    Io,
+}
+
+impl core::fmt::Display for DiskFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            DiskFault::Full => "no space left on device (simulated ENOSPC)",
+            DiskFault::Io => "input/output error (simulated EIO)",
+        })
+    }
+}
+
+/// Why a [`SimWal`] operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimWalError {
+    /// The record is longer than a log record may be.
+    TooLarge(RecordTooLarge),
+    /// The disk has a fault (see [`SimDisk::set_fault`]).
+    Disk(DiskFault),
+}
+
+impl core::fmt::Display for SimWalError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SimWalError::TooLarge(e) => e.fmt(f),
+            SimWalError::Disk(d) => d.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SimWalError {}
+
+impl From<RecordTooLarge> for SimWalError {
+    fn from(e: RecordTooLarge) -> SimWalError {
+        SimWalError::TooLarge(e)
+    }
 }
 
 /// One node's simulated disk: a key → bytes store with a synced layer and an
@@ -78,6 +126,17 @@ impl SimDisk {
         let mut d = self.inner.borrow_mut();
         d.writes += 1;
         d.contents.pending.push((key.as_ref().to_vec(), None));
+    }
+
+    /// Inject a storage fault (or clear it with `None`). The fault stays
+    /// across restarts until cleared, as a full disk stays full.
+    pub fn set_fault(&self, fault: Option<DiskFault>) {
+        self.inner.borrow_mut().fault = fault;
+    }
+
+    /// The storage fault in force, if any.
+    pub fn fault(&self) -> Option<DiskFault> {
+        self.inner.borrow().fault
     }
 
     /// Make every pending write durable.
@@ -257,24 +316,35 @@ impl SimWal {
     }
 }
 
-impl LogStore for SimWal {
-    type Error = RecordTooLarge;
+impl SimWal {
+    fn healthy(&self) -> Result<(), SimWalError> {
+        match self.disk.fault() {
+            Some(f) => Err(SimWalError::Disk(f)),
+            None => Ok(()),
+        }
+    }
+}
 
-    fn append(&mut self, record: &[u8]) -> Result<u64, RecordTooLarge> {
+impl LogStore for SimWal {
+    type Error = SimWalError;
+
+    fn append(&mut self, record: &[u8]) -> Result<u64, SimWalError> {
         check_record_len(record.len())?;
+        self.healthy()?;
         let o = self.len;
         self.disk.write(self.key(o), record.to_vec());
         self.len += 1;
         Ok(o)
     }
 
-    fn sync(&mut self) -> Result<(), RecordTooLarge> {
+    fn sync(&mut self) -> Result<(), SimWalError> {
+        self.healthy()?;
         self.disk.fsync();
         self.durable = self.len;
         Ok(())
     }
 
-    fn read(&self, offset: u64) -> Result<Option<Vec<u8>>, RecordTooLarge> {
+    fn read(&self, offset: u64) -> Result<Option<Vec<u8>>, SimWalError> {
         if offset >= self.len {
             return Ok(None);
         }
@@ -289,7 +359,8 @@ impl LogStore for SimWal {
         self.durable
     }
 
-    fn truncate_from(&mut self, offset: u64) -> Result<(), RecordTooLarge> {
+    fn truncate_from(&mut self, offset: u64) -> Result<(), SimWalError> {
+        self.healthy()?;
         while self.len > offset {
             self.len -= 1;
             self.disk.remove(self.key(self.len));

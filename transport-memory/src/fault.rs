@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::disk::RestartMode;
+use crate::disk::{DiskFault, RestartMode};
 use crate::net::NetConfig;
 
 /// A fault or control action applied to a world, either scheduled at a
@@ -105,6 +105,16 @@ pub enum Fault {
         /// How long, in ms.
         ms: f64,
     },
+    /// Give a node's disk a storage fault (`fault` absent: clear it, as
+    /// when space was freed). Its write-ahead log fails from its next
+    /// write or sync on, and the node steps out of the cluster.
+    Disk {
+        /// The node.
+        node: u64,
+        /// The fault, or none to clear it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fault: Option<DiskFault>,
+    },
     /// Tell every running node except `member` that `member` failed (an
     /// oracle membership notification, via `Node::member_failed`).
     MemberFailed(u64),
@@ -131,6 +141,7 @@ impl Fault {
             Fault::Skew { .. } => "skew",
             Fault::Drift { .. } => "drift",
             Fault::Pause { .. } => "pause",
+            Fault::Disk { .. } => "disk",
             Fault::MemberFailed(_) => "member_failed",
             Fault::MemberJoined(_) => "member_joined",
         }
@@ -201,6 +212,7 @@ impl Fault {
                 node(".node", *n)?;
                 ms(".ms", *v, false)
             }
+            Fault::Disk { node: n, .. } => node(".node", *n),
             Fault::Drift { node: n, ppm } => {
                 node(".node", *n)?;
                 if (crate::clock::MIN_DRIFT_PPM..=crate::clock::MAX_DRIFT_PPM).contains(ppm) {

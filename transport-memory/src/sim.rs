@@ -21,7 +21,7 @@ use shen_rings::stack::{build_node, build_node_with_wal, ShenEvent, StackConfig}
 use shen_rings::{Ctx, Envelope, Ring, RingId, Time, WireError};
 
 use crate::clock::NodeClock;
-use crate::disk::{DiskContents, RestartMode, SimDisk, SimWal};
+use crate::disk::{DiskContents, DiskFault, RestartMode, SimDisk, SimWal};
 use crate::event::SimEvent;
 use crate::fault::Fault;
 use crate::net::{ms_to_us, Cut, LinkModel, NetConfig, Partitions};
@@ -1054,6 +1054,7 @@ impl<E: SimEvent> Sim<E> {
         let ix = |n: u64| n as usize;
         match fault {
             Fault::Crash(n) => self.crash_host(ix(n)),
+            Fault::Disk { node, fault } => self.w.hosts[ix(node)].disk.set_fault(fault),
             Fault::Restart { node, disk } => {
                 let i = ix(node);
                 self.crash_host(i);
@@ -1193,6 +1194,12 @@ impl<E: SimEvent> Sim<E> {
         let at = at.max(self.w.now);
         self.w.queue.push(at, Ev::Fault(Box::new(fault)));
         Ok(())
+    }
+
+    /// Give node `id`'s disk a storage fault, or clear it (see
+    /// [`Fault::Disk`]).
+    pub fn set_disk_fault(&mut self, id: u64, fault: Option<DiskFault>) -> Result<(), SimError> {
+        self.apply(Fault::Disk { node: id, fault })
     }
 
     /// Crash node `id` (see [`Fault::Crash`]).

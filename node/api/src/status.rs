@@ -149,6 +149,10 @@ pub struct LogDoc {
     /// The write-ahead log failed: this node stopped acknowledging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_failed: Option<bool>,
+    /// Why the write-ahead log failed (the OS error: no space left, an I/O
+    /// error, a failed fsync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     /// The log's member set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
@@ -179,6 +183,7 @@ impl LogDoc {
             restored: None,
             fsync: None,
             storage_failed: None,
+            storage_error: None,
             members: Vec::new(),
             partitions: None,
             rf: None,
@@ -218,9 +223,13 @@ pub struct StatusDoc {
     /// This node.
     #[serde(default)]
     pub peer_id: String,
-    /// Membership health.
+    /// Membership health (`degraded` too when this node's own storage
+    /// failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<ClusterHealth>,
+    /// Why `health` is not `ok`, in words (empty when it is).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_reasons: Vec<String>,
     /// Live members, this node included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live_members: Option<usize>,

@@ -120,6 +120,11 @@ pub fn metrics_text(ops: &Ops, append_latency: &Mutex<Histogram>) -> String {
         );
     }
     let counts = ops.event_counts();
+    let _ = writeln!(
+        out,
+        "# HELP shen_storage_faults_total Write-ahead log failures (no space, I/O error, failed fsync); each takes this node out of the cluster until restarted.\n# TYPE shen_storage_faults_total counter\nshen_storage_faults_total {}",
+        counts.get("ouroboros.storage_failed").copied().unwrap_or(0)
+    );
     let _ = writeln!(out, "# HELP shen_ring_events_total Ring events by name (sundial.suspected = suspicion events).\n# TYPE shen_ring_events_total counter");
     for name in shen_rings::stack::ShenEvent::<u64>::NAMES {
         let v = counts.get(name).copied().unwrap_or(0);

@@ -62,6 +62,9 @@ pub fn render(v: &StatusDoc) -> String {
             ""
         }
     ));
+    for r in &v.health_reasons {
+        out.push_str(&format!("  health: {r}\n"));
+    }
     out.push_str(&format!(
         "view {}  incarnation {}  rings {}\n",
         opt(&v.view_hash),

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shen_api::{EventLine, NodeInfo};
+use shen_rings::ouroboros::OuroborosEvent;
+use shen_rings::stack::ShenEvent;
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{Node, RingId, Time};
 use shen_transport_libp2p::{Host, NetView, PeerKey};
@@ -101,6 +103,11 @@ impl Host<Event> for ShenHost {
     }
 
     fn on_event(&mut self, now: Time, _ring: RingId, event: &Event) {
+        if let ShenEvent::Ouroboros(OuroborosEvent::StorageFailed { reason }) = event {
+            error!(
+                "storage failed: {reason}; this node stops acknowledging and steps out of the cluster and of every chain; free the disk and restart it to rejoin"
+            );
+        }
         self.shared.waiters.deliver(event);
         let name = event.name();
         if let Ok(mut c) = self.shared.counts.lock() {

@@ -97,6 +97,7 @@ pub fn log_doc(node: &Node<PeerKey, Event>, expect: Option<usize>) -> LogDoc {
         restored: Some(o.is_restored()),
         fsync: o.fsync_policy().map(|p| fsync_word(p).to_string()),
         storage_failed: Some(o.storage_failed()),
+        storage_error: o.storage_failure().map(str::to_string),
         members: o.members().iter().map(|m| m.to_string()).collect(),
         partitions: Some(o.config().partitions),
         rf: Some(o.config().rf),
@@ -113,11 +114,11 @@ pub fn status_doc(
     now: Time,
     expect: Option<usize>,
 ) -> StatusDoc {
-    let me = *node.id();
-    let mut doc = StatusDoc {
+    let doc = StatusDoc {
         schema: STATUS_SCHEMA,
         peer_id: view.peer_id.clone(),
         health: None,
+        health_reasons: Vec::new(),
         live_members: None,
         view_hash: None,
         incarnation: None,
@@ -131,6 +132,27 @@ pub fn status_doc(
     let Some(s) = sundial_of(node) else {
         return doc;
     };
+    let mut doc = sundial_part(doc, node, s, now);
+    if doc.log.storage_failed == Some(true) {
+        doc.health = Some(ClusterHealth::Degraded);
+        doc.health_reasons.push(format!(
+            "storage failed ({}): this node stopped acknowledging and stepped out of every chain; restart it once its disk is healthy",
+            doc.log.storage_error.as_deref().unwrap_or("unknown error")
+        ));
+    } else if doc.health == Some(ClusterHealth::Degraded) {
+        doc.health_reasons.push("a member is suspected".into());
+    }
+    doc
+}
+
+/// The Sundial part of the status: members, health, Ankh shares.
+fn sundial_part(
+    mut doc: StatusDoc,
+    node: &Node<PeerKey, Event>,
+    s: &shen_rings::sundial::Sundial<PeerKey>,
+    now: Time,
+) -> StatusDoc {
+    let me = *node.id();
     let ankh = AnkhRing::from_members(AnkhConfig::default(), s.ankh_members()).ok();
     let members = s
         .records()

@@ -218,6 +218,8 @@ pub(super) struct Durable {
     written_paxos: Option<(Epoch, Option<Epoch>, Epoch)>,
     /// The store failed: this node stopped (it says nothing more).
     pub(super) failed: bool,
+    /// Why the store failed.
+    pub(super) failure: Option<String>,
 }
 
 /// Per-partition bookkeeping: how much of the in-memory log the write-ahead
@@ -252,6 +254,7 @@ impl<I: NodeId> Ouroboros<I> {
             policy,
             written_paxos: None,
             failed: false,
+            failure: None,
         });
         self
     }
@@ -390,6 +393,11 @@ impl<I: NodeId> Ouroboros<I> {
         self.durable.as_ref().is_some_and(|d| d.failed)
     }
 
+    /// Why the store failed, if it did.
+    pub fn storage_failure(&self) -> Option<&str> {
+        self.durable.as_ref().and_then(|d| d.failure.as_deref())
+    }
+
     pub(super) fn wal_dirty(&self) -> bool {
         let Some(d) = &self.durable else {
             return false;
@@ -432,6 +440,7 @@ impl<I: NodeId> Ouroboros<I> {
             Err(reason) => {
                 if let Some(d) = &mut self.durable {
                     d.failed = true;
+                    d.failure = Some(reason.clone());
                 }
                 cx.emit(OuroborosEvent::StorageFailed { reason });
                 false

@@ -36,13 +36,14 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, ReadRecord};
+use shen_rings::sundial::Sundial;
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::{
     CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
 };
 use shen_rings::Time;
 use shen_transport_memory::{
-    Latency, NetConfig, RestartMode, Sim, SimConfig, TraceKind, TraceMode,
+    DiskFault, Latency, NetConfig, RestartMode, Sim, SimConfig, TraceKind, TraceMode,
 };
 
 use crate::check::{Check, Fold};
@@ -160,6 +161,10 @@ pub struct LogRun {
     pub restored: u64,
     /// The whole cluster lost power after the workload and restarted.
     pub cluster_power_loss: bool,
+    /// Nodes whose disk failed (full or I/O error) during the workload:
+    /// each must step out of every chain while its disk is bad, and is
+    /// restarted on its (freed) disk later.
+    pub disk_faults: u64,
     /// Transactions committed / aborted / with an unknown outcome.
     pub txns: (u64, u64, u64),
     /// Chains longer than `rf` at the end (a recovery put a former member
@@ -235,6 +240,65 @@ struct History {
 }
 
 /// Run one seed with the checker.
+/// After the cluster settled with `node`'s disk faulty: the node must have
+/// stepped out of the cluster and of every chain of the newest table.
+/// Then its disk is freed and it restarts on it.
+fn check_disk_fault(
+    sim: &mut Sim<ShenEvent<u64>>,
+    run: &mut LogRun,
+    node: u64,
+    kind: DiskFault,
+    n: u64,
+    down: &BTreeSet<u64>,
+) -> Result<(), String> {
+    if down.contains(&node) {
+        return sim.set_disk_fault(node, None).map_err(|e| e.to_string());
+    }
+    let failed = sim
+        .node(node)
+        .and_then(|x| x.ring::<Ouroboros<u64>>())
+        .is_some_and(|o| o.storage_failed());
+    let left = sim
+        .node(node)
+        .and_then(|x| x.ring::<Sundial<u64>>())
+        .is_some_and(|s| s.has_left());
+    if failed && !left {
+        run.violations.push(format!(
+            "node {node}'s disk failed ({kind}) but it did not step out of the cluster"
+        ));
+    }
+    if failed {
+        // The newest table any running node knows (a majority decided it).
+        let newest = (0..n)
+            .filter(|i| *i != node && !down.contains(i))
+            .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+            .map(|o| o.table())
+            .max_by_key(|t| t.ballot);
+        let stuck: Vec<usize> = newest
+            .map(|t| {
+                t.chains
+                    .iter()
+                    .enumerate()
+                    // A chain that lost another member too (one that is
+                    // down) may rightly wait for it (see `derive`).
+                    .filter(|(_, c)| {
+                        c.members.contains(&node) && !c.members.iter().any(|m| down.contains(m))
+                    })
+                    .map(|(p, _)| p)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !stuck.is_empty() {
+            run.violations.push(format!(
+                "node {node}'s disk failed ({kind}), yet after the cluster settled the newest table still has it in the chains of partitions {stuck:?}"
+            ));
+        }
+    }
+    sim.set_disk_fault(node, None).map_err(|e| e.to_string())?;
+    sim.restart(node, RestartMode::Keep)
+        .map_err(|e| e.to_string())
+}
+
 fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     let n = a.nodes;
     let ouro = OuroborosSettings {
@@ -319,6 +383,22 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     let slow_end = slow_at + Duration::from_millis(rand_between(&mut rng, 2_000, 3_000));
     let slow_node = rng.next_u64() % n;
     let (mut slowed, mut unslowed) = (false, false);
+    // A storage fault (durable runs with faults): one node other than the
+    // first crashed one finds its disk full or failing at 30-40 % of the
+    // run; 2-3 s later the fault is checked (the node must have stepped out
+    // of the cluster and of every chain), cleared (space freed) and the
+    // node restarted on its disk. Drawn from a generator of its own, so the
+    // other faults of a seed are as they were before this one existed.
+    let mut disk_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xd15c_fa11);
+    let disk_at = Time::from_millis(rand_between(&mut disk_rng, d_ms * 3 / 10, d_ms * 2 / 5));
+    let disk_node = (crash1 + 1 + disk_rng.next_u64() % (n - 1).max(1)) % n;
+    let disk_kind = if disk_rng.next_u64() % 2 == 0 {
+        DiskFault::Full
+    } else {
+        DiskFault::Io
+    };
+    let mut disk_faulted = false;
+
     let mut down: BTreeSet<u64> = BTreeSet::new();
 
     let mut next_value: u64 = 1;
@@ -555,6 +635,24 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                         .map_err(|e| e.to_string())?;
                 }
             }
+            if a.faults
+                && a.durable
+                && n >= 3
+                && !disk_faulted
+                && now >= disk_at
+                && !down.contains(&disk_node)
+            {
+                sim.set_disk_fault(disk_node, Some(disk_kind))
+                    .map_err(|e| e.to_string())?;
+                disk_faulted = true;
+                book.run.disk_faults += 1;
+                if a.debug.verbose {
+                    eprintln!(
+                        "t={} disk fault ({disk_kind}) on node {disk_node}",
+                        now.as_micros()
+                    );
+                }
+            }
             if a.durable && !blipped.0 && now >= blip_at && !down.contains(&blip) {
                 sim.crash(blip).map_err(|e| e.to_string())?;
                 down.insert(blip);
@@ -692,6 +790,22 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     let settle = sim.now() + Duration::from_secs(8);
     while sim.now() < settle && sim.step() {
         process(&mut sim, &mut book, &mut None);
+    }
+    if disk_faulted {
+        check_disk_fault(&mut sim, &mut book.run, disk_node, disk_kind, n, &down)?;
+        let back = sim.now() + Duration::from_secs(5);
+        while sim.now() < back && sim.step() {
+            process(&mut sim, &mut book, &mut None);
+        }
+        let rejoined = (0..n)
+            .filter(|i| *i != disk_node && !down.contains(i))
+            .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Sundial<u64>>()))
+            .any(|s| s.live_members().any(|m| *m == disk_node));
+        if !rejoined && !down.contains(&disk_node) {
+            book.run.violations.push(format!(
+                "node {disk_node} did not rejoin within 5 s of its restart on a freed disk"
+            ));
+        }
     }
     if a.debug.verbose {
         let after = sim.event_counts();
