@@ -580,6 +580,20 @@ impl<E: SimEvent> Sim<E> {
         v
     }
 
+    /// Visit the messages in flight (queued, not cancelled) whose id is at
+    /// least `min_id`, without copying them: `f(id, ring, payload)`, in no
+    /// particular order. Read-only (a viewer decoding what was just sent);
+    /// parked messages are not visited.
+    pub fn visit_in_flight_since(&self, min_id: u64, mut f: impl FnMut(u64, RingId, &[u8])) {
+        for e in self.w.queue.heap.iter() {
+            if let Ev::Deliver(p) = &e.ev {
+                if p.id >= min_id && !self.w.cancelled.contains(&p.id) {
+                    f(p.id, p.env.ring, &p.env.payload);
+                }
+            }
+        }
+    }
+
     // -------------------------------------------------------------- running
 
     /// Process the next event. Returns `false` when nothing is queued.

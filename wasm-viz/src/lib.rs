@@ -17,6 +17,8 @@
 //! - [`narrate`]: ring events told in plain words, for the event log.
 //! - [`script`]: the fault script and the URL hash.
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
+//! - [`spacetime`]: the space-time (Lamport) diagram: lanes, arrows, drops
+//!   and crashes, recorded from the trace.
 //! - [`explain`]: every message kind of every ring decoded and explained.
 //! - [`layout`]: where nodes sit: hash order kept, spread so none overlap.
 //! - [`render`]: the scene: the world as canvas shapes.
@@ -43,6 +45,7 @@ pub mod log;
 pub mod narrate;
 pub mod render;
 pub mod script;
+pub mod spacetime;
 pub mod state;
 pub mod web;
 pub mod world;

@@ -17,8 +17,11 @@
 //! | `4600123:req:2` | node 2 asks for the Cartouche token |
 //! | `4700000:app:2.k7` | node 2 appends to the Shen log under key `k7` (log worlds) |
 //! | `4800000:read:2.5` | node 2 reads partition 5 of the log at its tail (log worlds) |
+//! | `5000000:pause:2.800` | stall node 2 for 800 ms (a GC pause) |
+//! | `5100000:skew:2.-300` | step node 2's clock by −300 ms |
+//! | `5200000:power:2` | power loss: restart node 2, losing its unsynced disk writes |
 //!
-//! Faults (`crash` ... `drop`) happen on whole milliseconds, so a script made
+//! Faults (`crash` ... `drop`, `pause`, `skew`, `power`) happen on whole milliseconds, so a script made
 //! only of them is also a scenario's fault schedule; `add`, `req`, `app` and
 //! `read` happen at any microsecond.
 
@@ -61,7 +64,26 @@ pub enum Op {
         /// The partition.
         partition: u32,
     },
+    /// Stall a node for `ms` (deliveries and timers due meanwhile wait).
+    Pause {
+        /// The node.
+        node: u64,
+        /// How long, ms (`> 0`).
+        ms: f64,
+    },
+    /// Step a node's clock by `ms` (negative: backwards).
+    Skew {
+        /// The node.
+        node: u64,
+        /// The step, ms.
+        ms: f64,
+    },
+    /// Power loss: restart a node; its writes not yet fsynced are lost.
+    PowerLoss(u64),
 }
+
+/// The longest pause or clock step the page offers, ms.
+pub const MAX_STALL_MS: f64 = 60_000.0;
 
 /// Longest log key a script may carry.
 pub const MAX_KEY_LEN: usize = 32;
@@ -120,7 +142,28 @@ impl fmt::Display for Action {
             Op::Request(n) => write!(f, "req:{n}"),
             Op::Append { node, key } => write!(f, "app:{node}.{key}"),
             Op::Read { node, partition } => write!(f, "read:{node}.{partition}"),
+            Op::Pause { node, ms } => write!(f, "pause:{node}.{ms}"),
+            Op::Skew { node, ms } => write!(f, "skew:{node}.{ms}"),
+            Op::PowerLoss(n) => write!(f, "power:{n}"),
         }
+    }
+}
+
+/// A pause (`pause`: `0 < ms`) or clock step (`|ms|`, not 0) must be
+/// finite and at most [`MAX_STALL_MS`].
+///
+/// # Errors
+/// What is wrong with `ms`.
+pub fn check_stall(pause: bool, ms: f64) -> Result<(), String> {
+    let what = if pause { "a pause" } else { "a clock step" };
+    let ok = ms.is_finite() && ms.abs() <= MAX_STALL_MS && if pause { ms > 0.0 } else { ms != 0.0 };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} must be {} and at most {MAX_STALL_MS} ms, got {ms}",
+            if pause { "positive" } else { "non-zero" }
+        ))
     }
 }
 
@@ -218,10 +261,26 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
                     partition: num(p, "partition", item_no)?,
                 }
             }
+            "pause" | "skew" => {
+                let arg = need(op)?;
+                let (node, ms) = arg.split_once('.').ok_or_else(|| {
+                    format!("faults item {item_no}: `{op}` wants NODE.MS, got `{arg}`")
+                })?;
+                let node = num(node, "node", item_no)?;
+                let ms: f64 = num(ms, "ms", item_no)?;
+                check_stall(op == "pause", ms)
+                    .map_err(|e| format!("faults item {item_no}: {e}"))?;
+                if op == "pause" {
+                    Op::Pause { node, ms }
+                } else {
+                    Op::Skew { node, ms }
+                }
+            }
+            "power" => Op::PowerLoss(num(need("power")?, "node", item_no)?),
             other => {
                 return Err(format!(
                     "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
-                     loss, lat, drop, add, req, app, read)"
+                     loss, lat, drop, add, req, app, read, pause, skew, power)"
                 ))
             }
         };
@@ -312,12 +371,28 @@ mod tests {
                     partition: 5,
                 },
             },
+            Action {
+                at_us: 8_000,
+                op: Op::Pause { node: 2, ms: 800.0 },
+            },
+            Action {
+                at_us: 9_000,
+                op: Op::Skew {
+                    node: 1,
+                    ms: -250.5,
+                },
+            },
+            Action {
+                at_us: 10_000,
+                op: Op::PowerLoss(4),
+            },
         ];
         let text = format_script(&script);
         assert_eq!(
             text,
             "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
-             6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5"
+             6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5,\
+             8000:pause:2.800,9000:skew:1.-250.5,10000:power:4"
         );
         assert_eq!(parse_script(&text).unwrap(), script);
         assert_eq!(parse_script("").unwrap(), vec![]);
@@ -342,6 +417,12 @@ mod tests {
             ("1000:loss:2", "loss must be within"),
             ("1000:lat:0", "latency must be within"),
             ("1000:lat:NaN", "latency must be within"),
+            ("1000:pause:2", "item 1: `pause` wants NODE.MS"),
+            ("1000:pause:2.0", "a pause must be positive"),
+            ("1000:pause:2.-5", "a pause must be positive"),
+            ("1000:skew:2.0", "a clock step must be non-zero"),
+            ("1000:skew:2.1e9", "at most 60000 ms"),
+            ("1000:power:x", "item 1: node `x`"),
             ("1500:crash:1", "whole milliseconds"),
             ("1000:heal:3", "takes no argument"),
             ("5000:add,1000:crash:1", "goes backwards"),

@@ -32,6 +32,7 @@ use crate::invariants::{Invariants, Observation, PlacementCache};
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
 use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
 use crate::script::{valid_key, Action, Op};
+use crate::spacetime::{Fate, Mark as StMark, NodeEvent, SpaceTime};
 
 /// The most nodes the page lets a world have.
 pub const MAX_VIZ_NODES: u64 = 2_000;
@@ -238,6 +239,8 @@ pub struct World {
     narration: Option<Narration>,
     /// The trace entries narrated so far (global index).
     narr_at: u64,
+    /// The space-time diagram's record (narrated worlds).
+    spacetime: Option<SpaceTime>,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -337,6 +340,7 @@ impl World {
             placement_cache: PlacementCache::default(),
             narration: narrated.then(Narration::default),
             narr_at: 0,
+            spacetime: narrated.then(SpaceTime::default),
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
@@ -738,7 +742,14 @@ impl World {
                     return Err(format!("node {id} is already down"));
                 }
             }
-            Op::Restart(id) | Op::Request(id) => node(*id)?,
+            Op::Restart(id) | Op::Request(id) | Op::PowerLoss(id) => node(*id)?,
+            Op::Pause { node: id, ms } | Op::Skew { node: id, ms } => {
+                node(*id)?;
+                crate::script::check_stall(matches!(op, Op::Pause { .. }), *ms)?;
+                if self.sim.node(*id).is_none() {
+                    return Err(format!("node {id} is down: start it first"));
+                }
+            }
             Op::Append { node: id, key } => {
                 self.log_client(*id, node)?;
                 if !valid_key(key) {
@@ -821,6 +832,18 @@ impl World {
                 Fault::Network(network(net.0, net.1))
             }
             Op::Drop(id) => Fault::DropMessage(*id),
+            Op::Pause { node, ms } => Fault::Pause {
+                node: *node,
+                ms: *ms,
+            },
+            Op::Skew { node, ms } => Fault::Skew {
+                node: *node,
+                ms: *ms,
+            },
+            Op::PowerLoss(n) => Fault::Restart {
+                node: *n,
+                disk: RestartMode::LoseUnsynced,
+            },
             Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. } => return None,
         })
     }
@@ -913,6 +936,9 @@ impl World {
         if let Some(n) = &mut self.narration {
             n.forked(now.as_micros());
         }
+        if let Some(st) = &mut self.spacetime {
+            st.forked(now.as_micros());
+        }
     }
 
     /// A log operation's client must exist, run, and the world run the log.
@@ -954,17 +980,45 @@ impl World {
         }
         let sim = &self.sim;
         let threshold = self.obs.phi_threshold;
+        let st = &mut self.spacetime;
+        let first_new = st.as_ref().map(|s| s.next_id());
         for (_, e) in sim.trace().since(self.narr_at) {
-            if let TraceKind::Event { node, event, .. } = &e.kind {
-                let phi = |m: u64| {
-                    let local = sim.node_status(*node)?.local_time;
-                    sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
-                };
-                let text = sentence(*node, event, phi, threshold);
-                narration.push(e.at.as_micros(), *node, ring_of(event), text);
+            let at = e.at.as_micros();
+            match &e.kind {
+                TraceKind::Event { node, event, .. } => {
+                    let phi = |m: u64| {
+                        let local = sim.node_status(*node)?.local_time;
+                        sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
+                    };
+                    let text = sentence(*node, event, phi, threshold);
+                    narration.push(at, *node, ring_of(event), text);
+                }
+                other => {
+                    if let Some(st) = st {
+                        record(st, sim, other, at);
+                    }
+                }
             }
         }
         self.narr_at = total;
+        // The kinds of the messages just sent, read while they travel.
+        if let (Some(st), Some(first)) = (st, first_new) {
+            if st.next_id() > first {
+                sim.visit_in_flight_since(first, |id, ring, payload| {
+                    if st.lacks_kind(id) {
+                        let ring = sim.ring_name(ring).unwrap_or("other");
+                        let what = crate::explain::kind_of(ring, payload).map_or("?", |k| k.name);
+                        st.set_kind(id, what);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The space-time diagram's record of this history (`None`: too big a
+    /// world to keep trace entries for).
+    pub fn spacetime(&self) -> Option<&SpaceTime> {
+        self.spacetime.as_ref()
     }
 
     /// The narration of this history (`None`: too big a world to keep
@@ -996,7 +1050,18 @@ impl World {
 
     fn track_flights(&mut self) {
         let now = self.sim.now();
-        let live: Vec<u64> = self.sim.in_flight().iter().map(|m| m.id).collect();
+        let flying = self.sim.in_flight();
+        if let Some(st) = &mut self.spacetime {
+            for m in &flying {
+                if st.lacks_kind(m.id) {
+                    let ring = self.sim.ring_name(m.ring).unwrap_or("other");
+                    let what =
+                        crate::explain::kind_of(ring, &m.envelope.payload).map_or("?", |k| k.name);
+                    st.set_kind(m.id, what);
+                }
+            }
+        }
+        let live: Vec<u64> = flying.iter().map(|m| m.id).collect();
         let mut seen = BTreeMap::new();
         for id in live {
             seen.insert(id, *self.first_seen.get(&id).unwrap_or(&now));
@@ -1086,6 +1151,43 @@ impl World {
             .and_then(|n| n.ring::<Cartouche<u64>>())
             .and_then(|c| c.grant())
             .map(|(r, f, t)| (r, f, t.as_micros()))
+    }
+}
+
+/// Record one trace entry (a message sent, delivered, dropped, a node
+/// event) in the space-time diagram.
+fn record(
+    st: &mut SpaceTime,
+    sim: &Sim<ShenEvent<u64>>,
+    kind: &TraceKind<ShenEvent<u64>>,
+    at: u64,
+) {
+    let mark = |node: u64, event: NodeEvent| StMark {
+        node,
+        at_us: at,
+        event,
+    };
+    match kind {
+        TraceKind::Sent {
+            id, from, to, ring, ..
+        } => st.sent(*id, *from, *to, sim.ring_name(*ring).unwrap_or("other"), at),
+        TraceKind::Delivered { id, .. } => st.ended(*id, Fate::Delivered, at),
+        TraceKind::Dropped { id, reason, .. } => st.ended(*id, Fate::Dropped(reason.as_str()), at),
+        TraceKind::Duplicated { id, copy } => st.duplicated(*id, *copy, at),
+        TraceKind::NodeStarted { node, incarnation } => st.mark(mark(
+            *node,
+            NodeEvent::Start {
+                incarnation: *incarnation,
+            },
+        )),
+        TraceKind::Fault(f) => match **f {
+            Fault::Crash(n) => st.mark(mark(n, NodeEvent::Crash)),
+            Fault::Restart { node, .. } => st.mark(mark(node, NodeEvent::Crash)),
+            Fault::Pause { node, ms } => st.mark(mark(node, NodeEvent::Pause { ms })),
+            Fault::Skew { node, ms } => st.mark(mark(node, NodeEvent::Skew { ms })),
+            _ => {}
+        },
+        _ => {}
     }
 }
 

@@ -687,3 +687,118 @@ fn a_crash_is_narrated_once_even_after_a_rewind() {
         .narration()
         .is_none());
 }
+
+/// The page's pause, clock skew and power loss are faults: the run is the
+/// scenario it exports, and they replay from the URL script.
+#[test]
+fn pause_skew_and_power_loss_replay_as_their_scenario() {
+    let mut w = world(31, 5);
+    w.advance(Duration::from_millis(800)).unwrap();
+    w.act(Op::Pause { node: 2, ms: 900.0 }).unwrap();
+    w.advance(Duration::from_millis(300)).unwrap();
+    w.act(Op::Skew {
+        node: 3,
+        ms: -400.0,
+    })
+    .unwrap();
+    w.advance(Duration::from_millis(300)).unwrap();
+    w.act(Op::PowerLoss(4)).unwrap();
+    w.run_to(Time::from_millis(4_000)).unwrap();
+    let toml = w.scenario().unwrap().to_toml().unwrap();
+    assert!(
+        toml.contains("pause") && toml.contains("skew") && toml.contains("lose_unsynced"),
+        "{toml}"
+    );
+    assert_eq!(crate::trace_hash(&toml, 31).unwrap(), w.trace_hash());
+    let script = format_script(&w.script());
+    assert!(
+        script.contains(":pause:2.900")
+            && script.contains(":skew:3.-400")
+            && script.contains(":power:4"),
+        "{script}"
+    );
+    let mut r = World::with_script(VizConfig::new(31, 5), parse_script(&script).unwrap()).unwrap();
+    r.run_to(Time::from_millis(4_000)).unwrap();
+    assert_eq!(r.trace_hash(), w.trace_hash());
+    // Bad ones are refused with a reason, and nothing is recorded.
+    assert!(w
+        .act(Op::Pause { node: 9, ms: 10.0 })
+        .unwrap_err()
+        .contains("no node 9"));
+    assert!(w
+        .act(Op::Pause { node: 1, ms: 0.0 })
+        .unwrap_err()
+        .contains("positive"));
+    assert!(w
+        .act(Op::Skew {
+            node: 1,
+            ms: f64::NAN
+        })
+        .unwrap_err()
+        .contains("non-zero"));
+    assert_eq!(w.script().len(), 3);
+}
+
+/// The space-time diagram records every message with its fate, and the
+/// node events on their lanes; a rewind keeps it, a fork cuts it.
+#[test]
+fn the_spacetime_record_follows_the_run() {
+    use crate::spacetime::{Fate, NodeEvent};
+    let mut w = world(8, 5);
+    w.advance(Duration::from_millis(1_000)).unwrap();
+    w.act(Op::Crash(1)).unwrap();
+    w.advance(Duration::from_millis(500)).unwrap();
+    w.act(Op::Pause { node: 3, ms: 200.0 }).unwrap();
+    w.advance(Duration::from_millis(1_500)).unwrap();
+    w.act(Op::Restart(1)).unwrap();
+    w.advance(Duration::from_millis(1_000)).unwrap();
+    let st = w.spacetime().unwrap();
+    let total = w.sim().traffic();
+    let n = st.arrows().len() as u64;
+    assert!(n > 100, "{n} arrows");
+    assert_eq!(n, total.sent, "every message sent is an arrow");
+    let delivered = st.arrows().filter(|a| a.fate == Fate::Delivered).count() as u64;
+    let dropped = st
+        .arrows()
+        .filter(|a| matches!(a.fate, Fate::Dropped(_)))
+        .count() as u64;
+    assert_eq!(delivered, total.delivered);
+    assert!(
+        st.arrows()
+            .any(|a| a.to == 1 && a.fate == Fate::Dropped("node_down")),
+        "messages to the crashed node are dropped"
+    );
+    assert!(dropped > 0);
+    assert!(st.arrows().all(|a| a.end_us.is_none_or(|e| e >= a.sent_us)));
+    let kinds = st.arrows().filter(|a| !a.what.is_empty()).count() as u64;
+    assert!(
+        kinds * 2 > n,
+        "most arrows have their kind ({kinds} of {n})"
+    );
+    let evs: Vec<_> = st
+        .marks()
+        .iter()
+        .filter(|m| m.at_us > 0)
+        .map(|m| (m.node, m.event))
+        .collect();
+    assert!(evs.contains(&(1, NodeEvent::Crash)));
+    assert!(evs.contains(&(3, NodeEvent::Pause { ms: 200.0 })));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, (1, NodeEvent::Start { incarnation: 2 }))));
+    assert!(st.down_at(1, 2_000_000) && !st.down_at(1, 3_900_000));
+    let before: Vec<_> = st.arrows().cloned().collect();
+    let marks = st.marks().to_vec();
+    // Rewind and play again: the same record, nothing twice.
+    w.seek(Time::from_millis(1_200)).unwrap();
+    w.run_to(Time::from_millis(4_000)).unwrap();
+    let st = w.spacetime().unwrap();
+    assert_eq!(st.arrows().cloned().collect::<Vec<_>>(), before);
+    assert_eq!(st.marks(), &marks[..]);
+    // A fork forgets what came after it.
+    w.seek(Time::from_millis(1_200)).unwrap();
+    w.act(Op::Heal).unwrap();
+    let st = w.spacetime().unwrap();
+    assert!(st.arrows().all(|a| a.sent_us <= 1_200_000));
+    assert!(st.marks().iter().all(|m| m.at_us <= 1_200_000));
+}
