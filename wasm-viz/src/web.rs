@@ -56,6 +56,10 @@ pub struct Viz {
     st: Option<(CanvasRenderingContext2d, f64, f64)>,
     /// The diagram's window, µs of virtual time.
     st_span_us: u64,
+    /// Draw Ankh's sample keys.
+    show_keys: bool,
+    /// The sample key whose replica walk is drawn.
+    key: Option<usize>,
 }
 
 fn ms(t: f64) -> Result<Duration, JsError> {
@@ -120,6 +124,8 @@ impl Viz {
             ring_layer: None,
             st: None,
             st_span_us: DEFAULT_SPAN_US,
+            show_keys: true,
+            key: None,
         })
     }
 
@@ -168,6 +174,8 @@ impl Viz {
             partition: self.has_log().then_some(self.log_partition),
             message: self.message,
             filter: self.filter.clone(),
+            keys: self.show_keys,
+            key: self.key,
         }
     }
 
@@ -583,6 +591,76 @@ impl Viz {
                 .map(|k| serde_json::json!({"ring": k.ring, "kind": k.name, "why": k.why}))
                 .collect(),
         )
+        .to_string()
+    }
+
+    // ------------------------------------------------------------ keys
+
+    /// Draw Ankh's sample keys (on by default).
+    #[wasm_bindgen(js_name = setKeys)]
+    pub fn set_keys(&mut self, on: bool) {
+        self.show_keys = on;
+    }
+
+    /// The sample key whose dot is nearest to canvas point `(x, y)`
+    /// (within `slack` px), or -1.
+    #[wasm_bindgen(js_name = keyAt)]
+    pub fn key_at(&self, x: f64, y: f64, slack: f64) -> i32 {
+        if !self.show_keys {
+            return -1;
+        }
+        crate::keys::key_at(&self.layout(), self.world.keys(), x, y, slack).map_or(-1, |i| i as i32)
+    }
+
+    /// Where sample key `i`'s dot is drawn, `[x, y]`.
+    #[wasm_bindgen(js_name = keyPos)]
+    pub fn key_pos(&self, i: u32) -> Vec<f64> {
+        let (x, y) = crate::keys::key_pos(&self.layout(), i as usize);
+        vec![x, y]
+    }
+
+    /// Draw the replica walk of sample key `i` (-1: none).
+    #[wasm_bindgen(js_name = selectKey)]
+    pub fn select_key(&mut self, i: i32) {
+        self.key = usize::try_from(i)
+            .ok()
+            .filter(|i| *i < crate::keys::SAMPLE_KEYS);
+    }
+
+    /// The keys as JSON: `{keys, owners: {node: count}, last: {at_us,
+    /// members_before, members_after, moved, ideal} | null, selected: {key,
+    /// hash, replicas} | null}`.
+    #[wasm_bindgen(js_name = keysJson)]
+    pub fn keys_json(&self) -> String {
+        let k = self.world.keys();
+        let mut owners = std::collections::BTreeMap::new();
+        for o in k.owners() {
+            *owners.entry(o.to_string()).or_insert(0u32) += 1;
+        }
+        let last = k.last().map(|m| {
+            serde_json::json!({
+                "at_us": m.at_us,
+                "members_before": m.members_before,
+                "members_after": m.members_after,
+                "moved": m.moved.len(),
+                "moved_to": m.moved.iter().map(|x| x.2).collect::<std::collections::BTreeSet<_>>(),
+                "ideal": m.ideal,
+            })
+        });
+        let selected = self.key.and_then(|i| {
+            let ring = &self.world.ref_ring()?.ring;
+            Some(serde_json::json!({
+                "key": i,
+                "hash": format!("{:016x}", crate::keys::sample_hash(i)),
+                "replicas": crate::keys::replicas_of(ring, i),
+            }))
+        });
+        serde_json::json!({
+            "keys": k.owners().len(),
+            "owners": owners,
+            "last": last,
+            "selected": selected,
+        })
         .to_string()
     }
 

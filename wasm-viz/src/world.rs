@@ -29,6 +29,7 @@ use shen_transport_memory::{
 };
 
 use crate::invariants::{Invariants, Observation, PlacementCache};
+use crate::keys::Keys;
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
 use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
 use crate::script::{valid_key, Action, Op};
@@ -241,6 +242,8 @@ pub struct World {
     narr_at: u64,
     /// The space-time diagram's record (narrated worlds).
     spacetime: Option<SpaceTime>,
+    /// Ankh's sample keys under the reference ring.
+    keys: Keys,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -341,6 +344,7 @@ impl World {
             narration: narrated.then(Narration::default),
             narr_at: 0,
             spacetime: narrated.then(SpaceTime::default),
+            keys: Keys::default(),
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
@@ -647,6 +651,8 @@ impl World {
                 n.rewound(reached);
             }
             self.first_seen.clear();
+            let at = self.sim.now().as_micros();
+            self.keys.rewound(None, at);
             self.observe();
         }
         self.run_to(t)
@@ -1097,6 +1103,14 @@ impl World {
                 }
             }
         };
+        if let Some(r) = &self.ref_ring {
+            self.keys.update(&r.ring, self.sim.now().as_micros());
+        }
+    }
+
+    /// Ankh's sample keys under the reference ring.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     // ------------------------------------------------------------ inspect

@@ -802,3 +802,31 @@ fn the_spacetime_record_follows_the_run() {
     assert!(st.arrows().all(|a| a.sent_us <= 1_200_000));
     assert!(st.marks().iter().all(|m| m.at_us <= 1_200_000));
 }
+
+/// A node joins: the sample keys that move all go to it, counted against
+/// the ideal 1/N; a rewind starts the count over.
+#[test]
+fn a_join_moves_sample_keys_to_the_newcomer_only() {
+    let mut w = world(3, 5);
+    w.advance(secs(2)).unwrap();
+    assert_eq!(w.keys().owners().len(), crate::keys::SAMPLE_KEYS);
+    w.act(Op::AddNode).unwrap();
+    w.advance(secs(3)).unwrap();
+    let m = w.keys().last().expect("the ring changed").clone();
+    assert_eq!((m.members_before, m.members_after), (5, 6));
+    assert!(m.at_us > 2_000_000);
+    assert!((m.ideal - 1.0 / 6.0).abs() < 1e-12);
+    assert!(
+        !m.moved.is_empty() && m.moved.iter().all(|&(_, _, to)| to == 5),
+        "{m:?}"
+    );
+    assert!(m.moved.len() < crate::keys::SAMPLE_KEYS / 2);
+    // Back to just after the join and forward: the same change, once.
+    let history = w.keys().history().to_vec();
+    w.seek(Time::from_micros(m.at_us + 100_000)).unwrap();
+    assert_eq!(w.keys().last(), Some(&m));
+    w.run_to(Time::from_millis(5_000)).unwrap();
+    assert_eq!(w.keys().history(), &history[..]);
+    w.seek(Time::from_micros(m.at_us - 1)).unwrap();
+    assert!(w.keys().history().iter().all(|x| x.at_us < m.at_us));
+}
