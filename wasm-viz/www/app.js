@@ -477,7 +477,8 @@ function importRun(text) {
     throw new Error(`run file: want {"format": "${RUN_FORMAT}", "version": 1, ...} (saved by Export run)`);
   }
   if (typeof run.url_hash !== 'string' || !(Number(run.t_ms) >= 0)) throw new Error('run file: needs url_hash and t_ms');
-  const v = Viz.fromHash(`${run.url_hash}&t=${Number(run.t_ms)}`);
+  const v = Viz.fromHash(run.url_hash);
+  try { v.seek(Number(run.t_ms)); } catch (e) { v.free(); throw e; }
   const got = v.traceHash();
   viz.free();
   viz = v;
