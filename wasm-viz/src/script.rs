@@ -20,10 +20,14 @@
 //! | `5000000:pause:2.800` | stall node 2 for 800 ms (a GC pause) |
 //! | `5100000:skew:2.-300` | step node 2's clock by −300 ms |
 //! | `5200000:power:2` | power loss: restart node 2, losing its unsynced disk writes |
+//! | `5300123:deliver:812` | delivery choice: message 812 is delivered now |
+//! | `5300456:fire:2.3.7` | delivery choice: node 2's timer 7 of ring 3 fires now |
+//! | `5300789:lose:812` | delivery choice: message 812 is lost now |
 //!
 //! Faults (`crash` ... `drop`, `pause`, `skew`, `power`) happen on whole milliseconds, so a script made
-//! only of them is also a scenario's fault schedule; `add`, `req`, `app` and
-//! `read` happen at any microsecond.
+//! only of them is also a scenario's fault schedule; `add`, `req`, `app`,
+//! `read` and the delivery choices (`deliver`, `fire`, `lose`) happen at any
+//! microsecond, exactly when they were made.
 
 use core::fmt;
 
@@ -80,6 +84,19 @@ pub enum Op {
     },
     /// Power loss: restart a node; its writes not yet fsynced are lost.
     PowerLoss(u64),
+    /// Delivery choice: deliver this in-flight message now.
+    Deliver(u64),
+    /// Delivery choice: fire this armed timer now.
+    Fire {
+        /// The node.
+        node: u64,
+        /// The ring's number ([`shen_rings::RingId`]).
+        ring: u16,
+        /// The ring's timer token.
+        token: u64,
+    },
+    /// Delivery choice: lose this in-flight message now.
+    Lose(u64),
 }
 
 /// The longest pause or clock step the page offers, ms.
@@ -103,7 +120,13 @@ impl Op {
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,
-            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. }
+            Op::AddNode
+                | Op::Request(_)
+                | Op::Append { .. }
+                | Op::Read { .. }
+                | Op::Deliver(_)
+                | Op::Fire { .. }
+                | Op::Lose(_)
         )
     }
 }
@@ -145,6 +168,9 @@ impl fmt::Display for Action {
             Op::Pause { node, ms } => write!(f, "pause:{node}.{ms}"),
             Op::Skew { node, ms } => write!(f, "skew:{node}.{ms}"),
             Op::PowerLoss(n) => write!(f, "power:{n}"),
+            Op::Deliver(id) => write!(f, "deliver:{id}"),
+            Op::Fire { node, ring, token } => write!(f, "fire:{node}.{ring}.{token}"),
+            Op::Lose(id) => write!(f, "lose:{id}"),
         }
     }
 }
@@ -277,10 +303,27 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
                 }
             }
             "power" => Op::PowerLoss(num(need("power")?, "node", item_no)?),
+            "deliver" => Op::Deliver(num(need("deliver")?, "message", item_no)?),
+            "lose" => Op::Lose(num(need("lose")?, "message", item_no)?),
+            "fire" => {
+                let arg = need("fire")?;
+                let mut it = arg.splitn(3, '.');
+                let (Some(node), Some(ring), Some(token)) = (it.next(), it.next(), it.next())
+                else {
+                    return Err(format!(
+                        "faults item {item_no}: `fire` wants NODE.RING.TOKEN, got `{arg}`"
+                    ));
+                };
+                Op::Fire {
+                    node: num(node, "node", item_no)?,
+                    ring: num(ring, "ring", item_no)?,
+                    token: num(token, "token", item_no)?,
+                }
+            }
             other => {
                 return Err(format!(
                     "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
-                     loss, lat, drop, add, req, app, read, pause, skew, power)"
+                     loss, lat, drop, add, req, app, read, pause, skew, power, deliver, fire, lose)"
                 ))
             }
         };
@@ -386,13 +429,30 @@ mod tests {
                 at_us: 10_000,
                 op: Op::PowerLoss(4),
             },
+            Action {
+                at_us: 10_001,
+                op: Op::Deliver(77),
+            },
+            Action {
+                at_us: 10_002,
+                op: Op::Fire {
+                    node: 1,
+                    ring: 3,
+                    token: 9,
+                },
+            },
+            Action {
+                at_us: 10_003,
+                op: Op::Lose(78),
+            },
         ];
         let text = format_script(&script);
         assert_eq!(
             text,
             "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
              6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5,\
-             8000:pause:2.800,9000:skew:1.-250.5,10000:power:4"
+             8000:pause:2.800,9000:skew:1.-250.5,10000:power:4,10001:deliver:77,10002:fire:1.3.9,\
+             10003:lose:78"
         );
         assert_eq!(parse_script(&text).unwrap(), script);
         assert_eq!(parse_script("").unwrap(), vec![]);
@@ -423,6 +483,9 @@ mod tests {
             ("1000:skew:2.0", "a clock step must be non-zero"),
             ("1000:skew:2.1e9", "at most 60000 ms"),
             ("1000:power:x", "item 1: node `x`"),
+            ("1000:fire:1.2", "item 1: `fire` wants NODE.RING.TOKEN"),
+            ("1000:fire:1.70000.2", "item 1: ring `70000`"),
+            ("1000:deliver", "item 1: `deliver` needs an argument"),
             ("1500:crash:1", "whole milliseconds"),
             ("1000:heal:3", "takes no argument"),
             ("5000:add,1000:crash:1", "goes backwards"),

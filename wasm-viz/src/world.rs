@@ -24,8 +24,8 @@ use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettin
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
 use shen_transport_memory::{
-    Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig, Snapshot,
-    TraceKind, TraceMode,
+    Choice, Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig,
+    Snapshot, TraceKind, TraceMode,
 };
 
 use crate::invariants::{Invariants, Observation, PlacementCache};
@@ -212,6 +212,31 @@ pub struct Flight {
     /// The log partition an Ouroboros message is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
+}
+
+/// Something that may happen next, for the delivery-choice mode.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ChoiceView {
+    /// `"message"` or `"timer"`.
+    pub kind: &'static str,
+    /// Message id (messages).
+    pub id: u64,
+    /// Sender (messages; the node for timers).
+    pub from: u64,
+    /// Destination (messages; the node for timers).
+    pub to: u64,
+    /// Where it happens.
+    pub node: u64,
+    /// Its ring.
+    pub ring: &'static str,
+    /// The ring's number.
+    pub ring_id: u16,
+    /// The message's kind (`"timer"` for timers).
+    pub what: &'static str,
+    /// When it would happen, µs.
+    pub due_us: u64,
+    /// The timer's token (timers).
+    pub token: u64,
 }
 
 /// The browser simulator's world.
@@ -813,9 +838,86 @@ impl World {
                     return Err(format!("latency must be within (0, 10000] ms, got {ms}"));
                 }
             }
+            Op::Deliver(id) | Op::Lose(id) => {
+                let flying = self
+                    .sim
+                    .pending_choices()
+                    .into_iter()
+                    .any(|c| matches!(c, Choice::Message { id: m, .. } if m == *id));
+                if !flying {
+                    return Err(format!(
+                        "message {id} is not in flight (delivered, dropped, or held on a cut link)"
+                    ));
+                }
+            }
+            Op::Fire {
+                node: id,
+                ring,
+                token,
+            } => {
+                node(*id)?;
+                let armed = self.sim.pending_choices().into_iter().any(|c| {
+                    matches!(c, Choice::Timer { node: n, ring: r, token: t, .. }
+                        if n == *id && r.0 == *ring && t == *token)
+                });
+                if !armed {
+                    return Err(format!(
+                        "node {id} has no timer {token} of ring {ring} armed"
+                    ));
+                }
+            }
             Op::Heal | Op::Drop(_) => {}
         }
         Ok(())
+    }
+
+    /// What may happen next, in the order it would (delivery-choice
+    /// mode): messages in flight and armed timers; [`Op::Deliver`],
+    /// [`Op::Fire`] and [`Op::Lose`] make one happen now.
+    pub fn choices(&self) -> Vec<ChoiceView> {
+        let flights: BTreeMap<u64, Flight> =
+            self.flights().into_iter().map(|f| (f.id, f)).collect();
+        self.sim
+            .pending_choices()
+            .into_iter()
+            .map(|c| match c {
+                Choice::Message {
+                    id,
+                    from,
+                    to,
+                    ring,
+                    due_us,
+                } => ChoiceView {
+                    kind: "message",
+                    id,
+                    from,
+                    to,
+                    node: to,
+                    ring: self.sim.ring_name(ring).unwrap_or("other"),
+                    what: flights.get(&id).map_or("?", |f| f.what),
+                    due_us,
+                    token: 0,
+                    ring_id: ring.0,
+                },
+                Choice::Timer {
+                    node,
+                    ring,
+                    token,
+                    due_us,
+                } => ChoiceView {
+                    kind: "timer",
+                    id: 0,
+                    from: node,
+                    to: node,
+                    node,
+                    ring: self.sim.ring_name(ring).unwrap_or("other"),
+                    what: "timer",
+                    due_us,
+                    token,
+                    ring_id: ring.0,
+                },
+            })
+            .collect()
     }
 
     /// The simulator fault of a fault op (updating the running network
@@ -850,7 +952,13 @@ impl World {
                 node: *n,
                 disk: RestartMode::LoseUnsynced,
             },
-            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. } => return None,
+            Op::AddNode
+            | Op::Request(_)
+            | Op::Append { .. }
+            | Op::Read { .. }
+            | Op::Deliver(_)
+            | Op::Fire { .. }
+            | Op::Lose(_) => return None,
         })
     }
 
@@ -911,7 +1019,19 @@ impl World {
                 }
                 self.collect_log();
             }
+            Op::Deliver(id) => self.sim.deliver_now(*id).map_err(err)?,
+            Op::Lose(id) => self.sim.drop_message(*id).map_err(err)?,
+            Op::Fire { node, ring, token } => self
+                .sim
+                .fire_timer_now(*node, RingId(*ring), *token)
+                .map_err(err)?,
             _ => {}
+        }
+        if matches!(a.op, Op::Deliver(_) | Op::Fire { .. } | Op::Lose(_)) {
+            // The referee looks at every chosen state.
+            self.collect_log();
+            self.observe();
+            self.invariants.check(self.sim.now(), &self.obs, self.net.1);
         }
         Ok(())
     }

@@ -830,3 +830,95 @@ fn a_join_moves_sample_keys_to_the_newcomer_only() {
     w.seek(Time::from_micros(m.at_us - 1)).unwrap();
     assert!(w.keys().history().iter().all(|x| x.at_us < m.at_us));
 }
+
+/// Delivery-choice mode: the learner delivers the message due last, fires
+/// a timer early and loses a message; the script replays to the same
+/// trace hash, a different choice after a rewind is another run, and the
+/// first branch's script still replays to its own hash.
+#[test]
+fn chosen_deliveries_replay_exactly_and_branch() {
+    use crate::spacetime::Fate;
+    let mut w = world(12, 4);
+    w.advance(secs(1)).unwrap();
+    let now = w.now().as_micros();
+    let choices = w.choices();
+    assert!(choices.iter().all(|c| c.due_us >= now));
+    assert!(choices.windows(2).all(|p| p[0].due_us <= p[1].due_us));
+    let last = choices
+        .iter()
+        .rev()
+        .find(|c| c.kind == "message")
+        .unwrap()
+        .clone();
+    assert!(last.due_us > now, "{last:?}");
+    w.act(Op::Deliver(last.id)).unwrap();
+    assert_eq!(w.now().as_micros(), now, "a choice does not move time");
+    let a = w.spacetime().unwrap().arrow(last.id).unwrap();
+    assert_eq!((a.fate, a.end_us), (Fate::Delivered, Some(now)));
+    assert!(w
+        .choices()
+        .iter()
+        .all(|c| c.kind != "message" || c.id != last.id));
+    assert!(w
+        .act(Op::Deliver(last.id))
+        .unwrap_err()
+        .contains("not in flight"));
+    let t = w.choices().into_iter().find(|c| c.kind == "timer").unwrap();
+    w.act(Op::Fire {
+        node: t.node,
+        ring: t.ring_id,
+        token: t.token,
+    })
+    .unwrap();
+    assert!(w
+        .act(Op::Fire {
+            node: t.node,
+            ring: t.ring_id,
+            token: t.token
+        })
+        .is_err());
+    let lose = w
+        .choices()
+        .into_iter()
+        .find(|c| c.kind == "message")
+        .unwrap();
+    w.act(Op::Lose(lose.id)).unwrap();
+    assert_eq!(
+        w.spacetime().unwrap().arrow(lose.id).unwrap().fate,
+        Fate::Dropped("manual")
+    );
+    w.step().unwrap();
+    w.act(Op::Deliver(
+        w.choices().iter().find(|c| c.kind == "message").unwrap().id,
+    ))
+    .unwrap();
+    w.advance(Duration::from_millis(700)).unwrap();
+    let end = w.now();
+    let hash = w.trace_hash();
+    let script = format_script(&w.script());
+    assert_eq!(script.matches(":deliver:").count(), 2, "{script}");
+    assert!(script.contains(":fire:") && script.contains(":lose:"));
+
+    let replay = |text: &str| {
+        let mut r = World::with_script(VizConfig::new(12, 4), parse_script(text).unwrap()).unwrap();
+        r.run_to(end).unwrap();
+        r.trace_hash()
+    };
+    assert_eq!(replay(&script), hash, "the choices replay exactly");
+    assert_ne!(replay(""), hash, "they changed the run");
+
+    // Rewind to the first choice and choose another message: a second
+    // branch; the first one's script still replays to its hash.
+    w.seek(Time::from_micros(now)).unwrap();
+    let other = w
+        .choices()
+        .into_iter()
+        .find(|c| c.kind == "message" && c.id != last.id)
+        .unwrap();
+    w.act(Op::Deliver(other.id)).unwrap();
+    w.run_to(end).unwrap();
+    assert_ne!(w.trace_hash(), hash);
+    let second = format_script(&w.script());
+    assert_eq!(replay(&second), w.trace_hash());
+    assert_eq!(replay(&script), hash);
+}
