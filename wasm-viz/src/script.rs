@@ -517,11 +517,30 @@ pub struct UrlParams {
     pub vnodes: u32,
     /// The fault script.
     pub faults: Vec<Action>,
-    /// Run to this virtual time (ms) on load, if given.
-    pub t_ms: Option<u64>,
+    /// Run to this virtual time (µs; written `t=MS` or `t=MS.mmm`, to the
+    /// microsecond) on load, if given.
+    pub t_us: Option<u64>,
     /// Rings to run (`sundial`, `cartouche`, `ouroboros`); `None`: the
     /// default for the world's size.
     pub rings: Option<Vec<String>>,
+}
+
+/// `MS` or `MS.mmm` (1 to 3 decimals) as µs.
+fn parse_ms_us(v: &str) -> Option<u64> {
+    let (ms, frac) = v.split_once('.').unwrap_or((v, ""));
+    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: u64 = ms.parse().ok()?;
+    let us = if v.contains('.') {
+        if frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        format!("{frac:0<3}").parse::<u64>().ok()?
+    } else {
+        0
+    };
+    ms.checked_mul(1000)?.checked_add(us)
 }
 
 impl Default for UrlParams {
@@ -532,7 +551,7 @@ impl Default for UrlParams {
             latency_ms: 40.0,
             vnodes: 8,
             faults: Vec::new(),
-            t_ms: None,
+            t_us: None,
             rings: None,
         }
     }
@@ -577,7 +596,10 @@ impl UrlParams {
                         .replace("%2F", "/");
                     p.faults = parse_script(&text).map_err(|e| format!("URL `faults`: {e}"))?;
                 }
-                "t" => p.t_ms = Some(v.parse().map_err(|_| bad("want ms"))?),
+                "t" => {
+                    p.t_us =
+                        Some(parse_ms_us(v).ok_or_else(|| bad("want ms (to the µs: 1234.567)"))?)
+                }
                 "rings" => {
                     let rings: Vec<String> = v
                         .split(',')
@@ -624,8 +646,12 @@ impl UrlParams {
             s.push_str("&faults=");
             s.push_str(&format_script(&self.faults));
         }
-        if let Some(t) = self.t_ms {
-            s.push_str(&format!("&t={t}"));
+        if let Some(t) = self.t_us {
+            if t % 1000 == 0 {
+                s.push_str(&format!("&t={}", t / 1000));
+            } else {
+                s.push_str(&format!("&t={}.{:03}", t / 1000, t % 1000));
+            }
         }
         s
     }
@@ -644,7 +670,15 @@ mod url_tests {
         assert_eq!(p.seed, u64::MAX);
         assert_eq!(p.nodes, 7);
         assert_eq!(p.faults.len(), 2);
-        assert_eq!(p.t_ms, Some(4000));
+        assert_eq!(p.t_us, Some(4_000_000));
+        let q = UrlParams::parse("t=12.5").unwrap();
+        assert_eq!(q.t_us, Some(12_500));
+        assert!(q.to_hash().ends_with("&t=12.500"));
+        assert_eq!(UrlParams::parse(&q.to_hash()).unwrap(), q);
+        assert_eq!(UrlParams::parse("t=7.034").unwrap().t_us, Some(7_034));
+        for bad in ["t=1.2345", "t=.5", "t=1.", "t=-1", "t=x"] {
+            assert!(UrlParams::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(UrlParams::parse(&p.to_hash()).unwrap(), p);
         assert_eq!(UrlParams::parse("").unwrap(), UrlParams::default());
         let log =

@@ -72,6 +72,14 @@ fn ms(t: f64) -> Result<Duration, JsError> {
     }
 }
 
+fn msg_id(id: f64) -> Result<u64, JsError> {
+    if id.is_finite() && id >= 0.0 && id.fract() == 0.0 && id < 9.0e15 {
+        Ok(id as u64)
+    } else {
+        Err(JsError::new(&format!("not a message or timer id: {id}")))
+    }
+}
+
 #[wasm_bindgen]
 impl Viz {
     /// A world of `nodes` nodes seeded with `seed` (decimal text: seeds are
@@ -95,8 +103,8 @@ impl Viz {
     pub fn from_hash(hash: &str) -> Result<Viz, JsError> {
         let params = UrlParams::parse(hash).map_err(js)?;
         let mut v = Viz::from_params(params)?;
-        if let Some(t) = v.params.t_ms {
-            v.world.run_to(Time::from_millis(t)).map_err(js)?;
+        if let Some(t) = v.params.t_us {
+            v.world.run_to(Time::from_micros(t)).map_err(js)?;
         }
         Ok(v)
     }
@@ -276,6 +284,57 @@ impl Viz {
         self.act(Op::PowerLoss(u64::from(id)))
     }
 
+    /// What may happen next (delivery-choice mode), as JSON: the first
+    /// `max` of `[{kind: "message"|"timer", id, from, to, node, ring,
+    /// ring_id, what, due_us, token, why}]` in the order they would
+    /// happen.
+    #[wasm_bindgen(js_name = choicesJson)]
+    pub fn choices_json(&self, max: u32) -> String {
+        let list: Vec<serde_json::Value> = self
+            .world
+            .choices()
+            .into_iter()
+            .take(max as usize)
+            .map(|c| {
+                let why = if c.kind == "timer" {
+                    format!(
+                        "Node {}'s {} timer {}: it would fire on its own at {:.3} ms.",
+                        c.node,
+                        c.ring,
+                        c.token,
+                        c.due_us as f64 / 1000.0
+                    )
+                } else {
+                    why(c.ring, c.what, c.from, c.to).unwrap_or_default()
+                };
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                v["why"] = why.into();
+                v
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Delivery choice: deliver in-flight message `id` now.
+    pub fn deliver(&mut self, id: f64) -> Result<String, JsError> {
+        self.act(Op::Deliver(msg_id(id)?))
+    }
+
+    /// Delivery choice: lose in-flight message `id` now.
+    pub fn lose(&mut self, id: f64) -> Result<String, JsError> {
+        self.act(Op::Lose(msg_id(id)?))
+    }
+
+    /// Delivery choice: fire node `node`'s timer `token` of ring `ring` now.
+    pub fn fire(&mut self, node: u32, ring: u32, token: f64) -> Result<String, JsError> {
+        let ring = u16::try_from(ring).map_err(|_| JsError::new(&format!("no ring {ring}")))?;
+        self.act(Op::Fire {
+            node: u64::from(node),
+            ring,
+            token: msg_id(token)?,
+        })
+    }
+
     /// Crash node `id` if it runs, else restart it.
     pub fn toggle(&mut self, id: u32) -> Result<String, JsError> {
         if self.world.sim().node(u64::from(id)).is_some() {
@@ -444,7 +503,7 @@ impl Viz {
     pub fn url_hash(&self) -> String {
         UrlParams {
             faults: self.world.script(),
-            t_ms: Some(self.world.now().as_millis()),
+            t_us: Some(self.world.now().as_micros()),
             ..self.params.clone()
         }
         .to_hash()
