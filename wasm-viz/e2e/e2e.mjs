@@ -27,6 +27,9 @@
 // 8. Ankh keys: a join moves about 1/N of the sample keys, all to the new
 //    node, counted in the panel; a clicked key shows its replica walk.
 //    Saves keys.png.
+// 9. Delivery-choice mode: three choices, the link replays to the same
+//    trace hash, a different choice after a rewind is a second branch of
+//    the tree, and clicking the first branch returns to it. Saves choice.png.
 // 5. Live mode against a fake admin API served by this script on 127.0.0.1
 //    (/status JSON + /events SSE, with CORS like `shen run`'s): members
 //    drawn, events flash, fork into a simulation; an unreachable address
@@ -593,6 +596,40 @@ try {
     await p.locator('#canvas').screenshot({ path: join(ROOT, 'wasm-viz/e2e/keys.png') });
     check(moving && moving.at_us === l.at_us && moving.moved === l.moved,
       'scrubbed back into the move, it is the same move (screenshot keys.png)');
+    await p.close();
+  }
+
+  // ---- 9. delivery-choice mode: pick, replay, branch
+  {
+    const p = await openPage(browser, server.url, 'seed=12&nodes=4', errors);
+    await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(1000, 0); });
+    await p.check('#choosemode');
+    await p.waitForFunction(() => document.querySelectorAll('#choicelist li').length > 3, null, { timeout: 5000 });
+    const t0 = await p.evaluate(() => window.shen.viz.timeMs());
+    // Deliver the third event in line, then the first, then drop one.
+    await p.locator('#choicelist li').nth(2).locator('button.pick').click();
+    await p.locator('#choicelist li').nth(0).locator('button.pick').click();
+    await p.locator('#choicelist li', { hasText: '→' }).first().locator('button', { hasText: 'Drop' }).click();
+    const a = await p.evaluate(() => ({ t: window.shen.viz.timeMs(), hash: location.hash.slice(1), trace: window.shen.viz.traceHash(), script: window.shen.viz.script() }));
+    check(a.t === t0 && (a.script.match(/:(deliver|fire|lose):/g) || []).length === 3,
+      `three choices made without time moving (${a.script})`);
+    await p.screenshot({ path: join(ARTIFACTS, 'viz-choice.png') });
+    await p.locator('#choose').screenshot({ path: join(ROOT, 'wasm-viz/e2e/choice.png') });
+    // The link replays to the same trace hash in a fresh page.
+    const q = await openPage(browser, server.url, a.hash, errors);
+    const qh = await q.evaluate((t) => { window.shen.play(false); window.shen.viz.seek(t); return window.shen.viz.traceHash(); }, a.t);
+    check(qh === a.trace, `the chosen order's link replays to the same trace hash (${a.trace} = ${qh})`);
+    await q.close();
+    // Rewind to before the choices, choose differently: a second branch.
+    await p.evaluate((t) => window.shen.viz.seek(t), t0 - 5);
+    await p.waitForTimeout(300);
+    await p.locator('#choicelist li').nth(1).locator('button.pick').click();
+    const b = await p.evaluate(() => ({ trace: window.shen.viz.traceHash(), n: window.shen.choice.branches.length, tree: document.getElementById('branches').innerText }));
+    check(b.n === 2 && b.trace !== a.trace && /branch 1 \(from 0 at/.test(b.tree),
+      `a different choice after a rewind keeps both branches (${b.tree.replaceAll('\n', ' | ')})`);
+    await p.locator('#branches div').first().click();
+    await p.waitForFunction((h) => window.shen.viz.traceHash() === h, a.trace, { timeout: 10_000 });
+    check(true, 'clicking branch 0 goes back to it (same trace hash)');
     await p.close();
   }
 

@@ -438,6 +438,86 @@ function refreshKeys() {
   box.textContent = text;
 }
 
+// ------------------------------------------------------------ choice mode
+// The learner picks the next event; every choice is in the URL. A choice
+// after a rewind starts a new branch; the old one stays in the tree.
+const choice = { on: false, branches: [], current: -1, key: '' };
+
+function choiceBranchSave() {
+  const b = choice.branches[choice.current];
+  if (b) { b.hash = viz.urlHash(); b.trace = viz.traceHash(); b.choices = (viz.script().match(/:(deliver|fire|lose):/g) || []).length; }
+}
+
+function choose(f) {
+  const forking = viz.horizonMs() > viz.timeMs() + 0.0005;
+  if (forking && choice.current >= 0) {
+    const at = viz.timeMs();
+    choice.branches.push({ id: choice.branches.length, parent: choice.current, at, hash: '', trace: '', choices: 0 });
+    choice.current = choice.branches.length - 1;
+  }
+  const r = act(f);
+  choiceBranchSave();
+  choice.key = '';
+  refreshChoices();
+  return r;
+}
+
+function refreshChoices() {
+  const list = $('choicelist');
+  if (!choice.on) { list.textContent = ''; $('branches').textContent = ''; return; }
+  const cs = JSON.parse(viz.choicesJson(12));
+  const key = JSON.stringify(cs) + choice.current + choice.branches.length;
+  if (key === choice.key) return;
+  choice.key = key;
+  list.textContent = '';
+  for (const c of cs) {
+    const li = document.createElement('li');
+    li.title = c.why;
+    li.textContent = c.kind === 'timer'
+      ? `node ${c.node}: ${c.ring} timer (due ${(c.due_us / 1000).toFixed(1)} ms)`
+      : `${c.ring}.${c.what} ${c.from} → ${c.to} (due ${(c.due_us / 1000).toFixed(1)} ms)`;
+    const b = document.createElement('button');
+    b.textContent = c.kind === 'timer' ? 'Fire now' : 'Deliver';
+    b.className = 'pick';
+    b.onclick = () => choose(() => (c.kind === 'timer' ? viz.fire(c.node, c.ring_id, c.token) : viz.deliver(c.id)));
+    li.append(b);
+    if (c.kind === 'message') {
+      const d = document.createElement('button');
+      d.textContent = 'Drop';
+      d.onclick = () => choose(() => viz.lose(c.id));
+      li.append(d);
+    }
+    list.append(li);
+  }
+  const tree = $('branches');
+  tree.textContent = '';
+  const render = (parent, depth) => {
+    for (const b of choice.branches.filter((x) => x.parent === parent)) {
+      const li = document.createElement('div');
+      li.className = b.id === choice.current ? 'current' : '';
+      li.style.paddingLeft = `${depth}em`;
+      li.textContent = `${depth ? '└ ' : ''}branch ${b.id}${b.parent !== null ? ` (from ${b.parent} at ${b.at.toFixed(1)} ms)` : ''}: ` +
+        `${b.choices} choice(s), trace ${b.trace}`;
+      li.onclick = () => { choice.current = b.id; if (b.hash) location.hash = b.hash; };
+      tree.append(li);
+      render(b.id, depth + 1);
+    }
+  };
+  render(null, 0);
+}
+
+function setChoiceMode(on) {
+  choice.on = on;
+  $('choosemode').checked = on;
+  if (on) {
+    setPlaying(false);
+    choice.branches = [{ id: 0, parent: null, at: 0, hash: viz.urlHash(), trace: viz.traceHash(), choices: 0 }];
+    choice.current = 0;
+  }
+  choice.key = '';
+  refreshChoices();
+}
+
 // ------------------------------------------------------------ run files
 // A run file: the world and its actions (the URL hash), the scenario a
 // faults-only run is, and the trace hash it must replay to.
@@ -533,6 +613,7 @@ function refreshNarration() {
 
 // ------------------------------------------------------------ keyboard
 function setPlaying(on) {
+  if (on && choice.on) on = false;
   playing = on;
   $('play').textContent = playing ? 'Pause' : 'Play';
 }
@@ -582,7 +663,7 @@ function tick(t) {
     lastT = t;
     viz.draw();
     viz.drawSpacetime();
-    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); refreshKeys(); }
+    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); refreshKeys(); refreshChoices(); }
     frame++;
     window.shen.ready = true;
   }
@@ -912,6 +993,7 @@ function wire() {
   $('lat').oninput = (e) => { $('latv').textContent = e.target.value; };
   $('scrub').oninput = (e) => act(() => viz.seek(Number(e.target.value)));
   wireSpacetime();
+  $('choosemode').onchange = (e) => setChoiceMode(e.target.checked);
   $('showkeys').onchange = (e) => { viz.setKeys(e.target.checked); };
   $('export').onclick = saveRun;
   $('import').onchange = async (e) => {
@@ -1015,6 +1097,7 @@ window.shen = {
   play: (on) => { playing = !!on; $('play').textContent = playing ? 'Pause' : 'Play'; },
   bench,
   exportRun,
+  choice,
   importRun: (text) => importRun(text),
   ready: false,
   inspected: null,
