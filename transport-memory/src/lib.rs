@@ -74,8 +74,8 @@ pub use crate::scenario::{
     MAX_SCENARIO_NODES,
 };
 pub use crate::sim::{
-    stack_factory, InFlight, NodeFactory, NodeInit, NodeStatus, Sim, SimConfig, SimError, Snapshot,
-    MAX_NODES,
+    stack_factory, Choice, InFlight, NodeFactory, NodeInit, NodeStatus, Sim, SimConfig, SimError,
+    Snapshot, MAX_NODES,
 };
 pub use crate::stats::Traffic;
 pub use crate::trace::{DropReason, Trace, TraceEntry, TraceKind, TraceMode};

@@ -262,6 +262,37 @@ pub struct InFlight {
     pub envelope: shen_rings::wire::Envelope,
 }
 
+/// An event a viewer may choose to happen next (see
+/// [`Sim::pending_choices`]): a message to deliver or a timer to fire.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Choice {
+    /// Message `id` in flight.
+    Message {
+        /// Message id.
+        id: u64,
+        /// Sender.
+        from: u64,
+        /// Destination.
+        to: u64,
+        /// Its ring.
+        ring: RingId,
+        /// When it is due, µs.
+        due_us: u64,
+    },
+    /// An armed timer of a running node.
+    Timer {
+        /// The node.
+        node: u64,
+        /// The ring that armed it.
+        ring: RingId,
+        /// The ring's timer token.
+        token: u64,
+        /// When it is due, µs.
+        due_us: u64,
+    },
+}
+
 /// A node's state as the simulator sees it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct NodeStatus {
@@ -578,6 +609,148 @@ impl<E: SimEvent> Sim<E> {
             .collect();
         v.sort_by_key(|m| m.id);
         v
+    }
+
+    /// Visit the messages in flight (queued, not cancelled) whose id is at
+    /// least `min_id`, without copying them: `f(id, ring, payload)`, in no
+    /// particular order. Read-only (a viewer decoding what was just sent);
+    /// parked messages are not visited.
+    pub fn visit_in_flight_since(&self, min_id: u64, mut f: impl FnMut(u64, RingId, &[u8])) {
+        for e in self.w.queue.heap.iter() {
+            if let Ev::Deliver(p) = &e.ev {
+                if p.id >= min_id && !self.w.cancelled.contains(&p.id) {
+                    f(p.id, p.env.ring, &p.env.payload);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------- chosen deliveries
+    //
+    // A viewer (the browser simulator's delivery-choice mode) may pick the
+    // next event itself instead of the queue's order: deliver one message
+    // or fire one timer *now*. Deterministic like every other call: the
+    // same calls at the same virtual times give the same run. A run that
+    // never calls them is unchanged (same trace, same hash).
+
+    /// The messages in flight (queued, not parked) and the live timers of
+    /// running nodes, in the order they would happen.
+    pub fn pending_choices(&self) -> Vec<Choice> {
+        let mut v: Vec<(Time, u64, Choice)> = self
+            .w
+            .queue
+            .heap
+            .iter()
+            .filter_map(|e| match &e.ev {
+                Ev::Deliver(p) if !self.w.cancelled.contains(&p.id) => Some((
+                    e.at,
+                    e.seq,
+                    Choice::Message {
+                        id: p.id,
+                        from: p.from,
+                        to: p.to,
+                        ring: p.env.ring,
+                        due_us: e.at.as_micros(),
+                    },
+                )),
+                Ev::Timer {
+                    node,
+                    incarnation,
+                    epoch,
+                    key,
+                } if self.timer_is_live(*node, *incarnation, *epoch, key) => Some((
+                    e.at,
+                    e.seq,
+                    Choice::Timer {
+                        node: *node,
+                        ring: key.ring,
+                        token: key.token.0,
+                        due_us: e.at.as_micros(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        v.sort_by_key(|(at, seq, _)| (*at, *seq));
+        v.into_iter().map(|(_, _, c)| c).collect()
+    }
+
+    fn timer_is_live(&self, node: u64, incarnation: u32, epoch: u32, key: &TimerKey) -> bool {
+        self.host_index(node).is_some_and(|i| {
+            let h = &self.w.hosts[i];
+            h.node.is_some()
+                && h.incarnation == incarnation
+                && h.clock_epoch == epoch
+                && h.timers.contains_key(key)
+        })
+    }
+
+    /// Take the first queued event `pick` selects out of the queue.
+    fn take_queued(&mut self, mut pick: impl FnMut(&Sim<E>, &Ev) -> bool) -> Option<Entry> {
+        let heap = core::mem::take(&mut self.w.queue.heap);
+        let mut v = heap.into_vec();
+        let i = v.iter().position(|e| pick(self, &e.ev));
+        let taken = i.map(|i| v.swap_remove(i));
+        self.w.queue.heap = BinaryHeap::from(v);
+        taken
+    }
+
+    /// Deliver message `id` now, before everything else queued.
+    ///
+    /// # Errors
+    /// [`SimError::NoSuchMessage`] when it is not in flight (parked
+    /// messages wait for their link's release).
+    pub fn deliver_now(&mut self, id: u64) -> Result<(), SimError> {
+        let e = self
+            .take_queued(|s, ev| matches!(ev, Ev::Deliver(p) if p.id == id && !s.w.cancelled.contains(&p.id)))
+            .ok_or(SimError::NoSuchMessage(id))?;
+        let Ev::Deliver(p) = e.ev else {
+            unreachable!("take_queued picked a delivery");
+        };
+        self.w.steps += 1;
+        self.deliver(p);
+        Ok(())
+    }
+
+    /// Fire node `node`'s timer (`ring`, `token`) now, before its time.
+    ///
+    /// # Errors
+    /// [`SimError::NoSuchNode`], or [`SimError::Invalid`] when no such
+    /// timer is armed.
+    pub fn fire_timer_now(&mut self, node: u64, ring: RingId, token: u64) -> Result<(), SimError> {
+        self.host_index(node).ok_or(SimError::NoSuchNode(node))?;
+        let e = self
+            .take_queued(|s, ev| match ev {
+                Ev::Timer {
+                    node: n,
+                    incarnation,
+                    epoch,
+                    key,
+                } => {
+                    *n == node
+                        && key.ring == ring
+                        && key.token.0 == token
+                        && s.timer_is_live(*n, *incarnation, *epoch, key)
+                }
+                _ => false,
+            })
+            .ok_or_else(|| {
+                SimError::Invalid(format!(
+                    "node {node} has no timer {token} of that ring armed"
+                ))
+            })?;
+        let Ev::Timer {
+            node,
+            incarnation,
+            epoch,
+            key,
+        } = e.ev
+        else {
+            unreachable!("take_queued picked a timer");
+        };
+        self.w.steps += 1;
+        self.fire_timer(node, incarnation, epoch, key);
+        Ok(())
     }
 
     // -------------------------------------------------------------- running

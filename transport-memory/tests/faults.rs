@@ -583,3 +583,77 @@ fn has_event_at_sees_queued_deliveries_timers_and_faults() {
     assert!(!sim.has_event_at(Time::from_millis(12)));
     assert!(!sim.has_event_at(Time::from_millis(20)));
 }
+
+/// A viewer's chosen delivery: the message picked happens now, before
+/// ones due earlier; a timer fires early; the same calls give the same
+/// run, and a run without them is untouched.
+#[test]
+fn a_chosen_delivery_or_timer_happens_now_and_replays_exactly() {
+    use shen_transport_memory::Choice;
+    let run = |choose: bool| {
+        let mut sim = probe_world(3, fixed(5.0), Some(Duration::from_millis(20)));
+        sim.run_for(Duration::from_millis(3));
+        ping(&mut sim, 0, 1, 1);
+        sim.run_for(Duration::from_millis(1));
+        ping(&mut sim, 2, 1, 2);
+        let pending = sim.pending_choices();
+        let msgs: Vec<u64> = pending
+            .iter()
+            .filter_map(|c| match c {
+                Choice::Message { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs.len(), 2, "{pending:?}");
+        let due: Vec<u64> = pending
+            .iter()
+            .map(|c| match c {
+                Choice::Message { due_us, .. } | Choice::Timer { due_us, .. } => *due_us,
+            })
+            .collect();
+        assert!(
+            due.windows(2).all(|w| w[0] <= w[1]),
+            "in the order they happen"
+        );
+        if choose {
+            // The later ping (from 2) first, right now.
+            sim.deliver_now(msgs[1]).unwrap();
+            assert_eq!(received(&sim, 1), vec![(Time::from_millis(4), 2, 2)]);
+            assert_eq!(
+                sim.deliver_now(msgs[1]),
+                Err(SimError::NoSuchMessage(msgs[1]))
+            );
+            let timer = sim
+                .pending_choices()
+                .into_iter()
+                .find_map(|c| match c {
+                    Choice::Timer {
+                        node: 2,
+                        ring,
+                        token,
+                        due_us,
+                    } => Some((ring, token, due_us)),
+                    _ => None,
+                })
+                .expect("node 2 ticks");
+            assert!(timer.2 > 4_000);
+            let before = ticks(&sim, 2).len();
+            sim.fire_timer_now(2, timer.0, timer.1).unwrap();
+            assert_eq!(ticks(&sim, 2).len(), before + 1);
+            assert!(
+                sim.fire_timer_now(2, timer.0, timer.1).is_err(),
+                "fired once"
+            );
+            assert!(sim.fire_timer_now(9, timer.0, timer.1).is_err());
+        }
+        sim.run_for(Duration::from_millis(50));
+        (sim.trace_hash(), received(&sim, 1))
+    };
+    let (plain, got) = run(false);
+    assert_eq!(got[0].1, 0, "unchosen: queue order");
+    assert_eq!(run(false).0, plain, "no choice: the same run");
+    let (chosen, got) = run(true);
+    assert_eq!(got[0].1, 2);
+    assert_ne!(chosen, plain);
+    assert_eq!(run(true).0, chosen, "the same choices: the same run");
+}

@@ -20,6 +20,16 @@
 //    drawn in its own colour, the canvas fills its box and is sharp on a
 //    HiDPI screen; a message hovered and clicked is explained; ring and
 //    kind filters; the keys (space, arrows, ?). Saves teach-60.png.
+// 7. The space-time diagram: drawn, an arrow hovered and clicked, dragged
+//    to scrub; pause / clock skew / power loss from the node panel replay
+//    natively; a run exported as a file and imported (same trace hash),
+//    tampered files refused. Saves spacetime.png.
+// 8. Ankh keys: a join moves about 1/N of the sample keys, all to the new
+//    node, counted in the panel; a clicked key shows its replica walk.
+//    Saves keys.png.
+// 9. Delivery-choice mode: three choices, the link replays to the same
+//    trace hash, a different choice after a rewind is a second branch of
+//    the tree, and clicking the first branch returns to it. Saves choice.png.
 // 5. Live mode against a fake admin API served by this script on 127.0.0.1
 //    (/status JSON + /events SSE, with CORS like `shen run`'s): members
 //    drawn, events flash, fork into a simulation; an unreachable address
@@ -439,6 +449,187 @@ try {
     check(at > 2000000 && tNow === at / 1000 && await p.locator('#narr li', { hasText: 'declares node 2 dead' }).count() === nDead,
       `clicking a line jumps to its instant (${at / 1000} ms, now ${tNow} ms), the log keeps its lines`);
     check(await p.locator('#narr li.future').count() > 0, 'lines after now are greyed');
+    await p.close();
+  }
+
+  // ---- 7. the space-time diagram, page faults, run files
+  {
+    const p = await openPage(browser, server.url, 'seed=6&nodes=6', errors);
+    await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(1500, 0); window.shen.viz.crash(2); window.shen.viz.advance(700, 0); });
+    const info = await p.evaluate(() => {
+      const v = window.shen.viz;
+      const shapes = v.drawSpacetime();
+      const c = document.getElementById('spacetime');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      let red = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        if (d[i] === 0xe5 && d[i + 1] === 0x39 && d[i + 2] === 0x35) red++;
+      }
+      return { on: v.spacetimeOn(), shapes, colours: seen.size, red, w: c.clientWidth, h: c.clientHeight };
+    });
+    check(info.on && info.shapes > 200 && info.colours > 10 && info.red > 0,
+      `space-time diagram drawn below the ring (${info.w}x${info.h} px, ${info.shapes} shapes, ${info.colours} colours, crash/drop marks in red)`);
+    // A message in flight now, delivered 200 ms later: its arrow is hit
+    // at its middle, hovered and clicked.
+    const id = await p.evaluate(() => {
+      const now = window.shen.viz.timeMs() * 1000;
+      const m = window.shen.state().messages.find((x) => x.arrives_us && x.arrives_us < now + 100000 && x.to !== 2);
+      window.shen.viz.advance(200, 0);
+      window.shen.viz.drawSpacetime();
+      return m ? m.id : -1;
+    });
+    const rec = JSON.parse(await p.evaluate((i) => window.shen.viz.spacetimeMessageJson(i), id));
+    check(rec && rec.fate.state === 'delivered' && rec.end_us > rec.sent_us && rec.kind !== '?' && rec.why.length > 20,
+      `its arrow records the delivery (${rec && `${rec.ring}.${rec.kind} ${rec.from}→${rec.to}, ${(rec.end_us - rec.sent_us) / 1000} ms`})`);
+    const [ax, ay] = await p.evaluate((i) => window.shen.viz.spacetimeArrowPos(i), id);
+    const hit = await p.evaluate(([x, y]) => window.shen.viz.spacetimeArrowAt(x, y, 4), [ax, ay]);
+    const sb = await p.locator('#spacetime').boundingBox();
+    await p.mouse.move(sb.x + 1 + ax, sb.y + 1 + ay);
+    await p.waitForTimeout(100);
+    const tip = await p.locator('#sttip').innerText().catch(() => '');
+    check(hit >= 0 && await p.locator('#sttip').isVisible() && /node \d+ → node \d+/.test(tip),
+      `hovering an arrow explains it (${tip.replaceAll('\n', ' | ')})`);
+    const tBefore = await p.evaluate(() => window.shen.viz.timeMs());
+    await p.mouse.down();
+    await p.mouse.up();
+    const ins = await p.evaluate(() => window.shen.inspected);
+    const msg = await p.locator('#msginfo').innerText();
+    check(ins && ins.id === hit && msg.includes(`${ins.ring} · ${ins.kind}`) && /delivered|dropped|arrives|in flight/.test(msg),
+      `clicking an arrow inspects it in the Message panel (${msg.replaceAll('\n', ' | ')})`);
+    check(await p.evaluate(() => window.shen.viz.timeMs()) === tBefore, 'a click on an arrow does not move time');
+    // Drag to scrub: 150 px to the left goes back in time.
+    const hashEnd = await p.evaluate(() => window.shen.viz.traceHash());
+    // The now line jumps under the mouse, then follows it.
+    const tDown = await p.evaluate((x) => window.shen.viz.spacetimeTimeAt(x), sb.width * 0.7 - 1);
+    await p.mouse.move(sb.x + sb.width * 0.7, sb.y + sb.height - 6);
+    await p.mouse.down();
+    for (let k = 1; k <= 5; k++) await p.mouse.move(sb.x + sb.width * 0.7 - 30 * k, sb.y + sb.height - 6);
+    await p.mouse.up();
+    const tDrag = await p.evaluate(() => window.shen.viz.timeMs());
+    const win = await p.evaluate(() => window.shen.viz.spacetimeWindow());
+    const expect = tDown - 150 * (win[1] - win[0]) / (sb.width - 2 - 52);
+    check(tDrag < tBefore && Math.abs(tDrag - expect) < 2,
+      `dragging the diagram scrubs (${tBefore} → ${tDrag.toFixed(1)} ms, expected ${expect.toFixed(1)})`);
+    const hashBack = await p.evaluate((t) => { window.shen.viz.seek(t); return window.shen.viz.traceHash(); }, tBefore);
+    check(hashBack === hashEnd, `scrubbing on the diagram keeps the run (${hashEnd} = ${hashBack})`);
+    // Page faults from the node panel: pause, clock skew, power loss.
+    const cb = await p.locator('#canvas').boundingBox();
+    const [nx, ny] = await p.evaluate(() => window.shen.viz.nodePos(4));
+    await p.mouse.click(cb.x + 1 + nx, cb.y + 1 + ny);
+    await p.locator('#nodeinfo button', { hasText: 'Pause 1 s' }).click();
+    await p.evaluate(() => window.shen.viz.advance(300, 0));
+    await p.locator('#nodeinfo button', { hasText: 'Clock −500 ms' }).click();
+    await p.evaluate(() => window.shen.viz.advance(300, 0));
+    await p.locator('#nodeinfo button', { hasText: 'Power loss' }).click();
+    await p.evaluate(() => window.shen.viz.advance(1500, 0));
+    const script = await p.evaluate(() => window.shen.viz.script());
+    check(/:pause:4\.1000/.test(script) && /:skew:4\.-500/.test(script) && /:power:4/.test(script),
+      `pause, clock skew and power loss from the node panel (${script})`);
+    const [hf, tomlf] = await p.evaluate(() => [window.shen.viz.traceHash(), window.shen.viz.scenarioToml()]);
+    const ff = join(tmpdir(), `shen-viz-e2e-faults-${process.pid}.toml`);
+    writeFileSync(ff, tomlf);
+    const nf = nativeHash(ff, 6);
+    check(hf === nf && /lose_unsynced/.test(tomlf), `those faults replay natively: page ${hf}, shen sim run ${nf}`);
+    // The diagram of the whole story, for the README.
+    await p.evaluate(() => { window.shen.viz.seek(window.shen.viz.timeMs() - 1700); });
+    await p.selectOption('#stspan', '5000');
+    await p.evaluate(() => { window.shen.viz.drawSpacetime(); });
+    await p.waitForTimeout(200);
+    await p.locator('#stwrap').screenshot({ path: join(ROOT, 'wasm-viz/e2e/spacetime.png') });
+    await p.screenshot({ path: join(ARTIFACTS, 'viz-spacetime-page.png') });
+    // Run files: export, import elsewhere, same trace hash; a tampered
+    // file is refused with the reason.
+    // (At the end of the history, on a whole millisecond: a scenario
+    // holds every fault and lasts whole ms.)
+    const text = await p.evaluate(() => { window.shen.viz.seek(Math.ceil(window.shen.viz.horizonMs())); return window.shen.exportRun(); });
+    const run = JSON.parse(text);
+    const rf = join(tmpdir(), `shen-viz-e2e-run-${process.pid}.toml`);
+    writeFileSync(rf, run.scenario_toml || '');
+    check(run.format === 'shen-viz-run' && run.trace_hash === await p.evaluate(() => window.shen.viz.traceHash()) &&
+      run.scenario_toml && nativeHash(rf, 6) === run.trace_hash,
+      `export: a run file (${run.actions.split(',').length} actions, t ${run.t_ms} ms, trace ${run.trace_hash}, its scenario replays natively)`);
+    await p.close();
+    const q = await openPage(browser, server.url, 'seed=1&nodes=3', errors);
+    const verdict = await q.evaluate((t) => window.shen.importRun(t), text);
+    const qh = await q.evaluate(() => [window.shen.viz.traceHash(), window.shen.viz.nodeCount(), location.hash]);
+    check(/as saved/.test(verdict) && qh[0] === run.trace_hash && qh[1] === 6,
+      `import: ${verdict} (page at ${qh[2].slice(0, 60)}...)`);
+    // Through the file input too.
+    await q.setInputFiles('#import', { name: 'run.json', mimeType: 'application/json', buffer: Buffer.from(text) });
+    await q.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 10_000 });
+    check(/as saved/.test(await q.locator('#error').innerText()), `import through the file input (${await q.locator('#error').innerText()})`);
+    const bad = JSON.stringify({ ...run, trace_hash: '0000000000000000' });
+    const err = await q.evaluate((t) => { try { window.shen.importRun(t); return ''; } catch (e) { return e.message; } }, bad);
+    check(/replayed to trace [0-9a-f]{16}, the file says 0000000000000000/.test(err), `a tampered run file is refused (${err})`);
+    const err2 = await q.evaluate(() => { try { window.shen.importRun('{"format":"x"}'); return ''; } catch (e) { return e.message; } });
+    check(/want \{"format": "shen-viz-run"/.test(err2), `a foreign file is refused (${err2})`);
+    await q.close();
+  }
+
+  // ---- 8. Ankh keys: dots, the keys a join moves, a replica walk
+  {
+    const p = await openPage(browser, server.url, 'seed=11&nodes=6', errors);
+    await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(2500, 0); });
+    await p.click('#add');
+    await p.evaluate(() => window.shen.viz.advance(3000, 0));
+    const k = await p.evaluate(() => JSON.parse(window.shen.viz.keysJson()));
+    const l = k.last;
+    check(k.keys === 256 && l && l.members_before === 6 && l.members_after === 7 && l.moved > 0 &&
+      l.moved < 128 && JSON.stringify(l.moved_to) === '[6]' && Math.abs(l.ideal - 1 / 7) < 1e-9,
+      `a join moves ${l && l.moved} of 256 sample keys, all to the new node (ideal ${(100 / 7).toFixed(1)}%)`);
+    await p.waitForTimeout(300);
+    const txt = await p.locator('#keysinfo').innerText();
+    check(/from 6 to 7 members: \d+ of 256 keys moved/.test(txt), `the keys panel counts them (${txt.split('\n')[0]})`);
+    // A key dot drawn in its owner's colour; clicking it draws its walk.
+    const [kx, ky] = await p.evaluate(() => window.shen.viz.keyPos(40));
+    const hitK = await p.evaluate(([x, y]) => window.shen.viz.keyAt(x, y, 5), [kx, ky]);
+    const cb = await p.locator('#canvas').boundingBox();
+    await p.mouse.click(cb.x + 1 + kx, cb.y + 1 + ky);
+    const sel = await p.evaluate(() => JSON.parse(window.shen.viz.keysJson()).selected);
+    check(hitK >= 0 && sel && sel.key === hitK && sel.replicas.length === 3 && new Set(sel.replicas).size === 3,
+      `clicking key ${hitK} draws its replica walk ${sel && sel.replicas.join(' → ')}`);
+    // The move, mid-flight, for the README.
+    const moving = await p.evaluate((at) => { window.shen.viz.seek(at / 1000 + 350); return JSON.parse(window.shen.viz.keysJson()).last; }, l.at_us);
+    await p.evaluate(() => window.shen.viz.draw());
+    await p.locator('#canvas').screenshot({ path: join(ROOT, 'wasm-viz/e2e/keys.png') });
+    check(moving && moving.at_us === l.at_us && moving.moved === l.moved,
+      'scrubbed back into the move, it is the same move (screenshot keys.png)');
+    await p.close();
+  }
+
+  // ---- 9. delivery-choice mode: pick, replay, branch
+  {
+    const p = await openPage(browser, server.url, 'seed=12&nodes=4', errors);
+    await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(1000, 0); });
+    await p.check('#choosemode');
+    await p.waitForFunction(() => document.querySelectorAll('#choicelist li').length > 3, null, { timeout: 5000 });
+    const t0 = await p.evaluate(() => window.shen.viz.timeMs());
+    // Deliver the third event in line, then the first, then drop one.
+    await p.locator('#choicelist li').nth(2).locator('button.pick').click();
+    await p.locator('#choicelist li').nth(0).locator('button.pick').click();
+    await p.locator('#choicelist li', { hasText: '→' }).first().locator('button', { hasText: 'Drop' }).click();
+    const a = await p.evaluate(() => ({ t: window.shen.viz.timeMs(), hash: location.hash.slice(1), trace: window.shen.viz.traceHash(), script: window.shen.viz.script() }));
+    check(a.t === t0 && (a.script.match(/:(deliver|fire|lose):/g) || []).length === 3,
+      `three choices made without time moving (${a.script})`);
+    await p.screenshot({ path: join(ARTIFACTS, 'viz-choice.png') });
+    await p.locator('#choose').screenshot({ path: join(ROOT, 'wasm-viz/e2e/choice.png') });
+    // The link replays to the same trace hash in a fresh page.
+    const q = await openPage(browser, server.url, a.hash, errors);
+    const qh = await q.evaluate((t) => { window.shen.play(false); window.shen.viz.seek(t); return window.shen.viz.traceHash(); }, a.t);
+    check(qh === a.trace, `the chosen order's link replays to the same trace hash (${a.trace} = ${qh})`);
+    await q.close();
+    // Rewind to before the choices, choose differently: a second branch.
+    await p.evaluate((t) => window.shen.viz.seek(t), t0 - 5);
+    await p.waitForTimeout(300);
+    await p.locator('#choicelist li').nth(1).locator('button.pick').click();
+    const b = await p.evaluate(() => ({ trace: window.shen.viz.traceHash(), n: window.shen.choice.branches.length, tree: document.getElementById('branches').innerText }));
+    check(b.n === 2 && b.trace !== a.trace && /branch 1 \(from 0 at/.test(b.tree),
+      `a different choice after a rewind keeps both branches (${b.tree.replaceAll('\n', ' | ')})`);
+    await p.locator('#branches div').first().click();
+    await p.waitForFunction((h) => window.shen.viz.traceHash() === h, a.trace, { timeout: 10_000 });
+    check(true, 'clicking branch 0 goes back to it (same trace hash)');
     await p.close();
   }
 

@@ -17,6 +17,10 @@
 //! - [`narrate`]: ring events told in plain words, for the event log.
 //! - [`script`]: the fault script and the URL hash.
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
+//! - [`spacetime`]: the space-time (Lamport) diagram: lanes, arrows, drops
+//!   and crashes, recorded from the trace.
+//! - [`keys`]: Ankh's sample keys: dots in their owner's colour, the keys
+//!   a join or leave moves (against the ideal share), a key's replica walk.
 //! - [`explain`]: every message kind of every ring decoded and explained.
 //! - [`layout`]: where nodes sit: hash order kept, spread so none overlap.
 //! - [`render`]: the scene: the world as canvas shapes.
@@ -37,12 +41,14 @@ use shen_transport_memory::{Scenario, TraceMode};
 
 pub mod explain;
 pub mod invariants;
+pub mod keys;
 pub mod layout;
 pub mod live;
 pub mod log;
 pub mod narrate;
 pub mod render;
 pub mod script;
+pub mod spacetime;
 pub mod state;
 pub mod web;
 pub mod world;

@@ -315,6 +315,10 @@ pub struct SceneOpts {
     pub message: Option<u64>,
     /// Which messages to draw.
     pub filter: MsgFilter,
+    /// Draw Ankh's sample keys.
+    pub keys: bool,
+    /// The sample key whose replica walk is drawn.
+    pub key: Option<usize>,
 }
 
 /// Messages hidden from the drawing, by ring and by kind (presentation
@@ -436,6 +440,15 @@ pub fn scene_opts(world: &World, width: f64, height: f64, opts: &SceneOpts) -> V
     }
 
     let now = world.now().as_micros();
+    if opts.keys {
+        out.extend(crate::keys::key_shapes(
+            &lay,
+            world.keys(),
+            world.ref_ring().map(|r| &r.ring),
+            now,
+            opts.key,
+        ));
+    }
     for f in world.flights() {
         if !opts.filter.shows(f.ring, f.what) {
             continue;

@@ -17,10 +17,17 @@
 //! | `4600123:req:2` | node 2 asks for the Cartouche token |
 //! | `4700000:app:2.k7` | node 2 appends to the Shen log under key `k7` (log worlds) |
 //! | `4800000:read:2.5` | node 2 reads partition 5 of the log at its tail (log worlds) |
+//! | `5000000:pause:2.800` | stall node 2 for 800 ms (a GC pause) |
+//! | `5100000:skew:2.-300` | step node 2's clock by −300 ms |
+//! | `5200000:power:2` | power loss: restart node 2, losing its unsynced disk writes |
+//! | `5300123:deliver:812` | delivery choice: message 812 is delivered now |
+//! | `5300456:fire:2.3.7` | delivery choice: node 2's timer 7 of ring 3 fires now |
+//! | `5300789:lose:812` | delivery choice: message 812 is lost now |
 //!
-//! Faults (`crash` ... `drop`) happen on whole milliseconds, so a script made
-//! only of them is also a scenario's fault schedule; `add`, `req`, `app` and
-//! `read` happen at any microsecond.
+//! Faults (`crash` ... `drop`, `pause`, `skew`, `power`) happen on whole milliseconds, so a script made
+//! only of them is also a scenario's fault schedule; `add`, `req`, `app`,
+//! `read` and the delivery choices (`deliver`, `fire`, `lose`) happen at any
+//! microsecond, exactly when they were made.
 
 use core::fmt;
 
@@ -61,7 +68,39 @@ pub enum Op {
         /// The partition.
         partition: u32,
     },
+    /// Stall a node for `ms` (deliveries and timers due meanwhile wait).
+    Pause {
+        /// The node.
+        node: u64,
+        /// How long, ms (`> 0`).
+        ms: f64,
+    },
+    /// Step a node's clock by `ms` (negative: backwards).
+    Skew {
+        /// The node.
+        node: u64,
+        /// The step, ms.
+        ms: f64,
+    },
+    /// Power loss: restart a node; its writes not yet fsynced are lost.
+    PowerLoss(u64),
+    /// Delivery choice: deliver this in-flight message now.
+    Deliver(u64),
+    /// Delivery choice: fire this armed timer now.
+    Fire {
+        /// The node.
+        node: u64,
+        /// The ring's number ([`shen_rings::RingId`]).
+        ring: u16,
+        /// The ring's timer token.
+        token: u64,
+    },
+    /// Delivery choice: lose this in-flight message now.
+    Lose(u64),
 }
+
+/// The longest pause or clock step the page offers, ms.
+pub const MAX_STALL_MS: f64 = 60_000.0;
 
 /// Longest log key a script may carry.
 pub const MAX_KEY_LEN: usize = 32;
@@ -81,7 +120,13 @@ impl Op {
     pub fn is_fault(&self) -> bool {
         !matches!(
             self,
-            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. }
+            Op::AddNode
+                | Op::Request(_)
+                | Op::Append { .. }
+                | Op::Read { .. }
+                | Op::Deliver(_)
+                | Op::Fire { .. }
+                | Op::Lose(_)
         )
     }
 }
@@ -120,7 +165,31 @@ impl fmt::Display for Action {
             Op::Request(n) => write!(f, "req:{n}"),
             Op::Append { node, key } => write!(f, "app:{node}.{key}"),
             Op::Read { node, partition } => write!(f, "read:{node}.{partition}"),
+            Op::Pause { node, ms } => write!(f, "pause:{node}.{ms}"),
+            Op::Skew { node, ms } => write!(f, "skew:{node}.{ms}"),
+            Op::PowerLoss(n) => write!(f, "power:{n}"),
+            Op::Deliver(id) => write!(f, "deliver:{id}"),
+            Op::Fire { node, ring, token } => write!(f, "fire:{node}.{ring}.{token}"),
+            Op::Lose(id) => write!(f, "lose:{id}"),
         }
+    }
+}
+
+/// A pause (`pause`: `0 < ms`) or clock step (`|ms|`, not 0) must be
+/// finite and at most [`MAX_STALL_MS`].
+///
+/// # Errors
+/// What is wrong with `ms`.
+pub fn check_stall(pause: bool, ms: f64) -> Result<(), String> {
+    let what = if pause { "a pause" } else { "a clock step" };
+    let ok = ms.is_finite() && ms.abs() <= MAX_STALL_MS && if pause { ms > 0.0 } else { ms != 0.0 };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} must be {} and at most {MAX_STALL_MS} ms, got {ms}",
+            if pause { "positive" } else { "non-zero" }
+        ))
     }
 }
 
@@ -218,10 +287,43 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
                     partition: num(p, "partition", item_no)?,
                 }
             }
+            "pause" | "skew" => {
+                let arg = need(op)?;
+                let (node, ms) = arg.split_once('.').ok_or_else(|| {
+                    format!("faults item {item_no}: `{op}` wants NODE.MS, got `{arg}`")
+                })?;
+                let node = num(node, "node", item_no)?;
+                let ms: f64 = num(ms, "ms", item_no)?;
+                check_stall(op == "pause", ms)
+                    .map_err(|e| format!("faults item {item_no}: {e}"))?;
+                if op == "pause" {
+                    Op::Pause { node, ms }
+                } else {
+                    Op::Skew { node, ms }
+                }
+            }
+            "power" => Op::PowerLoss(num(need("power")?, "node", item_no)?),
+            "deliver" => Op::Deliver(num(need("deliver")?, "message", item_no)?),
+            "lose" => Op::Lose(num(need("lose")?, "message", item_no)?),
+            "fire" => {
+                let arg = need("fire")?;
+                let mut it = arg.splitn(3, '.');
+                let (Some(node), Some(ring), Some(token)) = (it.next(), it.next(), it.next())
+                else {
+                    return Err(format!(
+                        "faults item {item_no}: `fire` wants NODE.RING.TOKEN, got `{arg}`"
+                    ));
+                };
+                Op::Fire {
+                    node: num(node, "node", item_no)?,
+                    ring: num(ring, "ring", item_no)?,
+                    token: num(token, "token", item_no)?,
+                }
+            }
             other => {
                 return Err(format!(
                     "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
-                     loss, lat, drop, add, req, app, read)"
+                     loss, lat, drop, add, req, app, read, pause, skew, power, deliver, fire, lose)"
                 ))
             }
         };
@@ -312,12 +414,45 @@ mod tests {
                     partition: 5,
                 },
             },
+            Action {
+                at_us: 8_000,
+                op: Op::Pause { node: 2, ms: 800.0 },
+            },
+            Action {
+                at_us: 9_000,
+                op: Op::Skew {
+                    node: 1,
+                    ms: -250.5,
+                },
+            },
+            Action {
+                at_us: 10_000,
+                op: Op::PowerLoss(4),
+            },
+            Action {
+                at_us: 10_001,
+                op: Op::Deliver(77),
+            },
+            Action {
+                at_us: 10_002,
+                op: Op::Fire {
+                    node: 1,
+                    ring: 3,
+                    token: 9,
+                },
+            },
+            Action {
+                at_us: 10_003,
+                op: Op::Lose(78),
+            },
         ];
         let text = format_script(&script);
         assert_eq!(
             text,
             "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
-             6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5"
+             6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5,\
+             8000:pause:2.800,9000:skew:1.-250.5,10000:power:4,10001:deliver:77,10002:fire:1.3.9,\
+             10003:lose:78"
         );
         assert_eq!(parse_script(&text).unwrap(), script);
         assert_eq!(parse_script("").unwrap(), vec![]);
@@ -342,6 +477,15 @@ mod tests {
             ("1000:loss:2", "loss must be within"),
             ("1000:lat:0", "latency must be within"),
             ("1000:lat:NaN", "latency must be within"),
+            ("1000:pause:2", "item 1: `pause` wants NODE.MS"),
+            ("1000:pause:2.0", "a pause must be positive"),
+            ("1000:pause:2.-5", "a pause must be positive"),
+            ("1000:skew:2.0", "a clock step must be non-zero"),
+            ("1000:skew:2.1e9", "at most 60000 ms"),
+            ("1000:power:x", "item 1: node `x`"),
+            ("1000:fire:1.2", "item 1: `fire` wants NODE.RING.TOKEN"),
+            ("1000:fire:1.70000.2", "item 1: ring `70000`"),
+            ("1000:deliver", "item 1: `deliver` needs an argument"),
             ("1500:crash:1", "whole milliseconds"),
             ("1000:heal:3", "takes no argument"),
             ("5000:add,1000:crash:1", "goes backwards"),
@@ -373,11 +517,30 @@ pub struct UrlParams {
     pub vnodes: u32,
     /// The fault script.
     pub faults: Vec<Action>,
-    /// Run to this virtual time (ms) on load, if given.
-    pub t_ms: Option<u64>,
+    /// Run to this virtual time (µs; written `t=MS` or `t=MS.mmm`, to the
+    /// microsecond) on load, if given.
+    pub t_us: Option<u64>,
     /// Rings to run (`sundial`, `cartouche`, `ouroboros`); `None`: the
     /// default for the world's size.
     pub rings: Option<Vec<String>>,
+}
+
+/// `MS` or `MS.mmm` (1 to 3 decimals) as µs.
+fn parse_ms_us(v: &str) -> Option<u64> {
+    let (ms, frac) = v.split_once('.').unwrap_or((v, ""));
+    if ms.is_empty() || !ms.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: u64 = ms.parse().ok()?;
+    let us = if v.contains('.') {
+        if frac.is_empty() || frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        format!("{frac:0<3}").parse::<u64>().ok()?
+    } else {
+        0
+    };
+    ms.checked_mul(1000)?.checked_add(us)
 }
 
 impl Default for UrlParams {
@@ -388,7 +551,7 @@ impl Default for UrlParams {
             latency_ms: 40.0,
             vnodes: 8,
             faults: Vec::new(),
-            t_ms: None,
+            t_us: None,
             rings: None,
         }
     }
@@ -433,7 +596,10 @@ impl UrlParams {
                         .replace("%2F", "/");
                     p.faults = parse_script(&text).map_err(|e| format!("URL `faults`: {e}"))?;
                 }
-                "t" => p.t_ms = Some(v.parse().map_err(|_| bad("want ms"))?),
+                "t" => {
+                    p.t_us =
+                        Some(parse_ms_us(v).ok_or_else(|| bad("want ms (to the µs: 1234.567)"))?)
+                }
                 "rings" => {
                     let rings: Vec<String> = v
                         .split(',')
@@ -480,8 +646,12 @@ impl UrlParams {
             s.push_str("&faults=");
             s.push_str(&format_script(&self.faults));
         }
-        if let Some(t) = self.t_ms {
-            s.push_str(&format!("&t={t}"));
+        if let Some(t) = self.t_us {
+            if t % 1000 == 0 {
+                s.push_str(&format!("&t={}", t / 1000));
+            } else {
+                s.push_str(&format!("&t={}.{:03}", t / 1000, t % 1000));
+            }
         }
         s
     }
@@ -500,7 +670,15 @@ mod url_tests {
         assert_eq!(p.seed, u64::MAX);
         assert_eq!(p.nodes, 7);
         assert_eq!(p.faults.len(), 2);
-        assert_eq!(p.t_ms, Some(4000));
+        assert_eq!(p.t_us, Some(4_000_000));
+        let q = UrlParams::parse("t=12.5").unwrap();
+        assert_eq!(q.t_us, Some(12_500));
+        assert!(q.to_hash().ends_with("&t=12.500"));
+        assert_eq!(UrlParams::parse(&q.to_hash()).unwrap(), q);
+        assert_eq!(UrlParams::parse("t=7.034").unwrap().t_us, Some(7_034));
+        for bad in ["t=1.2345", "t=.5", "t=1.", "t=-1", "t=x"] {
+            assert!(UrlParams::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(UrlParams::parse(&p.to_hash()).unwrap(), p);
         assert_eq!(UrlParams::parse("").unwrap(), UrlParams::default());
         let log =

@@ -14,6 +14,7 @@ use crate::explain::{describe, why};
 use crate::live::{event_color, fork_hash, live_scene, parse_event, parse_status, LiveStatus};
 use crate::render::{message_at, scene_opts, Layout, MsgFilter, SceneOpts, Shape};
 use crate::script::{parse_script, Op, UrlParams};
+use crate::spacetime::{arrow_at, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
 use crate::state::state_json;
 use crate::world::{VizConfig, World};
 
@@ -51,6 +52,14 @@ pub struct Viz {
     /// The ownership ring drawn once on an offscreen canvas, redrawn only
     /// when the reference view or the size changes: (canvas, key).
     ring_layer: Option<(HtmlCanvasElement, (u64, u64, u64, u64))>,
+    /// The space-time diagram's canvas: (context, CSS width, height).
+    st: Option<(CanvasRenderingContext2d, f64, f64)>,
+    /// The diagram's window, µs of virtual time.
+    st_span_us: u64,
+    /// Draw Ankh's sample keys.
+    show_keys: bool,
+    /// The sample key whose replica walk is drawn.
+    key: Option<usize>,
 }
 
 fn ms(t: f64) -> Result<Duration, JsError> {
@@ -60,6 +69,14 @@ fn ms(t: f64) -> Result<Duration, JsError> {
         Err(JsError::new(&format!(
             "time must be a non-negative number of ms, got {t}"
         )))
+    }
+}
+
+fn msg_id(id: f64) -> Result<u64, JsError> {
+    if id.is_finite() && id >= 0.0 && id.fract() == 0.0 && id < 9.0e15 {
+        Ok(id as u64)
+    } else {
+        Err(JsError::new(&format!("not a message or timer id: {id}")))
     }
 }
 
@@ -86,8 +103,8 @@ impl Viz {
     pub fn from_hash(hash: &str) -> Result<Viz, JsError> {
         let params = UrlParams::parse(hash).map_err(js)?;
         let mut v = Viz::from_params(params)?;
-        if let Some(t) = v.params.t_ms {
-            v.world.run_to(Time::from_millis(t)).map_err(js)?;
+        if let Some(t) = v.params.t_us {
+            v.world.run_to(Time::from_micros(t)).map_err(js)?;
         }
         Ok(v)
     }
@@ -113,6 +130,10 @@ impl Viz {
             dpr: 1.0,
             log_partition: 0,
             ring_layer: None,
+            st: None,
+            st_span_us: DEFAULT_SPAN_US,
+            show_keys: true,
+            key: None,
         })
     }
 
@@ -161,6 +182,8 @@ impl Viz {
             partition: self.has_log().then_some(self.log_partition),
             message: self.message,
             filter: self.filter.clone(),
+            keys: self.show_keys,
+            key: self.key,
         }
     }
 
@@ -236,6 +259,80 @@ impl Viz {
     /// Restart node `id`.
     pub fn restart(&mut self, id: u32) -> Result<String, JsError> {
         self.act(Op::Restart(u64::from(id)))
+    }
+
+    /// Stall node `id` for `ms` (a GC pause).
+    pub fn pause(&mut self, id: u32, ms_: f64) -> Result<String, JsError> {
+        self.act(Op::Pause {
+            node: u64::from(id),
+            ms: ms_,
+        })
+    }
+
+    /// Step node `id`'s clock by `ms` (negative: backwards).
+    pub fn skew(&mut self, id: u32, ms_: f64) -> Result<String, JsError> {
+        self.act(Op::Skew {
+            node: u64::from(id),
+            ms: ms_,
+        })
+    }
+
+    /// Power loss at node `id`: it restarts and its writes not yet
+    /// fsynced are lost.
+    #[wasm_bindgen(js_name = powerLoss)]
+    pub fn power_loss(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::PowerLoss(u64::from(id)))
+    }
+
+    /// What may happen next (delivery-choice mode), as JSON: the first
+    /// `max` of `[{kind: "message"|"timer", id, from, to, node, ring,
+    /// ring_id, what, due_us, token, why}]` in the order they would
+    /// happen.
+    #[wasm_bindgen(js_name = choicesJson)]
+    pub fn choices_json(&self, max: u32) -> String {
+        let list: Vec<serde_json::Value> = self
+            .world
+            .choices()
+            .into_iter()
+            .take(max as usize)
+            .map(|c| {
+                let why = if c.kind == "timer" {
+                    format!(
+                        "Node {}'s {} timer {}: it would fire on its own at {:.3} ms.",
+                        c.node,
+                        c.ring,
+                        c.token,
+                        c.due_us as f64 / 1000.0
+                    )
+                } else {
+                    why(c.ring, c.what, c.from, c.to).unwrap_or_default()
+                };
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                v["why"] = why.into();
+                v
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Delivery choice: deliver in-flight message `id` now.
+    pub fn deliver(&mut self, id: f64) -> Result<String, JsError> {
+        self.act(Op::Deliver(msg_id(id)?))
+    }
+
+    /// Delivery choice: lose in-flight message `id` now.
+    pub fn lose(&mut self, id: f64) -> Result<String, JsError> {
+        self.act(Op::Lose(msg_id(id)?))
+    }
+
+    /// Delivery choice: fire node `node`'s timer `token` of ring `ring` now.
+    pub fn fire(&mut self, node: u32, ring: u32, token: f64) -> Result<String, JsError> {
+        let ring = u16::try_from(ring).map_err(|_| JsError::new(&format!("no ring {ring}")))?;
+        self.act(Op::Fire {
+            node: u64::from(node),
+            ring,
+            token: msg_id(token)?,
+        })
     }
 
     /// Crash node `id` if it runs, else restart it.
@@ -406,7 +503,7 @@ impl Viz {
     pub fn url_hash(&self) -> String {
         UrlParams {
             faults: self.world.script(),
-            t_ms: Some(self.world.now().as_millis()),
+            t_us: Some(self.world.now().as_micros()),
             ..self.params.clone()
         }
         .to_hash()
@@ -553,6 +650,238 @@ impl Viz {
                 .map(|k| serde_json::json!({"ring": k.ring, "kind": k.name, "why": k.why}))
                 .collect(),
         )
+        .to_string()
+    }
+
+    // ------------------------------------------------------------ keys
+
+    /// Draw Ankh's sample keys (on by default).
+    #[wasm_bindgen(js_name = setKeys)]
+    pub fn set_keys(&mut self, on: bool) {
+        self.show_keys = on;
+    }
+
+    /// The sample key whose dot is nearest to canvas point `(x, y)`
+    /// (within `slack` px), or -1.
+    #[wasm_bindgen(js_name = keyAt)]
+    pub fn key_at(&self, x: f64, y: f64, slack: f64) -> i32 {
+        if !self.show_keys {
+            return -1;
+        }
+        crate::keys::key_at(&self.layout(), self.world.keys(), x, y, slack).map_or(-1, |i| i as i32)
+    }
+
+    /// Where sample key `i`'s dot is drawn, `[x, y]`.
+    #[wasm_bindgen(js_name = keyPos)]
+    pub fn key_pos(&self, i: u32) -> Vec<f64> {
+        let (x, y) = crate::keys::key_pos(&self.layout(), i as usize);
+        vec![x, y]
+    }
+
+    /// Draw the replica walk of sample key `i` (-1: none).
+    #[wasm_bindgen(js_name = selectKey)]
+    pub fn select_key(&mut self, i: i32) {
+        self.key = usize::try_from(i)
+            .ok()
+            .filter(|i| *i < crate::keys::SAMPLE_KEYS);
+    }
+
+    /// The keys as JSON: `{keys, owners: {node: count}, last: {at_us,
+    /// members_before, members_after, moved, ideal} | null, selected: {key,
+    /// hash, replicas} | null}`.
+    #[wasm_bindgen(js_name = keysJson)]
+    pub fn keys_json(&self) -> String {
+        let k = self.world.keys();
+        let mut owners = std::collections::BTreeMap::new();
+        for o in k.owners() {
+            *owners.entry(o.to_string()).or_insert(0u32) += 1;
+        }
+        let last = k.last().map(|m| {
+            serde_json::json!({
+                "at_us": m.at_us,
+                "members_before": m.members_before,
+                "members_after": m.members_after,
+                "moved": m.moved.len(),
+                "moved_to": m.moved.iter().map(|x| x.2).collect::<std::collections::BTreeSet<_>>(),
+                "ideal": m.ideal,
+            })
+        });
+        let selected = self.key.and_then(|i| {
+            let ring = &self.world.ref_ring()?.ring;
+            Some(serde_json::json!({
+                "key": i,
+                "hash": format!("{:016x}", crate::keys::sample_hash(i)),
+                "replicas": crate::keys::replicas_of(ring, i),
+            }))
+        });
+        serde_json::json!({
+            "keys": k.owners().len(),
+            "owners": owners,
+            "last": last,
+            "selected": selected,
+        })
+        .to_string()
+    }
+
+    // ------------------------------------------------------------ space-time
+
+    /// Draw the space-time diagram on `canvas` (CSS size `width` ×
+    /// `height`; its backing store [`Viz::set_pixel_ratio`] times bigger).
+    #[wasm_bindgen(js_name = attachSpacetime)]
+    pub fn attach_spacetime(
+        &mut self,
+        canvas: HtmlCanvasElement,
+        width: u32,
+        height: u32,
+    ) -> Result<(), JsError> {
+        let ctx = canvas
+            .get_context("2d")
+            .map_err(|_| JsError::new("canvas: getContext('2d') failed"))?
+            .ok_or_else(|| JsError::new("canvas: no 2d context"))?
+            .dyn_into::<CanvasRenderingContext2d>()
+            .map_err(|_| JsError::new("canvas: not a 2d context"))?;
+        self.st = Some((ctx, f64::from(width.max(1)), f64::from(height.max(1))));
+        Ok(())
+    }
+
+    /// Whether this world records a space-time diagram (worlds of at most
+    /// 100 nodes at the start).
+    #[wasm_bindgen(js_name = spacetimeOn)]
+    pub fn spacetime_on(&self) -> bool {
+        self.world.spacetime().is_some()
+    }
+
+    /// The diagram's window: `ms` of virtual time across it.
+    #[wasm_bindgen(js_name = setSpacetimeSpan)]
+    pub fn set_spacetime_span(&mut self, ms_: f64) -> Result<(), JsError> {
+        let d = ms(ms_)?;
+        if !(10_000..=120_000_000).contains(&d.as_micros()) {
+            return Err(JsError::new(&format!(
+                "space-time window must be 10 ms to 120 s, got {ms_} ms"
+            )));
+        }
+        self.st_span_us = d.as_micros() as u64;
+        Ok(())
+    }
+
+    fn st_geom(&self) -> Option<Geom> {
+        let (_, w, h) = self.st.as_ref()?;
+        Some(Geom::new(
+            *w,
+            *h,
+            self.world.sim().node_count(),
+            self.world.now().as_micros(),
+            self.st_span_us,
+        ))
+    }
+
+    /// Paint the space-time diagram. Returns how many shapes (0 when the
+    /// world records none or no canvas is attached).
+    #[wasm_bindgen(js_name = drawSpacetime)]
+    pub fn draw_spacetime(&self) -> Result<u32, JsError> {
+        let (Some((ctx, w, h)), Some(g)) = (self.st.as_ref(), self.st_geom()) else {
+            return Ok(0);
+        };
+        let d = self.dpr;
+        ctx.set_transform(d, 0.0, 0.0, d, 0.0, 0.0)
+            .map_err(|_| JsError::new("draw: setTransform failed"))?;
+        ctx.set_fill_style_str("#0d1016");
+        ctx.fill_rect(0.0, 0.0, *w, *h);
+        let Some(st) = self.world.spacetime() else {
+            ctx.set_fill_style_str("#9e9e9e");
+            ctx.set_font("12px sans-serif");
+            ctx.set_text_align("left");
+            ctx.fill_text(
+                "Worlds of more than 100 nodes record no space-time diagram.",
+                12.0,
+                *h / 2.0,
+            )
+            .map_err(|_| JsError::new("draw: fillText failed"))?;
+            return Ok(0);
+        };
+        let opts = DiagramOpts {
+            message: self.message,
+            selected: self.selected,
+            filter: self.filter.clone(),
+            causes: Vec::new(),
+        };
+        let now = self.world.now().as_micros();
+        let shapes = diagram(st, &g, now, self.world.horizon().as_micros(), &opts);
+        paint(ctx, &shapes, *w, *h)?;
+        Ok(shapes.len() as u32)
+    }
+
+    /// The arrow nearest to diagram point `(x, y)` within `slack` px: its
+    /// message id, or -1.
+    #[wasm_bindgen(js_name = spacetimeArrowAt)]
+    pub fn spacetime_arrow_at(&self, x: f64, y: f64, slack: f64) -> f64 {
+        let (Some(st), Some(g)) = (self.world.spacetime(), self.st_geom()) else {
+            return -1.0;
+        };
+        arrow_at(
+            st,
+            &g,
+            self.world.now().as_micros(),
+            &self.filter,
+            x,
+            y,
+            slack,
+        )
+        .map_or(-1.0, |id| id as f64)
+    }
+
+    /// The middle of message `id`'s arrow on the diagram, `[x, y]` (empty
+    /// when it is not drawn).
+    #[wasm_bindgen(js_name = spacetimeArrowPos)]
+    pub fn spacetime_arrow_pos(&self, id: f64) -> Vec<f64> {
+        let (Some(st), Some(g)) = (self.world.spacetime(), self.st_geom()) else {
+            return Vec::new();
+        };
+        st.arrow(id as u64)
+            .and_then(|a| g.segment(a, self.world.now().as_micros()))
+            .map(|(p0, p1)| vec![(p0.0 + p1.0) / 2.0, (p0.1 + p1.1) / 2.0])
+            .unwrap_or_default()
+    }
+
+    /// The virtual time at diagram x, ms (for dragging to scrub).
+    #[wasm_bindgen(js_name = spacetimeTimeAt)]
+    pub fn spacetime_time_at(&self, x: f64) -> f64 {
+        self.st_geom().map_or(0.0, |g| g.time_at(x) as f64 / 1000.0)
+    }
+
+    /// The diagram's window `[start, end]`, ms.
+    #[wasm_bindgen(js_name = spacetimeWindow)]
+    pub fn spacetime_window(&self) -> Vec<f64> {
+        self.st_geom()
+            .map(|g| vec![g.t0 as f64 / 1000.0, g.t1 as f64 / 1000.0])
+            .unwrap_or_default()
+    }
+
+    /// Message `id` as the diagram recorded it, as JSON: `{id, ring, kind,
+    /// from, to, sent_us, end_us, fate: {state, reason?}, why, in_flight}`
+    /// (`null` if not recorded). In flight, [`Viz::message_json`] has its
+    /// decoded fields too.
+    #[wasm_bindgen(js_name = spacetimeMessageJson)]
+    pub fn spacetime_message_json(&self, id: f64) -> String {
+        let Some(a) = (id.is_finite() && id >= 0.0)
+            .then(|| self.world.spacetime().and_then(|st| st.arrow(id as u64)))
+            .flatten()
+        else {
+            return "null".into();
+        };
+        let kind = if a.what.is_empty() { "?" } else { a.what };
+        serde_json::json!({
+            "id": a.id,
+            "ring": a.ring,
+            "kind": kind,
+            "from": a.from,
+            "to": a.to,
+            "sent_us": a.sent_us,
+            "end_us": a.end_us,
+            "fate": a.fate,
+            "why": why(a.ring, kind, a.from, a.to).unwrap_or_default(),
+            "in_flight": a.fate == Fate::InFlight,
+        })
         .to_string()
     }
 
@@ -845,20 +1174,32 @@ fn paint(
                     ctx.set_line_width(*width);
                     ctx.stroke();
                 }
-                Shape::Line {
-                    x0,
-                    y0,
-                    x1,
-                    y1,
-                    width,
-                    color,
-                } => {
+                Shape::Line { width, color, .. } => {
+                    // One path for a run of lines of one colour and width
+                    // (the space-time diagram's many arrows).
                     ctx.begin_path();
-                    ctx.move_to(*x0, *y0);
-                    ctx.line_to(*x1, *y1);
+                    let mut j = i;
+                    while let Some(Shape::Line {
+                        x0,
+                        y0,
+                        x1,
+                        y1,
+                        width: w,
+                        color: c,
+                    }) = shapes.get(j)
+                    {
+                        if c != color || w != width {
+                            break;
+                        }
+                        ctx.move_to(*x0, *y0);
+                        ctx.line_to(*x1, *y1);
+                        j += 1;
+                    }
                     ctx.set_stroke_style_str(color);
                     ctx.set_line_width(*width);
                     ctx.stroke();
+                    i = j;
+                    continue;
                 }
                 Shape::Square { x, y, size, color } => {
                     ctx.set_fill_style_str(color);

@@ -24,14 +24,16 @@ use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettin
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
 use shen_transport_memory::{
-    Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig, Snapshot,
-    TraceKind, TraceMode,
+    Choice, Fault, Latency, NetConfig, RestartMode, Scenario, ScheduledFault, Sim, SimConfig,
+    Snapshot, TraceKind, TraceMode,
 };
 
 use crate::invariants::{Invariants, Observation, PlacementCache};
+use crate::keys::Keys;
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
 use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
 use crate::script::{valid_key, Action, Op};
+use crate::spacetime::{Fate, Mark as StMark, NodeEvent, SpaceTime};
 
 /// The most nodes the page lets a world have.
 pub const MAX_VIZ_NODES: u64 = 2_000;
@@ -212,6 +214,31 @@ pub struct Flight {
     pub partition: Option<u32>,
 }
 
+/// Something that may happen next, for the delivery-choice mode.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ChoiceView {
+    /// `"message"` or `"timer"`.
+    pub kind: &'static str,
+    /// Message id (messages).
+    pub id: u64,
+    /// Sender (messages; the node for timers).
+    pub from: u64,
+    /// Destination (messages; the node for timers).
+    pub to: u64,
+    /// Where it happens.
+    pub node: u64,
+    /// Its ring.
+    pub ring: &'static str,
+    /// The ring's number.
+    pub ring_id: u16,
+    /// The message's kind (`"timer"` for timers).
+    pub what: &'static str,
+    /// When it would happen, µs.
+    pub due_us: u64,
+    /// The timer's token (timers).
+    pub token: u64,
+}
+
 /// The browser simulator's world.
 pub struct World {
     config: VizConfig,
@@ -238,6 +265,10 @@ pub struct World {
     narration: Option<Narration>,
     /// The trace entries narrated so far (global index).
     narr_at: u64,
+    /// The space-time diagram's record (narrated worlds).
+    spacetime: Option<SpaceTime>,
+    /// Ankh's sample keys under the reference ring.
+    keys: Keys,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -337,6 +368,8 @@ impl World {
             placement_cache: PlacementCache::default(),
             narration: narrated.then(Narration::default),
             narr_at: 0,
+            spacetime: narrated.then(SpaceTime::default),
+            keys: Keys::default(),
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
@@ -643,6 +676,8 @@ impl World {
                 n.rewound(reached);
             }
             self.first_seen.clear();
+            let at = self.sim.now().as_micros();
+            self.keys.rewound(None, at);
             self.observe();
         }
         self.run_to(t)
@@ -738,7 +773,14 @@ impl World {
                     return Err(format!("node {id} is already down"));
                 }
             }
-            Op::Restart(id) | Op::Request(id) => node(*id)?,
+            Op::Restart(id) | Op::Request(id) | Op::PowerLoss(id) => node(*id)?,
+            Op::Pause { node: id, ms } | Op::Skew { node: id, ms } => {
+                node(*id)?;
+                crate::script::check_stall(matches!(op, Op::Pause { .. }), *ms)?;
+                if self.sim.node(*id).is_none() {
+                    return Err(format!("node {id} is down: start it first"));
+                }
+            }
             Op::Append { node: id, key } => {
                 self.log_client(*id, node)?;
                 if !valid_key(key) {
@@ -796,9 +838,86 @@ impl World {
                     return Err(format!("latency must be within (0, 10000] ms, got {ms}"));
                 }
             }
+            Op::Deliver(id) | Op::Lose(id) => {
+                let flying = self
+                    .sim
+                    .pending_choices()
+                    .into_iter()
+                    .any(|c| matches!(c, Choice::Message { id: m, .. } if m == *id));
+                if !flying {
+                    return Err(format!(
+                        "message {id} is not in flight (delivered, dropped, or held on a cut link)"
+                    ));
+                }
+            }
+            Op::Fire {
+                node: id,
+                ring,
+                token,
+            } => {
+                node(*id)?;
+                let armed = self.sim.pending_choices().into_iter().any(|c| {
+                    matches!(c, Choice::Timer { node: n, ring: r, token: t, .. }
+                        if n == *id && r.0 == *ring && t == *token)
+                });
+                if !armed {
+                    return Err(format!(
+                        "node {id} has no timer {token} of ring {ring} armed"
+                    ));
+                }
+            }
             Op::Heal | Op::Drop(_) => {}
         }
         Ok(())
+    }
+
+    /// What may happen next, in the order it would (delivery-choice
+    /// mode): messages in flight and armed timers; [`Op::Deliver`],
+    /// [`Op::Fire`] and [`Op::Lose`] make one happen now.
+    pub fn choices(&self) -> Vec<ChoiceView> {
+        let flights: BTreeMap<u64, Flight> =
+            self.flights().into_iter().map(|f| (f.id, f)).collect();
+        self.sim
+            .pending_choices()
+            .into_iter()
+            .map(|c| match c {
+                Choice::Message {
+                    id,
+                    from,
+                    to,
+                    ring,
+                    due_us,
+                } => ChoiceView {
+                    kind: "message",
+                    id,
+                    from,
+                    to,
+                    node: to,
+                    ring: self.sim.ring_name(ring).unwrap_or("other"),
+                    what: flights.get(&id).map_or("?", |f| f.what),
+                    due_us,
+                    token: 0,
+                    ring_id: ring.0,
+                },
+                Choice::Timer {
+                    node,
+                    ring,
+                    token,
+                    due_us,
+                } => ChoiceView {
+                    kind: "timer",
+                    id: 0,
+                    from: node,
+                    to: node,
+                    node,
+                    ring: self.sim.ring_name(ring).unwrap_or("other"),
+                    what: "timer",
+                    due_us,
+                    token,
+                    ring_id: ring.0,
+                },
+            })
+            .collect()
     }
 
     /// The simulator fault of a fault op (updating the running network
@@ -821,7 +940,25 @@ impl World {
                 Fault::Network(network(net.0, net.1))
             }
             Op::Drop(id) => Fault::DropMessage(*id),
-            Op::AddNode | Op::Request(_) | Op::Append { .. } | Op::Read { .. } => return None,
+            Op::Pause { node, ms } => Fault::Pause {
+                node: *node,
+                ms: *ms,
+            },
+            Op::Skew { node, ms } => Fault::Skew {
+                node: *node,
+                ms: *ms,
+            },
+            Op::PowerLoss(n) => Fault::Restart {
+                node: *n,
+                disk: RestartMode::LoseUnsynced,
+            },
+            Op::AddNode
+            | Op::Request(_)
+            | Op::Append { .. }
+            | Op::Read { .. }
+            | Op::Deliver(_)
+            | Op::Fire { .. }
+            | Op::Lose(_) => return None,
         })
     }
 
@@ -882,7 +1019,19 @@ impl World {
                 }
                 self.collect_log();
             }
+            Op::Deliver(id) => self.sim.deliver_now(*id).map_err(err)?,
+            Op::Lose(id) => self.sim.drop_message(*id).map_err(err)?,
+            Op::Fire { node, ring, token } => self
+                .sim
+                .fire_timer_now(*node, RingId(*ring), *token)
+                .map_err(err)?,
             _ => {}
+        }
+        if matches!(a.op, Op::Deliver(_) | Op::Fire { .. } | Op::Lose(_)) {
+            // The referee looks at every chosen state.
+            self.collect_log();
+            self.observe();
+            self.invariants.check(self.sim.now(), &self.obs, self.net.1);
         }
         Ok(())
     }
@@ -912,6 +1061,9 @@ impl World {
         self.horizon = now;
         if let Some(n) = &mut self.narration {
             n.forked(now.as_micros());
+        }
+        if let Some(st) = &mut self.spacetime {
+            st.forked(now.as_micros());
         }
     }
 
@@ -954,17 +1106,45 @@ impl World {
         }
         let sim = &self.sim;
         let threshold = self.obs.phi_threshold;
+        let st = &mut self.spacetime;
+        let first_new = st.as_ref().map(|s| s.next_id());
         for (_, e) in sim.trace().since(self.narr_at) {
-            if let TraceKind::Event { node, event, .. } = &e.kind {
-                let phi = |m: u64| {
-                    let local = sim.node_status(*node)?.local_time;
-                    sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
-                };
-                let text = sentence(*node, event, phi, threshold);
-                narration.push(e.at.as_micros(), *node, ring_of(event), text);
+            let at = e.at.as_micros();
+            match &e.kind {
+                TraceKind::Event { node, event, .. } => {
+                    let phi = |m: u64| {
+                        let local = sim.node_status(*node)?.local_time;
+                        sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
+                    };
+                    let text = sentence(*node, event, phi, threshold);
+                    narration.push(at, *node, ring_of(event), text);
+                }
+                other => {
+                    if let Some(st) = st {
+                        record(st, sim, other, at);
+                    }
+                }
             }
         }
         self.narr_at = total;
+        // The kinds of the messages just sent, read while they travel.
+        if let (Some(st), Some(first)) = (st, first_new) {
+            if st.next_id() > first {
+                sim.visit_in_flight_since(first, |id, ring, payload| {
+                    if st.lacks_kind(id) {
+                        let ring = sim.ring_name(ring).unwrap_or("other");
+                        let what = crate::explain::kind_of(ring, payload).map_or("?", |k| k.name);
+                        st.set_kind(id, what);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The space-time diagram's record of this history (`None`: too big a
+    /// world to keep trace entries for).
+    pub fn spacetime(&self) -> Option<&SpaceTime> {
+        self.spacetime.as_ref()
     }
 
     /// The narration of this history (`None`: too big a world to keep
@@ -996,7 +1176,18 @@ impl World {
 
     fn track_flights(&mut self) {
         let now = self.sim.now();
-        let live: Vec<u64> = self.sim.in_flight().iter().map(|m| m.id).collect();
+        let flying = self.sim.in_flight();
+        if let Some(st) = &mut self.spacetime {
+            for m in &flying {
+                if st.lacks_kind(m.id) {
+                    let ring = self.sim.ring_name(m.ring).unwrap_or("other");
+                    let what =
+                        crate::explain::kind_of(ring, &m.envelope.payload).map_or("?", |k| k.name);
+                    st.set_kind(m.id, what);
+                }
+            }
+        }
+        let live: Vec<u64> = flying.iter().map(|m| m.id).collect();
         let mut seen = BTreeMap::new();
         for id in live {
             seen.insert(id, *self.first_seen.get(&id).unwrap_or(&now));
@@ -1032,6 +1223,14 @@ impl World {
                 }
             }
         };
+        if let Some(r) = &self.ref_ring {
+            self.keys.update(&r.ring, self.sim.now().as_micros());
+        }
+    }
+
+    /// Ankh's sample keys under the reference ring.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     // ------------------------------------------------------------ inspect
@@ -1086,6 +1285,43 @@ impl World {
             .and_then(|n| n.ring::<Cartouche<u64>>())
             .and_then(|c| c.grant())
             .map(|(r, f, t)| (r, f, t.as_micros()))
+    }
+}
+
+/// Record one trace entry (a message sent, delivered, dropped, a node
+/// event) in the space-time diagram.
+fn record(
+    st: &mut SpaceTime,
+    sim: &Sim<ShenEvent<u64>>,
+    kind: &TraceKind<ShenEvent<u64>>,
+    at: u64,
+) {
+    let mark = |node: u64, event: NodeEvent| StMark {
+        node,
+        at_us: at,
+        event,
+    };
+    match kind {
+        TraceKind::Sent {
+            id, from, to, ring, ..
+        } => st.sent(*id, *from, *to, sim.ring_name(*ring).unwrap_or("other"), at),
+        TraceKind::Delivered { id, .. } => st.ended(*id, Fate::Delivered, at),
+        TraceKind::Dropped { id, reason, .. } => st.ended(*id, Fate::Dropped(reason.as_str()), at),
+        TraceKind::Duplicated { id, copy } => st.duplicated(*id, *copy, at),
+        TraceKind::NodeStarted { node, incarnation } => st.mark(mark(
+            *node,
+            NodeEvent::Start {
+                incarnation: *incarnation,
+            },
+        )),
+        TraceKind::Fault(f) => match **f {
+            Fault::Crash(n) => st.mark(mark(n, NodeEvent::Crash)),
+            Fault::Restart { node, .. } => st.mark(mark(node, NodeEvent::Crash)),
+            Fault::Pause { node, ms } => st.mark(mark(node, NodeEvent::Pause { ms })),
+            Fault::Skew { node, ms } => st.mark(mark(node, NodeEvent::Skew { ms })),
+            _ => {}
+        },
+        _ => {}
     }
 }
 

@@ -12,10 +12,13 @@
 //   shen.ready        true once the first frame is drawn
 //   shen.live         live mode: { state(), status, error } (null when off)
 //   shen.inspected    the message last shown by the inspector (JSON), or null
+//   shen.exportRun()  the run as the JSON text Export run saves
+//   shen.importRun(t) open a run from that text (resolves to the check message)
 import init, { Live, Viz } from './pkg/shen_wasm_viz.js';
 
 const $ = (id) => document.getElementById(id);
 const canvas = $('canvas');
+const stCanvas = $('spacetime');
 let viz;
 let playing = true;
 let speed = 0.25;
@@ -28,10 +31,19 @@ const FRAME_BUDGET_MS = 20;
 
 function showError(e) {
   const box = $('error');
+  box.classList.remove('note');
   box.textContent = String(e && e.message ? e.message : e);
   console.error(`shen: ${box.textContent}`);
   box.hidden = false;
   setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+function showNote(text) {
+  const box = $('error');
+  box.textContent = text;
+  box.classList.add('note');
+  box.hidden = false;
+  setTimeout(() => { box.hidden = true; box.classList.remove('note'); }, 5000);
 }
 
 // Run a user action; errors (a crashed node asked for the token, ...) are
@@ -190,6 +202,19 @@ function fitCanvas() {
   }
   viz.setPixelRatio(dpr);
   viz.resize(w, h);
+  fitSpacetime(viz);
+}
+
+// The space-time canvas, sized like the ring's (CSS pixels in Rust).
+function fitSpacetime(v) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(1, Math.round(stCanvas.clientWidth));
+  const h = Math.max(1, Math.round(stCanvas.clientHeight));
+  if (stCanvas.width !== Math.round(w * dpr) || stCanvas.height !== Math.round(h * dpr)) {
+    stCanvas.width = Math.round(w * dpr);
+    stCanvas.height = Math.round(h * dpr);
+  }
+  v.attachSpacetime(stCanvas, w, h);
 }
 
 // A canvas point (CSS pixels) from a mouse event.
@@ -296,6 +321,259 @@ function buildFilters() {
 function applyFilters() {
   const off = (sel, key) => [...document.querySelectorAll(sel)].filter((c) => !c.checked).map((c) => c.dataset[key]);
   viz.setFilter(off('#filterlist input[data-ring]', 'ring').join(','), off('#filterlist input[data-kind]', 'kind').join(','));
+  viz.setKeys($('showkeys').checked);
+  keysKey = '';
+}
+
+// ------------------------------------------------------------ space-time
+// Hover an arrow: what it was; click: keep it in the Message panel (and
+// ring it on both views); drag: scrub the timeline (right = later).
+const stPoint = (e) => {
+  const r = stCanvas.getBoundingClientRect();
+  return [e.clientX - r.left - stCanvas.clientLeft, e.clientY - r.top - stCanvas.clientTop];
+};
+let stDrag = null;
+
+// A message as the diagram recorded it (past or in flight), in `el`.
+function recordHtml(r, el) {
+  if (r.in_flight) {
+    const m = JSON.parse(viz.messageJson(r.id));
+    if (m) { messageHtml(m, el); return m; }
+  }
+  el.textContent = '';
+  const head = document.createElement('div');
+  const b = document.createElement('b');
+  b.textContent = `${r.ring} · ${r.kind}`;
+  head.append(b, ` — node ${r.from} → node ${r.to}`);
+  const why = document.createElement('div');
+  why.className = 'why';
+  why.textContent = r.why;
+  const t = document.createElement('div');
+  const end = r.end_us != null ? r.end_us : null;
+  t.textContent = `sent ${usText(r.sent_us)}, ` + (r.fate.state === 'delivered'
+    ? `delivered ${usText(end)} (${usText(end - r.sent_us)} on the way)`
+    : r.fate.state === 'dropped' ? `dropped ${usText(end)}: ${String(r.fate.reason).replaceAll('_', ' ')}`
+      : 'still in flight') + ` · message ${r.id}`;
+  el.append(head, why, t);
+  return r;
+}
+
+function stHover(e) {
+  const tip = $('sttip');
+  if (live || !viz || stDrag) { tip.hidden = true; return; }
+  const [x, y] = stPoint(e);
+  const id = viz.spacetimeArrowAt(x, y, 4);
+  const r = id >= 0 ? JSON.parse(viz.spacetimeMessageJson(id)) : null;
+  if (!r) { tip.hidden = true; return; }
+  recordHtml(r, tip);
+  tip.hidden = false;
+  const wrap = $('stwrap').getBoundingClientRect();
+  tip.style.left = `${Math.max(0, Math.min(x + 14, wrap.width - tip.offsetWidth - 4))}px`;
+  tip.style.bottom = `${stCanvas.clientHeight - y + 10}px`;
+}
+
+function stPin(id) {
+  const r = JSON.parse(viz.spacetimeMessageJson(id));
+  if (!r) return;
+  viz.selectMessage(id);
+  window.shen.inspected = recordHtml(r, $('msginfo'));
+  pinned = r.in_flight ? id : -1;
+  pinnedLast = r.in_flight ? window.shen.inspected : null;
+}
+
+function wireSpacetime() {
+  stCanvas.onmousemove = (e) => {
+    if (stDrag && (e.buttons & 1)) {
+      const [x] = stPoint(e);
+      if (Math.abs(x - stDrag.x) > 3) stDrag.moved = true;
+      if (stDrag.moved) {
+        const t = Math.max(0, stDrag.t + (x - stDrag.x) * stDrag.msPerPx);
+        act(() => viz.seek(t));
+      }
+      return;
+    }
+    stHover(e);
+  };
+  stCanvas.onmouseleave = () => { $('sttip').hidden = true; };
+  stCanvas.onmousedown = (e) => {
+    const [x] = stPoint(e);
+    const w = viz.spacetimeWindow();
+    const axis = stCanvas.clientWidth - 52;
+    stDrag = { x, t: viz.spacetimeTimeAt(x), msPerPx: w.length ? (w[1] - w[0]) / Math.max(1, axis) : 1, moved: false };
+    setPlaying(false);
+  };
+  window.addEventListener('mouseup', (e) => {
+    if (!stDrag) return;
+    const d = stDrag;
+    stDrag = null;
+    if (d.moved || e.target !== stCanvas) return;
+    const [x, y] = stPoint(e);
+    const id = viz.spacetimeArrowAt(x, y, 4);
+    if (id >= 0) stPin(id); else act(() => viz.seek(d.t));
+  });
+  $('stspan').onchange = (e) => act(() => viz.setSpacetimeSpan(Number(e.target.value)));
+}
+
+// ------------------------------------------------------------ keys
+let keysKey = '';
+function refreshKeys() {
+  const k = JSON.parse(viz.keysJson());
+  const key = JSON.stringify([k.last, k.selected]);
+  if (key === keysKey) return;
+  keysKey = key;
+  const box = $('keysinfo');
+  let text = '';
+  if (k.last) {
+    const l = k.last;
+    text += `At ${(l.at_us / 1e6).toFixed(2)} s the ring went from ${l.members_before} to ${l.members_after} members: ` +
+      `${l.moved} of ${k.keys} keys moved (${(l.moved * 100 / k.keys).toFixed(1)}%), ideal ${(l.ideal * 100).toFixed(1)}% ` +
+      `(1/${Math.max(l.members_before, l.members_after)}); they went to node${l.moved_to.length > 1 ? 's' : ''} ${l.moved_to.join(', ')}.`;
+  } else {
+    text += 'No change of ownership yet: add a node or crash one and wait until it is declared dead.';
+  }
+  if (k.selected) {
+    text += `\nKey ${k.selected.key} (hash ${k.selected.hash}): replicas ${k.selected.replicas.join(' → ')} — ` +
+      'the owner of its position, then the next distinct nodes clockwise.';
+  }
+  box.textContent = text;
+}
+
+// ------------------------------------------------------------ choice mode
+// The learner picks the next event; every choice is in the URL. A choice
+// after a rewind starts a new branch; the old one stays in the tree.
+const choice = { on: false, branches: [], current: -1, key: '' };
+
+function choiceBranchSave() {
+  const b = choice.branches[choice.current];
+  if (b) { b.hash = viz.urlHash(); b.trace = viz.traceHash(); b.choices = (viz.script().match(/:(deliver|fire|lose):/g) || []).length; }
+}
+
+function choose(f) {
+  const forking = viz.horizonMs() > viz.timeMs() + 0.0005;
+  if (forking && choice.current >= 0) {
+    const at = viz.timeMs();
+    choice.branches.push({ id: choice.branches.length, parent: choice.current, at, hash: '', trace: '', choices: 0 });
+    choice.current = choice.branches.length - 1;
+  }
+  const r = act(f);
+  choiceBranchSave();
+  choice.key = '';
+  refreshChoices();
+  return r;
+}
+
+function refreshChoices() {
+  const list = $('choicelist');
+  if (!choice.on) { list.textContent = ''; $('branches').textContent = ''; return; }
+  const cs = JSON.parse(viz.choicesJson(12));
+  const key = JSON.stringify(cs) + choice.current + choice.branches.length;
+  if (key === choice.key) return;
+  choice.key = key;
+  list.textContent = '';
+  for (const c of cs) {
+    const li = document.createElement('li');
+    li.title = c.why;
+    li.textContent = c.kind === 'timer'
+      ? `node ${c.node}: ${c.ring} timer (due ${(c.due_us / 1000).toFixed(1)} ms)`
+      : `${c.ring}.${c.what} ${c.from} → ${c.to} (due ${(c.due_us / 1000).toFixed(1)} ms)`;
+    const b = document.createElement('button');
+    b.textContent = c.kind === 'timer' ? 'Fire now' : 'Deliver';
+    b.className = 'pick';
+    b.onclick = () => choose(() => (c.kind === 'timer' ? viz.fire(c.node, c.ring_id, c.token) : viz.deliver(c.id)));
+    li.append(b);
+    if (c.kind === 'message') {
+      const d = document.createElement('button');
+      d.textContent = 'Drop';
+      d.onclick = () => choose(() => viz.lose(c.id));
+      li.append(d);
+    }
+    list.append(li);
+  }
+  const tree = $('branches');
+  tree.textContent = '';
+  const render = (parent, depth) => {
+    for (const b of choice.branches.filter((x) => x.parent === parent)) {
+      const li = document.createElement('div');
+      li.className = b.id === choice.current ? 'current' : '';
+      li.style.paddingLeft = `${depth}em`;
+      li.textContent = `${depth ? '└ ' : ''}branch ${b.id}${b.parent !== null ? ` (from ${b.parent} at ${b.at.toFixed(1)} ms)` : ''}: ` +
+        `${b.choices} choice(s), trace ${b.trace}`;
+      li.onclick = () => { choice.current = b.id; if (b.hash) location.hash = b.hash; };
+      tree.append(li);
+      render(b.id, depth + 1);
+    }
+  };
+  render(null, 0);
+}
+
+function setChoiceMode(on) {
+  choice.on = on;
+  $('choosemode').checked = on;
+  if (on) {
+    setPlaying(false);
+    choice.branches = [{ id: 0, parent: null, at: 0, hash: viz.urlHash(), trace: viz.traceHash(), choices: 0 }];
+    choice.current = 0;
+  }
+  choice.key = '';
+  refreshChoices();
+}
+
+// ------------------------------------------------------------ run files
+// A run file: the world and its actions (the URL hash), the scenario a
+// faults-only run is, and the trace hash it must replay to.
+const RUN_FORMAT = 'shen-viz-run';
+
+function exportRun() {
+  const s = JSON.parse(viz.summaryJson());
+  let scenario = null;
+  try { scenario = viz.scenarioToml(); } catch (e) { scenario = null; }
+  const hash = viz.urlHash().replace(/&t=[^&]*/, '');
+  return JSON.stringify({
+    format: RUN_FORMAT, version: 1,
+    url_hash: hash,
+    t_ms: viz.timeMs(),
+    trace_hash: viz.traceHash(),
+    seed: String(s.seed), nodes: s.nodes.length,
+    actions: viz.script(),
+    scenario_toml: scenario,
+  }, null, 2);
+}
+
+function saveRun() {
+  const text = exportRun();
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  a.download = `shen-run-${JSON.parse(text).trace_hash}.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+// Open a run file's text: rebuild its world, replay to its time, check
+// the trace hash. Returns the verdict (an Error is thrown for a bad file).
+function importRun(text) {
+  let run;
+  try { run = JSON.parse(text); } catch (e) { throw new Error(`run file: not JSON (${e.message})`); }
+  if (!run || run.format !== RUN_FORMAT || run.version !== 1) {
+    throw new Error(`run file: want {"format": "${RUN_FORMAT}", "version": 1, ...} (saved by Export run)`);
+  }
+  if (typeof run.url_hash !== 'string' || !(Number(run.t_ms) >= 0)) throw new Error('run file: needs url_hash and t_ms');
+  const v = Viz.fromHash(run.url_hash);
+  try { v.seek(Number(run.t_ms)); } catch (e) { v.free(); throw e; }
+  const got = v.traceHash();
+  viz.free();
+  viz = v;
+  viz.attach(canvas);
+  fitCanvas();
+  applyFilters();
+  pinned = -1;
+  narrKey = '';
+  setPlaying(false);
+  history.replaceState(null, '', '#' + viz.urlHash());
+  refreshPanels(true);
+  if (run.trace_hash && got !== run.trace_hash) {
+    throw new Error(`run file: replayed to trace ${got}, the file says ${run.trace_hash}`);
+  }
+  return `imported: ${run.actions ? run.actions.split(',').filter(Boolean).length : 0} action(s), trace ${got} as saved`;
 }
 
 // ------------------------------------------------------------ narration
@@ -335,6 +613,7 @@ function refreshNarration() {
 
 // ------------------------------------------------------------ keyboard
 function setPlaying(on) {
+  if (on && choice.on) on = false;
   playing = on;
   $('play').textContent = playing ? 'Pause' : 'Play';
 }
@@ -383,7 +662,8 @@ function tick(t) {
     }
     lastT = t;
     viz.draw();
-    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); }
+    viz.drawSpacetime();
+    if (frame % 6 === 0) { refreshPanels(false); refreshMessage(); refreshNarration(); refreshKeys(); refreshChoices(); }
     frame++;
     window.shen.ready = true;
   }
@@ -529,6 +809,22 @@ function inspect(id) {
   b2.textContent = 'Request token';
   b2.onclick = () => act(() => viz.request(id));
   box.append(b1, ' ', b2);
+  const row = document.createElement('div');
+  row.className = 'faults';
+  const fault = (label, title, f) => {
+    const b = document.createElement('button');
+    b.textContent = label;
+    b.title = title;
+    b.onclick = () => act(f);
+    row.append(b);
+  };
+  if (n.up) {
+    fault('Pause 1 s', 'stall it for 1 s (a GC pause): messages and timers due meanwhile wait', () => viz.pause(id, 1000));
+    fault('Clock −500 ms', 'step its clock back 500 ms (its timers are re-aimed)', () => viz.skew(id, -500));
+    fault('Clock +500 ms', 'step its clock forward 500 ms', () => viz.skew(id, 500));
+  }
+  fault('Power loss', 'restart it losing the disk writes not yet fsynced (a process crash keeps them)', () => viz.powerLoss(id));
+  box.append(row);
 }
 
 // ------------------------------------------------------------ lessons
@@ -618,12 +914,13 @@ function lessonCheck(s) {
 // frames: work = advance + draw in one frame; interval = time between
 // frames (what the user sees).
 async function bench({ nodes = 500, frames = 240, speed: sp = 0.25, seed = '1', warmup_ms = 2000,
-  budget_ms = FRAME_BUDGET_MS } = {}) {
+  budget_ms = FRAME_BUDGET_MS, spacetime = true } = {}) {
   const wall0 = performance.now();
   benchRunning = true;
   const old = viz;
   const b = new Viz(String(seed), nodes);
   b.attach(canvas);
+  if (spacetime) fitSpacetime(b);
   b.advance(warmup_ms, 0);
   const v0 = b.timeMs();
   const wall1 = performance.now();
@@ -638,6 +935,7 @@ async function bench({ nodes = 500, frames = 240, speed: sp = 0.25, seed = '1', 
         gaps.push(t - prev);
       }
       b.draw();
+      if (spacetime) b.drawSpacetime();
       work.push(performance.now() - t0);
       prev = t;
       if (work.length >= frames) done(); else requestAnimationFrame(f);
@@ -648,7 +946,7 @@ async function bench({ nodes = 500, frames = 240, speed: sp = 0.25, seed = '1', 
   const pct = (a, q) => sorted(a)[Math.min(a.length - 1, Math.floor(q * a.length))];
   const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   const result = {
-    nodes, frames, speed: sp,
+    nodes, frames, speed: sp, spacetime: spacetime && b.spacetimeOn(),
     budget_ms,
     warmup_ms,
     virtual_ms: b.timeMs() - v0,
@@ -662,6 +960,7 @@ async function bench({ nodes = 500, frames = 240, speed: sp = 0.25, seed = '1', 
   b.free();
   viz = old;
   viz.attach(canvas);
+  fitSpacetime(viz);
   benchRunning = false;
   return result;
 }
@@ -693,6 +992,16 @@ function wire() {
   $('lat').onchange = (e) => act(() => viz.setLatency(Number(e.target.value)));
   $('lat').oninput = (e) => { $('latv').textContent = e.target.value; };
   $('scrub').oninput = (e) => act(() => viz.seek(Number(e.target.value)));
+  wireSpacetime();
+  $('choosemode').onchange = (e) => setChoiceMode(e.target.checked);
+  $('showkeys').onchange = (e) => { viz.setKeys(e.target.checked); };
+  $('export').onclick = saveRun;
+  $('import').onchange = async (e) => {
+    const f = e.target.files && e.target.files[0];
+    e.target.value = '';
+    if (!f) return;
+    try { showNote(importRun(await f.text())); } catch (err) { showError(err); }
+  };
   $('share').onclick = () => {
     history.replaceState(null, '', '#' + viz.urlHash());
     navigator.clipboard?.writeText(location.href).catch(() => {});
@@ -703,6 +1012,9 @@ function wire() {
     const id = viz.nodeAt(x, y);
     const m = id < 0 ? viz.messageAt(x, y, 6) : -1;
     if (m >= 0) { pinMessage(m); return; }
+    const k = id < 0 ? viz.keyAt(x, y, 5) : -1;
+    viz.selectKey(k);
+    if (k >= 0) { refreshKeys(); return; }
     selected = id;
     viz.select(selected);
     if (selected >= 0) inspect(selected);
@@ -784,6 +1096,9 @@ window.shen = {
   summary: () => JSON.parse(viz.summaryJson()),
   play: (on) => { playing = !!on; $('play').textContent = playing ? 'Pause' : 'Play'; },
   bench,
+  exportRun,
+  choice,
+  importRun: (text) => importRun(text),
   ready: false,
   inspected: null,
   live: null,

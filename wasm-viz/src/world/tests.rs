@@ -687,3 +687,238 @@ fn a_crash_is_narrated_once_even_after_a_rewind() {
         .narration()
         .is_none());
 }
+
+/// The page's pause, clock skew and power loss are faults: the run is the
+/// scenario it exports, and they replay from the URL script.
+#[test]
+fn pause_skew_and_power_loss_replay_as_their_scenario() {
+    let mut w = world(31, 5);
+    w.advance(Duration::from_millis(800)).unwrap();
+    w.act(Op::Pause { node: 2, ms: 900.0 }).unwrap();
+    w.advance(Duration::from_millis(300)).unwrap();
+    w.act(Op::Skew {
+        node: 3,
+        ms: -400.0,
+    })
+    .unwrap();
+    w.advance(Duration::from_millis(300)).unwrap();
+    w.act(Op::PowerLoss(4)).unwrap();
+    w.run_to(Time::from_millis(4_000)).unwrap();
+    let toml = w.scenario().unwrap().to_toml().unwrap();
+    assert!(
+        toml.contains("pause") && toml.contains("skew") && toml.contains("lose_unsynced"),
+        "{toml}"
+    );
+    assert_eq!(crate::trace_hash(&toml, 31).unwrap(), w.trace_hash());
+    let script = format_script(&w.script());
+    assert!(
+        script.contains(":pause:2.900")
+            && script.contains(":skew:3.-400")
+            && script.contains(":power:4"),
+        "{script}"
+    );
+    let mut r = World::with_script(VizConfig::new(31, 5), parse_script(&script).unwrap()).unwrap();
+    r.run_to(Time::from_millis(4_000)).unwrap();
+    assert_eq!(r.trace_hash(), w.trace_hash());
+    // Bad ones are refused with a reason, and nothing is recorded.
+    assert!(w
+        .act(Op::Pause { node: 9, ms: 10.0 })
+        .unwrap_err()
+        .contains("no node 9"));
+    assert!(w
+        .act(Op::Pause { node: 1, ms: 0.0 })
+        .unwrap_err()
+        .contains("positive"));
+    assert!(w
+        .act(Op::Skew {
+            node: 1,
+            ms: f64::NAN
+        })
+        .unwrap_err()
+        .contains("non-zero"));
+    assert_eq!(w.script().len(), 3);
+}
+
+/// The space-time diagram records every message with its fate, and the
+/// node events on their lanes; a rewind keeps it, a fork cuts it.
+#[test]
+fn the_spacetime_record_follows_the_run() {
+    use crate::spacetime::{Fate, NodeEvent};
+    let mut w = world(8, 5);
+    w.advance(Duration::from_millis(1_000)).unwrap();
+    w.act(Op::Crash(1)).unwrap();
+    w.advance(Duration::from_millis(500)).unwrap();
+    w.act(Op::Pause { node: 3, ms: 200.0 }).unwrap();
+    w.advance(Duration::from_millis(1_500)).unwrap();
+    w.act(Op::Restart(1)).unwrap();
+    w.advance(Duration::from_millis(1_000)).unwrap();
+    let st = w.spacetime().unwrap();
+    let total = w.sim().traffic();
+    let n = st.arrows().len() as u64;
+    assert!(n > 100, "{n} arrows");
+    assert_eq!(n, total.sent, "every message sent is an arrow");
+    let delivered = st.arrows().filter(|a| a.fate == Fate::Delivered).count() as u64;
+    let dropped = st
+        .arrows()
+        .filter(|a| matches!(a.fate, Fate::Dropped(_)))
+        .count() as u64;
+    assert_eq!(delivered, total.delivered);
+    assert!(
+        st.arrows()
+            .any(|a| a.to == 1 && a.fate == Fate::Dropped("node_down")),
+        "messages to the crashed node are dropped"
+    );
+    assert!(dropped > 0);
+    assert!(st.arrows().all(|a| a.end_us.is_none_or(|e| e >= a.sent_us)));
+    let kinds = st.arrows().filter(|a| !a.what.is_empty()).count() as u64;
+    assert!(
+        kinds * 2 > n,
+        "most arrows have their kind ({kinds} of {n})"
+    );
+    let evs: Vec<_> = st
+        .marks()
+        .iter()
+        .filter(|m| m.at_us > 0)
+        .map(|m| (m.node, m.event))
+        .collect();
+    assert!(evs.contains(&(1, NodeEvent::Crash)));
+    assert!(evs.contains(&(3, NodeEvent::Pause { ms: 200.0 })));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, (1, NodeEvent::Start { incarnation: 2 }))));
+    assert!(st.down_at(1, 2_000_000) && !st.down_at(1, 3_900_000));
+    let before: Vec<_> = st.arrows().cloned().collect();
+    let marks = st.marks().to_vec();
+    // Rewind and play again: the same record, nothing twice.
+    w.seek(Time::from_millis(1_200)).unwrap();
+    w.run_to(Time::from_millis(4_000)).unwrap();
+    let st = w.spacetime().unwrap();
+    assert_eq!(st.arrows().cloned().collect::<Vec<_>>(), before);
+    assert_eq!(st.marks(), &marks[..]);
+    // A fork forgets what came after it.
+    w.seek(Time::from_millis(1_200)).unwrap();
+    w.act(Op::Heal).unwrap();
+    let st = w.spacetime().unwrap();
+    assert!(st.arrows().all(|a| a.sent_us <= 1_200_000));
+    assert!(st.marks().iter().all(|m| m.at_us <= 1_200_000));
+}
+
+/// A node joins: the sample keys that move all go to it, counted against
+/// the ideal 1/N; a rewind starts the count over.
+#[test]
+fn a_join_moves_sample_keys_to_the_newcomer_only() {
+    let mut w = world(3, 5);
+    w.advance(secs(2)).unwrap();
+    assert_eq!(w.keys().owners().len(), crate::keys::SAMPLE_KEYS);
+    w.act(Op::AddNode).unwrap();
+    w.advance(secs(3)).unwrap();
+    let m = w.keys().last().expect("the ring changed").clone();
+    assert_eq!((m.members_before, m.members_after), (5, 6));
+    assert!(m.at_us > 2_000_000);
+    assert!((m.ideal - 1.0 / 6.0).abs() < 1e-12);
+    assert!(
+        !m.moved.is_empty() && m.moved.iter().all(|&(_, _, to)| to == 5),
+        "{m:?}"
+    );
+    assert!(m.moved.len() < crate::keys::SAMPLE_KEYS / 2);
+    // Back to just after the join and forward: the same change, once.
+    let history = w.keys().history().to_vec();
+    w.seek(Time::from_micros(m.at_us + 100_000)).unwrap();
+    assert_eq!(w.keys().last(), Some(&m));
+    w.run_to(Time::from_millis(5_000)).unwrap();
+    assert_eq!(w.keys().history(), &history[..]);
+    w.seek(Time::from_micros(m.at_us - 1)).unwrap();
+    assert!(w.keys().history().iter().all(|x| x.at_us < m.at_us));
+}
+
+/// Delivery-choice mode: the learner delivers the message due last, fires
+/// a timer early and loses a message; the script replays to the same
+/// trace hash, a different choice after a rewind is another run, and the
+/// first branch's script still replays to its own hash.
+#[test]
+fn chosen_deliveries_replay_exactly_and_branch() {
+    use crate::spacetime::Fate;
+    let mut w = world(12, 4);
+    w.advance(secs(1)).unwrap();
+    let now = w.now().as_micros();
+    let choices = w.choices();
+    assert!(choices.iter().all(|c| c.due_us >= now));
+    assert!(choices.windows(2).all(|p| p[0].due_us <= p[1].due_us));
+    let last = choices
+        .iter()
+        .rev()
+        .find(|c| c.kind == "message")
+        .unwrap()
+        .clone();
+    assert!(last.due_us > now, "{last:?}");
+    w.act(Op::Deliver(last.id)).unwrap();
+    assert_eq!(w.now().as_micros(), now, "a choice does not move time");
+    let a = w.spacetime().unwrap().arrow(last.id).unwrap();
+    assert_eq!((a.fate, a.end_us), (Fate::Delivered, Some(now)));
+    assert!(w
+        .choices()
+        .iter()
+        .all(|c| c.kind != "message" || c.id != last.id));
+    assert!(w
+        .act(Op::Deliver(last.id))
+        .unwrap_err()
+        .contains("not in flight"));
+    let t = w.choices().into_iter().find(|c| c.kind == "timer").unwrap();
+    w.act(Op::Fire {
+        node: t.node,
+        ring: t.ring_id,
+        token: t.token,
+    })
+    .unwrap();
+    assert!(w
+        .act(Op::Fire {
+            node: t.node,
+            ring: t.ring_id,
+            token: t.token
+        })
+        .is_err());
+    let lose = w
+        .choices()
+        .into_iter()
+        .find(|c| c.kind == "message")
+        .unwrap();
+    w.act(Op::Lose(lose.id)).unwrap();
+    assert_eq!(
+        w.spacetime().unwrap().arrow(lose.id).unwrap().fate,
+        Fate::Dropped("manual")
+    );
+    w.step().unwrap();
+    w.act(Op::Deliver(
+        w.choices().iter().find(|c| c.kind == "message").unwrap().id,
+    ))
+    .unwrap();
+    w.advance(Duration::from_millis(700)).unwrap();
+    let end = w.now();
+    let hash = w.trace_hash();
+    let script = format_script(&w.script());
+    assert_eq!(script.matches(":deliver:").count(), 2, "{script}");
+    assert!(script.contains(":fire:") && script.contains(":lose:"));
+
+    let replay = |text: &str| {
+        let mut r = World::with_script(VizConfig::new(12, 4), parse_script(text).unwrap()).unwrap();
+        r.run_to(end).unwrap();
+        r.trace_hash()
+    };
+    assert_eq!(replay(&script), hash, "the choices replay exactly");
+    assert_ne!(replay(""), hash, "they changed the run");
+
+    // Rewind to the first choice and choose another message: a second
+    // branch; the first one's script still replays to its hash.
+    w.seek(Time::from_micros(now)).unwrap();
+    let other = w
+        .choices()
+        .into_iter()
+        .find(|c| c.kind == "message" && c.id != last.id)
+        .unwrap();
+    w.act(Op::Deliver(other.id)).unwrap();
+    w.run_to(end).unwrap();
+    assert_ne!(w.trace_hash(), hash);
+    let second = format_script(&w.script());
+    assert_eq!(replay(&second), w.trace_hash());
+    assert_eq!(replay(&script), hash);
+}
