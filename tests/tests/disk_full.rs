@@ -97,7 +97,11 @@ struct Acks {
 
 impl Acks {
     fn between(&self, from: Instant, to: Instant) -> f64 {
-        let n = self.times.iter().filter(|t| **t >= from && **t < to).count();
+        let n = self
+            .times
+            .iter()
+            .filter(|t| **t >= from && **t < to)
+            .count();
         n as f64 / (to - from).as_secs_f64()
     }
 }
@@ -210,6 +214,11 @@ fn a_full_disk_takes_one_node_out_not_the_log() {
     for w in workers {
         w.join().unwrap();
     }
+    eprintln!(
+        "disk full after {:.1} s; healthy {healthy:.0} appends/s, 10-13 s after the fault {after:.0}/s ({:.2}x)",
+        (failed_at - started).as_secs_f64(),
+        after / healthy.max(1.0)
+    );
     assert!(
         after >= 0.5 * healthy,
         "10-13 s after the fault: {after:.0} appends/s against {healthy:.0}/s healthy"
@@ -234,7 +243,11 @@ fn a_full_disk_takes_one_node_out_not_the_log() {
     // Nothing acknowledged is lost: every record reads back where it was
     // placed, through a healthy node.
     let placed = std::mem::take(&mut acks.lock().unwrap().placed);
-    assert!(placed.len() > 100, "only {} appends acknowledged", placed.len());
+    assert!(
+        placed.len() > 100,
+        "only {} appends acknowledged",
+        placed.len()
+    );
     let reader = ShenClient::new(infos[0].admin.clone());
     let mut by_part: BTreeMap<u32, BTreeMap<u64, String>> = BTreeMap::new();
     for (k, (p, o)) in &placed {
@@ -288,32 +301,39 @@ fn a_full_disk_takes_one_node_out_not_the_log() {
             ok.then_some(())
         },
     );
-    // Refilled: in every chain it is a caught-up member of, it holds the
-    // partition's committed records.
-    wait_for(
-        "the restarted node to be refilled",
-        Duration::from_secs(60),
-        || {
-            let v = status(&back.admin)?;
-            let chains = v["log"]["chains"].as_array()?;
-            let mine: Vec<_> = chains
-                .iter()
-                .filter(|c| {
-                    c["members"]
-                        .as_array()
-                        .is_some_and(|m| m.iter().any(|x| x == &serde_json::json!(back.peer_id)))
-                })
-                .collect();
-            let full = !mine.is_empty()
-                && mine.iter().all(|c| {
-                    let p = c["partition"].as_u64().unwrap_or(0) as u32;
-                    let want = by_part
-                        .get(&p)
-                        .and_then(|m| m.keys().next_back())
-                        .map_or(0, |o| o + 1);
-                    c["local_len"].as_u64().unwrap_or(0) >= want
-                });
-            full.then_some(())
-        },
-    );
+    // Refilled: in every chain it is a member of, it holds at least every
+    // acknowledged record of the partition.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut short = Vec::new();
+        let mut mine = 0;
+        if let Some(v) = status(&back.admin) {
+            for c in v["log"]["chains"].as_array().cloned().unwrap_or_default() {
+                let member = c["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|x| x == &serde_json::json!(back.peer_id)));
+                if !member {
+                    continue;
+                }
+                mine += 1;
+                let p = c["partition"].as_u64().unwrap_or(0) as u32;
+                let want = by_part
+                    .get(&p)
+                    .and_then(|m| m.keys().next_back())
+                    .map_or(0, |o| o + 1);
+                let have = c["local_len"].as_u64().unwrap_or(0);
+                if have < want {
+                    short.push(format!("p{p}: {have} of {want}"));
+                }
+            }
+        }
+        if mine > 0 && short.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node is a member of {mine} chains and not refilled: {short:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

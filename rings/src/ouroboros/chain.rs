@@ -276,9 +276,17 @@ impl<I: NodeId> Ouroboros<I> {
         let part = &mut self.parts[p as usize];
         let len = part.log.len() as u64;
         let report = Self::report(part);
-        // Bound what is in flight beyond the commit point.
+        // Bound what is in flight beyond the commit point: in records, and
+        // in bytes (a replica refilled with large records would otherwise
+        // get a burst that overflows the transport's queue to it, and every
+        // retransmission would overflow it again).
         let window = (max_batch as u64) * 8;
-        while part.sent < len && part.sent < part.commit + window {
+        let window_bytes = max_bytes * 4;
+        let size = |e: &super::Entry<I>| e.data.len() + e.key.len() + 48;
+        let mut in_flight: usize = (part.commit.min(part.sent)..part.sent)
+            .map(|o| size(&part.log[o as usize]))
+            .sum();
+        while part.sent < len && part.sent < part.commit + window && in_flight < window_bytes {
             let start = part.sent;
             let mut end = start;
             let mut bytes = 0;
@@ -293,6 +301,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
             let prev = (start > 0).then(|| part.log[start as usize - 1].epoch);
             let entries = part.log[start as usize..end as usize].to_vec();
+            in_flight += bytes;
             part.sent = end;
             cx.send(
                 succ.clone(),

@@ -36,11 +36,11 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, ReadRecord};
-use shen_rings::sundial::Sundial;
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::{
     CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
 };
+use shen_rings::sundial::Sundial;
 use shen_rings::Time;
 use shen_transport_memory::{
     DiskFault, Latency, NetConfig, RestartMode, Sim, SimConfig, TraceKind, TraceMode,
