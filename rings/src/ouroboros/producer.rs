@@ -327,7 +327,10 @@ mod tests {
         }
         // Its next sequence is a new record; another producer's too.
         let next = Producer { id: 42, seq: 2 };
-        assert_eq!(append(&mut nodes, 1, &mut rng, b"two", next), Ok((p, o + 1)));
+        assert_eq!(
+            append(&mut nodes, 1, &mut rng, b"two", next),
+            Ok((p, o + 1))
+        );
         let other = Producer { id: 43, seq: 1 };
         assert_eq!(append(&mut nodes, 1, &mut rng, b"x", other), Ok((p, o + 2)));
         // A producer that moved a window past an old sequence is refused.
@@ -408,4 +411,3 @@ mod tests {
         );
     }
 }
-
