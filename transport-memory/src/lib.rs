@@ -62,7 +62,9 @@ pub mod sim;
 pub mod stats;
 pub mod trace;
 
-pub use crate::disk::{DiskContents, RestartMode, SimCell, SimCellError, SimDisk, SimWal};
+pub use crate::disk::{
+    DiskContents, RestartMode, SimCell, SimCellError, SimDisk, SimRecord, SimWal,
+};
 pub use crate::event::SimEvent;
 pub use crate::fault::Fault;
 pub use crate::net::{Latency, NetConfig};
