@@ -89,8 +89,11 @@ pub fn decode_state(r: &[u8]) -> Result<AcceptorState, String> {
 /// "lose power" (forget what was not stored) and fail on demand.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryAcceptorStore {
-    inner: Rc<RefCell<(Option<Vec<u8>>, bool, u64)>>,
+    inner: Rc<RefCell<Slot>>,
 }
+
+/// The record, whether stores fail, and how many were stored.
+type Slot = (Option<Vec<u8>>, bool, u64);
 
 impl MemoryAcceptorStore {
     /// An empty store.

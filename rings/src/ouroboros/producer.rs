@@ -47,6 +47,7 @@
 //! - A restart changes nothing: the table is rebuilt from the entries the
 //!   write-ahead log kept, and the node acknowledged nothing that was not
 //!   in it (durability before speech).
+//!
 //! A retry that arrives after its producer wrote [`WINDOW`] newer sequences
 //! to the partition is refused rather than guessed about. The table keeps
 //! the [`MAX_PRODUCERS`] producers that wrote most recently to the
