@@ -45,13 +45,16 @@
 //!    number, and resources ([`FencedResource`]) reject numbers lower than
 //!    the highest they have seen.
 //!
-//! Limit: acceptor state (promised generation, highest acknowledged
-//! fencing number) lives in memory, so the argument covers crash-stop
-//! failures (what the simulator checks). A member that restarts forgets its
-//! promises; making restarts safe needs that state persisted before each
-//! answer, which is not done yet. Ouroboros does not rest on it: its
-//! configuration rounds are Paxos over durable acceptor state, safe even if
-//! two configurators hold "the" token at once. A clock drift above
+//! Restarts: acceptor state (promised generation, highest acknowledged
+//! fencing number) is made durable before any answer that rests on it
+//! leaves the node when an [`AcceptorStore`] is attached
+//! ([`Cartouche::with_store`]; the argument is in `durable`), and a
+//! restarted member refuses promises for a lease after boot; the checker
+//! restarts members from their disks. Without a store the argument covers
+//! crash-stop failures only (a member that restarts forgets its promises).
+//! Ouroboros does not rest on it: its configuration rounds are Paxos over
+//! durable acceptor state, safe even if two configurators hold "the" token
+//! at once. A clock drift above
 //! `max_drift` voids point 3 (fencing still protects resources); the
 //! checker (`shen sim token`, in `shen-checks`) drifts clocks by ±5%
 //! against the default 10%.
@@ -107,9 +110,11 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{NodeId, Ring, RingCtx, RingId, Time, TimerSlot, TimerToken};
 use crate::order::{Placement, RingOrder};
 
+mod durable;
 mod fencing;
 mod msg;
 
+pub use durable::{decode_state, encode_state, AcceptorState, AcceptorStore, MemoryAcceptorStore};
 pub use fencing::{FencedResource, Fencing, Guard};
 pub use msg::{CartoucheEvent, CartoucheMsg, Request, Token};
 
@@ -232,6 +237,14 @@ pub struct Cartouche<I> {
     handoff_timer: TimerSlot,
     stats: CartoucheStats,
     founder: bool,
+    /// Where the acceptor state is made durable, if anywhere.
+    store: Option<durable::Store>,
+    /// The acceptor state last made durable.
+    stored: AcceptorState,
+    /// Rebuilt from the store at start (a restart).
+    restored: bool,
+    /// The store failed: this member stopped taking part.
+    store_failed: bool,
 }
 
 impl<I: NodeId> Cartouche<I> {
@@ -265,6 +278,46 @@ impl<I: NodeId> Cartouche<I> {
             handoff_timer: TimerSlot::new(),
             stats: CartoucheStats::default(),
             founder: false,
+            store: None,
+            stored: AcceptorState::default(),
+            restored: false,
+            store_failed: false,
+        }
+    }
+
+    /// Keep the acceptor state in `store`: load what it holds (a restart
+    /// then resumes those promises) and from now on store every change
+    /// before an answer that rests on it leaves (sends are gated until the
+    /// flush). A record that cannot be read is an error, never a fresh
+    /// start.
+    pub fn with_store(mut self, mut store: Box<dyn AcceptorStore>) -> Result<Self, String> {
+        if let Some(r) = store.load()? {
+            let s = durable::decode_state(&r)?;
+            self.promised = s.promised;
+            self.confirmed = s.confirmed;
+            self.last_seen = (s.confirmed.generation, s.confirmed.sequence, 0);
+            self.stored = s;
+            self.restored = true;
+        }
+        self.store = Some(alloc::rc::Rc::new(core::cell::RefCell::new(store)));
+        Ok(self)
+    }
+
+    /// True when the acceptor state was loaded from a store at start.
+    pub fn is_restored(&self) -> bool {
+        self.restored
+    }
+
+    /// True when the store failed (the member stopped taking part).
+    pub fn storage_failed(&self) -> bool {
+        self.store_failed
+    }
+
+    /// The acceptor state now (maybe not yet durable).
+    pub fn acceptor_state(&self) -> AcceptorState {
+        AcceptorState {
+            promised: self.promised,
+            confirmed: self.confirmed,
         }
     }
 
@@ -845,8 +898,48 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
     const ID: RingId = RingId::CARTOUCHE;
     const NAME: &'static str = "cartouche";
 
+    fn gates_sends(&self) -> bool {
+        self.store.is_some()
+    }
+
+    fn needs_flush(&self) -> bool {
+        self.store.is_some() && !self.store_failed && self.acceptor_state() != self.stored
+    }
+
+    fn on_flush(&mut self, _cx: &mut RingCtx<'_, I, Self>) -> bool {
+        let Some(store) = self.store.clone() else {
+            return true;
+        };
+        if self.store_failed {
+            return false;
+        }
+        let now = self.acceptor_state();
+        if now == self.stored {
+            return true;
+        }
+        let wrote = store.borrow_mut().store(&durable::encode_state(&now));
+        match wrote {
+            Ok(()) => {
+                self.stored = now;
+                true
+            }
+            Err(_) => {
+                // Stop answering: what was held rests on state a crash
+                // could take back.
+                self.store_failed = true;
+                false
+            }
+        }
+    }
+
     fn on_start(&mut self, cx: &mut RingCtx<'_, I, Self>) {
-        self.founder = self.members.members().next() == Some(cx.me);
+        if self.restored {
+            // The clock restarted with the process: block promises for a
+            // whole lease from now (covers any acknowledgement before the
+            // crash), and do not found a generation again.
+            self.promise_blocked_until = cx.now + self.promise_block();
+        }
+        self.founder = !self.restored && self.members.members().next() == Some(cx.me);
         if self.founder {
             // Create generation 1 through an ordinary promise round.
             self.start_candidacy(cx);
@@ -859,7 +952,7 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
     }
 
     fn on_message(&mut self, cx: &mut RingCtx<'_, I, Self>, from: I, msg: CartoucheMsg<I>) {
-        if !self.members.contains(&from) {
+        if !self.members.contains(&from) || self.store_failed {
             return;
         }
         match msg {
@@ -1017,6 +1110,9 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
     }
 
     fn on_timer(&mut self, cx: &mut RingCtx<'_, I, Self>, token: TimerToken) {
+        if self.store_failed {
+            return;
+        }
         if self.pass.fired(token) {
             if self.grant.is_none() && self.confirming.is_none() {
                 // Idle: look for new local requests, else move on.

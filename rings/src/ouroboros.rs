@@ -45,10 +45,15 @@
 //! one round trip to a majority and does not depend on clocks.
 //!
 //! # Exactly once
-//! Each append carries the client's id and request number; every member
-//! indexes the (client, request) pairs in its log, so a retried append
-//! (after a timeout or a new head) returns the original offset instead of
-//! writing twice.
+//! Each append carries the client node's id and request number; every
+//! member indexes the (client, request) pairs in its log, so the node's own
+//! retries of an append (after a lost message or a new head) return the
+//! original offset instead of writing twice. An application that retries
+//! through the admin API (a new request, maybe at another node, maybe after
+//! the node restarted) names itself with an idempotent *producer* id and
+//! sequence number; every replica indexes those too, in a bounded table
+//! rebuilt from its log, so such a retry is also written at most once (the
+//! argument is in `producer`).
 //!
 //! # Restarts
 //! A node with a disk keeps a write-ahead log and rebuilds from it
@@ -117,6 +122,7 @@ mod housekeeping;
 mod msg;
 mod part;
 mod place;
+mod producer;
 mod txn;
 mod types;
 
@@ -124,6 +130,7 @@ pub use durable::{read_all, FsyncPolicy, RecoverError, WalStore};
 pub use msg::OuroborosMsg;
 pub use part::next_scarab;
 pub use place::{initial_table, partition_of_key};
+pub use producer::{Producer, ProducerTable, MAX_PRODUCERS, WINDOW as PRODUCER_WINDOW};
 pub use txn::{TxnId, TxnMark, TxnRecord};
 pub use types::{
     Chain, Entry, Epoch, LogError, OuroborosConfig, OuroborosEvent, OuroborosStats, PartReport,
@@ -420,7 +427,8 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 key,
                 data,
                 txn,
-            } => self.on_client_append(cx, from, p, req, key, data, txn),
+                producer,
+            } => self.on_client_append(cx, from, p, req, key, data, txn, producer),
             OuroborosMsg::AppendReply {
                 req,
                 result,

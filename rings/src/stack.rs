@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use alloc::string::String;
 
-use crate::cartouche::{Cartouche, CartoucheConfig, CartoucheEvent};
+use crate::cartouche::{AcceptorStore, Cartouche, CartoucheConfig, CartoucheEvent};
 use crate::contract::{NodeId, Time};
 use crate::node::Node;
 use crate::ouroboros::{
@@ -176,6 +176,10 @@ pub struct CartoucheSettings {
     pub quorum_timeout_ms: u64,
     /// Upper bound of the random back-off before a candidacy.
     pub backoff_ms: u64,
+    /// Keep the acceptor state on the node's disk, made durable before
+    /// every answer that rests on it, so promises survive restarts (the
+    /// driver supplies the store: [`build_node_with_stores`]).
+    pub durable: bool,
 }
 
 impl Default for CartoucheSettings {
@@ -188,6 +192,7 @@ impl Default for CartoucheSettings {
             max_drift: c.max_drift,
             quorum_timeout_ms: c.quorum_timeout.as_millis() as u64,
             backoff_ms: c.backoff.as_millis() as u64,
+            durable: false,
         }
     }
 }
@@ -471,6 +476,21 @@ pub fn build_node_with_wal<I: NodeId>(
     incarnation: u32,
     wal: Option<WalAtBoot>,
 ) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
+    build_node_with_stores(config, me, members, incarnation, wal, None)
+}
+
+/// [`build_node_with_wal`], with Cartouche's acceptor state in `acceptor`
+/// when given (loaded from it: a restart resumes its promises; see
+/// `cartouche::AcceptorStore`). A record that cannot be read back is an
+/// error (index 0, the reason).
+pub fn build_node_with_stores<I: NodeId>(
+    config: &StackConfig,
+    me: I,
+    members: &[I],
+    incarnation: u32,
+    wal: Option<WalAtBoot>,
+    acceptor: Option<Box<dyn AcceptorStore>>,
+) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
     let mut node = Node::new(me.clone(), incarnation);
     if let Some(r) = &config.relay {
         let members: Vec<I> = members.to_vec();
@@ -479,10 +499,14 @@ pub fn build_node_with_wal<I: NodeId>(
         );
     }
     if let Some(settings) = &config.cartouche {
-        node.add_ring(Cartouche::new(
-            members.iter().cloned(),
-            settings.to_config(),
-        ));
+        let c = Cartouche::new(members.iter().cloned(), settings.to_config());
+        let c = match acceptor {
+            Some(store) => c
+                .with_store(store)
+                .map_err(|reason| RecoverError { index: 0, reason })?,
+            None => c,
+        };
+        node.add_ring(c);
     }
     if let Some(settings) = &config.sundial {
         let seeds: Vec<I> = match settings.join {

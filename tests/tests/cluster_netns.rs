@@ -538,7 +538,9 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_midd
         let log: std::collections::BTreeMap<u64, String> = got
             .lines()
             .filter_map(|l| {
-                let (pos, data) = l.split_once('\t')?;
+                // partition:offset<TAB>key<TAB>value
+                let (pos, rest) = l.split_once('\t')?;
+                let (_, data) = rest.split_once('\t')?;
                 let (_, o) = pos.split_once(':')?;
                 Some((o.parse().ok()?, data.to_string()))
             })

@@ -278,6 +278,39 @@ impl DurableCell for SimCell {
     }
 }
 
+/// One record kept under a key of a [`SimDisk`], replaced as a whole and
+/// synced at every store: Cartouche's acceptor state
+/// ([`shen_rings::cartouche::AcceptorStore`]).
+#[derive(Clone, Debug)]
+pub struct SimRecord {
+    disk: SimDisk,
+    key: Vec<u8>,
+}
+
+impl SimRecord {
+    /// The record under `key` of `disk`.
+    pub fn new(disk: &SimDisk, key: &str) -> SimRecord {
+        SimRecord {
+            disk: disk.clone(),
+            key: key.as_bytes().to_vec(),
+        }
+    }
+}
+
+impl shen_rings::cartouche::AcceptorStore for SimRecord {
+    fn load(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.disk.read(&self.key))
+    }
+    fn store(&mut self, record: &[u8]) -> Result<(), String> {
+        if let Some(f) = self.disk.fault() {
+            return Err(f.to_string());
+        }
+        self.disk.write(&self.key, record.to_vec());
+        self.disk.fsync();
+        Ok(())
+    }
+}
+
 /// An append-only record log ([`LogStore`]) kept on a [`SimDisk`], one key
 /// per record (`prefix` + the offset, big-endian): what a simulated node
 /// writes its Ouroboros write-ahead log to. What survives a crash is what

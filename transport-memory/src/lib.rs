@@ -63,7 +63,8 @@ pub mod stats;
 pub mod trace;
 
 pub use crate::disk::{
-    DiskContents, DiskFault, RestartMode, SimCell, SimCellError, SimDisk, SimWal, SimWalError,
+    DiskContents, DiskFault, RestartMode, SimCell, SimCellError, SimDisk, SimRecord, SimWal,
+    SimWalError,
 };
 pub use crate::event::SimEvent;
 pub use crate::fault::Fault;

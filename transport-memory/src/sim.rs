@@ -17,11 +17,11 @@ use std::rc::Rc;
 
 use shen_rings::node::{Node, NodeOutput, TimerKey};
 use shen_rings::ouroboros::read_all;
-use shen_rings::stack::{build_node, build_node_with_wal, ShenEvent, StackConfig};
+use shen_rings::stack::{build_node, build_node_with_stores, ShenEvent, StackConfig};
 use shen_rings::{Ctx, Envelope, Ring, RingId, Time, WireError};
 
 use crate::clock::NodeClock;
-use crate::disk::{DiskContents, DiskFault, RestartMode, SimDisk, SimWal};
+use crate::disk::{DiskContents, DiskFault, RestartMode, SimDisk, SimRecord, SimWal};
 use crate::event::SimEvent;
 use crate::fault::Fault;
 use crate::net::{ms_to_us, Cut, LinkModel, NetConfig, Partitions};
@@ -59,17 +59,32 @@ pub type NodeFactory<E> = Rc<dyn Fn(&NodeInit<'_>) -> Node<u64, E>>;
 pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
     Rc::new(move |init: &NodeInit<'_>| {
         let durable = stack.ouroboros.as_ref().is_some_and(|o| o.durable);
-        if !durable {
+        let acceptor = stack
+            .cartouche
+            .as_ref()
+            .is_some_and(|c| c.durable)
+            .then(|| {
+                Box::new(SimRecord::new(init.disk, "cartouche/acceptor"))
+                    as Box<dyn shen_rings::cartouche::AcceptorStore>
+            });
+        if !durable && acceptor.is_none() {
             return build_node(&stack, init.id, init.members, init.incarnation);
         }
-        let wal = SimWal::open(init.disk, "ouroboros/wal/");
-        let records = read_all(&wal).unwrap_or_default();
-        build_node_with_wal(
+        let wal = durable.then(|| {
+            let wal = SimWal::open(init.disk, "ouroboros/wal/");
+            let records = read_all(&wal).unwrap_or_default();
+            (
+                records,
+                Box::new(wal) as Box<dyn shen_rings::ouroboros::WalStore>,
+            )
+        });
+        build_node_with_stores(
             &stack,
             init.id,
             init.members,
             init.incarnation,
-            Some((records, Box::new(wal))),
+            wal,
+            acceptor,
         )
         // The simulator wrote these records itself; one it cannot read
         // back is a bug, and the node then restarts as if its disk were lost.

@@ -35,6 +35,11 @@ pub enum ErrorKind {
     Timeout,
     /// A transaction aborted: none of its records is or will be visible.
     Aborted,
+    /// An idempotent append's sequence is older than every sequence the
+    /// partition remembers of its producer: nothing was written now, and
+    /// whether the first attempt was written can no longer be told. Not
+    /// retryable.
+    StaleSequence,
     /// No such route.
     NotFound,
     /// The route does not take this method.
@@ -60,7 +65,7 @@ impl ErrorKind {
             ErrorKind::BadPartition | ErrorKind::BadRequest => 400,
             ErrorKind::TooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
-            ErrorKind::Aborted => 409,
+            ErrorKind::Aborted | ErrorKind::StaleSequence => 409,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Internal | ErrorKind::Unknown => 500,
@@ -70,7 +75,9 @@ impl ErrorKind {
     /// Whether the same request may succeed if sent again later. Nothing
     /// was written for every retryable kind except
     /// [`ErrorKind::TimeoutOutcomeUnknown`]: there the first attempt may
-    /// have landed, and a retried append is a second record.
+    /// have landed. Retrying that append is safe only with the same
+    /// producer id and sequence (`?producer=ID&seq=N`: written at most
+    /// once); without them a retried append may be a second record.
     pub fn retryable(self) -> bool {
         matches!(
             self,

@@ -32,6 +32,13 @@ pub struct RecordDoc {
     pub origin: String,
     /// That node's request number.
     pub req: u64,
+    /// The record's key when it is UTF-8 ... (absent from older nodes'
+    /// answers)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// ... otherwise the key in lowercase hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hex: Option<String>,
     /// The payload when it is UTF-8 ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
@@ -52,6 +59,31 @@ impl RecordDoc {
                 self.data = None;
                 self.data_hex = Some(hex_encode(bytes));
             }
+        }
+    }
+
+    /// `key` for UTF-8 keys, `key_hex` for others.
+    pub fn set_key(&mut self, bytes: &[u8]) {
+        match core::str::from_utf8(bytes) {
+            Ok(t) => {
+                self.key = Some(t.to_string());
+                self.key_hex = None;
+            }
+            Err(_) => {
+                self.key = None;
+                self.key_hex = Some(hex_encode(bytes));
+            }
+        }
+    }
+
+    /// The key's bytes (`None` when the answer carries no key: an older
+    /// node), or why the document is malformed.
+    pub fn key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        match (&self.key, &self.key_hex) {
+            (Some(t), None) => Ok(Some(t.as_bytes().to_vec())),
+            (None, Some(h)) => hex_decode(h).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(format!("record {} has both key and key_hex", self.offset)),
         }
     }
 

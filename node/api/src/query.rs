@@ -78,29 +78,66 @@ fn number<T: core::str::FromStr>(
         .transpose()
 }
 
-/// `POST /log/append?key=K`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `POST /log/append?key=K[&producer=ID&seq=N]`.
+///
+/// With `producer` and `seq` (an idempotent producer's id and the
+/// append's sequence number, both decimal), an append sent again with the
+/// same pair (a retry after a timeout or an unavailable chain, through any
+/// node, also after restarts) is written at most once and answered with
+/// the original offset. A producer numbers its appends increasingly; a
+/// retry reuses the number.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppendQuery {
     /// The record's key (any bytes): it picks the partition.
     pub key: Vec<u8>,
+    /// The idempotent producer's id (random, non-zero) ...
+    pub producer: Option<u64>,
+    /// ... and this append's sequence number (both or neither).
+    pub seq: Option<u64>,
 }
 
 impl AppendQuery {
+    /// An append of `key` without a producer.
+    pub fn key(key: impl Into<Vec<u8>>) -> AppendQuery {
+        AppendQuery {
+            key: key.into(),
+            ..AppendQuery::default()
+        }
+    }
+
     /// Parse the query string.
     pub fn parse(q: &str) -> Result<AppendQuery, QueryError> {
         let pairs = parse_query(q)?;
         let key = first(&pairs, "key")
             .ok_or_else(|| QueryError("key is required: POST /log/append?key=K".into()))?;
-        Ok(AppendQuery { key: key.to_vec() })
+        let producer = number::<u64>(&pairs, "producer")?;
+        let seq = number::<u64>(&pairs, "seq")?;
+        if producer.is_some() != seq.is_some() {
+            return Err(QueryError(
+                "give producer=ID and seq=N together (an idempotent append), or neither".into(),
+            ));
+        }
+        if producer == Some(0) {
+            return Err(QueryError("producer must be non-zero".into()));
+        }
+        Ok(AppendQuery {
+            key: key.to_vec(),
+            producer,
+            seq,
+        })
     }
 
     /// The path and query string.
     pub fn to_path(&self) -> String {
-        format!(
+        let mut path = format!(
             "{}?key={}",
             crate::routes::APPEND,
             encode_component(&self.key)
-        )
+        );
+        if let (Some(p), Some(s)) = (self.producer, self.seq) {
+            path.push_str(&format!("&producer={p}&seq={s}"));
+        }
+        path
     }
 }
 
@@ -213,14 +250,34 @@ mod tests {
 
     #[test]
     fn queries_round_trip_through_their_paths() {
-        let a = AppendQuery {
-            key: b"user 42/\x00".to_vec(),
-        };
+        let a = AppendQuery::key(b"user 42/\x00".to_vec());
         let path = a.to_path();
         let (route, q) = path.split_once('?').unwrap();
         assert_eq!(route, "/log/append");
         assert_eq!(AppendQuery::parse(q).unwrap(), a);
         assert!(AppendQuery::parse("nokey=1").is_err());
+        let idem = AppendQuery {
+            producer: Some(u64::MAX),
+            seq: Some(7),
+            ..a.clone()
+        };
+        let path = idem.to_path();
+        assert!(
+            path.ends_with("&producer=18446744073709551615&seq=7"),
+            "{path}"
+        );
+        assert_eq!(
+            AppendQuery::parse(path.split_once('?').unwrap().1).unwrap(),
+            idem
+        );
+        for bad in [
+            "key=k&producer=1",
+            "key=k&seq=1",
+            "key=k&producer=0&seq=1",
+            "key=k&producer=x&seq=1",
+        ] {
+            assert!(AppendQuery::parse(bad).is_err(), "{bad}");
+        }
 
         for r in [
             ReadQuery::partition(7, 12, 50),

@@ -136,6 +136,8 @@ fn log_documents() {
         id: "7".into(),
         origin: "peer-a".into(),
         req: 2,
+        key: None,
+        key_hex: None,
         data: None,
         data_hex: None,
     };
@@ -155,6 +157,22 @@ fn log_documents() {
     );
     assert_eq!(text.payload().unwrap(), b"hi");
     assert_eq!(bin.payload().unwrap(), vec![0xff, 0]);
+    // Keys are returned: UTF-8 as `key`, other bytes as `key_hex`; a record
+    // without either (an older node) still decodes, keyless.
+    let mut keyed = text.clone();
+    keyed.set_key(b"user-1");
+    let mut bin_key = bin.clone();
+    bin_key.set_key(&[0x00, 0xfe]);
+    pinned(
+        &vec![keyed.clone(), bin_key.clone()],
+        r#"[{"offset":1,"id":"7","origin":"peer-a","req":2,"key":"user-1","data":"hi"},
+          {"offset":1,"id":"7","origin":"peer-a","req":2,"key_hex":"00fe","data_hex":"ff00"}]"#,
+    );
+    assert_eq!(keyed.key_bytes().unwrap(), Some(b"user-1".to_vec()));
+    assert_eq!(bin_key.key_bytes().unwrap(), Some(vec![0, 0xfe]));
+    assert_eq!(text.key_bytes().unwrap(), None);
+    keyed.key_hex = Some("00".into());
+    assert!(keyed.key_bytes().is_err());
     pinned(
         &TxnRequest {
             records: vec![
@@ -238,6 +256,7 @@ fn errors_and_their_kinds() {
         (ErrorKind::TooLarge, 413, false),
         (ErrorKind::UnsupportedMediaType, 415, false),
         (ErrorKind::Aborted, 409, true),
+        (ErrorKind::StaleSequence, 409, false),
         (ErrorKind::NotFound, 404, false),
         (ErrorKind::Internal, 500, false),
     ];

@@ -20,11 +20,28 @@
 //! (ureq's agent pool); clones share the pool. Every error is a
 //! [`ClientError`] that says whether retrying is safe. The JSON documents
 //! are `shen-api`'s types; nothing here parses JSON by hand.
+//!
+//! # Idempotent appends
+//! A client is an idempotent *producer* (Kafka's model): it has a random
+//! producer id and numbers its appends. [`ShenClient::append`] sends each
+//! append with the next number and, when the answer is a timeout, an
+//! unreachable node or a chain being reconfigured (a head change), sends it
+//! again with the *same* number until [`ShenClient::with_retry_for`] runs
+//! out (an unreachable node is reported at once); the cluster writes an append with a known (producer, number) at
+//! most once, across head changes and restarts. Clones share the producer
+//! (and number appends from one counter); keep at most
+//! `shen_rings::ouroboros::PRODUCER_WINDOW` (8) appends of one producer in
+//! flight to one partition, or a late retry may be refused as
+//! [`ClientError::StaleSequence`].
 
 #![warn(missing_docs)]
 
 mod http;
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use shen_api::{
@@ -56,15 +73,24 @@ pub enum ClientError {
         message: String,
     },
     /// No answer in time. For an append the outcome is **unknown**: it may
-    /// be in the log (the node retries with the same request id, so it is
-    /// never there twice from that one request; a new request from you is a
-    /// new record).
+    /// be in the log. [`ShenClient::append`] already retried it with its
+    /// producer id and sequence number until its retry time ran out;
+    /// retrying again with the same pair ([`ShenClient::append_with`]) is
+    /// safe (written at most once), while a plain new append may write it
+    /// a second time.
     #[error("timeout, outcome unknown: {0}")]
     Timeout(String),
     /// A transaction aborted: none of its records is or will be in the
     /// log. Retrying runs it again.
     #[error("transaction aborted: {0}")]
     Aborted(String),
+    /// An idempotent append was refused: its producer has since written
+    /// newer sequence numbers to the partition, so whether this one was
+    /// written earlier can no longer be told. Nothing was written now; do
+    /// not retry it with the same number (refused again) and resend it as a
+    /// new append only if a duplicate is acceptable.
+    #[error("sequence too old, outcome unknown: {0}")]
+    StaleSequence(String),
     /// The request was refused as malformed (a bug in the caller).
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -75,12 +101,29 @@ pub enum ClientError {
 
 impl ClientError {
     /// True when sending the request again may work later: everything but
-    /// a malformed request or answer. Nothing was written except after a
-    /// [`ClientError::Timeout`] of an append: that one may already be in
-    /// the log, and retrying appends it again as a new record (check with
-    /// [`ShenClient::read`] by ID first if that matters).
+    /// a malformed request or answer and a stale sequence. Nothing was
+    /// written except after a [`ClientError::Timeout`] (or an
+    /// `Unreachable` node that failed mid-request) of an append: that one
+    /// may already be in the log; retry it with the same producer id and
+    /// sequence ([`ShenClient::append_with`]) and it is written at most
+    /// once.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ClientError::BadRequest(_) | ClientError::Protocol(_))
+        !matches!(
+            self,
+            ClientError::BadRequest(_) | ClientError::Protocol(_) | ClientError::StaleSequence(_)
+        )
+    }
+
+    /// Whether [`ShenClient::append`] sends an append again with the same
+    /// sequence: the outcome is unknown, or nothing was written because the
+    /// chain could not serve yet (a head change). An unreachable node is
+    /// not retried (a wrong address should fail at once); retrying it with
+    /// [`ShenClient::append_with`] is safe.
+    fn worth_resending(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Timeout(_) | ClientError::Unavailable { .. }
+        )
     }
 
     /// The error a node's [`ErrorBody`] stands for.
@@ -89,6 +132,7 @@ impl ClientError {
         match body.kind {
             ErrorKind::NotFormed => ClientError::NotFormed(message),
             ErrorKind::Aborted => ClientError::Aborted(message),
+            ErrorKind::StaleSequence => ClientError::StaleSequence(message),
             ErrorKind::TimeoutOutcomeUnknown | ErrorKind::Timeout => ClientError::Timeout(message),
             k @ (ErrorKind::NotHead
             | ErrorKind::NotTail
@@ -153,6 +197,9 @@ pub struct Record {
     pub offset: u64,
     /// The Scarab ID.
     pub id: ScarabId,
+    /// The key it was appended under (empty if the node is too old to
+    /// return keys).
+    pub key: Vec<u8>,
     /// The payload.
     pub data: Vec<u8>,
 }
@@ -167,6 +214,7 @@ impl Record {
             partition,
             offset: r.offset,
             id: r.id.parse().map_err(|e| bad(format!("id: {e}")))?,
+            key: r.key_bytes().map_err(bad)?.unwrap_or_default(),
             data: r.payload().map_err(bad)?,
         })
     }
@@ -254,20 +302,47 @@ impl Txn {
     }
 }
 
+/// An idempotent producer: its id and the next sequence number.
+#[derive(Debug)]
+struct ProducerState {
+    id: u64,
+    next: AtomicU64,
+}
+
+/// A random non-zero producer id (OS-seeded hashing of the time, the
+/// process and a counter).
+pub fn random_producer_id() -> u64 {
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let id = RandomState::new().hash_one((nanos, std::process::id(), n));
+    id.max(1)
+}
+
 /// A blocking client of one node. Cheap to clone (clones share the
-/// connection pool).
+/// connection pool and the idempotent producer).
 #[derive(Debug, Clone)]
 pub struct ShenClient {
     http: Http,
+    producer: Arc<ProducerState>,
+    retry_for: Duration,
 }
 
 impl ShenClient {
     /// A client of the node whose admin API listens at `admin`
     /// (HOST:PORT). Operations wait up to 15 s (the node's own deadline is
-    /// 3 s by default).
+    /// 3 s by default); an append is retried for up to 30 s.
     pub fn new(admin: impl Into<String>) -> ShenClient {
         ShenClient {
             http: Http::new(admin, Duration::from_secs(15)),
+            producer: Arc::new(ProducerState {
+                id: random_producer_id(),
+                next: AtomicU64::new(1),
+            }),
+            retry_for: Duration::from_secs(30),
         }
     }
 
@@ -275,7 +350,36 @@ impl ShenClient {
     pub fn with_timeout(self, timeout: Duration) -> ShenClient {
         ShenClient {
             http: self.http.with_timeout(timeout),
+            ..self
         }
+    }
+
+    /// The same client as producer `id` (non-zero; e.g. to resume a
+    /// producer after a restart of the application), numbering from
+    /// `next_seq`. Numbers must increase: start above every number this
+    /// producer used before.
+    pub fn with_producer(self, id: u64, next_seq: u64) -> ShenClient {
+        ShenClient {
+            producer: Arc::new(ProducerState {
+                id: id.max(1),
+                next: AtomicU64::new(next_seq),
+            }),
+            ..self
+        }
+    }
+
+    /// The same client retrying an append for at most `d` (zero: one
+    /// attempt).
+    pub fn with_retry_for(self, d: Duration) -> ShenClient {
+        ShenClient {
+            retry_for: d,
+            ..self
+        }
+    }
+
+    /// This client's idempotent producer id.
+    pub fn producer_id(&self) -> u64 {
+        self.producer.id
     }
 
     /// The HTTP connection pool underneath (for tools that need raw routes).
@@ -305,11 +409,50 @@ impl ShenClient {
     }
 
     /// Append `data` under `key`: once every replica of the key's
-    /// partition holds it, its Scarab ID and place.
+    /// partition holds it, its Scarab ID and place. It is sent with this
+    /// client's producer id and the next sequence number and retried (same
+    /// number) on timeouts, unreachable nodes and chains being
+    /// reconfigured, so it is written at most once; the errors say what is
+    /// known.
     pub fn append(&self, key: &[u8], data: &[u8]) -> Result<Appended, ClientError> {
-        let path = AppendQuery { key: key.to_vec() }.to_path();
-        let a: AppendReply = self.call("POST", &path, "application/octet-stream", data)?;
-        Appended::try_from(&a)
+        let seq = self.producer.next.fetch_add(1, Ordering::Relaxed);
+        self.append_with(key, data, seq)
+    }
+
+    /// [`ShenClient::append`] with sequence number `seq` of this client's
+    /// producer: to retry an append whose outcome is unknown (the same
+    /// `seq` as before), or to number appends yourself.
+    pub fn append_with(&self, key: &[u8], data: &[u8], seq: u64) -> Result<Appended, ClientError> {
+        let path = AppendQuery {
+            key: key.to_vec(),
+            producer: Some(self.producer.id),
+            seq: Some(seq),
+        }
+        .to_path();
+        let start = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let r: Result<AppendReply, ClientError> =
+                self.call("POST", &path, "application/octet-stream", data);
+            let e = match r {
+                Ok(a) => return Appended::try_from(&a),
+                Err(e) => e,
+            };
+            if !e.worth_resending() || start.elapsed() + pause > self.retry_for {
+                return Err(match e {
+                    ClientError::Timeout(m) => ClientError::Timeout(format!(
+                        "{m} (after {attempts} attempts over {:.1?} as producer {} sequence {seq}; retrying with the same producer and sequence is safe)",
+                        start.elapsed(),
+                        self.producer.id
+                    )),
+                    other => other,
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 
     /// Append several records atomically across their partitions: they
@@ -384,6 +527,46 @@ impl ShenClient {
         self.call("GET", &q.to_path(), "", &[])
     }
 
+    /// Up to `max` committed records appended under `key`, from offset
+    /// `from` of its partition (the partition is read page by page and
+    /// filtered; other keys' records are skipped).
+    pub fn read_key(&self, key: &[u8], from: u64, max: u32) -> Result<Vec<Record>, ClientError> {
+        let mut out = Vec::new();
+        let mut next = from;
+        while out.len() < max as usize {
+            let (recs, end) = self.read_key_page(key, next)?;
+            let Some(end) = end else { break };
+            next = end;
+            out.extend(recs);
+        }
+        out.truncate(max as usize);
+        Ok(out)
+    }
+
+    /// One page of `key`'s partition from `from`: its records under `key`
+    /// and the offset after the page (`None` at the end).
+    fn read_key_page(
+        &self,
+        key: &[u8],
+        from: u64,
+    ) -> Result<(Vec<Record>, Option<u64>), ClientError> {
+        let q = ReadQuery {
+            key: Some(key.to_vec()),
+            from,
+            max: 1000,
+            ..ReadQuery::default()
+        };
+        let r = self.read_query(&q)?;
+        let end = r.records.last().map(|d| d.offset + 1);
+        let recs = r
+            .records
+            .iter()
+            .map(|d| Record::from_doc(r.partition, d))
+            .filter(|x| x.as_ref().map_or(true, |x| x.key == key))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((recs, end))
+    }
+
     /// Follow `partition` from offset `from` (like `tail -f`): an endless
     /// iterator of committed records, in order, polling every 100 ms when
     /// caught up. Errors are yielded (the iterator goes on after them; a
@@ -392,6 +575,19 @@ impl ShenClient {
         Subscription {
             client: self.clone(),
             partition,
+            key: None,
+            next: from,
+            buffered: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Follow the records appended under `key` from offset `from` of its
+    /// partition (like [`ShenClient::subscribe`], other keys skipped).
+    pub fn subscribe_key(&self, key: &[u8], from: u64) -> Subscription {
+        Subscription {
+            client: self.clone(),
+            partition: 0,
+            key: Some(key.to_vec()),
             next: from,
             buffered: std::collections::VecDeque::new(),
         }
@@ -408,11 +604,12 @@ impl ShenClient {
     }
 }
 
-/// The iterator of [`ShenClient::subscribe`].
+/// The iterator of [`ShenClient::subscribe`] and [`ShenClient::subscribe_key`].
 #[derive(Debug)]
 pub struct Subscription {
     client: ShenClient,
     partition: u32,
+    key: Option<Vec<u8>>,
     next: u64,
     buffered: std::collections::VecDeque<Record>,
 }
@@ -433,9 +630,20 @@ impl Iterator for Subscription {
                 self.next = r.offset + 1;
                 return Some(Ok(r));
             }
-            match self.client.read_range(self.partition, self.next, 1000) {
-                Ok(recs) if recs.is_empty() => std::thread::sleep(Duration::from_millis(100)),
-                Ok(recs) => self.buffered = recs.into(),
+            let page = match &self.key {
+                None => self
+                    .client
+                    .read_range(self.partition, self.next, 1000)
+                    .map(|r| {
+                        let end = r.last().map(|x| x.offset + 1);
+                        (r, end)
+                    }),
+                Some(k) => self.client.read_key_page(k, self.next),
+            };
+            match page {
+                Ok((_, None)) => std::thread::sleep(Duration::from_millis(100)),
+                Ok((recs, Some(end))) if recs.is_empty() => self.next = end,
+                Ok((recs, _)) => self.buffered = recs.into(),
                 Err(e) => {
                     std::thread::sleep(Duration::from_millis(500));
                     return Some(Err(e));
@@ -455,6 +663,8 @@ mod tests {
             id: id.into(),
             origin: "p".into(),
             req: 1,
+            key: Some("k".into()),
+            key_hex: None,
             data: data.map(String::from),
             data_hex: hex.map(String::from),
         }

@@ -75,7 +75,9 @@ fn query(raw: &Option<String>) -> &str {
     raw.as_deref().unwrap_or("")
 }
 
-/// `POST /log/append?key=K` with the record as `application/octet-stream`.
+/// `POST /log/append?key=K[&producer=ID&seq=N]` with the record as
+/// `application/octet-stream` (with a producer: written at most once however
+/// often it is sent).
 pub(crate) async fn append(
     State(st): State<AdminState>,
     RawQuery(raw): RawQuery,
@@ -115,7 +117,7 @@ where
     require_type(headers, "application/octet-stream", "record")?;
     let data = body_within(body, MAX_RECORD_BYTES, "the record").await?;
     let t0 = std::time::Instant::now();
-    let reply = st.ops.append(q.key, data).await?;
+    let reply = st.ops.append(q.key, data, q.producer.zip(q.seq)).await?;
     if let Ok(mut h) = st.append_latency.lock() {
         h.observe(t0.elapsed().as_secs_f64());
     }

@@ -226,10 +226,7 @@ enum Target {
 fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> hyper::Request<Full<Bytes>> {
     let (uri, ctype, body) = match target {
         Target::Shen => (
-            shen_api::AppendQuery {
-                key: key.as_bytes().to_vec(),
-            }
-            .to_path(),
+            shen_api::AppendQuery::key(key.as_bytes()).to_path(),
             "application/octet-stream",
             Bytes::copy_from_slice(record),
         ),

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::de::DeserializeOwned;
-use shen_api::{
-    AppendQuery, AppendReply, ReadQuery, ReadReply, RecordDoc, TxnRecord, TxnReply, TxnRequest,
-};
-use shen_client::{ClientError, Http};
+use shen_api::{AppendReply, ReadQuery, ReadReply, RecordDoc, TxnRecord, TxnReply, TxnRequest};
+use shen_client::{ClientError, Http, ShenClient};
 
 use super::admin_address;
 use crate::daemon::DEFAULT_ADMIN;
@@ -34,6 +32,11 @@ impl Target {
     fn http(&self) -> Result<Http, String> {
         admin_address(&self.admin, self.data_dir.as_deref()).map(|a| Http::new(a, CLIENT_TIMEOUT))
     }
+
+    fn client(&self) -> Result<ShenClient, String> {
+        admin_address(&self.admin, self.data_dir.as_deref())
+            .map(|a| ShenClient::new(a).with_timeout(CLIENT_TIMEOUT))
+    }
 }
 
 /// `shen append` flags.
@@ -44,8 +47,27 @@ pub struct AppendArgs {
     /// The record's key (chooses the partition).
     key: String,
     /// The record; read from standard input when absent or `-`.
+    #[arg(conflicts_with = "lines")]
     value: Option<String>,
-    /// Print the node's JSON answer.
+    /// One record per line of standard input (without its line end), sent
+    /// in order over one kept-alive connection.
+    #[arg(long)]
+    lines: bool,
+    /// The idempotent producer id to append as (default: a random one).
+    /// With the same id and --seq, an append is written at most once
+    /// however often it is retried.
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
+    producer: Option<u64>,
+    /// The (first) record's sequence number for --producer (with --lines,
+    /// the next lines take the next numbers).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "producer")]
+    seq: u64,
+    /// Keep retrying an append whose outcome is unknown (timeout) or whose
+    /// chain is being reconfigured for this long, in seconds, with the
+    /// same producer id and sequence (0: no retries).
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    retry_s: u64,
+    /// Print the node's JSON answer (one line per record with --lines).
     #[arg(long)]
     json: bool,
 }
@@ -63,13 +85,33 @@ pub struct TxnArgs {
     json: bool,
 }
 
+/// How `shen read` and `shen tail` print keys and values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// UTF-8 text as it is; anything else (bytes that are not UTF-8, a tab,
+    /// a line end or another control character, or text that starts with
+    /// `base64:`) as `base64:` and standard base64.
+    #[default]
+    Auto,
+    /// As text (bytes that are not UTF-8 replaced by U+FFFD).
+    Text,
+    /// Always lowercase hex.
+    Hex,
+    /// Always standard base64.
+    Base64,
+    /// One JSON object per record (the node's record document plus
+    /// `partition`).
+    Json,
+}
+
 /// Which partition a read or tail is about.
 #[derive(Args, Debug, Clone)]
 pub struct PartitionArgs {
     /// The partition number.
     #[arg(long, short, value_name = "P", conflicts_with_all = ["key", "id"])]
     partition: Option<u32>,
-    /// Or the partition of this key.
+    /// Or only the records of this key (its partition is read and the other
+    /// keys' records skipped).
     #[arg(long, short, value_name = "KEY", conflicts_with = "id")]
     key: Option<String>,
     /// Or just the record with this Scarab ID (as `shen append` printed it).
@@ -107,7 +149,10 @@ pub struct ReadArgs {
     /// Most records to return.
     #[arg(long, default_value_t = 100, value_name = "N")]
     max: u32,
-    /// Print the node's JSON answer.
+    /// How keys and values are printed.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    format: Format,
+    /// Print the node's JSON answer (with --key: its records of that key).
     #[arg(long)]
     json: bool,
 }
@@ -125,6 +170,9 @@ pub struct TailArgs {
     /// How often to ask for new records when caught up, in milliseconds.
     #[arg(long, default_value_t = 200, value_name = "MS")]
     poll_ms: u64,
+    /// How keys and values are printed.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    format: Format,
 }
 
 /// How long a client request may take (the node answers within its own
@@ -174,10 +222,19 @@ fn call<T: DeserializeOwned>(
 
 /// Run `shen append`.
 pub fn append(args: AppendArgs) -> ExitCode {
-    let http = match args.target.http() {
-        Ok(h) => h,
+    let client = match args.target.client() {
+        Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
+    let producer = args
+        .producer
+        .unwrap_or_else(shen_client::random_producer_id);
+    let client = client
+        .with_producer(producer, args.seq)
+        .with_retry_for(Duration::from_secs(args.retry_s));
+    if args.lines {
+        return append_lines(&client, &args, producer);
+    }
     let data = match args.value.as_deref() {
         Some(v) if v != "-" => v.as_bytes().to_vec(),
         _ => {
@@ -194,25 +251,95 @@ pub fn append(args: AppendArgs) -> ExitCode {
             2,
         );
     }
-    let path = AppendQuery {
-        key: args.key.into_bytes(),
+    match client.append_with(args.key.as_bytes(), &data, args.seq) {
+        Ok(a) if args.json => println!("{}", appended_json(&a)),
+        Ok(a) => println!(
+            "appended to partition {} at offset {} (id {})",
+            a.partition, a.offset, a.id
+        ),
+        Err(e) => {
+            let hint = unknown_hint(&e, producer, args.seq);
+            return fail(format!("{e}{hint}"), exit_of(&e));
+        }
     }
-    .to_path();
-    let a: AppendReply = match call(
-        &http,
-        "POST",
-        &path,
-        "application/octet-stream",
-        &data,
-        args.json,
-    ) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
-    println!(
-        "appended to partition {} at offset {} (id {})",
-        a.partition, a.offset, a.id
-    );
+    ExitCode::SUCCESS
+}
+
+/// What to do after an append failed, when its outcome is unknown.
+fn unknown_hint(e: &ClientError, producer: u64, seq: u64) -> String {
+    match e {
+        ClientError::Timeout(_) | ClientError::Unreachable(_) => format!(
+            "\nthe record may be in the log; to retry safely, send it again with --producer {producer} --seq {seq} (it is written at most once); without them a retry may write it twice"
+        ),
+        _ => String::new(),
+    }
+}
+
+fn appended_json(a: &shen_client::Appended) -> String {
+    serde_json::to_string(&AppendReply {
+        partition: a.partition,
+        offset: a.offset,
+        id: a.id.to_string(),
+    })
+    .unwrap_or_default()
+}
+
+/// `shen append --lines`: one record per line of standard input, in order,
+/// numbered from `args.seq`.
+fn append_lines(client: &ShenClient, args: &AppendArgs, producer: u64) -> ExitCode {
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    let mut n = 0u64;
+    for (i, line) in std::io::BufRead::split(stdin, b'\n').enumerate() {
+        let mut data = match line {
+            Ok(l) => l,
+            Err(e) => {
+                return fail(
+                    format!("cannot read standard input: {e} ({n} records appended)"),
+                    1,
+                )
+            }
+        };
+        if data.last() == Some(&b'\r') {
+            data.pop();
+        }
+        if data.len() > shen_rings::logstore::MAX_RECORD_LEN {
+            return fail(
+                format!(
+                    "line {}: record of {} bytes exceeds the 1 MiB limit (lines before it were appended)",
+                    i + 1,
+                    data.len()
+                ),
+                2,
+            );
+        }
+        let seq = args.seq + i as u64;
+        match client.append_with(args.key.as_bytes(), &data, seq) {
+            Ok(a) => {
+                n += 1;
+                if args.json && writeln!(out, "{}", appended_json(&a)).is_err() {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                let hint = match &e {
+                    ClientError::Timeout(_) | ClientError::Unreachable(_) => format!(
+                        "\nlines 1 to {i} are in the log; line {} may be: to go on safely, send the input from line {} again with --producer {producer} --seq {seq} (written at most once)",
+                        i + 1,
+                        i + 1
+                    ),
+                    _ => format!("\nlines 1 to {i} are in the log; line {} and later are not", i + 1),
+                };
+                return fail(format!("line {}: {e}{hint}", i + 1), exit_of(&e));
+            }
+        }
+    }
+    if !args.json {
+        println!(
+            "appended {n} records under key {:?} (producer {producer})",
+            args.key
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -272,15 +399,48 @@ fn read_once(http: &Http, q: &ReadQuery) -> Result<ReadReply, (String, u8)> {
         .map_err(|e| (format!("{}: unexpected answer: {e}", http.admin()), 1))
 }
 
-/// A record as one output line: `partition:offset<TAB>data` (binary
-/// payloads as `0x` and hex).
-fn record_line(partition: u32, r: &RecordDoc) -> String {
-    let data = match (&r.data, &r.data_hex) {
-        (Some(t), _) => t.clone(),
-        (None, Some(h)) => format!("0x{h}"),
-        (None, None) => String::new(),
-    };
-    format!("{partition}:{}\t{data}", r.offset)
+/// Bytes as `format` prints them (never `Json`).
+fn show(bytes: &[u8], format: Format) -> String {
+    use base64::Engine as _;
+    let b64 = || base64::engine::general_purpose::STANDARD.encode(bytes);
+    match format {
+        Format::Text => String::from_utf8_lossy(bytes).into_owned(),
+        Format::Hex => shen_api::hex_encode(bytes),
+        Format::Base64 => b64(),
+        Format::Auto | Format::Json => match std::str::from_utf8(bytes) {
+            Ok(t) if !t.starts_with("base64:") && !t.chars().any(char::is_control) => t.to_string(),
+            _ => format!("base64:{}", b64()),
+        },
+    }
+}
+
+/// A record as one output line: `partition:offset<TAB>key<TAB>value`, key
+/// and value as `format` says (`Json`: the record document as JSON).
+fn record_line(partition: u32, r: &RecordDoc, format: Format) -> String {
+    if format == Format::Json {
+        let mut v = serde_json::to_value(r).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("partition".into(), partition.into());
+        }
+        return v.to_string();
+    }
+    let key = r.key_bytes().ok().flatten().unwrap_or_default();
+    let data = r.payload().unwrap_or_default();
+    format!(
+        "{partition}:{}\t{}\t{}",
+        r.offset,
+        show(&key, format),
+        show(&data, format)
+    )
+}
+
+/// Whether `r` is one of the records `which` asks for (with `--key`, only
+/// that key's).
+fn wanted(which: &PartitionArgs, r: &RecordDoc) -> bool {
+    match (&which.key, which.partition) {
+        (Some(k), None) => r.key_bytes().ok().flatten().as_deref() == Some(k.as_bytes()),
+        _ => true,
+    }
 }
 
 /// Run `shen read`.
@@ -289,21 +449,41 @@ pub fn read(args: ReadArgs) -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(e, 2),
     };
-    let q = match args.which.query(args.which.from, args.max) {
+    let mut q = match args.which.query(args.which.from, args.max) {
         Ok(q) => q,
         Err(e) => return fail(e, 2),
     };
-    let v = match read_once(&http, &q) {
+    let mut v = match read_once(&http, &q) {
         Ok(v) => v,
         Err((e, code)) => return fail(e, code),
     };
+    if args.which.key.is_some() {
+        // Only the key's records: page through the partition until `max`
+        // of them are found or the committed end is reached.
+        let mut found: Vec<RecordDoc> = Vec::new();
+        loop {
+            let next = v.records.last().map(|r| r.offset + 1);
+            found.extend(v.records.drain(..).filter(|r| wanted(&args.which, r)));
+            let Some(next) = next.filter(|_| found.len() < args.max as usize) else {
+                break;
+            };
+            q.from = next;
+            q.max = ReadQuery::LIMIT;
+            match read_once(&http, &q) {
+                Ok(more) => v.records = more.records,
+                Err((e, code)) => return fail(e, code),
+            }
+        }
+        found.truncate(args.max as usize);
+        v.records = found;
+    }
     if args.json {
         println!("{}", serde_json::to_string(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
     let mut out = std::io::stdout().lock();
     for r in &v.records {
-        if writeln!(out, "{}", record_line(v.partition, r)).is_err() {
+        if writeln!(out, "{}", record_line(v.partition, r, args.format)).is_err() {
             return ExitCode::SUCCESS;
         }
     }
@@ -337,11 +517,14 @@ pub fn tail(args: TailArgs) -> ExitCode {
             Ok(v) => {
                 let mut out = std::io::stdout().lock();
                 for r in &v.records {
-                    if writeln!(out, "{}", record_line(v.partition, r)).is_err() {
+                    next = r.offset + 1;
+                    if !wanted(&args.which, r) {
+                        continue;
+                    }
+                    if writeln!(out, "{}", record_line(v.partition, r, args.format)).is_err() {
                         return ExitCode::SUCCESS;
                     }
                     let _ = out.flush();
-                    next = r.offset + 1;
                     printed += 1;
                     if args.count.is_some_and(|c| printed >= c) {
                         return ExitCode::SUCCESS;

@@ -13,7 +13,7 @@ use shen_api::{
     TokenReply, TxnReply,
 };
 use shen_rings::cartouche::Cartouche;
-use shen_rings::ouroboros::{partition_of_key, LogError, Ouroboros, OuroborosEvent};
+use shen_rings::ouroboros::{partition_of_key, LogError, Ouroboros, OuroborosEvent, Producer};
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::ShenEvent;
 use shen_rings::{Node, Time};
@@ -45,6 +45,7 @@ pub fn log_error(error: &LogError<PeerKey>) -> ErrorBody {
         LogError::NotEnoughReplicas => ErrorKind::NotEnoughReplicas,
         LogError::Timeout => ErrorKind::TimeoutOutcomeUnknown,
         LogError::BadPartition(_) => ErrorKind::BadPartition,
+        LogError::StaleSequence => ErrorKind::StaleSequence,
     };
     ErrorBody::new(kind, error.to_string())
 }
@@ -177,11 +178,21 @@ impl Ops {
     }
 
     /// Append `data` under `key`; answers once every replica of the
-    /// partition's chain holds it.
-    pub async fn append(&self, key: Vec<u8>, data: Vec<u8>) -> Result<AppendReply, ErrorBody> {
+    /// partition's chain holds it. With `producer` (an idempotent
+    /// producer's id and sequence), an append already in the log is not
+    /// written again and is answered with its original place.
+    pub async fn append(
+        &self,
+        key: Vec<u8>,
+        data: Vec<u8>,
+        producer: Option<(u64, u64)>,
+    ) -> Result<AppendReply, ErrorBody> {
+        let producer = producer.map(|(id, seq)| Producer { id, seq });
         let outcome = self
             .run_op(1, move |node, now, rng| {
-                node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| o.append(cx, &key, data))
+                node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, cx| {
+                    o.append_as(cx, &key, data, producer)
+                })
             })
             .await?;
         match outcome {
@@ -243,9 +254,12 @@ impl Ops {
                             id: ScarabId::from_u64(r.id).to_string(),
                             origin: r.origin.to_string(),
                             req: r.req,
+                            key: None,
+                            key_hex: None,
                             data: None,
                             data_hex: None,
                         };
+                        d.set_key(&r.key);
                         d.set_payload(&r.data);
                         d
                     })

@@ -381,3 +381,84 @@ fn a_live_token_ends_a_candidacy_and_an_orphaned_one_is_restarted() {
         }
     )));
 }
+
+#[test]
+fn a_restarted_acceptor_keeps_its_promises_and_blocks_new_ones_for_a_lease() {
+    let store = MemoryAcceptorStore::new();
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default())
+        .with_store(Box::new(store.clone()))
+        .unwrap();
+    assert!(c.gates_sends() && !c.is_restored() && !c.needs_flush());
+    let mut out = Vec::new();
+    let f = Fencing {
+        generation: 1,
+        sequence: 4,
+    };
+    // A Confirm: the answer is produced, and the state must be flushed
+    // before it may leave (the node holds it until `on_flush` says so).
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Confirm { fencing: f })
+    });
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: CartoucheMsg::ConfirmAck { ok: true, .. },
+            ..
+        }
+    )));
+    assert!(c.needs_flush());
+    assert!(call(&mut c, 2, Time::ZERO, &mut out, |c, cx| c.on_flush(cx)));
+    assert!(!c.needs_flush());
+    assert_eq!(store.writes(), 1);
+
+    // Restart (a new process, its clock from zero): the state is back.
+    let mut r = Cartouche::new([1u64, 2, 3], CartoucheConfig::default())
+        .with_store(Box::new(store.clone()))
+        .unwrap();
+    assert!(r.is_restored());
+    assert_eq!(r.acceptor_state(), c.acceptor_state());
+    let mut out = Vec::new();
+    call(&mut r, 2, Time::ZERO, &mut out, |c, cx| c.on_start(cx));
+    // Not a second acknowledgement of the same number ...
+    assert!(!r.acceptor_confirm(Time::ZERO, f));
+    // ... and no promise before a whole lease after boot.
+    assert!(!r.acceptor_promise(Time::from_millis(100), 2));
+    let after = Time::ZERO + r.promise_block() + Duration::from_millis(1);
+    assert!(r.acceptor_promise(after, 2));
+
+    // A damaged record is an error, not a fresh start.
+    let mut bad = MemoryAcceptorStore::new();
+    bad.store(&[1, 0xff]).unwrap();
+    assert!(Cartouche::new([1u64, 2, 3], CartoucheConfig::default())
+        .with_store(Box::new(bad))
+        .is_err());
+}
+
+#[test]
+fn a_failing_acceptor_store_stops_the_member() {
+    let store = MemoryAcceptorStore::new();
+    let mut c = Cartouche::new([1u64, 2, 3], CartoucheConfig::default())
+        .with_store(Box::new(store.clone()))
+        .unwrap();
+    let mut out = Vec::new();
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(
+            cx,
+            1,
+            CartoucheMsg::Confirm {
+                fencing: Fencing {
+                    generation: 1,
+                    sequence: 1,
+                },
+            },
+        )
+    });
+    store.set_failing(true);
+    assert!(!call(&mut c, 2, Time::ZERO, &mut out, |c, cx| c.on_flush(cx)));
+    assert!(c.storage_failed());
+    let mut out = Vec::new();
+    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+        c.on_message(cx, 1, CartoucheMsg::Prepare { generation: 9 })
+    });
+    assert!(out.is_empty(), "a failed member answers nothing");
+}

@@ -424,6 +424,7 @@ impl<I: NodeId> Ouroboros<I> {
     /// outcomes and members).
     pub(super) fn rebuild_dedupe(part: &mut Part<I>) {
         part.dedupe.clear();
+        part.producers.clear();
         part.txn_out.clear();
         part.open.clear();
         for o in 0..part.log.len() as u64 {

@@ -15,9 +15,10 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use super::part::{next_scarab, part_id, Part};
+use super::producer::Seen;
 use super::{
-    partition_of_key, Entry, Epoch, LogError, Ouroboros, OuroborosEvent, OuroborosMsg, ReadRecord,
-    TxnMark,
+    partition_of_key, Entry, Epoch, LogError, Ouroboros, OuroborosEvent, OuroborosMsg, Producer,
+    ReadRecord, TxnMark,
 };
 use crate::contract::{NodeId, Ring, RingCtx, Time};
 use crate::scarab::ScarabId;
@@ -31,6 +32,8 @@ pub(super) enum Op {
         txn: Option<TxnMark>,
         /// The transaction this append is part of (its events go there).
         owner: Option<u64>,
+        /// The idempotent producer and sequence, if the caller gave them.
+        producer: Option<Producer>,
     },
     Read {
         p: u32,
@@ -71,6 +74,21 @@ impl<I: NodeId> Ouroboros<I> {
     /// Append `data` under `key`; returns the request number that the
     /// `Appended`/`AppendFailed` event will carry.
     pub fn append(&mut self, cx: &mut RingCtx<'_, I, Self>, key: &[u8], data: Vec<u8>) -> u64 {
+        self.append_as(cx, key, data, None)
+    }
+
+    /// [`Ouroboros::append`] on behalf of an idempotent `producer`: an
+    /// append with a (producer id, sequence) already in the partition's log
+    /// is not written again; it is answered with the original offset (see
+    /// the `producer` module). A sequence older than the producer's
+    /// remembered window fails with [`LogError::StaleSequence`].
+    pub fn append_as(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        key: &[u8],
+        data: Vec<u8>,
+        producer: Option<Producer>,
+    ) -> u64 {
         let p = partition_of_key(key, self.config.partitions);
         self.start_op(
             cx,
@@ -80,6 +98,7 @@ impl<I: NodeId> Ouroboros<I> {
                 data,
                 txn: None,
                 owner: None,
+                producer,
             },
         )
     }
@@ -175,7 +194,12 @@ impl<I: NodeId> Ouroboros<I> {
         }
         match op {
             Op::Append {
-                p, key, data, txn, ..
+                p,
+                key,
+                data,
+                txn,
+                producer,
+                ..
             } => {
                 let Some(head) = self.table.chains[p as usize].members.first().cloned() else {
                     return;
@@ -186,6 +210,7 @@ impl<I: NodeId> Ouroboros<I> {
                     key,
                     data,
                     txn,
+                    producer,
                 };
                 if &head == cx.me && self.durable.is_none() {
                     let me = cx.me.clone();
@@ -264,6 +289,7 @@ impl<I: NodeId> Ouroboros<I> {
         key: Vec<u8>,
         data: Vec<u8>,
         txn: Option<TxnMark>,
+        producer: Option<Producer>,
     ) {
         let me = cx.me.clone();
         if p >= self.config.partitions {
@@ -304,12 +330,20 @@ impl<I: NodeId> Ouroboros<I> {
                 .filter(|o| matches!(part.log[*o as usize].txn, Some(TxnMark::Decide { .. }))),
             _ => None,
         };
-        if let Some(o) = part
-            .dedupe
-            .get(&(from.clone(), req))
-            .copied()
-            .or(first_decision)
-        {
+        let own = part.dedupe.get(&(from.clone(), req)).copied();
+        let by_producer = match producer.map(|pr| part.producers.check(&pr)) {
+            Some(Seen::TooOld) if own.is_none() => {
+                let msg = OuroborosMsg::AppendReply {
+                    req,
+                    result: Err(LogError::StaleSequence),
+                    decided: None,
+                };
+                return self.reply(cx, from, msg);
+            }
+            Some(Seen::Duplicate(o)) => Some(o),
+            Some(Seen::New | Seen::TooOld) | None => None,
+        };
+        if let Some(o) = own.or(by_producer).or(first_decision) {
             self.stats.deduplicated += 1;
             if Self::answerable(part, o) {
                 let msg = Self::append_ok(part, req, o);
@@ -335,6 +369,7 @@ impl<I: NodeId> Ouroboros<I> {
             key,
             data,
             txn,
+            producer,
         });
         Self::index_entry(part, o);
         part.waiters.entry(o).or_default().push((from, req));
@@ -479,6 +514,7 @@ impl<I: NodeId> Ouroboros<I> {
                     id: e.id,
                     origin: e.origin.clone(),
                     req: e.req,
+                    key: e.key.clone(),
                     data: e.data.clone(),
                 });
             }
@@ -555,10 +591,9 @@ impl<I: NodeId> Ouroboros<I> {
                     committed,
                 });
             }
-            OpResult::Failed(LogError::BadPartition(x)) => {
+            OpResult::Failed(error @ (LogError::BadPartition(_) | LogError::StaleSequence)) => {
                 let is_append = matches!(op.op, Op::Append { .. });
                 self.ops.remove(&req);
-                let error = LogError::BadPartition(x);
                 if is_append {
                     cx.emit(OuroborosEvent::AppendFailed {
                         req,

@@ -4,7 +4,9 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Entry, Epoch, LogError, PartReport, PaxosState, ReadRecord, SealInfo, Table, TxnMark};
+use super::{
+    Entry, Epoch, LogError, PartReport, PaxosState, Producer, ReadRecord, SealInfo, Table, TxnMark,
+};
 
 /// Ouroboros wire messages.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -127,6 +129,9 @@ pub enum OuroborosMsg<I> {
         data: Vec<u8>,
         /// A transaction's record, decision or outcome copy.
         txn: Option<TxnMark>,
+        /// The idempotent producer and sequence (deduplicated across
+        /// heads and restarts).
+        producer: Option<Producer>,
     },
     /// Head → client.
     AppendReply {

@@ -30,6 +30,8 @@ pub(super) struct Part<I> {
     pub(super) sealed_by: Epoch,
     /// (client, request) → offset, over the whole log.
     pub(super) dedupe: BTreeMap<(I, u64), u64>,
+    /// Idempotent producers → their recent sequences' offsets.
+    pub(super) producers: super::ProducerTable,
     /// Head: clients waiting for an offset to commit.
     pub(super) waiters: BTreeMap<u64, Vec<(I, u64)>>,
     /// Last time the successor showed progress (or we pushed fresh data).
@@ -66,6 +68,7 @@ impl<I> Part<I> {
             sealed: None,
             sealed_by: Epoch::default(),
             dedupe: BTreeMap::new(),
+            producers: super::ProducerTable::default(),
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,
             succ_held: 0,

@@ -322,6 +322,7 @@ impl<I: NodeId> Ouroboros<I> {
                     data,
                     txn: Some(mark),
                     owner: Some(req),
+                    producer: None,
                 },
                 deadline: cx.now + self.config.request_timeout,
                 retry_at: Time::ZERO,
@@ -572,6 +573,9 @@ impl<I: NodeId> Ouroboros<I> {
     pub(super) fn index_entry(part: &mut Part<I>, o: u64) {
         let e = &part.log[o as usize];
         part.dedupe.insert((e.origin.clone(), e.req), o);
+        if let Some(pr) = e.producer {
+            part.producers.record(pr, o);
+        }
         match &e.txn {
             None => {}
             Some(TxnMark::Member { txn, .. }) => {

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::TxnMark;
+use super::{Producer, TxnMark};
 use crate::cartouche::Fencing;
 
 /// A chain epoch / table ballot: a Cartouche fencing number.
@@ -135,6 +135,8 @@ pub struct Entry<I> {
     pub data: Vec<u8>,
     /// Its part in a transaction, if any (see the `txn` module).
     pub txn: Option<TxnMark>,
+    /// The idempotent producer that wrote it, if any (see `producer`).
+    pub producer: Option<Producer>,
 }
 
 /// Why an operation failed. Every variant says what to do about it.
@@ -158,11 +160,19 @@ pub enum LogError<I> {
     /// catching up, lost its data on restart, or every replica is gone).
     NotEnoughReplicas,
     /// No answer before the deadline. For an append the outcome is unknown:
-    /// it may or may not be in the log (a retry with the same request id is
-    /// safe and returns the original offset if it landed).
+    /// it may or may not be in the log. A retry with the same producer id
+    /// and sequence is safe (written at most once, answered with the
+    /// original offset if it landed); a retry without them may write it
+    /// twice.
     Timeout,
     /// The partition number is out of range.
     BadPartition(u32),
+    /// The append's producer already wrote `WINDOW` newer sequences to the
+    /// partition: nothing was written now, and whether this sequence was
+    /// written earlier can no longer be told. Do not retry it with the same
+    /// sequence (it would be refused again) and do not resend it as a new
+    /// record unless a duplicate is acceptable.
+    StaleSequence,
 }
 
 impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
@@ -174,8 +184,15 @@ impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
             LogError::NotEnoughReplicas => {
                 write!(f, "not enough replicas: the chain cannot serve right now")
             }
-            LogError::Timeout => write!(f, "timeout: outcome unknown (retrying is safe)"),
+            LogError::Timeout => write!(
+                f,
+                "timeout: outcome unknown, the record may be in the log (retrying with the same producer id and sequence is safe; without them a retry may write it twice)"
+            ),
             LogError::BadPartition(p) => write!(f, "partition {p} does not exist"),
+            LogError::StaleSequence => write!(
+                f,
+                "sequence too old: this producer has since written newer sequences to the partition; nothing was written now and whether this one was written before is unknown (not safe to retry)"
+            ),
         }
     }
 }
@@ -191,6 +208,8 @@ pub struct ReadRecord<I> {
     pub origin: I,
     /// That client's request number.
     pub req: u64,
+    /// The routing key.
+    pub key: Vec<u8>,
     /// The payload.
     pub data: Vec<u8>,
 }

@@ -8,7 +8,10 @@
 //! - **no acknowledged append lost**: every append acknowledged with offset
 //!   `o` is the record at `o` in the final log;
 //! - **no duplicates, no phantoms**: every record in the final log was
-//!   appended by a client exactly once;
+//!   appended by a client exactly once, although clients retry timed-out
+//!   appends (at a random live node, with the same idempotent producer id
+//!   and sequence: one producer per node and concurrency slot, the value
+//!   as its sequence), so a retry written twice is a violation;
 //! - **one order**: every record any read returned is the record the final
 //!   log holds at that offset (all readers see prefixes of one order);
 //! - **no stale reads**: a read invoked after an append was acknowledged
@@ -35,7 +38,7 @@ use std::time::Duration;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, ReadRecord};
+use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, Producer, ReadRecord};
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::{
     CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
@@ -134,8 +137,12 @@ pub struct LogRun {
     pub acked: u64,
     /// Appends that failed with a definite error (never applied).
     pub failed: u64,
-    /// Appends whose outcome is unknown (timed out).
+    /// Appends whose outcome is unknown (timed out on every attempt).
     pub unknown: u64,
+    /// Timed-out appends sent again with the same producer id and
+    /// sequence (each must be written at most once).
+    #[serde(default)]
+    pub retried: u64,
     /// Reads completed.
     pub reads: u64,
     /// Records in the final logs.
@@ -179,6 +186,12 @@ enum Pending {
     Append {
         value: u64,
         since: Time,
+        /// The idempotent producer (one per node and concurrency slot);
+        /// the value is its sequence number.
+        producer: u64,
+        /// Attempts so far (a timed-out append is retried, up to
+        /// `RETRIES` more times, with the same producer and sequence).
+        attempt: u32,
     },
     Read {
         since: Time,
@@ -192,6 +205,10 @@ enum Pending {
         values: Vec<u64>,
     },
 }
+
+/// Retries of a timed-out append (with its producer id and sequence, at
+/// a node picked at random: a client failing over).
+const RETRIES: u32 = 2;
 
 fn value_bytes(v: u64) -> Vec<u8> {
     v.to_be_bytes().to_vec()
@@ -209,6 +226,15 @@ type ReadSeen = (u32, u64, Time, Vec<ReadRecord<u64>>, bool, u64);
 /// Everything recorded while a run goes on.
 struct Book {
     trace_at: u64,
+    /// Nodes down now (retries go to the others).
+    down: BTreeSet<u64>,
+    /// Timed-out appends are retried until then (so that every retry ends
+    /// before the log is read back).
+    retry_until: Time,
+    /// Picks the node a retry goes to.
+    retry_rng: ChaCha8Rng,
+    /// The key of every single append, by value.
+    keys: BTreeMap<u64, [u8; 8]>,
     pending: BTreeMap<(u64, u64), Pending>,
     in_flight: BTreeMap<u64, u64>,
     hist: History,
@@ -404,6 +430,10 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     let mut next_value: u64 = 1;
     let mut book = Book {
         trace_at: 0,
+        down: BTreeSet::new(),
+        retry_until: end + Duration::from_secs(4),
+        retry_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x7e7e_7e7e),
+        keys: BTreeMap::new(),
         pending: BTreeMap::new(),
         in_flight: (0..n).map(|i| (i, 0)).collect(),
         hist: History {
@@ -461,7 +491,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                         offset,
                         id,
                     } => {
-                        if let Some(Pending::Append { value, since }) =
+                        if let Some(Pending::Append { value, since, .. }) =
                             b.pending.remove(&(node, req))
                         {
                             *b.in_flight.entry(node).or_default() -= 1;
@@ -475,10 +505,60 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                         }
                     }
                     OuroborosEvent::AppendFailed { req, error, .. }
-                        if b.pending.remove(&(node, req)).is_some() =>
+                        if b.pending.contains_key(&(node, req)) =>
                     {
+                        let pending = b.pending.remove(&(node, req));
                         *b.in_flight.entry(node).or_default() -= 1;
-                        if matches!(error, shen_rings::ouroboros::LogError::Timeout) {
+                        let timeout = matches!(error, shen_rings::ouroboros::LogError::Timeout);
+                        if let (
+                            true,
+                            true,
+                            Some(Pending::Append {
+                                value,
+                                since,
+                                producer,
+                                attempt,
+                            }),
+                        ) = (
+                            timeout,
+                            now < b.retry_until && final_reads.is_none(),
+                            pending,
+                        ) {
+                            if attempt < RETRIES {
+                                // Fail over to a live node, same producer
+                                // and sequence.
+                                let live: Vec<u64> =
+                                    (0..n).filter(|i| !b.down.contains(i)).collect();
+                                let at =
+                                    live[(b.retry_rng.next_u64() % live.len() as u64) as usize];
+                                let key = b.keys.get(&value).copied().unwrap_or_default();
+                                let pr = Producer {
+                                    id: producer,
+                                    seq: value,
+                                };
+                                let r = sim
+                                    .command::<Ouroboros<u64>, _>(at, |o, cx| {
+                                        o.append_as(cx, &key, value_bytes(value), Some(pr))
+                                    })
+                                    .ok()
+                                    .flatten();
+                                if let Some(r) = r {
+                                    b.run.retried += 1;
+                                    b.pending.insert(
+                                        (at, r),
+                                        Pending::Append {
+                                            value,
+                                            since,
+                                            producer,
+                                            attempt: attempt + 1,
+                                        },
+                                    );
+                                    *b.in_flight.entry(at).or_default() += 1;
+                                    continue;
+                                }
+                            }
+                        }
+                        if timeout {
                             b.run.unknown += 1;
                         } else {
                             b.run.failed += 1;
@@ -685,6 +765,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 done[4] = true;
             }
         }
+        book.down.clone_from(&down);
         // Workload: keep `concurrency` operations in flight per live node,
         // issued at most once per virtual millisecond.
         if now.saturating_since(last_issue) < Duration::from_millis(1) {
@@ -740,11 +821,37 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                     next_value += 1;
                     book.hist.invoked.insert(value);
                     let key = (rng.next_u64() % 4096).to_be_bytes();
+                    book.keys.insert(value, key);
+                    // The smallest free producer slot of this node: each
+                    // producer has one append in flight at a time.
+                    let used: BTreeSet<u64> = book
+                        .pending
+                        .values()
+                        .filter_map(|p| match p {
+                            Pending::Append { producer, .. } => Some(*producer),
+                            _ => None,
+                        })
+                        .collect();
+                    let producer = (i * 1000..).find(|x| !used.contains(x)).unwrap_or(i);
+                    let pr = Producer {
+                        id: producer,
+                        seq: value,
+                    };
                     sim.command::<Ouroboros<u64>, _>(i, |o, cx| {
-                        o.append(cx, &key, value_bytes(value))
+                        o.append_as(cx, &key, value_bytes(value), Some(pr))
                     })
                     .map_err(|e| e.to_string())?
-                    .map(|req| (req, Pending::Append { value, since: now }))
+                    .map(|req| {
+                        (
+                            req,
+                            Pending::Append {
+                                value,
+                                since: now,
+                                producer,
+                                attempt: 0,
+                            },
+                        )
+                    })
                 };
                 let Some((req, p)) = r else {
                     return Err("the node runs no Ouroboros ring".into());

@@ -121,12 +121,13 @@ pub fn render(runs: &[LogRun]) -> String {
     for r in runs {
         let _ = writeln!(
                 s,
-                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} reads ({} by ID), {} slow marks, {} records, txns {}/{}/{} (committed/aborted/unknown), p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} retried, {} reads ({} by ID), {} slow marks, {} records, txns {}/{}/{} (committed/aborted/unknown), p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
                 r.seed,
                 r.acked,
                 r.appends_per_s,
                 r.failed,
                 r.unknown,
+                r.retried,
                 r.reads,
                 r.id_reads,
                 r.slow_marked,

@@ -43,6 +43,10 @@ pub struct TokenArgs {
     /// Longest a node waits between its requests (ms).
     #[arg(long, default_value_t = 20, allow_hyphen_values = true)]
     pub think_ms: u64,
+    /// Keep each member's acceptor state on its simulated disk and restart
+    /// two members from their disks (with --faults).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub restarts: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +68,7 @@ impl TokenArgs {
             faults: self.faults,
             hold_ms: self.hold_ms,
             think_ms: self.think_ms,
+            restarts: self.restarts,
             debug: TokenDebug {
                 on: debug.is_some(),
                 stop_long_wait_from_us: debug.and_then(|v| v.parse().ok()),
@@ -93,8 +98,8 @@ pub fn render(r: &TokenReport) -> String {
         );
     }
     s += &format!(
-        "  longest wait after heal: {:.2} circulations\n  violations: {}\n",
-        r.max_wait_after_heal_circulations, r.violations
+        "  members restarted from their disks: {}\n  longest wait after heal: {:.2} circulations\n  violations: {}\n",
+        r.restarts, r.max_wait_after_heal_circulations, r.violations
     );
     for v in &r.first_violations {
         s += &format!("    {v}\n");
