@@ -231,7 +231,7 @@ pub fn adopt(
     rng: &mut dyn rand_core::RngCore,
 ) -> Result<(), String> {
     let mut ouroboros = open_ouroboros(dir, members, settings, false)?;
-    let cartouche = Cartouche::new(members.iter().copied(), settings.cartouche.to_config());
+    let cartouche = open_cartouche(dir, members, settings)?;
     ouroboros.set_wall_clock(unix_now_ms().saturating_sub(now.as_millis()));
     node.add_started_ring(now, rng, cartouche);
     node.add_started_ring(now, rng, ouroboros);
@@ -247,13 +247,29 @@ pub fn adopt_before_start(
     settings: &LogSettings,
 ) -> Result<(), String> {
     let mut ouroboros = open_ouroboros(dir, members, settings, true)?;
-    node.add_ring(Cartouche::new(
-        members.iter().copied(),
-        settings.cartouche.to_config(),
-    ));
+    node.add_ring(open_cartouche(dir, members, settings)?);
     ouroboros.set_wall_clock(unix_now_ms());
     node.add_ring(ouroboros);
     Ok(())
+}
+
+/// The file of Cartouche's acceptor state (promised generation, last
+/// acknowledged number) in the data directory.
+pub const CARTOUCHE_STATE_FILE: &str = "cartouche-acceptor";
+
+/// Cartouche over the log's members, its acceptor state kept in
+/// [`CARTOUCHE_STATE_FILE`]: stored (fsynced) before any answer that
+/// depends on it leaves, so mutual exclusion holds across restarts.
+fn open_cartouche(
+    dir: &Path,
+    members: &[PeerKey],
+    settings: &LogSettings,
+) -> Result<Cartouche<PeerKey>, String> {
+    let file = shen_storage::RecordFile::new(dir.join(CARTOUCHE_STATE_FILE));
+    let shown = file.path().display().to_string();
+    Cartouche::new(members.iter().copied(), settings.cartouche.to_config())
+        .with_store(Box::new(file))
+        .map_err(|e| format!("{shown}: {e}"))
 }
 
 /// Milliseconds since the Unix epoch (for Scarab IDs; 0 if the clock is
