@@ -1,0 +1,102 @@
+//! Circuit Relay v2 offered by reachable members: the bounded server configuration.
+//!
+//! Every node carries the relay server; libp2p enables it only once the
+//! node has a confirmed external address (see [`crate::reach`]), so only
+//! publicly reachable members relay and no dedicated infrastructure is
+//! needed. Every resource is bounded: reservations (in all and per peer,
+//! with a per-peer and per-IP rate), circuits (in all and per peer, with a
+//! per-source rate), and each circuit's bytes and duration. A request past
+//! a limit is refused with a status code; the relay keeps serving. A
+//! circuit that hits its byte or time limit closes, and the writer dials
+//! again (through the relay, or directly once hole punching succeeded).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use libp2p::relay;
+
+/// The relay's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Reservations held at once.
+    pub max_reservations: usize,
+    /// Reservations one peer may hold.
+    pub max_reservations_per_peer: usize,
+    /// How long a reservation lasts before it must be renewed.
+    pub reservation_duration: Duration,
+    /// Reservation requests one peer (and one IP, twice that) may make per minute.
+    pub reservations_per_minute: u32,
+    /// Circuits relayed at once.
+    pub max_circuits: usize,
+    /// Circuits one peer may have at once.
+    pub max_circuits_per_peer: usize,
+    /// Longest a circuit lives.
+    pub max_circuit_duration: Duration,
+    /// Most bytes a circuit carries (both directions).
+    pub max_circuit_bytes: u64,
+    /// Circuits one source peer (and one IP, twice that) may open per minute.
+    pub circuits_per_minute: u32,
+}
+
+impl Default for RelayLimits {
+    /// Sized for a cluster's own members: Shen keeps one long-lived stream
+    /// per peer, so circuits live long and carry ring traffic.
+    fn default() -> RelayLimits {
+        RelayLimits {
+            max_reservations: 64,
+            max_reservations_per_peer: 2,
+            reservation_duration: Duration::from_secs(15 * 60),
+            reservations_per_minute: 10,
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 64 << 20,
+            circuits_per_minute: 30,
+        }
+    }
+}
+
+impl RelayLimits {
+    /// The libp2p relay configuration with these bounds.
+    pub fn config(&self) -> relay::Config {
+        let minute = Duration::from_secs(60);
+        let per = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        relay::Config {
+            max_reservations: self.max_reservations,
+            max_reservations_per_peer: self.max_reservations_per_peer,
+            reservation_duration: self.reservation_duration,
+            reservation_rate_limiters: Vec::new(),
+            max_circuits: self.max_circuits,
+            max_circuits_per_peer: self.max_circuits_per_peer,
+            max_circuit_duration: self.max_circuit_duration,
+            max_circuit_bytes: self.max_circuit_bytes,
+            circuit_src_rate_limiters: Vec::new(),
+        }
+        .reservation_rate_per_peer(per(self.reservations_per_minute), minute)
+        .reservation_rate_per_ip(per(self.reservations_per_minute.saturating_mul(2)), minute)
+        .circuit_src_per_peer(per(self.circuits_per_minute), minute)
+        .circuit_src_per_ip(per(self.circuits_per_minute.saturating_mul(2)), minute)
+    }
+}
+
+/// How a peer is connected, as `/status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnKind {
+    /// Only through a relay's circuit.
+    Relayed,
+    /// A direct connection (dialled or accepted).
+    Direct,
+    /// A direct connection obtained by DCUtR hole punching.
+    Punched,
+}
+
+impl ConnKind {
+    /// The word shown in `/status`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ConnKind::Relayed => "relayed",
+            ConnKind::Direct => "direct",
+            ConnKind::Punched => "hole-punched",
+        }
+    }
+}
