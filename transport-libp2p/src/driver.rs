@@ -773,6 +773,35 @@ impl<E: Clone + 'static> Transport<E> {
         }
     }
 
+    /// An inbound direct connection from another IP to one of our listen
+    /// addresses proves that address reachable from there. AutoNAT v2 asks
+    /// for dial-backs only over connections this node dialled, so the first
+    /// public member of a cluster whose other members are all behind NATs
+    /// (it dials no one) is confirmed this way.
+    fn inbound_proves_reachable(&mut self, endpoint: &libp2p::core::ConnectedPoint) {
+        let libp2p::core::ConnectedPoint::Listener {
+            local_addr,
+            send_back_addr,
+        } = endpoint
+        else {
+            return;
+        };
+        if self.only_loopback || is_relayed(local_addr) || is_loopback(local_addr) {
+            return;
+        }
+        if ip_of(local_addr).is_none() || ip_of(local_addr) == ip_of(send_back_addr) {
+            return;
+        }
+        if self.listen_addrs.contains(local_addr)
+            && !self.swarm.external_addresses().any(|a| a == local_addr)
+        {
+            info!(addr = %local_addr, from = %send_back_addr, "reachable: a peer connected to this listen address");
+            self.swarm.add_external_address(local_addr.clone());
+            self.reach.confirmed(local_addr.clone());
+            self.update_reach();
+        }
+    }
+
     /// Dial the peers in the store (a restart rejoins without `--peer`).
     fn dial_stored(&mut self) {
         for (peer, addrs) in self.store.peers().into_iter().take(32) {
@@ -1204,6 +1233,7 @@ impl<E: Clone + 'static> Transport<E> {
                     },
                 );
                 self.refresh_relayed_only(peer_id);
+                self.inbound_proves_reachable(&endpoint);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address();
                     let plain: Multiaddr = addr

@@ -7,6 +7,10 @@
 //! reservation is reachable by construction and is advertised too, but
 //! does not make the node *public*.
 //!
+//! An inbound direct connection from another IP to a listen address also
+//! confirms it (AutoNAT v2 asks only over connections the node dialled, so
+//! a lone public member that dials no one is confirmed this way).
+//!
 //! - `Public`: some direct address was confirmed. Kademlia runs in server
 //!   mode (this node's addresses in other peers' routing tables work) and
 //!   the node offers Circuit Relay v2 (libp2p's relay enables itself once

@@ -100,3 +100,97 @@ impl ConnKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+    use libp2p::multiaddr::Protocol;
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
+
+    /// A flood of reservation requests from more peers than the relay
+    /// admits: the excess is refused, the admitted ones are served, and the
+    /// relay keeps answering.
+    #[tokio::test]
+    async fn a_reservation_flood_is_refused_and_the_relay_keeps_serving() {
+        let limits = RelayLimits {
+            max_reservations: 3,
+            ..RelayLimits::default()
+        };
+        let mut server = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|k| relay::Behaviour::new(k.public().to_peer_id(), limits.config()))
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+            .build();
+        server
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let addr = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+                break address;
+            }
+        };
+        server.add_external_address(addr.clone());
+        let relay_id = *server.local_peer_id();
+        let circuit: Multiaddr = addr
+            .clone()
+            .with(Protocol::P2p(relay_id))
+            .with(Protocol::P2pCircuit);
+        let clients = 8;
+        for _ in 0..clients {
+            let mut c = SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .unwrap()
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .unwrap()
+                .with_behaviour(|_, r| r)
+                .unwrap()
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+                .build();
+            c.listen_on(circuit.clone()).unwrap();
+            tokio::spawn(async move {
+                loop {
+                    let _ = c.select_next_some().await;
+                }
+            });
+        }
+        let (mut accepted, mut denied) = (0, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while accepted + denied < clients && tokio::time::Instant::now() < deadline {
+            let ev = tokio::time::timeout_at(deadline, server.select_next_some()).await;
+            match ev {
+                Ok(SwarmEvent::Behaviour(relay::Event::ReservationReqAccepted { .. })) => {
+                    accepted += 1
+                }
+                Ok(SwarmEvent::Behaviour(relay::Event::ReservationReqDenied { .. })) => denied += 1,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        assert_eq!(accepted, 3, "accepted {accepted}, denied {denied}");
+        assert_eq!(denied, clients - 3);
+    }
+
+    #[test]
+    fn default_limits_are_bounded() {
+        let c = RelayLimits::default().config();
+        assert!(c.max_reservations <= 64 && c.max_circuits <= 64);
+        assert!(c.max_circuit_bytes <= 64 << 20);
+        assert!(c.max_circuit_duration <= Duration::from_secs(3600));
+        assert_eq!(c.reservation_rate_limiters.len(), 2);
+        assert_eq!(c.circuit_src_rate_limiters.len(), 2);
+    }
+}
