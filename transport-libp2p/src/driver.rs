@@ -78,7 +78,7 @@ use tracing::{debug, info, warn};
 use crate::dial::Hints;
 use crate::frame::{encode_envelope, FrameDecoder};
 use crate::peers::{unix_now, PeerStore};
-use crate::reach::{is_relayed, Reach, MAX_RELAYS};
+use crate::reach::{is_relayed, is_relayed_endpoint, Reach, MAX_RELAYS};
 use crate::relay::{ConnKind, RelayLimits};
 use crate::{shen_protocol, PeerKey, IDENTIFY_VERSION, KAD_PROTOCOL};
 
@@ -1219,7 +1219,7 @@ impl<E: Clone + 'static> Transport<E> {
                 Metrics::add(&self.metrics.connections_opened, 1);
                 *self.connected.entry(peer_id).or_insert(0) += 1;
                 let remote = endpoint.get_remote_address().clone();
-                let kind = if is_relayed(&remote) {
+                let kind = if is_relayed_endpoint(&endpoint) {
                     ConnKind::Relayed
                 } else {
                     ConnKind::Direct

@@ -75,6 +75,19 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
+/// Whether a connection goes through a relay. An inbound circuit's
+/// remote (send-back) address is only `/p2p/<source>`: the circuit shows
+/// in its local address (`<relay>/p2p-circuit`), so both ends are checked.
+pub fn is_relayed_endpoint(endpoint: &libp2p::core::ConnectedPoint) -> bool {
+    match endpoint {
+        libp2p::core::ConnectedPoint::Dialer { address, .. } => is_relayed(address),
+        libp2p::core::ConnectedPoint::Listener {
+            local_addr,
+            send_back_addr,
+        } => is_relayed(local_addr) || is_relayed(send_back_addr),
+    }
+}
+
 /// What the probes said, folded into a [`Reachability`].
 #[derive(Debug, Default)]
 pub struct Reach {
@@ -132,6 +145,32 @@ mod tests {
 
     fn a(s: &str) -> Multiaddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_inbound_circuit_is_relayed_though_its_remote_address_is_bare() {
+        use libp2p::core::{ConnectedPoint, Endpoint};
+        let relay = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let src = "12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo";
+        // What the relay client reports on the destination side.
+        let inbound = ConnectedPoint::Listener {
+            local_addr: a(&format!("/ip4/192.0.2.9/tcp/1/p2p/{relay}/p2p-circuit")),
+            send_back_addr: a(&format!("/p2p/{src}")),
+        };
+        assert!(is_relayed_endpoint(&inbound));
+        let outbound = ConnectedPoint::Dialer {
+            address: a(&format!(
+                "/ip4/192.0.2.9/tcp/1/p2p/{relay}/p2p-circuit/p2p/{src}"
+            )),
+            role_override: Endpoint::Dialer,
+            port_use: libp2p::core::transport::PortUse::Reuse,
+        };
+        assert!(is_relayed_endpoint(&outbound));
+        let direct = ConnectedPoint::Listener {
+            local_addr: a("/ip4/192.0.2.9/tcp/4001"),
+            send_back_addr: a("/ip4/192.0.2.7/tcp/50000"),
+        };
+        assert!(!is_relayed_endpoint(&direct));
     }
 
     #[test]
