@@ -555,6 +555,10 @@ pub struct Transport<E: 'static> {
     conns: HashMap<PeerId, HashMap<ConnectionId, Conn>>,
     relayed_only: HashSet<PeerId>,
     reservations: HashMap<PeerId, ListenerId>,
+    /// Reservations asked for and not yet accepted. Their listeners are
+    /// never removed while pending: libp2p-relay 0.22 panics ("Relay
+    /// connection exist") when an acceptance arrives for a removed one.
+    reservations_pending: HashSet<PeerId>,
 }
 
 impl<E: Clone + 'static> Transport<E> {
@@ -635,6 +639,7 @@ impl<E: Clone + 'static> Transport<E> {
             conns: HashMap::new(),
             relayed_only: HashSet::new(),
             reservations: HashMap::new(),
+            reservations_pending: HashSet::new(),
         };
         Ok((t, handle))
     }
@@ -733,8 +738,17 @@ impl<E: Clone + 'static> Transport<E> {
             self.kad_mode = Some(mode);
         }
         if !r.wants_relay() && !self.reservations.is_empty() {
-            for (relay, l) in std::mem::take(&mut self.reservations) {
+            // A pending one is dropped once accepted (see reservations_pending).
+            let pending = &self.reservations_pending;
+            let done: Vec<(PeerId, ListenerId)> = self
+                .reservations
+                .iter()
+                .filter(|(p, _)| !pending.contains(p))
+                .map(|(p, l)| (*p, *l))
+                .collect();
+            for (relay, l) in done {
                 info!(%relay, "publicly reachable: dropping the relay reservation");
+                self.reservations.remove(&relay);
                 self.swarm.remove_listener(l);
             }
         }
@@ -767,6 +781,7 @@ impl<E: Clone + 'static> Transport<E> {
                 Ok(id) => {
                     info!(%relay, "reserving a relay slot: {circuit}");
                     self.reservations.insert(relay, id);
+                    self.reservations_pending.insert(relay);
                 }
                 Err(e) => debug!(%relay, "cannot reserve on the relay: {e}"),
             }
@@ -1200,6 +1215,8 @@ impl<E: Clone + 'static> Transport<E> {
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {
                 self.reservations.retain(|_, l| *l != listener_id);
+                let kept = &self.reservations;
+                self.reservations_pending.retain(|p| kept.contains_key(p));
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
@@ -1401,6 +1418,10 @@ impl<E: Clone + 'static> Transport<E> {
                 Metrics::add(&self.metrics.relay_reservations_made, 1);
                 if !renewal {
                     info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+                if self.reservations_pending.remove(&relay_peer_id) {
+                    // Became public while it was pending: drop it now.
+                    self.update_reach();
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => match ev {
