@@ -444,6 +444,13 @@ fn nat_five_hosts_behind_easy_and_hard_nats_converge_with_reachability_and_relay
                 return false;
             };
             good &= kind(&st, &ids[PUB]).as_deref() == Some("direct");
+            // Only the reachable host serves as a relay, even once e1 and
+            // e2 hold a punched connection to each other.
+            let relays = st["net"]["relays"].as_array().cloned().unwrap_or_default();
+            if relays.iter().any(|r| *r != ids[PUB]) {
+                last += &format!("{} relays {relays:?}; ", HOSTS[h].0);
+                good = false;
+            }
             for &o in &[E1, E2, H1, H2] {
                 if o == h {
                     continue;
@@ -525,6 +532,17 @@ fn nat_five_hosts_behind_easy_and_hard_nats_converge_with_reachability_and_relay
     );
     appends_and_reads("again");
 
+    // Whether e1 and e2 punched again after the restart (not guaranteed:
+    // the routers' conntrack may still hold the old flow between the same
+    // ports; see the issue).
+    let punched = |lab: &Lab| {
+        [(E1, E2), (E2, E1)].iter().all(|&(a, b)| {
+            lab.status(a).and_then(|st| kind(&st, &ids[b])).as_deref() == Some("hole-punched")
+        })
+    };
+    let repunched = poll_until(Duration::from_secs(15), || punched(&lab));
+    eprintln!("e1-e2 hole-punched again after the restart: {repunched}");
+
     // Lose the public host: the others keep answering and report the loss.
     nodes[PUB].terminate(Duration::from_secs(10));
     let rest = [E1, E2, H1, H2];
@@ -547,12 +565,8 @@ fn nat_five_hosts_behind_easy_and_hard_nats_converge_with_reachability_and_relay
         ok,
         "a host still shows a connection to the dead public host"
     );
-    // The hole-punched e1-e2 connection does not need the relay.
-    let ok = poll_until(Duration::from_secs(30), || {
-        [(E1, E2), (E2, E1)].iter().all(|&(a, b)| {
-            lab.status(a).and_then(|st| kind(&st, &ids[b])).as_deref() == Some("hole-punched")
-        })
-    });
+    // A hole-punched e1-e2 connection does not need the relay.
+    let ok = !repunched || poll_until(Duration::from_secs(30), || punched(&lab));
     assert!(
         ok,
         "e1 and e2 lost their punched connection with the relay\n{}",

@@ -457,7 +457,7 @@ struct Behaviour {
     mdns: Toggle<mdns::tokio::Behaviour>,
     hints: Hints,
     relay_client: relay::client::Behaviour,
-    relay: relay::Behaviour,
+    relay: crate::relay::ReachableRelay,
     dcutr: dcutr::Behaviour,
     autonat_client: autonat::v2::client::Behaviour,
     autonat_server: autonat::v2::server::Behaviour,
@@ -1349,7 +1349,12 @@ impl<E: Clone + 'static> Transport<E> {
                     .filter(|a| self.allowed(a))
                     .cloned()
                     .collect();
-                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                // A relay must itself be reachable: it advertises a direct
+                // (confirmed external) address. A NAT'd member serves HOP as
+                // soon as it has a circuit address; reaching it through a
+                // hole-punched connection does not make it a relay for others.
+                let reachable = advertised.iter().any(|a| !is_relayed(a));
+                if reachable && info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     let direct = dialled
                         .iter()
                         .chain(advertised.iter())
@@ -1512,7 +1517,10 @@ fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
             mdns: Toggle::from(mdns),
             hints: Hints::default(),
             relay_client,
-            relay: relay::Behaviour::new(local, relay_limits.config()),
+            relay: crate::relay::ReachableRelay(relay::Behaviour::new(
+                local,
+                relay_limits.config(),
+            )),
             dcutr: dcutr::Behaviour::new(local),
             autonat_client: autonat::v2::client::Behaviour::default(),
             autonat_server: autonat::v2::server::Behaviour::default(),

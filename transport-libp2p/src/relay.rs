@@ -13,7 +13,18 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use std::task::{Context, Poll};
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::Endpoint;
 use libp2p::relay;
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId};
+
+use crate::reach::is_relayed;
 
 /// The relay's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +109,90 @@ impl ConnKind {
             ConnKind::Direct => "direct",
             ConnKind::Punched => "hole-punched",
         }
+    }
+}
+
+/// The relay server, blind to circuit (relayed) external addresses.
+///
+/// libp2p enables its relay server as soon as the swarm has any confirmed
+/// external address, and a NAT'd member confirms its circuit address on
+/// the relay: it would then offer relaying it cannot do. Worse, in
+/// libp2p-relay 0.22 a status change notifies every connection's handler,
+/// and a relayed connection's handler is a dummy that panics on any event
+/// (libp2p-swarm `either.rs`: unreachable). Hiding circuit addresses keeps
+/// the server disabled on NAT'd members, so its status never flips while
+/// they hold relayed connections.
+pub struct ReachableRelay(pub relay::Behaviour);
+
+impl NetworkBehaviour for ReachableRelay {
+    type ConnectionHandler = <relay::Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = relay::Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.0.handle_pending_inbound_connection(id, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.0
+            .handle_established_inbound_connection(id, peer, local, remote)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        addrs: &[Multiaddr],
+        role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.0
+            .handle_pending_outbound_connection(id, peer, addrs, role)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.0
+            .handle_established_outbound_connection(id, peer, addr, role, port_use)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match &event {
+            FromSwarm::ExternalAddrConfirmed(e) if is_relayed(e.addr) => {}
+            FromSwarm::ExternalAddrExpired(e) if is_relayed(e.addr) => {}
+            _ => self.0.on_swarm_event(event),
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.0.on_connection_handler_event(peer, id, event)
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        self.0.poll(cx)
     }
 }
 
