@@ -314,10 +314,14 @@ fn netns_a_node_without_the_psk_cannot_join_a_private_cluster() {
         Duration::from_secs(45),
         || lab.all_live(&[0, 1, 2], 3).then_some(()),
     );
+    // An address is advertised only once confirmed (AutoNAT or an inbound
+    // connection from another host), so wait for the confirmation.
+    let ok = poll_external(&lab, 0, Duration::from_secs(30));
     let st = lab.status(0).unwrap();
     let listen = st["net"]["listen_addrs"].to_string();
     let external = st["net"]["external_addrs"].to_string();
     assert!(listen.contains("127.0.0.1"), "{listen}");
+    assert!(ok, "no 10.213. address confirmed in 30 s: {external}");
     assert!(
         !external.contains("127.0.0.1") && external.contains("10.213."),
         "{external}"
@@ -557,4 +561,20 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_midd
             );
         }
     }
+}
+
+/// Wait up to `timeout` for host `i` to advertise a 10.213. address.
+fn poll_external(lab: &Lab, i: usize, timeout: Duration) -> bool {
+    let until = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < until {
+        let ext = lab
+            .status(i)
+            .map(|st| st["net"]["external_addrs"].to_string())
+            .unwrap_or_default();
+        if ext.contains("10.213.") {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    false
 }

@@ -55,6 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::core::transport::ListenerId;
 use libp2p::core::transport::Transport as _;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
@@ -62,8 +63,11 @@ use libp2p::multiaddr::Protocol;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, kad, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    autonat, dcutr, identify, kad, mdns, noise, relay, tcp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
+};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -71,7 +75,11 @@ use shen_rings::{Envelope, Node, NodeOutput, RingId, Time, TimerKey, WireError};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::dial::Hints;
 use crate::frame::{encode_envelope, FrameDecoder};
+use crate::peers::{unix_now, PeerStore};
+use crate::reach::{is_relayed, is_relayed_endpoint, Reach, MAX_RELAYS};
+use crate::relay::{ConnKind, RelayLimits};
 use crate::{shen_protocol, PeerKey, IDENTIFY_VERSION, KAD_PROTOCOL};
 
 /// Transport settings.
@@ -101,6 +109,11 @@ pub struct Config {
     /// After [`Handle::shutdown`], keep running this long so the leave
     /// messages are flushed.
     pub shutdown_grace: Duration,
+    /// Where the peer store lives (`DIR/peers.json`); `None`: in memory.
+    pub peer_store: Option<std::path::PathBuf>,
+    /// The bounds of the Circuit Relay v2 server this node offers once
+    /// it is publicly reachable.
+    pub relay: RelayLimits,
 }
 
 impl Config {
@@ -127,6 +140,8 @@ impl Config {
             max_frames_per_sec: 20_000,
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_millis(500),
+            peer_store: None,
+            relay: RelayLimits::default(),
         }
     }
 }
@@ -165,6 +180,15 @@ pub struct Metrics {
     connections_closed: AtomicU64,
     peers_discovered: AtomicU64,
     timers_fired: AtomicU64,
+    punches_tried: AtomicU64,
+    punches_succeeded: AtomicU64,
+    relay_reservations_made: AtomicU64,
+    relay_reservations_served: AtomicU64,
+    relay_circuits_served: AtomicU64,
+    relay_requests_denied: AtomicU64,
+    relayed_bytes: AtomicU64,
+    reachability_probes_ok: AtomicU64,
+    reachability_probes_failed: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -192,6 +216,24 @@ pub struct MetricsSnapshot {
     pub peers_discovered: u64,
     /// Ring timers fired.
     pub timers_fired: u64,
+    /// DCUtR hole punches attempted (either side).
+    pub punches_tried: u64,
+    /// Hole punches that gave a direct connection.
+    pub punches_succeeded: u64,
+    /// Relay reservations this node obtained (renewals included).
+    pub relay_reservations_made: u64,
+    /// Relay reservations this node granted as a relay.
+    pub relay_reservations_served: u64,
+    /// Circuits this node relayed.
+    pub relay_circuits_served: u64,
+    /// Reservation and circuit requests this relay refused (limits).
+    pub relay_requests_denied: u64,
+    /// Shen bytes sent to and received from peers reached only through a relay.
+    pub relayed_bytes: u64,
+    /// AutoNAT v2 dial-backs that confirmed an address.
+    pub reachability_probes_ok: u64,
+    /// AutoNAT v2 dial-backs that failed.
+    pub reachability_probes_failed: u64,
 }
 
 impl Metrics {
@@ -214,6 +256,15 @@ impl Metrics {
             connections_closed: g(&self.connections_closed),
             peers_discovered: g(&self.peers_discovered),
             timers_fired: g(&self.timers_fired),
+            punches_tried: g(&self.punches_tried),
+            punches_succeeded: g(&self.punches_succeeded),
+            relay_reservations_made: g(&self.relay_reservations_made),
+            relay_reservations_served: g(&self.relay_reservations_served),
+            relay_circuits_served: g(&self.relay_circuits_served),
+            relay_requests_denied: g(&self.relay_requests_denied),
+            relayed_bytes: g(&self.relayed_bytes),
+            reachability_probes_ok: g(&self.reachability_probes_ok),
+            reachability_probes_failed: g(&self.reachability_probes_failed),
         }
     }
 }
@@ -234,8 +285,23 @@ pub struct NetView {
     pub private: bool,
     /// Seconds since the transport started.
     pub uptime_s: f64,
+    /// This node's reachability: `public`, `private`, `unknown`, `local`.
+    pub reachability: String,
+    /// How each connected peer is reached: `direct`, `relayed`, `hole-punched`.
+    pub peers: Vec<PeerConn>,
+    /// Relays holding a reservation for this node.
+    pub relays: Vec<String>,
     #[serde(skip)]
     connected_ids: Vec<PeerId>,
+}
+
+/// One connected peer and how it is reached.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PeerConn {
+    /// The peer.
+    pub peer_id: String,
+    /// `direct`, `relayed` or `hole-punched` (the best of its connections).
+    pub kind: String,
 }
 
 impl NetView {
@@ -389,6 +455,19 @@ struct Behaviour {
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    hints: Hints,
+    relay_client: relay::client::Behaviour,
+    relay: crate::relay::ReachableRelay,
+    dcutr: dcutr::Behaviour,
+    autonat_client: autonat::v2::client::Behaviour,
+    autonat_server: autonat::v2::server::Behaviour,
+}
+
+/// One open connection.
+struct Conn {
+    kind: ConnKind,
+    remote: Multiaddr,
+    dialer: bool,
 }
 
 enum Inbound {
@@ -470,6 +549,16 @@ pub struct Transport<E: 'static> {
     listen_addrs: Vec<Multiaddr>,
     connected: HashMap<PeerId, usize>,
     bootstrap_connected: HashSet<Multiaddr>,
+    reach: Reach,
+    kad_mode: Option<kad::Mode>,
+    store: PeerStore,
+    conns: HashMap<PeerId, HashMap<ConnectionId, Conn>>,
+    relayed_only: HashSet<PeerId>,
+    reservations: HashMap<PeerId, ListenerId>,
+    /// Reservations asked for and not yet accepted. Their listeners are
+    /// never removed while pending: libp2p-relay 0.22 panics ("Relay
+    /// connection exist") when an acceptance arrives for a removed one.
+    reservations_pending: HashSet<PeerId>,
 }
 
 impl<E: Clone + 'static> Transport<E> {
@@ -497,6 +586,18 @@ impl<E: Clone + 'static> Transport<E> {
                 })?;
         }
         let only_loopback = !config.listen.is_empty() && config.listen.iter().all(is_loopback);
+        let store = match &config.peer_store {
+            Some(path) => PeerStore::load(path, unix_now()),
+            None => PeerStore::in_memory(),
+        };
+        for (peer, addrs) in store.peers() {
+            for a in addrs.iter().rev() {
+                if !is_relayed(a) {
+                    swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                }
+                swarm.behaviour_mut().hints.add_addr(peer, a.clone());
+            }
+        }
         let metrics = Arc::new(Metrics::default());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
@@ -532,6 +633,13 @@ impl<E: Clone + 'static> Transport<E> {
             listen_addrs: Vec::new(),
             connected: HashMap::new(),
             bootstrap_connected: HashSet::new(),
+            reach: Reach::new(only_loopback),
+            kad_mode: None,
+            store,
+            conns: HashMap::new(),
+            relayed_only: HashSet::new(),
+            reservations: HashMap::new(),
+            reservations_pending: HashSet::new(),
         };
         Ok((t, handle))
     }
@@ -585,7 +693,146 @@ impl<E: Clone + 'static> Transport<E> {
             connected: connected_ids.iter().map(|p| p.to_string()).collect(),
             private: self.config.psk.is_some(),
             uptime_s: self.start.elapsed().as_secs_f64(),
+            reachability: self.reach.get().word().to_string(),
+            peers: connected_ids
+                .iter()
+                .map(|p| PeerConn {
+                    peer_id: p.to_string(),
+                    kind: self
+                        .kind_of(p)
+                        .map(|k| k.word())
+                        .unwrap_or("direct")
+                        .to_string(),
+                })
+                .collect(),
+            relays: {
+                let mut r: Vec<String> = self.reservations.keys().map(|p| p.to_string()).collect();
+                r.sort();
+                r
+            },
             connected_ids,
+        }
+    }
+
+    /// The best connection kind to `peer` (punched > direct > relayed).
+    fn kind_of(&self, peer: &PeerId) -> Option<ConnKind> {
+        self.conns.get(peer)?.values().map(|c| c.kind).max()
+    }
+
+    fn refresh_relayed_only(&mut self, peer: PeerId) {
+        if self.kind_of(&peer) == Some(ConnKind::Relayed) {
+            self.relayed_only.insert(peer);
+        } else {
+            self.relayed_only.remove(&peer);
+        }
+    }
+
+    /// Follow the reachability verdict: Kademlia's mode, and relay
+    /// reservations (dropped once the node is public).
+    fn update_reach(&mut self) {
+        let r = self.reach.get();
+        let mode = r.kad_mode();
+        if self.kad_mode != Some(mode) {
+            info!(reachability = r.word(), "Kademlia mode {mode:?}");
+            self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+            self.kad_mode = Some(mode);
+        }
+        if !r.wants_relay() && !self.reservations.is_empty() {
+            // A pending one is dropped once accepted (see reservations_pending).
+            let pending = &self.reservations_pending;
+            let done: Vec<(PeerId, ListenerId)> = self
+                .reservations
+                .iter()
+                .filter(|(p, _)| !pending.contains(p))
+                .map(|(p, l)| (*p, *l))
+                .collect();
+            for (relay, l) in done {
+                info!(%relay, "publicly reachable: dropping the relay reservation");
+                self.reservations.remove(&relay);
+                self.swarm.remove_listener(l);
+            }
+        }
+    }
+
+    /// Reserve a slot on up to [`MAX_RELAYS`] relays while not public.
+    fn reserve_relays(&mut self) {
+        if !self.reach.get().wants_relay() || self.reservations.len() >= MAX_RELAYS {
+            return;
+        }
+        let candidates: Vec<(PeerId, Multiaddr)> = self
+            .swarm
+            .behaviour()
+            .hints
+            .relays()
+            .filter(|(p, _)| self.connected.contains_key(p) && !self.reservations.contains_key(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for (relay, addr) in candidates {
+            if self.reservations.len() >= MAX_RELAYS {
+                break;
+            }
+            let mut circuit: Multiaddr = addr
+                .iter()
+                .filter(|p| !matches!(p, Protocol::P2p(_)))
+                .collect();
+            circuit.push(Protocol::P2p(relay));
+            circuit.push(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(id) => {
+                    info!(%relay, "reserving a relay slot: {circuit}");
+                    self.reservations.insert(relay, id);
+                    self.reservations_pending.insert(relay);
+                }
+                Err(e) => debug!(%relay, "cannot reserve on the relay: {e}"),
+            }
+        }
+    }
+
+    /// An inbound direct connection from another IP to one of our listen
+    /// addresses proves that address reachable from there. AutoNAT v2 asks
+    /// for dial-backs only over connections this node dialled, so the first
+    /// public member of a cluster whose other members are all behind NATs
+    /// (it dials no one) is confirmed this way.
+    fn inbound_proves_reachable(&mut self, endpoint: &libp2p::core::ConnectedPoint) {
+        let libp2p::core::ConnectedPoint::Listener {
+            local_addr,
+            send_back_addr,
+        } = endpoint
+        else {
+            return;
+        };
+        if self.only_loopback || is_relayed(local_addr) || is_loopback(local_addr) {
+            return;
+        }
+        if ip_of(local_addr).is_none() || ip_of(local_addr) == ip_of(send_back_addr) {
+            return;
+        }
+        if self.listen_addrs.contains(local_addr)
+            && !self.swarm.external_addresses().any(|a| a == local_addr)
+        {
+            info!(addr = %local_addr, from = %send_back_addr, "reachable: a peer connected to this listen address");
+            self.swarm.add_external_address(local_addr.clone());
+            self.reach.confirmed(local_addr.clone());
+            self.update_reach();
+        }
+    }
+
+    /// Dial the peers in the store (a restart rejoins without `--peer`).
+    fn dial_stored(&mut self) {
+        for (peer, addrs) in self.store.peers().into_iter().take(32) {
+            if peer == self.local || self.connected.contains_key(&peer) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = addrs.into_iter().filter(|a| self.allowed(a)).collect();
+            if addrs.is_empty() {
+                continue;
+            }
+            debug!(%peer, "dialling a stored peer");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let _ = self.swarm.dial(opts);
         }
     }
 
@@ -642,6 +889,11 @@ impl<E: Clone + 'static> Transport<E> {
         for addr in self.config.bootstrap.clone() {
             self.dial_bootstrap(&addr);
         }
+        if !self.store.is_empty() {
+            info!(peers = self.store.len(), "rejoining from the peer store");
+            self.dial_stored();
+        }
+        self.update_reach();
         let now = self.now();
         node.start(now, &mut self.rng);
         self.pump(&mut node, &mut host, &control);
@@ -693,6 +945,7 @@ impl<E: Clone + 'static> Transport<E> {
             self.pump(&mut node, &mut host, &control);
             self.flush(&mut node, &mut host, &control);
         }
+        self.store.save();
         // Dropping the writers' senders closes their streams after the
         // queued frames are written.
         self.outbound.clear();
@@ -778,7 +1031,12 @@ impl<E: Clone + 'static> Transport<E> {
         }
         if !self.connected.is_empty() {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        } else if !self.store.is_empty() {
+            self.dial_stored();
         }
+        self.reserve_relays();
+        self.store.age_out(unix_now());
+        self.store.save();
         let now = Instant::now();
         self.backoff.retain(|_, until| *until > now);
     }
@@ -860,6 +1118,9 @@ impl<E: Clone + 'static> Transport<E> {
                 Ok(()) => {
                     Metrics::add(&self.metrics.messages_sent, 1);
                     Metrics::add(&self.metrics.bytes_sent, len);
+                    if self.relayed_only.contains(&to.0) {
+                        Metrics::add(&self.metrics.relayed_bytes, len);
+                    }
                     return;
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -896,6 +1157,9 @@ impl<E: Clone + 'static> Transport<E> {
             Inbound::Frame { peer, env, bytes } => {
                 Metrics::add(&self.metrics.messages_received, 1);
                 Metrics::add(&self.metrics.bytes_received, bytes as u64);
+                if self.relayed_only.contains(&peer) {
+                    Metrics::add(&self.metrics.relayed_bytes, bytes as u64);
+                }
                 let now = self.now();
                 match node.handle_envelope(now, &mut self.rng, PeerKey(peer), &env) {
                     Ok(()) => {}
@@ -935,7 +1199,10 @@ impl<E: Clone + 'static> Transport<E> {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!("listening on {address}/p2p/{}", self.local);
-                if !is_loopback(&address) || self.only_loopback {
+                // A relayed address is reachable by construction; a direct
+                // one is advertised only once AutoNAT confirms it (or on a
+                // loopback-only node, where every listen address is).
+                if is_relayed(&address) || self.only_loopback {
                     self.swarm.add_external_address(address.clone());
                 }
                 self.listen_addrs.push(address);
@@ -946,11 +1213,44 @@ impl<E: Clone + 'static> Transport<E> {
                 self.swarm.remove_external_address(&address);
                 host.on_listen(&self.view());
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.reservations.retain(|_, l| *l != listener_id);
+                let kept = &self.reservations;
+                self.reservations_pending.retain(|p| kept.contains_key(p));
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                info!(%address, "external address confirmed");
+                self.reach.confirmed(address);
+                self.update_reach();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.reach.expired(&address);
+                self.update_reach();
+            }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 Metrics::add(&self.metrics.connections_opened, 1);
                 *self.connected.entry(peer_id).or_insert(0) += 1;
+                let remote = endpoint.get_remote_address().clone();
+                let kind = if is_relayed_endpoint(&endpoint) {
+                    ConnKind::Relayed
+                } else {
+                    ConnKind::Direct
+                };
+                self.conns.entry(peer_id).or_default().insert(
+                    connection_id,
+                    Conn {
+                        kind,
+                        remote,
+                        dialer: endpoint.is_dialer(),
+                    },
+                );
+                self.refresh_relayed_only(peer_id);
+                self.inbound_proves_reachable(&endpoint);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address();
                     let plain: Multiaddr = addr
@@ -974,9 +1274,17 @@ impl<E: Clone + 'static> Transport<E> {
                 peer_id,
                 num_established,
                 endpoint,
+                connection_id,
                 ..
             } => {
                 Metrics::add(&self.metrics.connections_closed, 1);
+                if let Some(m) = self.conns.get_mut(&peer_id) {
+                    m.remove(&connection_id);
+                    if m.is_empty() {
+                        self.conns.remove(&peer_id);
+                    }
+                }
+                self.refresh_relayed_only(peer_id);
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
                     let addr = endpoint.get_remote_address();
@@ -1025,13 +1333,52 @@ impl<E: Clone + 'static> Transport<E> {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
-                ..
+                connection_id,
             })) => {
+                // A direct address of this peer: the one we dialled, else
+                // the first it advertises.
+                let dialled = self
+                    .conns
+                    .get(&peer_id)
+                    .and_then(|m| m.get(&connection_id))
+                    .filter(|c| c.dialer)
+                    .map(|c| c.remote.clone());
+                let advertised: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .iter()
+                    .filter(|a| self.allowed(a))
+                    .cloned()
+                    .collect();
+                // A relay must itself be reachable: it advertises a direct
+                // (confirmed external) address. A NAT'd member serves HOP as
+                // soon as it has a circuit address; reaching it through a
+                // hole-punched connection does not make it a relay for others.
+                let reachable = advertised.iter().any(|a| !is_relayed(a));
+                if reachable && info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    let direct = dialled
+                        .iter()
+                        .chain(advertised.iter())
+                        .find(|a| !is_relayed(a))
+                        .cloned();
+                    if let Some(a) = direct {
+                        self.swarm.behaviour_mut().hints.add_relay(peer_id, a);
+                        self.reserve_relays();
+                    }
+                } else {
+                    self.swarm.behaviour_mut().hints.remove_relay(&peer_id);
+                }
                 if info.protocols.contains(&shen_protocol()) {
-                    for a in info.listen_addrs {
-                        if self.allowed(&a) {
-                            self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
+                    let mut seen: Vec<Multiaddr> = advertised.clone();
+                    seen.extend(dialled);
+                    self.store.record(peer_id, seen.iter().cloned(), unix_now());
+                    for a in seen {
+                        if !is_relayed(&a) {
+                            self.swarm
+                                .behaviour_mut()
+                                .kad
+                                .add_address(&peer_id, a.clone());
                         }
+                        self.swarm.behaviour_mut().hints.add_addr(peer_id, a);
                     }
                     Metrics::add(&self.metrics.peers_discovered, 1);
                     debug!(%peer_id, "Shen peer identified");
@@ -1051,46 +1398,162 @@ impl<E: Clone + 'static> Transport<E> {
                     .build();
                 let _ = self.swarm.dial(opts);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(ev)) => match ev.result {
+                Ok(()) => {
+                    Metrics::add(&self.metrics.reachability_probes_ok, 1);
+                    info!(addr = %ev.tested_addr, server = %ev.server, "reachable: dial-back succeeded");
+                    self.reach.confirmed(ev.tested_addr);
+                    self.update_reach();
+                }
+                Err(e) => {
+                    Metrics::add(&self.metrics.reachability_probes_failed, 1);
+                    debug!(addr = %ev.tested_addr, server = %ev.server, "not reachable: {e}");
+                    self.reach.failed(ev.tested_addr);
+                    self.update_reach();
+                    self.reserve_relays();
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal,
+                    ..
+                },
+            )) => {
+                Metrics::add(&self.metrics.relay_reservations_made, 1);
+                if !renewal {
+                    info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+                if self.reservations_pending.remove(&relay_peer_id) {
+                    // Became public while it was pending: drop it now.
+                    self.update_reach();
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => match ev {
+                relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                    Metrics::add(&self.metrics.relay_reservations_served, 1);
+                    debug!(peer = %src_peer_id, "relay: reservation granted");
+                }
+                relay::Event::CircuitReqAccepted {
+                    src_peer_id,
+                    dst_peer_id,
+                } => {
+                    Metrics::add(&self.metrics.relay_circuits_served, 1);
+                    debug!(src = %src_peer_id, dst = %dst_peer_id, "relay: circuit opened");
+                }
+                relay::Event::ReservationReqDenied { src_peer_id, .. } => {
+                    Metrics::add(&self.metrics.relay_requests_denied, 1);
+                    debug!(peer = %src_peer_id, "relay: reservation refused (limits)");
+                }
+                relay::Event::CircuitReqDenied { src_peer_id, .. } => {
+                    Metrics::add(&self.metrics.relay_requests_denied, 1);
+                    debug!(peer = %src_peer_id, "relay: circuit refused (limits)");
+                }
+                relay::Event::StatusChanged { status } => {
+                    info!("relay server {status:?}");
+                }
+                _ => {}
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => {
+                Metrics::add(&self.metrics.punches_tried, 1);
+                match result {
+                    Ok(conn) => {
+                        Metrics::add(&self.metrics.punches_succeeded, 1);
+                        info!(peer = %remote_peer_id, "hole punch succeeded: direct connection");
+                        if let Some(c) = self
+                            .conns
+                            .get_mut(&remote_peer_id)
+                            .and_then(|m| m.get_mut(&conn))
+                        {
+                            c.kind = ConnKind::Punched;
+                        }
+                        self.refresh_relayed_only(remote_peer_id);
+                    }
+                    Err(e) => {
+                        info!(peer = %remote_peer_id, "hole punch failed (staying relayed): {e}")
+                    }
+                }
+            }
             _ => {}
         }
     }
 }
 
 fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
-    let make_behaviour =
-        |key: &Keypair| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-            let local = key.public().to_peer_id();
-            let identify = identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
-                    .with_agent_version(format!("shen/{}", env!("CARGO_PKG_VERSION")))
-                    // Only external addresses (listen addresses minus loopback)
-                    // are advertised.
-                    .with_hide_listen_addrs(true)
-                    .with_interval(Duration::from_secs(60)),
-            );
-            let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            kcfg.set_query_timeout(Duration::from_secs(30));
-            let mut kad =
-                kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kcfg);
-            kad.set_mode(Some(kad::Mode::Server));
-            let mdns = if config.mdns {
-                let mcfg = mdns::Config {
-                    query_interval: config.mdns_query_interval,
-                    ..mdns::Config::default()
-                };
-                Some(mdns::tokio::Behaviour::new(mcfg, local)?)
-            } else {
-                None
+    let relay_limits = config.relay;
+    let make_behaviour = |key: &Keypair,
+                          relay_client: relay::client::Behaviour|
+     -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+        let local = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+                .with_agent_version(format!("shen/{}", env!("CARGO_PKG_VERSION")))
+                // Only external addresses (confirmed by AutoNAT, relayed
+                // circuits, or loopback-only listen addresses) are advertised.
+                .with_hide_listen_addrs(true)
+                .with_interval(Duration::from_secs(60)),
+        );
+        let mut kcfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kcfg.set_query_timeout(Duration::from_secs(30));
+        let mut kad = kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kcfg);
+        // Client until reachability is confirmed (`Transport::update_reach`).
+        kad.set_mode(Some(kad::Mode::Client));
+        let mdns = if config.mdns {
+            let mcfg = mdns::Config {
+                query_interval: config.mdns_query_interval,
+                ..mdns::Config::default()
             };
-            Ok(Behaviour {
-                stream: libp2p_stream::Behaviour::new(),
-                identify,
-                kad,
-                mdns: Toggle::from(mdns),
-            })
+            Some(mdns::tokio::Behaviour::new(mcfg, local)?)
+        } else {
+            None
         };
+        Ok(Behaviour {
+            stream: libp2p_stream::Behaviour::new(),
+            identify,
+            kad,
+            mdns: Toggle::from(mdns),
+            hints: Hints::default(),
+            relay_client,
+            relay: crate::relay::ReachableRelay(relay::Behaviour::new(
+                local,
+                relay_limits.config(),
+            )),
+            dcutr: dcutr::Behaviour::new(local),
+            autonat_client: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
+        })
+    };
     let idle = config.idle_timeout;
     let build_err = |e: &dyn std::fmt::Display| TransportError::Build(e.to_string());
+    // DNS (`/dns4`, `/dns6`, `/dnsaddr` in `--peer`) with the system's
+    // resolver; without /etc/resolv.conf, a resolver that knows no server
+    // (DNS addresses then fail to dial, the rest works).
+    let system_dns = std::path::Path::new("/etc/resolv.conf").exists();
+    macro_rules! finish {
+        ($b:expr) => {
+            $b.with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(|e| build_err(&e))?
+                .with_behaviour(make_behaviour)
+                .map_err(|e| build_err(&e))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build()
+        };
+    }
+    macro_rules! with_dns {
+        ($b:expr) => {
+            if system_dns {
+                finish!($b.with_dns().map_err(|e| build_err(&e))?)
+            } else {
+                finish!($b.with_dns_config(
+                    libp2p::dns::ResolverConfig::default(),
+                    libp2p::dns::ResolverOpts::default()
+                ))
+            }
+        };
+    }
     let swarm = match &config.psk {
         None => {
             let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -1103,16 +1566,12 @@ fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
                 .map_err(|e| build_err(&e))?;
             #[cfg(feature = "quic")]
             let builder = builder.with_quic();
-            builder
-                .with_behaviour(make_behaviour)
-                .map_err(|e| build_err(&e))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-                .build()
+            with_dns!(builder)
         }
         Some(psk) => {
             let psk = *psk;
             let noise = noise::Config::new(&config.keypair).map_err(|e| build_err(&e))?;
-            libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
                 .with_tokio()
                 .with_other_transport(move |_key| {
                     tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
@@ -1122,11 +1581,8 @@ fn build_swarm(config: &Config) -> Result<Swarm<Behaviour>, TransportError> {
                         .multiplex(yamux::Config::default())
                         .timeout(Duration::from_secs(20))
                 })
-                .map_err(|e| build_err(&e))?
-                .with_behaviour(make_behaviour)
-                .map_err(|e| build_err(&e))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-                .build()
+                .map_err(|e| build_err(&e))?;
+            with_dns!(builder)
         }
     };
     Ok(swarm)

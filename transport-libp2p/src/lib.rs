@@ -26,14 +26,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod dial;
 mod driver;
 pub mod frame;
 pub mod identity;
 mod peer_key;
+pub mod peers;
+pub mod reach;
+pub mod relay;
 
 pub use driver::{
-    is_loopback, Command, Config, Handle, Host, Metrics, MetricsSnapshot, NetView, Transport,
-    TransportError, HAS_QUIC,
+    is_loopback, Command, Config, Handle, Host, Metrics, MetricsSnapshot, NetView, PeerConn,
+    Transport, TransportError, HAS_QUIC,
 };
 pub use libp2p;
 pub use peer_key::PeerKey;

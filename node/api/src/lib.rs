@@ -36,7 +36,7 @@ pub use log::{
 pub use query::{encode_component, parse_query, AppendQuery, QueryError, ReadQuery};
 pub use status::{
     AnkhDoc, ChainDoc, ClusterHealth, Liveness, LogDoc, LogStatsDoc, MemberDoc, MemberStatus,
-    NetDoc, Ready, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
+    NetDoc, PeerConnDoc, Ready, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
 };
 
 /// The admin API's paths.

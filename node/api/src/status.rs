@@ -210,6 +210,27 @@ pub struct NetDoc {
     pub private: bool,
     /// Seconds since the transport started.
     pub uptime_s: f64,
+    /// This node's reachability: `public` (an address confirmed by an
+    /// AutoNAT v2 dial-back), `private` (reachable through relays only),
+    /// `unknown` (not tested yet) or `local` (loopback only).
+    #[serde(default)]
+    pub reachability: String,
+    /// How each connected peer is reached.
+    #[serde(default)]
+    pub peers: Vec<PeerConnDoc>,
+    /// Relays holding a reservation for this node.
+    #[serde(default)]
+    pub relays: Vec<String>,
+}
+
+/// One connected peer and how it is reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerConnDoc {
+    /// The peer.
+    pub peer_id: String,
+    /// `direct`, `relayed` or `hole-punched`.
+    pub kind: String,
 }
 
 /// `GET /status` (schema [`STATUS_SCHEMA`]). The membership fields are

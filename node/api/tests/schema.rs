@@ -79,6 +79,12 @@ fn status_document() {
             connected: vec!["peer-b".into()],
             private: false,
             uptime_s: 1.5,
+            reachability: "private".into(),
+            peers: vec![PeerConnDoc {
+                peer_id: "peer-b".into(),
+                kind: "relayed".into(),
+            }],
+            relays: vec!["peer-b".into()],
         },
     };
     pinned(
@@ -92,7 +98,8 @@ fn status_document() {
           "members":["peer-a","peer-b","peer-c"],"partitions":1,"rf":2,"table_ballot":"3.0",
           "chains":[{"partition":0,"epoch":"3.1","members":["peer-a","peer-b"],"learners":[],"here":true,"local_len":5,"committed":4}],
           "stats":{"head_appends":7,"deduplicated":0,"epoch_rejects":0,"truncations":0,"tables":0,"slow_marked":0,"unsealed":0,"txn_committed":0,"txn_aborted":0,"txn_resolved":0}},
-        "net":{"peer_id":"peer-a","listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"external_addrs":[],"connected":["peer-b"],"private":false,"uptime_s":1.5}}"#,
+        "net":{"peer_id":"peer-a","listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"external_addrs":[],"connected":["peer-b"],"private":false,"uptime_s":1.5,
+          "reachability":"private","peers":[{"peer_id":"peer-b","kind":"relayed"}],"relays":["peer-b"]}}"#,
     );
     assert_eq!(doc.members().len(), 1);
 }
@@ -116,7 +123,7 @@ fn status_of_a_node_without_membership_or_log() {
     pinned(
         &doc,
         r#"{"schema":1,"peer_id":"p","rings":[],"log":{"formed":false,"expect":null},
-        "net":{"peer_id":"","listen_addrs":[],"external_addrs":[],"connected":[],"private":false,"uptime_s":0.0}}"#,
+        "net":{"peer_id":"","listen_addrs":[],"external_addrs":[],"connected":[],"private":false,"uptime_s":0.0,"reachability":"","peers":[],"relays":[]}}"#,
     );
     assert!(doc.members().is_empty());
 }
@@ -309,4 +316,19 @@ fn hex_is_strict() {
         assert!(hex_decode(bad).is_err(), "{bad}");
     }
     assert_eq!(hex_encode(&[0xab, 1]), "ab01");
+}
+
+/// A `/status` from a node older than the NAT fields (no reachability,
+/// peers or relays) still reads, with those fields empty.
+#[test]
+fn status_without_nat_fields_reads() {
+    let doc: StatusDoc = serde_json::from_str(
+        r#"{"schema":1,"peer_id":"p","rings":[],"log":{"formed":false,"expect":null},
+        "net":{"peer_id":"p","listen_addrs":[],"external_addrs":[],"connected":["q"],"private":false,"uptime_s":2.0}}"#,
+    )
+    .unwrap();
+    assert_eq!(doc.net.connected, vec!["q".to_string()]);
+    assert!(
+        doc.net.reachability.is_empty() && doc.net.peers.is_empty() && doc.net.relays.is_empty()
+    );
 }

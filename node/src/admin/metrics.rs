@@ -112,6 +112,51 @@ pub fn metrics_text(ops: &Ops, append_latency: &Mutex<Histogram>) -> String {
         "Ring timers fired.",
         m.timers_fired,
     );
+    counter(
+        "shen_hole_punches_tried_total",
+        "DCUtR hole punches attempted.",
+        m.punches_tried,
+    );
+    counter(
+        "shen_hole_punches_succeeded_total",
+        "Hole punches that gave a direct connection.",
+        m.punches_succeeded,
+    );
+    counter(
+        "shen_relay_reservations_made_total",
+        "Relay reservations this node obtained (renewals included).",
+        m.relay_reservations_made,
+    );
+    counter(
+        "shen_relay_reservations_served_total",
+        "Relay reservations this node granted as a relay.",
+        m.relay_reservations_served,
+    );
+    counter(
+        "shen_relay_circuits_served_total",
+        "Circuits this node relayed.",
+        m.relay_circuits_served,
+    );
+    counter(
+        "shen_relay_requests_denied_total",
+        "Reservation and circuit requests this relay refused (limits).",
+        m.relay_requests_denied,
+    );
+    counter(
+        "shen_relayed_bytes_total",
+        "Shen bytes exchanged with peers reached only through a relay.",
+        m.relayed_bytes,
+    );
+    counter(
+        "shen_reachability_probes_ok_total",
+        "AutoNAT v2 dial-backs that confirmed an address.",
+        m.reachability_probes_ok,
+    );
+    counter(
+        "shen_reachability_probes_failed_total",
+        "AutoNAT v2 dial-backs that failed.",
+        m.reachability_probes_failed,
+    );
     if let Ok(h) = append_latency.lock() {
         h.render(
             "shen_append_latency_seconds",

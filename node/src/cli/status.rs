@@ -74,6 +74,22 @@ pub fn render(v: &StatusDoc) -> String {
     for a in &v.net.listen_addrs {
         out.push_str(&format!("listen {a}\n"));
     }
+    if !v.net.reachability.is_empty() {
+        out.push_str(&format!("reachability {}", v.net.reachability));
+        if !v.net.relays.is_empty() {
+            out.push_str(&format!("  relays {}", v.net.relays.join(",")));
+        }
+        out.push('\n');
+    }
+    for a in &v.net.external_addrs {
+        out.push_str(&format!("external {a}\n"));
+    }
+    if !v.net.peers.is_empty() {
+        out.push_str(&format!("\n{:<54} {}\n", "PEER", "CONNECTION"));
+        for p in &v.net.peers {
+            out.push_str(&format!("{:<54} {}\n", p.peer_id, p.kind));
+        }
+    }
     out.push('\n');
     out.push_str(&format!(
         "{:<20} {:<8} {:>5} {:>6} {:>10}\n",

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use shen_rings::stack::{build_node, ShenEvent};
 use shen_rings::Node;
 use shen_transport_libp2p::identity::{load_or_create_identity, IDENTITY_FILE};
+/// The peer store in the data directory (peers seen, for rejoining without `--peer`).
+const PEER_STORE_FILE: &str = "peers.json";
 use shen_transport_libp2p::libp2p::pnet::PreSharedKey;
 use shen_transport_libp2p::{Config, PeerKey, Transport};
 use tokio::sync::broadcast;
@@ -81,6 +83,7 @@ impl Daemon {
         config.psk = psk;
         config.mdns = settings.mdns;
         config.max_frames_per_sec = settings.max_frames_per_sec;
+        config.peer_store = Some(dir.join(PEER_STORE_FILE));
         let (transport, handle) = Transport::<Event>::new(config).map_err(|e| e.to_string())?;
         let me = PeerKey(transport.local_peer_id());
         info!(peer_id = %me, incarnation, private = settings.psk.is_some(), "starting node");

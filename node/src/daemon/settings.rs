@@ -41,8 +41,11 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub listen: Vec<String>,
-    /// A peer to contact at start, e.g. /ip4/10.0.0.2/tcp/4001 (repeatable,
-    /// optional: mDNS finds peers on the LAN, Kademlia beyond it).
+    /// A peer to contact at start, e.g. /ip4/10.0.0.2/tcp/4001,
+    /// /dns4/node.example.org/tcp/4001 or /dnsaddr/cluster.example.org
+    /// (repeatable, optional: mDNS finds peers on the LAN, and a node
+    /// remembers the peers it has seen in DIR/peers.json, so a restart
+    /// needs no --peer). Any member's address is an introduction.
     #[arg(
         long = "peer",
         env = "SHEN_PEERS",

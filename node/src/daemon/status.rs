@@ -2,7 +2,7 @@
 
 use shen_api::{
     AnkhDoc, ChainDoc, ClusterHealth, LogDoc, LogStatsDoc, MemberDoc, MemberStatus, NetDoc,
-    StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
+    PeerConnDoc, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
 };
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
 use shen_rings::ouroboros::{Epoch, FsyncPolicy, Ouroboros, OuroborosStats};
@@ -66,6 +66,16 @@ fn net_doc(view: &NetView) -> NetDoc {
         connected: view.connected.clone(),
         private: view.private,
         uptime_s: view.uptime_s,
+        reachability: view.reachability.clone(),
+        peers: view
+            .peers
+            .iter()
+            .map(|p| PeerConnDoc {
+                peer_id: p.peer_id.clone(),
+                kind: p.kind.clone(),
+            })
+            .collect(),
+        relays: view.relays.clone(),
     }
 }
 
