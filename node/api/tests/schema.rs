@@ -31,6 +31,7 @@ fn formed_log() -> LogDoc {
         restored: Some(false),
         fsync: Some("batch".into()),
         storage_failed: Some(false),
+        storage_error: None,
         members: vec!["peer-a".into(), "peer-b".into(), "peer-c".into()],
         partitions: Some(1),
         rf: Some(2),
@@ -49,6 +50,7 @@ fn status_document() {
         schema: STATUS_SCHEMA,
         peer_id: "peer-a".into(),
         health: Some(ClusterHealth::Degraded),
+        health_reasons: vec!["a member is suspected".into()],
         live_members: Some(2),
         view_hash: Some("00000000deadbeef".into()),
         incarnation: Some(4),
@@ -89,7 +91,7 @@ fn status_document() {
     };
     pinned(
         &doc,
-        r#"{"schema":1,"peer_id":"peer-a","health":"degraded","live_members":2,
+        r#"{"schema":1,"peer_id":"peer-a","health":"degraded","health_reasons":["a member is suspected"],"live_members":2,
         "view_hash":"00000000deadbeef","incarnation":4,
         "members":[{"id":"peer-b","self":false,"status":"suspect","incarnation":1,"suspectors":1,"phi":8.5,"ownership":null}],
         "rings":["sundial","ouroboros"],"ankh":{"vnodes":160,"members":2},
@@ -110,6 +112,7 @@ fn status_of_a_node_without_membership_or_log() {
         schema: 1,
         peer_id: "p".into(),
         health: None,
+        health_reasons: vec![],
         live_members: None,
         view_hash: None,
         incarnation: None,
@@ -126,6 +129,26 @@ fn status_of_a_node_without_membership_or_log() {
         "net":{"peer_id":"","listen_addrs":[],"external_addrs":[],"connected":[],"private":false,"uptime_s":0.0,"reachability":"","peers":[],"relays":[]}}"#,
     );
     assert!(doc.members().is_empty());
+}
+
+#[test]
+fn a_node_whose_storage_failed_says_why() {
+    let mut log = formed_log();
+    log.storage_failed = Some(true);
+    log.storage_error = Some("ouroboros-wal: No space left on device (os error 28)".into());
+    let text = serde_json::to_string(&log).unwrap();
+    assert!(
+        text.contains(r#""storage_failed":true,"storage_error":"ouroboros-wal: No space left on device (os error 28)""#),
+        "{text}"
+    );
+    // An older document without the reason still reads.
+    let old: LogDoc =
+        serde_json::from_str(r#"{"formed":true,"expect":3,"storage_failed":true}"#).unwrap();
+    assert_eq!(old.storage_error, None);
+    let doc: StatusDoc =
+        serde_json::from_str(r#"{"schema":1,"peer_id":"p","health":"ok","log":{"formed":false}}"#)
+            .unwrap();
+    assert!(doc.health_reasons.is_empty());
 }
 
 #[test]
