@@ -219,7 +219,7 @@ impl<I: NodeId> Ouroboros<I> {
                     return false;
                 }
                 let part = &mut self.parts[*p as usize];
-                let c = part.commit.min(part.log.len() as u64);
+                let c = part.commit.min(part.log.len());
                 Self::stable_point(part, c) < c
             })
             .collect()
@@ -492,7 +492,7 @@ impl<I: NodeId> Ouroboros<I> {
             let part = &mut self.parts[p as usize];
             let stable = Self::stable_point(part, part.commit);
             let blocker = (stable < part.commit)
-                .then(|| part.log[stable as usize].txn.clone())
+                .then(|| part.log.txn(stable).cloned())
                 .flatten();
             let Some(TxnMark::Member { txn, home, parts }) = blocker else {
                 part.blocked = None;
@@ -559,7 +559,7 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// Whether entry `o` (below the stable point) is shown to readers.
     pub(super) fn visible(part: &Part<I>, o: u64) -> bool {
-        match &part.log[o as usize].txn {
+        match part.log.txn(o) {
             None => true,
             Some(TxnMark::Member { txn, .. }) => {
                 part.txn_out.get(txn).is_some_and(|(_, commit)| *commit)
@@ -569,10 +569,15 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     /// Index entry `o` of `part` (deduplication and transactions).
-    pub(super) fn index_entry(part: &mut Part<I>, o: u64) {
-        let e = &part.log[o as usize];
-        part.dedupe.insert((e.origin.clone(), e.req), o);
-        match &e.txn {
+    pub(super) fn index_entry(
+        part: &mut Part<I>,
+        o: u64,
+        origin: &I,
+        req: u64,
+        txn: Option<&TxnMark>,
+    ) {
+        part.dedupe.insert((origin.clone(), req), o);
+        match txn {
             None => {}
             Some(TxnMark::Member { txn, .. }) => {
                 part.open.insert(o, *txn);
