@@ -42,7 +42,11 @@ fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
     let mut first = NodeProc::start(&[], &dir, LOOPBACK);
     let info = first.info(Duration::from_secs(20));
     let before = snapshot(&dir);
-    assert!(before.contains_key("LOCK"), "no lock file: {:?}", before.keys());
+    assert!(
+        before.contains_key("LOCK"),
+        "no lock file: {:?}",
+        before.keys()
+    );
 
     let started = Instant::now();
     let out = Command::new(shen_bin())
@@ -61,9 +65,16 @@ fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
         "unclear error: {stderr}"
     );
     assert!(took < Duration::from_secs(5), "took {took:?} to refuse");
-    assert_eq!(snapshot(&dir), before, "the refused run changed the directory");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused run changed the directory"
+    );
     // The first node is untouched and still serving.
-    assert!(status(&info.admin).is_some(), "the first node stopped serving");
+    assert!(
+        status(&info.admin).is_some(),
+        "the first node stopped serving"
+    );
     assert_eq!(first.terminate(Duration::from_secs(10)), Some(0));
 
     // Once it is gone, the directory can be used again.

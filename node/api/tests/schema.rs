@@ -240,6 +240,7 @@ fn errors_and_their_kinds() {
         (ErrorKind::Aborted, 409, true),
         (ErrorKind::NotFound, 404, false),
         (ErrorKind::Internal, 500, false),
+        (ErrorKind::OffsetOutOfRange, 416, false),
     ];
     for (kind, status, retry) in table {
         assert_eq!(

@@ -100,6 +100,7 @@ impl ClientError {
             },
             ErrorKind::BadRequest
             | ErrorKind::BadPartition
+            | ErrorKind::OffsetOutOfRange
             | ErrorKind::TooLarge
             | ErrorKind::UnsupportedMediaType
             | ErrorKind::NotFound

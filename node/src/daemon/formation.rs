@@ -208,8 +208,8 @@ pub fn open_ouroboros(
     )
     .map_err(|e| format!("{}: {e}", path.display()))?;
     if o.is_restored() {
-        let held: usize = (0..settings.ouroboros.partitions)
-            .map(|p| o.log(p).len())
+        let held: u64 = (0..settings.ouroboros.partitions)
+            .map(|p| o.log_len(p))
             .sum();
         info!(
             records = n,

@@ -78,17 +78,15 @@ pub fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
         .truncate(false)
         .open(&path)
         .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
-    match file.try_lock() {
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(format!(
             "the data directory {} is in use by another shen process (it holds {}); \
              stop it first or give this node another --data-dir",
             dir.display(),
             path.display()
         )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(format!("cannot lock {}: {e}", path.display()))
-        }
+        Err(e) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

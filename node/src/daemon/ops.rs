@@ -45,6 +45,7 @@ pub fn log_error(error: &LogError<PeerKey>) -> ErrorBody {
         LogError::NotEnoughReplicas => ErrorKind::NotEnoughReplicas,
         LogError::Timeout => ErrorKind::TimeoutOutcomeUnknown,
         LogError::BadPartition(_) => ErrorKind::BadPartition,
+        LogError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
     };
     ErrorBody::new(kind, error.to_string())
 }
