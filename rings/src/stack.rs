@@ -248,6 +248,15 @@ pub struct OuroborosSettings {
     pub durable: bool,
     /// When the write-ahead log is synced (with `durable`).
     pub fsync: FsyncPolicy,
+    /// Retention by size (bytes kept per partition replica), off if `None`.
+    pub retention_bytes: Option<u64>,
+    /// Retention by age (milliseconds), off if `None`.
+    pub retention_ms: Option<u64>,
+    /// Write-ahead log bytes between checkpoints (with a record store).
+    pub checkpoint_bytes: u64,
+    /// Bytes of recent records each partition replica keeps in memory
+    /// (with a record store; the rest is read back from it).
+    pub cache_bytes: u64,
 }
 
 impl Default for OuroborosSettings {
@@ -264,6 +273,10 @@ impl Default for OuroborosSettings {
             slow_hold_ms: c.slow_hold.as_millis() as u64,
             durable: false,
             fsync: FsyncPolicy::Batch,
+            retention_bytes: c.retention_bytes,
+            retention_ms: c.retention_ms,
+            checkpoint_bytes: c.checkpoint_bytes,
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -280,6 +293,9 @@ impl OuroborosSettings {
             max_batch: self.max_batch,
             slow_after: Duration::from_millis(self.slow_after_ms),
             slow_hold: Duration::from_millis(self.slow_hold_ms),
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+            checkpoint_bytes: self.checkpoint_bytes,
             ..OuroborosConfig::default()
         }
     }
@@ -471,6 +487,20 @@ pub fn build_node_with_wal<I: NodeId>(
     incarnation: u32,
     wal: Option<WalAtBoot>,
 ) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
+    build_node_with_storage(config, me, members, incarnation, wal, None)
+}
+
+/// [`build_node_with_wal`], with the partition records kept in `records`
+/// (see [`Ouroboros::recover_with_records`]; the cache holds at most
+/// `cache_bytes` of the settings per partition) when given.
+pub fn build_node_with_storage<I: NodeId>(
+    config: &StackConfig,
+    me: I,
+    members: &[I],
+    incarnation: u32,
+    wal: Option<WalAtBoot>,
+    records: Option<crate::ouroboros::BoxedRecords>,
+) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
     let mut node = Node::new(me.clone(), incarnation);
     if let Some(r) = &config.relay {
         let members: Vec<I> = members.to_vec();
@@ -507,13 +537,17 @@ pub fn build_node_with_wal<I: NodeId>(
     }
     if let Some(settings) = &config.ouroboros {
         let ouro = match wal {
-            Some((records, store)) => Ouroboros::recover(
+            Some((wal_records, store)) => Ouroboros::recover_with_records(
                 members,
                 settings.to_config(),
                 incarnation > 1,
-                &records,
+                &wal_records,
                 store,
                 settings.fsync,
+                records.map(|r| {
+                    let cache = usize::try_from(settings.cache_bytes).unwrap_or(usize::MAX);
+                    (r, cache)
+                }),
             )?,
             None => Ouroboros::new(members, settings.to_config(), incarnation > 1),
         };

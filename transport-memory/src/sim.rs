@@ -17,7 +17,8 @@ use std::rc::Rc;
 
 use shen_rings::node::{Node, NodeOutput, TimerKey};
 use shen_rings::ouroboros::read_all;
-use shen_rings::stack::{build_node, build_node_with_wal, ShenEvent, StackConfig};
+use shen_rings::ouroboros::PartitionLogs;
+use shen_rings::stack::{build_node, build_node_with_storage, ShenEvent, StackConfig};
 use shen_rings::{Ctx, Envelope, Ring, RingId, Time, WireError};
 
 use crate::clock::NodeClock;
@@ -54,22 +55,34 @@ pub type NodeFactory<E> = Rc<dyn Fn(&NodeInit<'_>) -> Node<u64, E>>;
 /// (through [`shen_rings::stack::build_node`]).
 ///
 /// With `ouroboros.durable`, Ouroboros keeps its write-ahead log on the
-/// node's [`SimDisk`] (a [`SimWal`]) and a restarted node recovers from what
-/// its disk kept.
+/// node's [`SimDisk`] (a [`SimWal`]), its partition records there too (a
+/// [`PartitionLogs`] of two [`SimWal`]s per partition, with checkpoints),
+/// and a restarted node recovers from what its disk kept.
 pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
     Rc::new(move |init: &NodeInit<'_>| {
-        let durable = stack.ouroboros.as_ref().is_some_and(|o| o.durable);
-        if !durable {
+        let Some(settings) = stack.ouroboros.as_ref().filter(|o| o.durable) else {
             return build_node(&stack, init.id, init.members, init.incarnation);
-        }
+        };
         let wal = SimWal::open(init.disk, "ouroboros/wal/");
         let records = read_all(&wal).unwrap_or_default();
-        build_node_with_wal(
+        let parts = (0..settings.partitions)
+            .map(|p| {
+                (
+                    SimWal::open(init.disk, &format!("ouroboros/p{p}/index/")),
+                    SimWal::open(init.disk, &format!("ouroboros/p{p}/data/")),
+                )
+            })
+            .collect();
+        let parts = PartitionLogs::new(parts)
+            .ok()
+            .map(|p| Box::new(p) as shen_rings::ouroboros::BoxedRecords);
+        build_node_with_storage(
             &stack,
             init.id,
             init.members,
             init.incarnation,
             Some((records, Box::new(wal))),
+            parts,
         )
         // The simulator wrote these records itself; one it cannot read
         // back is a bug, and the node then restarts as if its disk were lost.

@@ -570,10 +570,12 @@ impl<I: NodeId> Ouroboros<I> {
                     committed,
                 });
             }
-            OpResult::Failed(LogError::BadPartition(x)) => {
+            // Definite answers: retrying cannot change them.
+            OpResult::Failed(
+                error @ (LogError::BadPartition(_) | LogError::OffsetOutOfRange { .. }),
+            ) => {
                 let is_append = matches!(op.op, Op::Append { .. });
                 self.ops.remove(&req);
-                let error = LogError::BadPartition(x);
                 if is_append {
                     cx.emit(OuroborosEvent::AppendFailed {
                         req,
