@@ -254,8 +254,8 @@ pub struct OuroborosSettings {
     pub retention_ms: Option<u64>,
     /// Write-ahead log bytes between checkpoints (with a record store).
     pub checkpoint_bytes: u64,
-    /// Bytes of recent records each partition replica keeps in memory
-    /// (with a record store; the rest is read back from it).
+    /// Bytes of recent records kept in memory, in all (shared evenly by
+    /// the partitions; with a record store, the rest is read back from it).
     pub cache_bytes: u64,
 }
 
