@@ -68,6 +68,11 @@ pub enum ClientError {
     /// The request was refused as malformed (a bug in the caller).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The read starts below the partition's low watermark: retention
+    /// deleted those records (the message names the earliest and latest
+    /// offsets). Retrying the same read cannot succeed.
+    #[error("{0}")]
+    OffsetOutOfRange(String),
     /// The node answered something this client does not understand.
     #[error("unexpected answer: {0}")]
     Protocol(String),
@@ -80,7 +85,12 @@ impl ClientError {
     /// the log, and retrying appends it again as a new record (check with
     /// [`ShenClient::read`] by ID first if that matters).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ClientError::BadRequest(_) | ClientError::Protocol(_))
+        !matches!(
+            self,
+            ClientError::BadRequest(_)
+                | ClientError::Protocol(_)
+                | ClientError::OffsetOutOfRange(_)
+        )
     }
 
     /// The error a node's [`ErrorBody`] stands for.
@@ -88,6 +98,7 @@ impl ClientError {
         let message = body.message;
         match body.kind {
             ErrorKind::NotFormed => ClientError::NotFormed(message),
+            ErrorKind::OffsetOutOfRange => ClientError::OffsetOutOfRange(message),
             ErrorKind::Aborted => ClientError::Aborted(message),
             ErrorKind::TimeoutOutcomeUnknown | ErrorKind::Timeout => ClientError::Timeout(message),
             k @ (ErrorKind::NotHead
@@ -100,7 +111,6 @@ impl ClientError {
             },
             ErrorKind::BadRequest
             | ErrorKind::BadPartition
-            | ErrorKind::OffsetOutOfRange
             | ErrorKind::TooLarge
             | ErrorKind::UnsupportedMediaType
             | ErrorKind::NotFound
@@ -484,6 +494,7 @@ mod tests {
             (ErrorKind::TimeoutOutcomeUnknown, "Timeout"),
             (ErrorKind::NotHead, "Unavailable"),
             (ErrorKind::TooLarge, "BadRequest"),
+            (ErrorKind::OffsetOutOfRange, "OffsetOutOfRange"),
             (ErrorKind::Internal, "Protocol"),
         ];
         for (kind, want) in cases {

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) waiters: Waiters,
     /// `--bootstrap-expect`.
     pub(crate) log_expect: Option<usize>,
+    /// The data directory (for the partitions' bytes on disk in `/status`).
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// A prepared node: run it with [`Daemon::run`].
@@ -138,6 +140,7 @@ impl Daemon {
             counts: Mutex::new(BTreeMap::new()),
             waiters: Waiters::default(),
             log_expect: settings.log.expect,
+            data_dir: dir.clone(),
         });
         let host = ShenHost {
             shared: shared.clone(),
