@@ -414,7 +414,15 @@ impl<I: NodeId> Ouroboros<I> {
             match rec {
                 WalIn::Entries { p, start, entries } => {
                     let r = &mut replay[part_of(p)?];
-                    if start > r.len() || start < r.low {
+                    if start < r.low {
+                        // The live log was cut below its low watermark (the
+                        // whole log dropped, as `PartLog::truncate` does):
+                        // it continues at `start`.
+                        r.low = start;
+                        r.base = start;
+                        r.tail.clear();
+                    }
+                    if start > r.len() {
                         return Err(bad(
                             index,
                             alloc::format!(
