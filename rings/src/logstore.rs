@@ -29,6 +29,15 @@
 //!    durability (an implementation may make them durable as a side effect,
 //!    and reports it through `durable_offset`).
 //!
+//! 5. [`trim_before(o)`](LogStore::trim_before) (retention) discards only
+//!    whole segments wholly below `o`, durably: afterwards
+//!    [`first_offset`](LogStore::first_offset) is at most `o`, reads below
+//!    it return `None`, and offsets never shift. After a crash the first
+//!    offset is either the old one or the new one.
+//! 6. [`reset_at(o)`](LogStore::reset_at) durably discards everything and
+//!    makes `o` both the first and the next offset (a replica that jumps
+//!    over a prefix its source no longer holds).
+//!
 //! A call that returns `Err` may or may not have taken effect; the caller
 //! should treat the store as suspect (a file store refuses further writes
 //! after an I/O error until it is reopened).
@@ -125,6 +134,35 @@ pub trait LogStore {
     /// changes nothing. Chain replication uses this to drop an uncommitted
     /// suffix.
     fn truncate_from(&mut self, offset: u64) -> Result<(), Self::Error>;
+
+    /// The first offset still held: records below it were trimmed by
+    /// [`trim_before`](LogStore::trim_before) or skipped by
+    /// [`reset_at`](LogStore::reset_at). 0 for a log never trimmed.
+    fn first_offset(&self) -> u64 {
+        0
+    }
+
+    /// Discard the whole segments that end at or below `offset`, returning
+    /// once that is durable. A log without segments may keep everything.
+    fn trim_before(&mut self, offset: u64) -> Result<(), Self::Error> {
+        let _ = offset;
+        Ok(())
+    }
+
+    /// Discard every record and continue at `offset` (then both
+    /// [`first_offset`](LogStore::first_offset) and
+    /// [`next_offset`](LogStore::next_offset)), returning once durable. The
+    /// default supports only `offset` 0.
+    fn reset_at(&mut self, offset: u64) -> Result<(), Self::Error> {
+        debug_assert_eq!(offset, 0, "this store cannot start above 0");
+        self.truncate_from(0)
+    }
+
+    /// The first offset of each segment held, ascending (what
+    /// [`trim_before`](LogStore::trim_before) can cut at).
+    fn segment_starts(&self) -> Vec<u64> {
+        alloc::vec![self.first_offset()]
+    }
 }
 
 impl<L: LogStore + ?Sized> LogStore for &mut L {
@@ -153,6 +191,49 @@ impl<L: LogStore + ?Sized> LogStore for &mut L {
     fn truncate_from(&mut self, offset: u64) -> Result<(), Self::Error> {
         (**self).truncate_from(offset)
     }
+
+    fn first_offset(&self) -> u64 {
+        (**self).first_offset()
+    }
+
+    fn trim_before(&mut self, offset: u64) -> Result<(), Self::Error> {
+        (**self).trim_before(offset)
+    }
+
+    fn reset_at(&mut self, offset: u64) -> Result<(), Self::Error> {
+        (**self).reset_at(offset)
+    }
+
+    fn segment_starts(&self) -> Vec<u64> {
+        (**self).segment_starts()
+    }
+}
+
+/// Records per segment of the in-memory stores ([`MemoryLog`] and the
+/// simulator's): segments are the aligned offset ranges
+/// `[k * MEMORY_SEGMENT_RECORDS, (k + 1) * MEMORY_SEGMENT_RECORDS)`.
+pub const MEMORY_SEGMENT_RECORDS: u64 = 16;
+
+/// The segment starts of an in-memory store holding `[first, next)`.
+pub fn aligned_segment_starts(first: u64, next: u64) -> Vec<u64> {
+    let mut out = alloc::vec![first];
+    let mut s = (first / MEMORY_SEGMENT_RECORDS + 1) * MEMORY_SEGMENT_RECORDS;
+    while s < next {
+        out.push(s);
+        s += MEMORY_SEGMENT_RECORDS;
+    }
+    out
+}
+
+/// Where an in-memory store holding `[first, next)` trims for
+/// `trim_before(offset)`: the last segment start at or below `offset` and
+/// `next` (the segment being written is never dropped whole).
+pub fn aligned_trim_point(first: u64, next: u64, offset: u64) -> u64 {
+    let cut = offset.min(next);
+    if cut <= first {
+        return first;
+    }
+    (cut / MEMORY_SEGMENT_RECORDS * MEMORY_SEGMENT_RECORDS).max(first)
 }
 
 /// Errors of a [`MemoryLog`].
@@ -175,6 +256,8 @@ pub enum MemoryLogError {
 /// clones evolve independently.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryLog {
+    /// The offset of `records[0]`.
+    first: u64,
     records: Vec<Arc<[u8]>>,
     durable: u64,
     fail_syncs: bool,
@@ -207,7 +290,7 @@ impl MemoryLog {
     pub fn crash_keeping(&mut self, keep: u64) {
         let len = self.next_offset();
         let kept = self.durable.saturating_add(keep).min(len);
-        self.records.truncate(to_index(kept));
+        self.records.truncate(to_index(kept - self.first));
         self.durable = kept;
     }
 
@@ -253,14 +336,17 @@ impl LogStore for MemoryLog {
     }
 
     fn read(&self, offset: u64) -> Result<Option<Vec<u8>>, MemoryLogError> {
-        Ok(usize::try_from(offset)
+        if offset < self.first {
+            return Ok(None);
+        }
+        Ok(usize::try_from(offset - self.first)
             .ok()
             .and_then(|i| self.records.get(i))
             .map(|r| r.to_vec()))
     }
 
     fn next_offset(&self) -> u64 {
-        self.records.len() as u64
+        self.first + self.records.len() as u64
     }
 
     fn durable_offset(&self) -> u64 {
@@ -271,10 +357,38 @@ impl LogStore for MemoryLog {
     /// durability (the weakest behaviour the contract allows).
     fn truncate_from(&mut self, offset: u64) -> Result<(), MemoryLogError> {
         if offset < self.next_offset() {
-            self.records.truncate(to_index(offset));
+            let offset = offset.max(self.first);
+            self.records.truncate(to_index(offset - self.first));
             self.durable = self.durable.min(offset);
         }
         Ok(())
+    }
+
+    fn first_offset(&self) -> u64 {
+        self.first
+    }
+
+    /// Drops whole aligned segments of [`MEMORY_SEGMENT_RECORDS`]; durable
+    /// at once (trims are metadata, as a directory sync makes them).
+    fn trim_before(&mut self, offset: u64) -> Result<(), MemoryLogError> {
+        let cut = aligned_trim_point(self.first, self.next_offset(), offset);
+        if cut > self.first {
+            self.records.drain(..to_index(cut - self.first));
+            self.first = cut;
+            self.durable = self.durable.max(cut);
+        }
+        Ok(())
+    }
+
+    fn reset_at(&mut self, offset: u64) -> Result<(), MemoryLogError> {
+        self.records.clear();
+        self.first = offset;
+        self.durable = offset;
+        Ok(())
+    }
+
+    fn segment_starts(&self) -> Vec<u64> {
+        aligned_segment_starts(self.first, self.next_offset())
     }
 }
 

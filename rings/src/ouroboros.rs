@@ -122,7 +122,10 @@ mod housekeeping;
 mod msg;
 mod part;
 mod place;
+mod plog;
 mod producer;
+mod records;
+mod retention;
 mod txn;
 mod types;
 
@@ -131,6 +134,7 @@ pub use msg::OuroborosMsg;
 pub use part::next_scarab;
 pub use place::{initial_table, partition_of_key};
 pub use producer::{Producer, ProducerTable, MAX_PRODUCERS, WINDOW as PRODUCER_WINDOW};
+pub use records::{BoxedRecords, PartitionLogs, RecordStore};
 pub use txn::{TxnId, TxnMark, TxnRecord};
 pub use types::{
     Chain, Entry, Epoch, LogError, OuroborosConfig, OuroborosEvent, OuroborosStats, PartReport,
@@ -198,7 +202,11 @@ impl<I: NodeId> Ouroboros<I> {
         let table = initial_table(&config, &universe);
         // At first boot every log is empty, so every tail is caught up.
         let parts = (0..config.partitions)
-            .map(|_| Part::new(!restarted))
+            .map(|p| {
+                let mut part = Part::new(!restarted);
+                part.log.p = p;
+                part
+            })
             .collect();
         Ouroboros {
             majority: universe.len() / 2 + 1,
@@ -252,12 +260,32 @@ impl<I: NodeId> Ouroboros<I> {
         &self.table
     }
 
-    /// This node's copy of partition `p`'s log (empty if it holds none).
-    pub fn log(&self, p: u32) -> &[Entry<I>] {
+    /// This node's copy of partition `p`'s log, from its low watermark
+    /// (empty if it holds none). Old records are read back from the record
+    /// store: an inspection aid, not a read path.
+    pub fn log(&self, p: u32) -> Vec<Entry<I>> {
         self.parts
             .get(p as usize)
-            .map(|x| x.log.as_slice())
-            .unwrap_or(&[])
+            .map(|x| x.log.range(x.log.low(), x.log.len()))
+            .unwrap_or_default()
+    }
+
+    /// Partition `p`'s log length here (its high watermark: the next
+    /// offset, trimmed prefix included).
+    pub fn log_len(&self, p: u32) -> u64 {
+        self.parts.get(p as usize).map_or(0, |x| x.log.len())
+    }
+
+    /// Partition `p`'s low watermark here: the first offset still held
+    /// (earlier ones were deleted by retention).
+    pub fn low_watermark(&self, p: u32) -> u64 {
+        self.parts.get(p as usize).map_or(0, |x| x.log.low())
+    }
+
+    /// Record bytes of partition `p` held here (key and data plus a fixed
+    /// per-record overhead).
+    pub fn held_bytes(&self, p: u32) -> u64 {
+        self.parts.get(p as usize).map_or(0, |x| x.log.held_bytes())
     }
 
     /// Partition `p`'s commit point as known here.
@@ -414,6 +442,16 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 }
             }
             OuroborosMsg::Sync { p, epoch, len } => self.on_sync(cx, from, p, epoch, len),
+            OuroborosMsg::Skip {
+                p,
+                epoch,
+                low,
+                runs,
+            } => {
+                if self.epoch_ok(cx, &from, p, epoch) {
+                    self.on_skip(cx, from, p, epoch, low, runs);
+                }
+            }
             OuroborosMsg::Ack {
                 p,
                 epoch,

@@ -253,6 +253,15 @@ pub struct OuroborosSettings {
     pub durable: bool,
     /// When the write-ahead log is synced (with `durable`).
     pub fsync: FsyncPolicy,
+    /// Retention by size (bytes kept per partition replica), off if `None`.
+    pub retention_bytes: Option<u64>,
+    /// Retention by age (milliseconds), off if `None`.
+    pub retention_ms: Option<u64>,
+    /// Write-ahead log bytes between checkpoints (with a record store).
+    pub checkpoint_bytes: u64,
+    /// Bytes of recent records kept in memory, in all (shared evenly by
+    /// the partitions; with a record store, the rest is read back from it).
+    pub cache_bytes: u64,
 }
 
 impl Default for OuroborosSettings {
@@ -269,6 +278,10 @@ impl Default for OuroborosSettings {
             slow_hold_ms: c.slow_hold.as_millis() as u64,
             durable: false,
             fsync: FsyncPolicy::Batch,
+            retention_bytes: c.retention_bytes,
+            retention_ms: c.retention_ms,
+            checkpoint_bytes: c.checkpoint_bytes,
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -285,6 +298,9 @@ impl OuroborosSettings {
             max_batch: self.max_batch,
             slow_after: Duration::from_millis(self.slow_after_ms),
             slow_hold: Duration::from_millis(self.slow_hold_ms),
+            retention_bytes: self.retention_bytes,
+            retention_ms: self.retention_ms,
+            checkpoint_bytes: self.checkpoint_bytes,
             ..OuroborosConfig::default()
         }
     }
@@ -476,19 +492,22 @@ pub fn build_node_with_wal<I: NodeId>(
     incarnation: u32,
     wal: Option<WalAtBoot>,
 ) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
-    build_node_with_stores(config, me, members, incarnation, wal, None)
+    build_node_with_stores(config, me, members, incarnation, wal, None, None)
 }
 
-/// [`build_node_with_wal`], with Cartouche's acceptor state in `acceptor`
-/// when given (loaded from it: a restart resumes its promises; see
-/// `cartouche::AcceptorStore`). A record that cannot be read back is an
-/// error (index 0, the reason).
+/// [`build_node_with_wal`], with the partition records kept in `records`
+/// (see [`Ouroboros::recover_with_records`]; the cache holds at most
+/// `cache_bytes` of the settings per partition) when given, and
+/// Cartouche's acceptor state in `acceptor` when given (loaded from it: a
+/// restart resumes its promises; see `cartouche::AcceptorStore`). A record
+/// that cannot be read back is an error (index 0, the reason).
 pub fn build_node_with_stores<I: NodeId>(
     config: &StackConfig,
     me: I,
     members: &[I],
     incarnation: u32,
     wal: Option<WalAtBoot>,
+    records: Option<crate::ouroboros::BoxedRecords>,
     acceptor: Option<Box<dyn AcceptorStore>>,
 ) -> Result<Node<I, ShenEvent<I>>, RecoverError> {
     let mut node = Node::new(me.clone(), incarnation);
@@ -531,13 +550,17 @@ pub fn build_node_with_stores<I: NodeId>(
     }
     if let Some(settings) = &config.ouroboros {
         let ouro = match wal {
-            Some((records, store)) => Ouroboros::recover(
+            Some((wal_records, store)) => Ouroboros::recover_with_records(
                 members,
                 settings.to_config(),
                 incarnation > 1,
-                &records,
+                &wal_records,
                 store,
                 settings.fsync,
+                records.map(|r| {
+                    let cache = usize::try_from(settings.cache_bytes).unwrap_or(usize::MAX);
+                    (r, cache)
+                }),
             )?,
             None => Ouroboros::new(members, settings.to_config(), incarnation > 1),
         };

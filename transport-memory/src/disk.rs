@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
-use shen_rings::logstore::{check_record_len, LogStore, RecordTooLarge};
+use shen_rings::logstore::{
+    aligned_segment_starts, aligned_trim_point, check_record_len, LogStore, RecordTooLarge,
+};
 use shen_rings::obelisk::DurableCell;
 
 /// What survives when a crashed node restarts.
@@ -321,20 +323,29 @@ impl shen_rings::cartouche::AcceptorStore for SimRecord {
 pub struct SimWal {
     disk: SimDisk,
     prefix: Vec<u8>,
+    /// The first offset held (raised by `trim_before`, set by `reset_at`;
+    /// kept on the disk under `prefix` + `first`).
+    first: u64,
     len: u64,
     durable: u64,
 }
 
 impl SimWal {
     /// Open the log stored under `prefix` on `disk` (its records are the
-    /// contiguous offsets from 0 that are present).
+    /// contiguous offsets present from its first offset, 0 unless trimmed).
     pub fn open(disk: &SimDisk, prefix: &str) -> SimWal {
         let mut wal = SimWal {
             disk: disk.clone(),
             prefix: prefix.as_bytes().to_vec(),
+            first: 0,
             len: 0,
             durable: 0,
         };
+        wal.first = disk
+            .read(wal.first_key())
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes);
+        wal.len = wal.first;
         while disk.read(wal.key(wal.len)).is_some() {
             wal.len += 1;
         }
@@ -346,6 +357,24 @@ impl SimWal {
         let mut k = self.prefix.clone();
         k.extend_from_slice(&offset.to_be_bytes());
         k
+    }
+
+    fn first_key(&self) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(b"first");
+        k
+    }
+
+    /// Record the first offset and drop the records below it, durably (one
+    /// fsync: after a crash the log starts at the old or the new first).
+    fn move_first(&mut self, first: u64) {
+        self.disk
+            .write(self.first_key(), first.to_le_bytes().to_vec());
+        for o in self.first..first.min(self.len) {
+            self.disk.remove(self.key(o));
+        }
+        self.disk.fsync();
+        self.first = first;
     }
 }
 
@@ -378,7 +407,7 @@ impl LogStore for SimWal {
     }
 
     fn read(&self, offset: u64) -> Result<Option<Vec<u8>>, SimWalError> {
-        if offset >= self.len {
+        if offset >= self.len || offset < self.first {
             return Ok(None);
         }
         Ok(self.disk.read(self.key(offset)))
@@ -394,6 +423,7 @@ impl LogStore for SimWal {
 
     fn truncate_from(&mut self, offset: u64) -> Result<(), SimWalError> {
         self.healthy()?;
+        let offset = offset.max(self.first);
         while self.len > offset {
             self.len -= 1;
             self.disk.remove(self.key(self.len));
@@ -401,6 +431,37 @@ impl LogStore for SimWal {
         self.disk.fsync();
         self.durable = self.durable.min(self.len);
         Ok(())
+    }
+
+    fn first_offset(&self) -> u64 {
+        self.first
+    }
+
+    /// Drops whole aligned segments, as `MemoryLog` does.
+    fn trim_before(&mut self, offset: u64) -> Result<(), SimWalError> {
+        self.healthy()?;
+        let cut = aligned_trim_point(self.first, self.len, offset);
+        if cut > self.first {
+            self.move_first(cut);
+            self.durable = self.durable.max(cut);
+        }
+        Ok(())
+    }
+
+    fn reset_at(&mut self, offset: u64) -> Result<(), SimWalError> {
+        self.healthy()?;
+        for o in self.first..self.len {
+            self.disk.remove(self.key(o));
+        }
+        self.len = self.first;
+        self.move_first(offset);
+        self.len = offset;
+        self.durable = offset;
+        Ok(())
+    }
+
+    fn segment_starts(&self) -> Vec<u64> {
+        aligned_segment_starts(self.first, self.len)
     }
 }
 
@@ -451,6 +512,34 @@ mod tests {
         assert_eq!(w.read(1).unwrap(), Some(b"b".to_vec()));
         assert_eq!(w.read(2).unwrap(), None);
         assert_eq!(SimWal::open(&d, "other/").next_offset(), 0);
+    }
+
+    #[test]
+    fn sim_wal_trims_whole_segments_and_resets_durably() {
+        let d = SimDisk::new();
+        let mut w = SimWal::open(&d, "p/");
+        for i in 0..40u8 {
+            w.append(&[i]).unwrap();
+        }
+        w.sync().unwrap();
+        assert_eq!(w.segment_starts(), vec![0, 16, 32]);
+        w.trim_before(20).unwrap();
+        assert_eq!(w.first_offset(), 16);
+        assert_eq!(w.read(15).unwrap(), None);
+        assert_eq!(w.read(16).unwrap(), Some(vec![16]));
+        d.apply_restart(RestartMode::LoseUnsynced);
+        let mut w = SimWal::open(&d, "p/");
+        assert_eq!((w.first_offset(), w.next_offset()), (16, 40));
+        w.truncate_from(3).unwrap();
+        assert_eq!(w.next_offset(), 16);
+        w.reset_at(100).unwrap();
+        assert_eq!(w.append(b"x").unwrap(), 100);
+        w.sync().unwrap();
+        d.apply_restart(RestartMode::LoseUnsynced);
+        let w = SimWal::open(&d, "p/");
+        assert_eq!((w.first_offset(), w.next_offset()), (100, 101));
+        assert_eq!(w.read(100).unwrap(), Some(b"x".to_vec()));
+        assert!(d.keys().len() <= 2, "{:?}", d.keys());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use shen_rings::node::{Node, NodeOutput, TimerKey};
 use shen_rings::ouroboros::read_all;
+use shen_rings::ouroboros::PartitionLogs;
 use shen_rings::stack::{build_node, build_node_with_stores, ShenEvent, StackConfig};
 use shen_rings::{Ctx, Envelope, Ring, RingId, Time, WireError};
 
@@ -54,11 +55,12 @@ pub type NodeFactory<E> = Rc<dyn Fn(&NodeInit<'_>) -> Node<u64, E>>;
 /// (through [`shen_rings::stack::build_node`]).
 ///
 /// With `ouroboros.durable`, Ouroboros keeps its write-ahead log on the
-/// node's [`SimDisk`] (a [`SimWal`]) and a restarted node recovers from what
-/// its disk kept.
+/// node's [`SimDisk`] (a [`SimWal`]), its partition records there too (a
+/// [`PartitionLogs`] of two [`SimWal`]s per partition, with checkpoints),
+/// and a restarted node recovers from what its disk kept.
 pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
     Rc::new(move |init: &NodeInit<'_>| {
-        let durable = stack.ouroboros.as_ref().is_some_and(|o| o.durable);
+        let durable = stack.ouroboros.as_ref().filter(|o| o.durable);
         let acceptor = stack
             .cartouche
             .as_ref()
@@ -67,23 +69,41 @@ pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
                 Box::new(SimRecord::new(init.disk, "cartouche/acceptor"))
                     as Box<dyn shen_rings::cartouche::AcceptorStore>
             });
-        if !durable && acceptor.is_none() {
+        if durable.is_none() && acceptor.is_none() {
             return build_node(&stack, init.id, init.members, init.incarnation);
         }
-        let wal = durable.then(|| {
-            let wal = SimWal::open(init.disk, "ouroboros/wal/");
-            let records = read_all(&wal).unwrap_or_default();
-            (
-                records,
-                Box::new(wal) as Box<dyn shen_rings::ouroboros::WalStore>,
-            )
-        });
+        let (wal, parts) = match durable {
+            None => (None, None),
+            Some(settings) => {
+                let wal = SimWal::open(init.disk, "ouroboros/wal/");
+                let records = read_all(&wal).unwrap_or_default();
+                let parts = (0..settings.partitions)
+                    .map(|p| {
+                        (
+                            SimWal::open(init.disk, &format!("ouroboros/p{p}/index/")),
+                            SimWal::open(init.disk, &format!("ouroboros/p{p}/data/")),
+                        )
+                    })
+                    .collect();
+                let parts = PartitionLogs::new(parts)
+                    .ok()
+                    .map(|p| Box::new(p) as shen_rings::ouroboros::BoxedRecords);
+                (
+                    Some((
+                        records,
+                        Box::new(wal) as Box<dyn shen_rings::ouroboros::WalStore>,
+                    )),
+                    parts,
+                )
+            }
+        };
         build_node_with_stores(
             &stack,
             init.id,
             init.members,
             init.incarnation,
             wal,
+            parts,
             acceptor,
         )
         // The simulator wrote these records itself; one it cannot read

@@ -46,6 +46,9 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// A bug in the node.
     Internal,
+    /// A read below the partition's low watermark: retention deleted those
+    /// records (the message names the offsets still held).
+    OffsetOutOfRange,
     /// A kind this version does not know (a newer node).
     #[serde(other)]
     Unknown,
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::TimeoutOutcomeUnknown | ErrorKind::Timeout => 504,
             ErrorKind::BadPartition | ErrorKind::BadRequest => 400,
             ErrorKind::TooLarge => 413,
+            ErrorKind::OffsetOutOfRange => 416,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Aborted | ErrorKind::StaleSequence => 409,
             ErrorKind::NotFound => 404,

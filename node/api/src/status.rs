@@ -99,6 +99,18 @@ pub struct ChainDoc {
     pub local_len: u64,
     /// ... and known committed.
     pub committed: u64,
+    /// This node's low watermark: the first offset still held (earlier
+    /// ones were deleted by retention). 0 from older nodes.
+    pub low_watermark: u64,
+    /// This node's high watermark: the next offset (equal to `local_len`).
+    pub high_watermark: u64,
+    /// Record bytes held for this partition (key and data plus a fixed
+    /// per-record overhead, as retention counts them).
+    pub held_bytes: u64,
+    /// Bytes of this partition's files on disk (`DIR/parts/N/`), when
+    /// the node knows its data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
 }
 
 /// Ouroboros' counters on this node.

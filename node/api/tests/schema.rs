@@ -20,6 +20,10 @@ fn chain() -> ChainDoc {
         here: true,
         local_len: 5,
         committed: 4,
+        low_watermark: 2,
+        high_watermark: 5,
+        held_bytes: 300,
+        disk_bytes: Some(4096),
     }
 }
 
@@ -42,6 +46,14 @@ fn formed_log() -> LogDoc {
             ..LogStatsDoc::default()
         }),
     }
+}
+
+#[test]
+fn a_chain_from_an_older_node_reads_with_watermarks_defaulted() {
+    let old = r#"{"partition":1,"epoch":"1.0","members":["a"],"learners":[],"here":true,"local_len":9,"committed":9}"#;
+    let c: ChainDoc = serde_json::from_str(old).unwrap();
+    assert_eq!((c.local_len, c.low_watermark, c.high_watermark), (9, 0, 0));
+    assert_eq!(c.disk_bytes, None);
 }
 
 #[test]
@@ -98,7 +110,7 @@ fn status_document() {
         "sundial":{"suspicions_raised":1,"refutations":0,"foreign_dropped":0},
         "log":{"formed":true,"expect":3,"recovered":true,"restored":false,"fsync":"batch","storage_failed":false,
           "members":["peer-a","peer-b","peer-c"],"partitions":1,"rf":2,"table_ballot":"3.0",
-          "chains":[{"partition":0,"epoch":"3.1","members":["peer-a","peer-b"],"learners":[],"here":true,"local_len":5,"committed":4}],
+          "chains":[{"partition":0,"epoch":"3.1","members":["peer-a","peer-b"],"learners":[],"here":true,"local_len":5,"committed":4,"low_watermark":2,"high_watermark":5,"held_bytes":300,"disk_bytes":4096}],
           "stats":{"head_appends":7,"deduplicated":0,"epoch_rejects":0,"truncations":0,"tables":0,"slow_marked":0,"unsealed":0,"txn_committed":0,"txn_aborted":0,"txn_resolved":0}},
         "net":{"peer_id":"peer-a","listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"external_addrs":[],"connected":["peer-b"],"private":false,"uptime_s":1.5,
           "reachability":"private","peers":[{"peer_id":"peer-b","kind":"relayed"}],"relays":["peer-b"]}}"#,
@@ -289,6 +301,7 @@ fn errors_and_their_kinds() {
         (ErrorKind::StaleSequence, 409, false),
         (ErrorKind::NotFound, 404, false),
         (ErrorKind::Internal, 500, false),
+        (ErrorKind::OffsetOutOfRange, 416, false),
     ];
     for (kind, status, retry) in table {
         assert_eq!(

@@ -94,6 +94,11 @@ pub enum ClientError {
     /// The request was refused as malformed (a bug in the caller).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The read starts below the partition's low watermark: retention
+    /// deleted those records (the message names the earliest and latest
+    /// offsets). Retrying the same read cannot succeed.
+    #[error("{0}")]
+    OffsetOutOfRange(String),
     /// The node answered something this client does not understand.
     #[error("unexpected answer: {0}")]
     Protocol(String),
@@ -110,7 +115,10 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            ClientError::BadRequest(_) | ClientError::Protocol(_) | ClientError::StaleSequence(_)
+            ClientError::BadRequest(_)
+                | ClientError::Protocol(_)
+                | ClientError::StaleSequence(_)
+                | ClientError::OffsetOutOfRange(_)
         )
     }
 
@@ -131,6 +139,7 @@ impl ClientError {
         let message = body.message;
         match body.kind {
             ErrorKind::NotFormed => ClientError::NotFormed(message),
+            ErrorKind::OffsetOutOfRange => ClientError::OffsetOutOfRange(message),
             ErrorKind::Aborted => ClientError::Aborted(message),
             ErrorKind::StaleSequence => ClientError::StaleSequence(message),
             ErrorKind::TimeoutOutcomeUnknown | ErrorKind::Timeout => ClientError::Timeout(message),
@@ -693,6 +702,7 @@ mod tests {
             (ErrorKind::TimeoutOutcomeUnknown, "Timeout"),
             (ErrorKind::NotHead, "Unavailable"),
             (ErrorKind::TooLarge, "BadRequest"),
+            (ErrorKind::OffsetOutOfRange, "OffsetOutOfRange"),
             (ErrorKind::Internal, "Protocol"),
         ];
         for (kind, want) in cases {

@@ -158,8 +158,8 @@ fn render_log(log: &LogDoc, out: &mut String) {
         note
     ));
     out.push_str(&format!(
-        "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9}\n",
-        "PART", "EPOCH", "HEAD", "MIDDLE", "TAIL", "COMMITTED"
+        "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>10}\n",
+        "PART", "EPOCH", "HEAD", "MIDDLE", "TAIL", "COMMITTED", "LOW", "HIGH", "DISK"
     ));
     for c in &log.chains {
         let ms: Vec<String> = c.members.iter().map(|m| short(m)).collect();
@@ -179,12 +179,18 @@ fn render_log(log: &LogDoc, out: &mut String) {
         } else {
             "-".to_string()
         };
+        let (low, high) = if c.here {
+            (c.low_watermark.to_string(), c.high_watermark.to_string())
+        } else {
+            ("-".to_string(), "-".to_string())
+        };
+        let disk = c.disk_bytes.map_or("-".to_string(), |b| b.to_string());
         out.push_str(&format!(
-            "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9}\n",
-            c.partition, c.epoch, head, middle, tail, committed
+            "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>10}\n",
+            c.partition, c.epoch, head, middle, tail, committed, low, high, disk
         ));
     }
-    out.push_str("(EPOCH = generation.sequence of the Cartouche fencing number that set the chain; +nL = replacements still catching up; COMMITTED = known here, '-' if not a member)\n");
+    out.push_str("(EPOCH = generation.sequence of the Cartouche fencing number that set the chain; +nL = replacements still catching up; COMMITTED = known here, '-' if not a member; LOW/HIGH = this node's low and high watermarks, below LOW retention deleted the records; DISK = bytes of the partition's files here)\n");
 }
 
 /// Run `shen status`.

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shen_rings::cartouche::Cartouche;
-use shen_rings::ouroboros::{read_all, Ouroboros};
+use shen_rings::ouroboros::{read_all, Ouroboros, PartitionLogs};
 use shen_rings::stack::{CartoucheSettings, OuroborosSettings, ShenEvent};
 use shen_rings::sundial::Sundial;
 use shen_rings::{Node, Time};
@@ -198,18 +198,21 @@ pub fn open_ouroboros(
     let wal = SegmentLog::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let records = read_all(&wal).map_err(|e| format!("{}: {e}", path.display()))?;
     let n = records.len();
-    let o = Ouroboros::recover(
+    let parts = open_parts(dir, settings.ouroboros.partitions)?;
+    let cache = usize::try_from(settings.ouroboros.cache_bytes).unwrap_or(usize::MAX);
+    let o = Ouroboros::recover_with_records(
         members,
         config,
         restarted,
         &records,
         Box::new(wal),
         settings.ouroboros.fsync,
+        Some((Box::new(parts), cache)),
     )
     .map_err(|e| format!("{}: {e}", path.display()))?;
     if o.is_restored() {
-        let held: usize = (0..settings.ouroboros.partitions)
-            .map(|p| o.log(p).len())
+        let held: u64 = (0..settings.ouroboros.partitions)
+            .map(|p| o.log_len(p))
             .sum();
         info!(
             records = n,
@@ -218,6 +221,44 @@ pub fn open_ouroboros(
         );
     }
     Ok(o)
+}
+
+/// The partition records' directory inside the data directory: one
+/// `N/index` and `N/data` segment log per partition.
+pub const PARTS_DIR: &str = "parts";
+
+/// Open (or create) every partition's index and data logs under
+/// `DIR/parts/N/`.
+fn open_parts(dir: &Path, partitions: u32) -> Result<PartitionLogs<SegmentLog>, String> {
+    let root = dir.join(PARTS_DIR);
+    let mut logs = Vec::new();
+    for p in 0..partitions {
+        let open = |what: &str| {
+            let path = root.join(p.to_string()).join(what);
+            SegmentLog::open(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        logs.push((open("index")?, open("data")?));
+    }
+    PartitionLogs::new(logs).map_err(|e| format!("{}: {e}", root.display()))
+}
+
+/// Bytes of the partition records on disk, per partition (the sizes of the
+/// files under `DIR/parts/N/`).
+pub fn part_disk_bytes(dir: &Path, p: u32) -> u64 {
+    fn walk(path: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(&dir.join(PARTS_DIR).join(p.to_string()))
 }
 
 /// Host Cartouche and Ouroboros over `members` on `node` (started at once

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) waiters: Waiters,
     /// `--bootstrap-expect`.
     pub(crate) log_expect: Option<usize>,
+    /// The data directory (for the partitions' bytes on disk in `/status`).
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// A prepared node: run it with [`Daemon::run`].
@@ -60,6 +62,36 @@ pub struct Daemon {
     transport: Transport<Event>,
     node: Node<PeerKey, Event>,
     host: ShenHost,
+    /// The data directory's lock, held while the daemon lives.
+    _lock: std::fs::File,
+}
+
+/// The lock file in a data directory: a running `shen run` holds an
+/// exclusive advisory lock (`flock`) on it; the operating system drops it
+/// when the process dies, however it dies.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Take the data directory's exclusive lock, or say who holds it. Creating
+/// the (empty) lock file is the only change made, and only when missing.
+pub fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(format!(
+            "the data directory {} is in use by another shen process (it holds {}); \
+             stop it first or give this node another --data-dir",
+            dir.display(),
+            path.display()
+        )),
+        Err(e) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 impl Daemon {
@@ -74,6 +106,9 @@ impl Daemon {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // Before anything reads or writes the directory: a second process
+        // on it must change nothing.
+        let lock = lock_data_dir(dir)?;
         let keypair =
             load_or_create_identity(&dir.join(IDENTITY_FILE)).map_err(|e| e.to_string())?;
         let incarnation = settings::next_incarnation(dir)?;
@@ -108,6 +143,7 @@ impl Daemon {
             counts: Mutex::new(BTreeMap::new()),
             waiters: Waiters::default(),
             log_expect: settings.log.expect,
+            data_dir: dir.clone(),
         });
         let host = ShenHost {
             shared: shared.clone(),
@@ -126,6 +162,7 @@ impl Daemon {
                 transport,
                 node,
                 host,
+                _lock: lock,
             },
             ops,
         ))

@@ -46,6 +46,7 @@ pub fn log_error(error: &LogError<PeerKey>) -> ErrorBody {
         LogError::Timeout => ErrorKind::TimeoutOutcomeUnknown,
         LogError::BadPartition(_) => ErrorKind::BadPartition,
         LogError::StaleSequence => ErrorKind::StaleSequence,
+        LogError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
     };
     ErrorBody::new(kind, error.to_string())
 }
@@ -114,7 +115,24 @@ impl Ops {
             .handle
             .run(move |node, view, now, _| status_doc(node, view, now, expect));
         match tokio::time::timeout(LOOP_DEADLINE, rx).await {
-            Ok(Ok(doc)) => Ok(doc),
+            Ok(Ok(mut doc)) => {
+                let dir = self.shared.data_dir.clone();
+                let chains = std::mem::take(&mut doc.log.chains);
+                // Directory walks: off the async threads.
+                doc.log.chains = tokio::task::spawn_blocking(move || {
+                    chains
+                        .into_iter()
+                        .map(|mut c| {
+                            c.disk_bytes =
+                                Some(super::formation::part_disk_bytes(&dir, c.partition));
+                            c
+                        })
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
+                Ok(doc)
+            }
             _ => Err(not_answering()),
         }
     }

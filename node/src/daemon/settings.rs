@@ -83,6 +83,33 @@ pub struct RunArgs {
     /// not a power loss). Also `[stack.ouroboros] fsync` in the config file.
     #[arg(long, env = "SHEN_FSYNC", value_name = "POLICY")]
     pub fsync: Option<FsyncPolicy>,
+    /// Bytes of recent records kept in memory (all partitions together;
+    /// older ones are read from disk). Default 64 MiB. Also `[storage]
+    /// cache_bytes`.
+    #[arg(long, env = "SHEN_CACHE_BYTES", value_name = "BYTES")]
+    pub cache_bytes: Option<u64>,
+    /// Retention by size: each partition replica deletes its oldest whole
+    /// segments while at least this many bytes stay. Off by default. Also
+    /// `[storage] retention_bytes`.
+    #[arg(long, env = "SHEN_RETENTION_BYTES", value_name = "BYTES")]
+    pub retention_bytes: Option<u64>,
+    /// Retention by age: whole segments whose newest record is older than
+    /// this many milliseconds are deleted. Off by default. Also `[storage]
+    /// retention_ms`.
+    #[arg(long, env = "SHEN_RETENTION_MS", value_name = "MS")]
+    pub retention_ms: Option<u64>,
+}
+
+/// The `[storage]` section of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `--cache-bytes`.
+    pub cache_bytes: Option<u64>,
+    /// `--retention-bytes`.
+    pub retention_bytes: Option<u64>,
+    /// `--retention-ms`.
+    pub retention_ms: Option<u64>,
 }
 
 /// The `shen run` config file.
@@ -110,6 +137,9 @@ pub struct FileConfig {
     /// Ring settings; Sundial with defaults when absent. `[stack.cartouche]`
     /// and `[stack.ouroboros]` tune the log rings (run once the log forms).
     pub stack: Option<StackConfig>,
+    /// Record storage: cache and retention.
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// Fully resolved settings.
@@ -237,6 +267,23 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
     }
     // A real node always keeps the write-ahead log.
     log.ouroboros.durable = true;
+    if let Some(b) = args.cache_bytes.or(file.storage.cache_bytes) {
+        log.ouroboros.cache_bytes = b;
+    }
+    if let Some(b) = args.retention_bytes.or(file.storage.retention_bytes) {
+        if b == 0 {
+            return Err(
+                "--retention-bytes must be at least 1 (leave it unset for no limit)".into(),
+            );
+        }
+        log.ouroboros.retention_bytes = Some(b);
+    }
+    if let Some(ms) = args.retention_ms.or(file.storage.retention_ms) {
+        if ms == 0 {
+            return Err("--retention-ms must be at least 1 (leave it unset for no limit)".into());
+        }
+        log.ouroboros.retention_ms = Some(ms);
+    }
     if let Some(n) = log.expect {
         if !(1..=1000).contains(&n) {
             return Err(format!(

@@ -96,8 +96,12 @@ pub fn log_doc(node: &Node<PeerKey, Event>, expect: Option<usize>) -> LogDoc {
             members: c.members.iter().map(|m| m.to_string()).collect(),
             learners: c.learners.iter().map(|m| m.to_string()).collect(),
             here: c.members.contains(&me) || c.learners.contains(&me),
-            local_len: o.log(p as u32).len() as u64,
+            local_len: o.log_len(p as u32),
             committed: o.committed(p as u32),
+            low_watermark: o.low_watermark(p as u32),
+            high_watermark: o.log_len(p as u32),
+            held_bytes: o.held_bytes(p as u32),
+            disk_bytes: None,
         })
         .collect();
     LogDoc {

@@ -7,7 +7,7 @@
 //! record as 20 decimal digits plus `.seg` (for example
 //! `00000000000000000000.seg`, see [`segment_file_name`]). Other files are
 //! ignored. Segments are consecutive: each one's base offset is the previous
-//! one's base plus its record count, and the first one's is 0. All integers
+//! one's base plus its record count (the first one's is 0 unless retention deleted older segments). All integers
 //! are little-endian.
 //!
 //! A segment starts with a [`SEGMENT_HEADER_LEN`]-byte header:
@@ -325,7 +325,9 @@ impl SegmentLog {
             return Ok(log);
         }
         let count = bases.len();
-        let mut expected = 0u64;
+        // Retention may have deleted the oldest segments: the first base is
+        // where the log starts.
+        let mut expected = bases[0];
         for (i, base) in bases.into_iter().enumerate() {
             let path = log.dir.join(segment_file_name(base));
             if base != expected {
@@ -487,6 +489,7 @@ impl SegmentLog {
         if offset >= self.next_offset() {
             return Ok(());
         }
+        let offset = offset.max(self.first());
         self.flush_buffer()?;
         // The last segment starting at or before `offset` holds it.
         let keep = self.segments.partition_point(|s| s.base <= offset).max(1);
@@ -512,6 +515,42 @@ impl SegmentLog {
         seg.written = position;
         // Earlier segments were synced when they rolled; this one just was.
         self.durable = self.next_offset();
+        Ok(())
+    }
+
+    fn first(&self) -> u64 {
+        self.segments.first().map_or(0, |s| s.base)
+    }
+
+    /// Delete the oldest segments that end at or below `offset` (never the
+    /// active one), oldest first, then sync the directory: a crash part-way
+    /// leaves consecutive segments, starting at the old or a later base.
+    fn trim_inner(&mut self, offset: u64) -> Result<(), SegmentLogError> {
+        let drop = self
+            .segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|s| s.next_offset() <= offset)
+            .count();
+        if drop == 0 {
+            return Ok(());
+        }
+        for seg in self.segments.drain(..drop) {
+            fs::remove_file(&seg.path).map_err(io_err("remove segment", &seg.path))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Delete every segment (newest first) and start an empty one at
+    /// `offset`.
+    fn reset_inner(&mut self, offset: u64) -> Result<(), SegmentLogError> {
+        self.buf.clear();
+        while let Some(seg) = self.segments.pop() {
+            fs::remove_file(&seg.path).map_err(io_err("remove segment", &seg.path))?;
+        }
+        sync_dir(&self.dir)?;
+        self.create_segment(offset)?;
+        self.durable = offset;
         Ok(())
     }
 
@@ -749,6 +788,25 @@ impl LogStore for SegmentLog {
     fn truncate_from(&mut self, offset: u64) -> Result<(), SegmentLogError> {
         self.guarded(|log| log.truncate_inner(offset))
     }
+
+    fn first_offset(&self) -> u64 {
+        self.first()
+    }
+
+    /// Delete whole segments wholly below `offset` (the active segment is
+    /// kept), durably.
+    fn trim_before(&mut self, offset: u64) -> Result<(), SegmentLogError> {
+        self.guarded(|log| log.trim_inner(offset))
+    }
+
+    /// Delete every segment and continue empty at `offset`, durably.
+    fn reset_at(&mut self, offset: u64) -> Result<(), SegmentLogError> {
+        self.guarded(|log| log.reset_inner(offset))
+    }
+
+    fn segment_starts(&self) -> Vec<u64> {
+        self.segments.iter().map(|s| s.base).collect()
+    }
 }
 
 impl Drop for SegmentLog {
@@ -815,6 +873,37 @@ mod tests {
         assert_eq!(parse_segment_name("42.seg"), None);
         assert_eq!(parse_segment_name("0000000000000000004x.seg"), None);
         assert_eq!(parse_segment_name("99999999999999999999.seg"), None);
+    }
+
+    #[test]
+    fn trim_deletes_whole_old_segments_and_reopens_from_the_first_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = SegmentLog::open_with(dir.path(), tiny(200)).unwrap();
+        fill(&mut log, 0, 60);
+        log.sync().unwrap();
+        let starts = log.segment_starts();
+        assert!(starts.len() > 3, "{starts:?}");
+        log.trim_before(starts[2]).unwrap();
+        assert_eq!(log.first_offset(), starts[2]);
+        assert_eq!(log.read(starts[2] - 1).unwrap(), None);
+        assert_eq!(log.read(starts[2]).unwrap(), Some(rec(starts[2])));
+        drop(log);
+        let mut log = SegmentLog::open_with(dir.path(), tiny(200)).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (starts[2], 60));
+        for i in starts[2]..60 {
+            assert_eq!(log.read(i).unwrap(), Some(rec(i)));
+        }
+        // The active segment is never trimmed away.
+        log.trim_before(1_000).unwrap();
+        assert_eq!(log.next_offset(), 60);
+        assert!(log.first_offset() <= 59);
+        log.reset_at(500).unwrap();
+        assert_eq!(log.append(&rec(500)).unwrap(), 500);
+        log.sync().unwrap();
+        drop(log);
+        let log = SegmentLog::open_with(dir.path(), tiny(200)).unwrap();
+        assert_eq!((log.first_offset(), log.next_offset()), (500, 501));
+        assert_eq!(log.segment_starts(), vec![500]);
     }
 
     #[test]

@@ -188,3 +188,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn trimming_drops_whole_segments_and_keeps_offsets() {
+    let mut log = MemoryLog::new();
+    for i in 0..40 {
+        log.append(&rec(i)).unwrap();
+    }
+    assert_eq!(log.segment_starts(), vec![0, 16, 32]);
+    log.trim_before(20).unwrap();
+    assert_eq!(log.first_offset(), 16);
+    assert_eq!(log.read(15).unwrap(), None);
+    assert_eq!(log.read(16).unwrap(), Some(rec(16)));
+    assert_eq!(log.next_offset(), 40);
+    // The segment being written stays.
+    log.trim_before(1000).unwrap();
+    assert_eq!(log.first_offset(), 32);
+    assert_eq!(log.read(39).unwrap(), Some(rec(39)));
+    log.reset_at(100).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (100, 100));
+    assert_eq!(log.append(b"x").unwrap(), 100);
+    log.truncate_from(50).unwrap();
+    assert_eq!(log.next_offset(), 100);
+}

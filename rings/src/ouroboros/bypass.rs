@@ -25,7 +25,7 @@ impl<I: NodeId> Ouroboros<I> {
         if part.succ_held < part.succ_target {
             return;
         }
-        let end = part.log.len() as u64;
+        let end = part.log.len();
         match part.unheld.back_mut() {
             Some((e, t)) if *t == now => *e = end,
             _ => part.unheld.push_back((end, now)),
@@ -44,7 +44,7 @@ impl<I: NodeId> Ouroboros<I> {
         {
             part.unheld.pop_front();
         }
-        let len = part.log.len() as u64;
+        let len = part.log.len();
         if !caught_before && part.succ_held >= part.succ_target && part.succ_held < len {
             // Just caught up: what it still lacks is judged from now on.
             part.unheld.push_back((len, now));

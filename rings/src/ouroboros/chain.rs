@@ -43,7 +43,7 @@
 
 use alloc::vec::Vec;
 
-use super::part::{epoch_runs, Part};
+use super::part::Part;
 use super::{
     Chain, Entry, Epoch, LogError, Ouroboros, OuroborosEvent, OuroborosMsg, SealInfo, Table,
 };
@@ -223,18 +223,18 @@ impl<I: NodeId> Ouroboros<I> {
             part.commit = 0;
             Self::rebuild_dedupe(part);
         }
-        if member && !head && (part.log.len() as u64) > part.commit {
+        if member && !head && part.log.len() > part.commit {
             // Entries above the commit point may have diverged (a deposed
             // head's leftovers); the predecessor re-sends what is valid.
             // This keeps the prefix property: a successor never holds what
             // its predecessor lacks, unless the predecessor lost data.
-            part.log.truncate(part.commit as usize);
+            part.log.truncate(part.commit);
             part.wal.truncated(part.commit);
             Self::rebuild_dedupe(part);
         }
-        part.sent = part.commit.min(part.log.len() as u64);
+        part.sent = part.commit.min(part.log.len());
         part.succ_held = 0;
-        part.succ_target = part.log.len() as u64;
+        part.succ_target = part.log.len();
         part.unheld.clear();
         part.ready = single || head || was_ready;
         part.barrier = None;
@@ -255,10 +255,10 @@ impl<I: NodeId> Ouroboros<I> {
         }
         if single {
             let part = &mut self.parts[p as usize];
-            part.commit = part.log.len() as u64;
+            part.commit = part.log.len();
         }
         if let Some(pred) = self.predecessor(p, &me) {
-            let len = self.parts[p as usize].log.len() as u64;
+            let len = self.parts[p as usize].log.len();
             let epoch = self.chain(p).epoch;
             cx.send(pred, OuroborosMsg::Sync { p, epoch, len });
         }
@@ -274,34 +274,61 @@ impl<I: NodeId> Ouroboros<I> {
         let max_batch = self.config.max_batch;
         let max_bytes = self.config.max_batch_bytes;
         let part = &mut self.parts[p as usize];
-        let len = part.log.len() as u64;
+        let len = part.log.len();
         let report = Self::report(part);
         // Bound what is in flight beyond the commit point: in records, and
         // in bytes (a replica refilled with large records would otherwise
         // get a burst that overflows the transport's queue to it, and every
         // retransmission would overflow it again).
         let window = (max_batch as u64) * 8;
-        let window_bytes = max_bytes * 4;
-        let size = |e: &super::Entry<I>| e.data.len() + e.key.len() + 48;
-        let mut in_flight: usize = (part.commit.min(part.sent)..part.sent)
-            .map(|o| size(&part.log[o as usize]))
-            .sum();
+        let window_bytes = (max_bytes * 4) as u64;
+        let mut in_flight: u64 = {
+            let from = part.commit.min(part.sent).max(part.log.low());
+            part.log
+                .sizes_from(from)
+                .take(part.sent.saturating_sub(from) as usize)
+                .sum()
+        };
         while part.sent < len && part.sent < part.commit + window && in_flight < window_bytes {
+            if part.sent < part.log.low() {
+                // The successor needs what retention deleted here: it
+                // jumps to this log's low watermark (all below is
+                // committed, see `plog`).
+                let low = part.log.low();
+                part.sent = low;
+                cx.send(
+                    succ.clone(),
+                    OuroborosMsg::Skip {
+                        p,
+                        epoch,
+                        low,
+                        runs: part.log.runs().into_iter().filter(|r| r.1 < low).collect(),
+                    },
+                );
+                continue;
+            }
             let start = part.sent;
             let mut end = start;
             let mut bytes = 0;
-            while end < len && ((end - start) as usize) < max_batch {
-                let e = &part.log[end as usize];
-                let b = e.data.len() + e.key.len() + 48;
+            for b in part.log.sizes_from(start) {
+                if end >= len || ((end - start) as usize) >= max_batch {
+                    break;
+                }
+                let b = b as usize;
                 if end > start && bytes + b > max_bytes {
                     break;
                 }
                 bytes += b;
                 end += 1;
             }
-            let prev = (start > 0).then(|| part.log[start as usize - 1].epoch);
-            let entries = part.log[start as usize..end as usize].to_vec();
-            in_flight += bytes;
+            let prev = (start > 0).then(|| part.log.epoch(start - 1)).flatten();
+            let entries = part.log.range(start, end);
+            if entries.is_empty() {
+                // Unreadable: the flush reports the store's failure.
+                break;
+            }
+            let end = start + entries.len() as u64;
+            in_flight += bytes as u64;
             part.sent = end;
             cx.send(
                 succ.clone(),
@@ -323,7 +350,7 @@ impl<I: NodeId> Ouroboros<I> {
     /// (`u64::MAX` while unknown).
     pub(super) fn report(part: &Part<I>) -> u64 {
         if part.ready {
-            part.log.len() as u64
+            part.log.len()
         } else {
             part.barrier.unwrap_or(u64::MAX)
         }
@@ -337,7 +364,7 @@ impl<I: NodeId> Ouroboros<I> {
             // Sealed for a recovery: the commit point is final.
             return;
         }
-        let upto = upto.min(part.log.len() as u64);
+        let upto = upto.min(part.log.len());
         if upto <= part.commit {
             return;
         }
@@ -362,7 +389,7 @@ impl<I: NodeId> Ouroboros<I> {
         }
         if let Some(pred) = self.predecessor(p, &me) {
             let epoch = self.chain(p).epoch;
-            let held = self.parts[p as usize].log.len() as u64;
+            let held = self.parts[p as usize].log.len();
             cx.send(
                 pred,
                 OuroborosMsg::Ack {
@@ -395,8 +422,8 @@ impl<I: NodeId> Ouroboros<I> {
         part.sealed = Some(epoch);
         Some(SealInfo {
             commit: part.commit,
-            len: part.log.len() as u64,
-            runs: epoch_runs(&part.log),
+            len: part.log.len(),
+            runs: part.log.runs(),
         })
     }
 
@@ -423,13 +450,13 @@ impl<I: NodeId> Ouroboros<I> {
     /// Rebuild the indexes of `part`'s log (deduplication, transaction
     /// outcomes and members).
     pub(super) fn rebuild_dedupe(part: &mut Part<I>) {
-        part.dedupe.clear();
-        part.producers.clear();
-        part.txn_out.clear();
-        part.open.clear();
-        for o in 0..part.log.len() as u64 {
-            Self::index_entry(part, o);
-        }
+        // Every index entry points at its own offset, so cutting the log
+        // at `len` forgets exactly the entries at or above it.
+        let len = part.log.len();
+        part.dedupe.retain(|_, o| *o < len);
+        part.producers.forget_from(len);
+        part.txn_out.retain(|_, (o, _)| *o < len);
+        part.open.retain(|o, _| *o < len);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -453,12 +480,13 @@ impl<I: NodeId> Ouroboros<I> {
         if part.sealed == Some(epoch) {
             return;
         }
-        let len = part.log.len() as u64;
+        let len = part.log.len();
         if start > len {
             cx.send(from, OuroborosMsg::Sync { p, epoch, len });
             return;
         }
-        if start > 0 && Some(part.log[start as usize - 1].epoch) != prev {
+        // Below the low watermark everything is committed (and agreed).
+        if start > part.log.low() && part.log.epoch(start - 1) != prev {
             // Diverged before `start`. Uncommitted entries may go; committed
             // ones never do: then the predecessor is the one that lost data
             // (it learns so from our length) and must be replaced.
@@ -467,7 +495,7 @@ impl<I: NodeId> Ouroboros<I> {
                 return;
             }
             let keep = part.commit;
-            part.log.truncate(keep as usize);
+            part.log.truncate(keep);
             part.wal.truncated(keep);
             Self::rebuild_dedupe(part);
             self.stats.truncations += 1;
@@ -484,29 +512,33 @@ impl<I: NodeId> Ouroboros<I> {
         let mut changed = false;
         let n_entries = entries.len() as u64;
         for (k, e) in entries.into_iter().enumerate() {
-            let idx = start as usize + k;
+            let idx = start + k as u64;
+            if idx < part.log.low() {
+                // Deleted here by retention: committed, so the same.
+                continue;
+            }
             if idx < part.log.len() {
-                if part.log[idx].epoch == e.epoch {
+                if part.log.epoch(idx) == Some(e.epoch) {
                     continue;
                 }
-                if (idx as u64) < part.commit {
+                if idx < part.commit {
                     // Same rule as above: never rewrite a committed entry.
-                    let len = part.log.len() as u64;
+                    let len = part.log.len();
                     cx.send(from, OuroborosMsg::Sync { p, epoch, len });
                     return;
                 }
                 part.log.truncate(idx);
-                part.wal.truncated(idx as u64);
+                part.wal.truncated(idx);
                 Self::rebuild_dedupe(part);
                 self.stats.truncations += 1;
             }
+            Self::index_entry(part, idx, &e.origin, e.req, e.txn.as_ref(), e.producer);
             part.log.push(e);
-            Self::index_entry(part, idx as u64);
             changed = true;
         }
         // The prefix known to equal the predecessor's.
         let matched = start + n_entries;
-        let len = part.log.len() as u64;
+        let len = part.log.len();
         if pred_len != u64::MAX {
             let b = part.barrier.get_or_insert(pred_len);
             *b = (*b).max(pred_len);
@@ -586,7 +618,7 @@ impl<I: NodeId> Ouroboros<I> {
     ) {
         let me = cx.me.clone();
         if self.epoch_ok(cx, &from, p, epoch) && self.successor(p, &me).as_ref() == Some(&from) {
-            if len > self.parts[p as usize].log.len() as u64 {
+            if len > self.parts[p as usize].log.len() {
                 // The successor holds more than we do: our log was
                 // lost (prefix property broken). Stop serving this
                 // chain and have it reconfigured.
@@ -594,9 +626,9 @@ impl<I: NodeId> Ouroboros<I> {
                 return;
             }
             let part = &mut self.parts[p as usize];
-            part.sent = len.min(part.log.len() as u64);
+            part.sent = len.min(part.log.len());
             part.last_progress = cx.now;
-            if part.sent == part.log.len() as u64 {
+            if part.sent == part.log.len() {
                 // Nothing to send: still tell the successor our length
                 // (a new tail needs it to start serving reads).
                 let mine = part.sent;
@@ -604,7 +636,7 @@ impl<I: NodeId> Ouroboros<I> {
                     p,
                     epoch,
                     start: mine,
-                    prev: part.log.last().map(|e| e.epoch),
+                    prev: part.log.last_epoch(),
                     entries: Vec::new(),
                     commit: part.commit,
                     len: Self::report(part),

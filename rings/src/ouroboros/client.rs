@@ -260,7 +260,7 @@ impl<I: NodeId> Ouroboros<I> {
         if o >= part.commit {
             return false;
         }
-        match part.log[o as usize].txn {
+        match part.log.txn(o) {
             Some(TxnMark::Member { .. }) | Some(TxnMark::Decide { .. }) => true,
             _ => o < Self::stable_point(part, part.commit),
         }
@@ -268,8 +268,8 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// The answer to an acknowledged append at `o`.
     pub(super) fn append_ok(part: &Part<I>, req: u64, o: u64) -> OuroborosMsg<I> {
-        let decided = match part.log[o as usize].txn {
-            Some(TxnMark::Decide { txn, .. }) => part.txn_out.get(&txn).map(|(_, c)| *c),
+        let decided = match part.log.txn(o) {
+            Some(TxnMark::Decide { txn, .. }) => part.txn_out.get(txn).map(|(_, c)| *c),
             _ => None,
         };
         OuroborosMsg::AppendReply {
@@ -327,7 +327,7 @@ impl<I: NodeId> Ouroboros<I> {
                 .txn_out
                 .get(t)
                 .map(|(o, _)| *o)
-                .filter(|o| matches!(part.log[*o as usize].txn, Some(TxnMark::Decide { .. }))),
+                .filter(|o| matches!(part.log.txn(*o), Some(TxnMark::Decide { .. }))),
             _ => None,
         };
         let own = part.dedupe.get(&(from.clone(), req)).copied();
@@ -355,12 +355,13 @@ impl<I: NodeId> Ouroboros<I> {
             }
             return;
         }
-        let o = part.log.len() as u64;
+        let o = part.log.len();
         let id = next_scarab(
-            part.log.last().map(|e| e.id),
+            part.log.last_id(),
             p,
             self.unix_at_zero_ms.saturating_add(cx.now.as_millis()),
         );
+        Self::index_entry(part, o, &from, req, txn.as_ref(), producer);
         part.log.push(Entry {
             id,
             epoch,
@@ -371,7 +372,6 @@ impl<I: NodeId> Ouroboros<I> {
             txn,
             producer,
         });
-        Self::index_entry(part, o);
         part.waiters.entry(o).or_default().push((from, req));
         self.stats.head_appends += 1;
         self.note_appended(p, cx.now);
@@ -382,7 +382,7 @@ impl<I: NodeId> Ouroboros<I> {
         // Nagle-style batching: push now if nothing is in flight or a full
         // batch is waiting; otherwise the next ack (or tick) pushes.
         let part = &self.parts[p as usize];
-        let len = part.log.len() as u64;
+        let len = part.log.len();
         if part.sent <= part.commit || len - part.sent >= self.config.max_batch as u64 {
             if part.sent <= part.commit {
                 self.parts[p as usize].last_progress = cx.now;
@@ -493,14 +493,26 @@ impl<I: NodeId> Ouroboros<I> {
         // prefix), up to the first member of a transaction whose outcome is
         // not here yet; transaction bookkeeping entries and aborted members
         // are skipped (offsets keep their gaps).
-        let committed = part.commit.min(part.log.len() as u64);
+        let committed = part.commit.min(part.log.len());
         let len = Self::stable_point(part, committed);
         let part = &self.parts[r.p as usize];
+        let low = part.log.low();
+        if r.id.is_none() && r.from < low {
+            // Retention deleted it (see `retention`).
+            let msg = OuroborosMsg::ReadReply {
+                req: r.req,
+                result: Err(LogError::OffsetOutOfRange {
+                    earliest: low,
+                    latest: len.max(low),
+                }),
+            };
+            return self.reply(cx, r.client, msg);
+        }
         let (start, n) = match r.id {
             // IDs increase along the log: binary search the stable part.
-            Some(id) => match part.log[..len as usize].binary_search_by_key(&id, |e| e.id) {
-                Ok(o) => (o as u64, 1),
-                Err(_) => (len, 0),
+            Some(id) => match part.log.find_id(id, len) {
+                Some(o) => (o, 1),
+                None => (len, 0),
             },
             None => (r.from, (r.max as usize).min(self.config.max_read) as u64),
         };
@@ -508,7 +520,10 @@ impl<I: NodeId> Ouroboros<I> {
         let mut o = start.min(len);
         while o < len && (records.len() as u64) < n {
             if Self::visible(part, o) {
-                let e = &part.log[o as usize];
+                let Some(e) = part.log.get(o) else {
+                    // Unreadable: the flush reports the store's failure.
+                    break;
+                };
                 records.push(ReadRecord {
                     offset: o,
                     id: e.id,
@@ -591,7 +606,12 @@ impl<I: NodeId> Ouroboros<I> {
                     committed,
                 });
             }
-            OpResult::Failed(error @ (LogError::BadPartition(_) | LogError::StaleSequence)) => {
+            // Definite answers: retrying cannot change them.
+            OpResult::Failed(
+                error @ (LogError::BadPartition(_)
+                | LogError::StaleSequence
+                | LogError::OffsetOutOfRange { .. }),
+            ) => {
                 let is_append = matches!(op.op, Op::Append { .. });
                 self.ops.remove(&req);
                 if is_append {

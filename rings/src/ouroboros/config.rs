@@ -24,7 +24,6 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use super::derive::{self, Decision};
-use super::part::epoch_runs;
 use super::{
     Chain, Epoch, Ouroboros, OuroborosEvent, OuroborosMsg, PartReport, PaxosState, SealInfo, Table,
 };
@@ -91,7 +90,7 @@ impl<I: NodeId> Ouroboros<I> {
                 || (c.members.len() > self.config.rf
                     && c.members.first() == Some(me)
                     && self.parts[p].ready
-                    && self.parts[p].commit == self.parts[p].log.len() as u64)
+                    && self.parts[p].commit == self.parts[p].log.len())
         })
     }
 
@@ -184,8 +183,8 @@ impl<I: NodeId> Ouroboros<I> {
                     ready_in,
                     left_ready,
                     tail_of,
-                    len: part.log.len() as u64,
-                    runs: epoch_runs(&part.log),
+                    len: part.log.len(),
+                    runs: part.log.runs(),
                     slow_successor,
                     sealed_in,
                 })

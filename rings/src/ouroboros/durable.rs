@@ -54,6 +54,8 @@ use core::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
+use super::plog::Records;
+use super::records::BoxedRecords;
 use super::{Entry, Epoch, Ouroboros, OuroborosConfig, OuroborosEvent, Part, Table};
 use crate::contract::{NodeId, RingCtx};
 use crate::logstore::LogStore;
@@ -93,6 +95,13 @@ pub trait WalStore: core::fmt::Debug {
     fn append_record(&mut self, record: &[u8]) -> Result<(), String>;
     /// Make every record appended so far durable.
     fn sync_records(&mut self) -> Result<(), String>;
+    /// Append a checkpoint record, make it durable, and then drop what
+    /// the log held before it (as far as the store can: whole segments).
+    /// Recovery replays from the last checkpoint it finds.
+    fn checkpoint(&mut self, record: &[u8]) -> Result<(), String> {
+        self.append_record(record)?;
+        self.sync_records()
+    }
 }
 
 impl<L: LogStore + core::fmt::Debug> WalStore for L {
@@ -102,12 +111,18 @@ impl<L: LogStore + core::fmt::Debug> WalStore for L {
     fn sync_records(&mut self) -> Result<(), String> {
         self.sync().map_err(|e| e.to_string())
     }
+    fn checkpoint(&mut self, record: &[u8]) -> Result<(), String> {
+        let at = self.append(record).map_err(|e| e.to_string())?;
+        self.sync().map_err(|e| e.to_string())?;
+        self.trim_before(at).map_err(|e| e.to_string())
+    }
 }
 
-/// Every record of `store`, in order (what [`Ouroboros::recover`] replays).
+/// Every record of `store` from its first held offset, in order (what
+/// [`Ouroboros::recover`] replays; it starts at the last checkpoint).
 pub fn read_all<L: LogStore>(store: &L) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
-    for o in 0..store.next_offset() {
+    for o in store.first_offset()..store.next_offset() {
         match store.read(o).map_err(|e| e.to_string())? {
             Some(r) => out.push(r),
             None => return Err(alloc::format!("record {o} is missing")),
@@ -156,13 +171,22 @@ impl PartState {
     }
 }
 
+/// A partition's part of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CkPart {
+    state: PartState,
+    low: u64,
+    len: u64,
+    runs: Vec<(Epoch, u64)>,
+}
+
 /// A record as written (borrowing the entries).
 #[derive(Serialize)]
 enum WalOut<'a, I> {
     Entries {
         p: u32,
         start: u64,
-        entries: &'a [Entry<I>],
+        entries: Vec<&'a Entry<I>>,
     },
     Part {
         p: u32,
@@ -172,6 +196,21 @@ enum WalOut<'a, I> {
         promised: Epoch,
         accepted: &'a Option<Table<I>>,
         table: &'a Table<I>,
+    },
+    /// The partition's low watermark moved to `low` (retention, or a jump
+    /// over a prefix: then the log is empty at `low`, with these runs).
+    Low {
+        p: u32,
+        low: u64,
+        runs: Vec<(Epoch, u64)>,
+    },
+    /// Everything as of now; the record store holds each partition's
+    /// `low..len`, synced.
+    Checkpoint {
+        promised: Epoch,
+        accepted: &'a Option<Table<I>>,
+        table: &'a Table<I>,
+        parts: Vec<CkPart>,
     },
 }
 
@@ -193,7 +232,22 @@ enum WalIn<I> {
         accepted: Option<Table<I>>,
         table: Table<I>,
     },
+    Low {
+        p: u32,
+        low: u64,
+        runs: Vec<(Epoch, u64)>,
+    },
+    Checkpoint {
+        promised: Epoch,
+        accepted: Option<Table<I>>,
+        table: Table<I>,
+        parts: Vec<CkPart>,
+    },
 }
+
+/// The postcard tag of `WalIn::Checkpoint` (its variant index), so
+/// recovery finds the last checkpoint without decoding what precedes it.
+const CHECKPOINT_TAG: u8 = 4;
 
 /// The write-ahead log could not be read back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,6 +274,12 @@ pub(super) struct Durable {
     pub(super) failed: bool,
     /// Why the store failed.
     pub(super) failure: Option<String>,
+    /// Where the records live (with checkpoints), if not in memory.
+    records: Option<Records>,
+    /// Bytes written to the write-ahead log since the last checkpoint.
+    since_checkpoint: u64,
+    /// Checkpoints written (since start).
+    pub(super) checkpoints: u64,
 }
 
 /// Per-partition bookkeeping: how much of the in-memory log the write-ahead
@@ -230,6 +290,8 @@ pub(super) struct PartWal {
     pub(super) prefix: u64,
     /// ...and, as replayed, a log of this length.
     pub(super) len: u64,
+    /// The low watermark last written.
+    pub(super) low: u64,
     /// The replica state last written.
     state: Option<PartState>,
 }
@@ -245,18 +307,63 @@ fn encode<I: NodeId>(rec: &WalOut<'_, I>) -> Result<Vec<u8>, String> {
     crate::wire::to_sized_vec(rec).map_err(|e| alloc::format!("cannot encode a record: {e}"))
 }
 
+/// A partition's log as the replay rebuilds it: `low..base` in the record
+/// store, then `tail` from the write-ahead log.
+struct Replay<I> {
+    low: u64,
+    base: u64,
+    tail: Vec<Entry<I>>,
+    runs: Vec<(Epoch, u64)>,
+}
+
+impl<I> Default for Replay<I> {
+    fn default() -> Self {
+        Replay {
+            low: 0,
+            base: 0,
+            tail: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+}
+
+impl<I> Replay<I> {
+    fn len(&self) -> u64 {
+        self.base + self.tail.len() as u64
+    }
+}
+
 impl<I: NodeId> Ouroboros<I> {
     /// Attach a write-ahead log to a fresh node (first boot, or a restart
     /// after losing the disk). From now on its sends wait for flushes.
     pub fn with_store(mut self, store: Box<dyn WalStore>, policy: FsyncPolicy) -> Self {
+        let records = self.durable.as_ref().and_then(|d| d.records.clone());
         self.durable = Some(Durable {
             store: Rc::new(RefCell::new(store)),
             policy,
             written_paxos: None,
             failed: false,
             failure: None,
+            records,
+            since_checkpoint: 0,
+            checkpoints: 0,
         });
         self
+    }
+
+    /// Keep the partition records in `records` (see `records`), with a
+    /// cache of the newest ones of at most `cache_bytes` in all. Without
+    /// a record store every record stays in memory.
+    fn attach_records(&mut self, records: BoxedRecords, cache_bytes: usize) {
+        let records: Records = Rc::new(RefCell::new(records));
+        let share = cache_bytes / self.parts.len().max(1);
+        for part in &mut self.parts {
+            part.log.store = Some(records.clone());
+            part.log.budget = share;
+        }
+        if let Some(d) = &mut self.durable {
+            d.records = Some(records);
+        }
     }
 
     /// Rebuild a node from the records of its write-ahead log (oldest
@@ -272,87 +379,249 @@ impl<I: NodeId> Ouroboros<I> {
         store: Box<dyn WalStore>,
         policy: FsyncPolicy,
     ) -> Result<Self, RecoverError> {
+        Self::recover_with_records(members, config, restarted, records, store, policy, None)
+    }
+
+    /// [`recover`](Ouroboros::recover) with the partition records in a
+    /// [`RecordStore`] (and a cache of at most `cache_bytes`): recovery
+    /// starts from the write-ahead log's last checkpoint, reads each
+    /// partition's index from the record store and replays the rest.
+    pub fn recover_with_records(
+        members: &[I],
+        config: OuroborosConfig,
+        restarted: bool,
+        records: &[Vec<u8>],
+        store: Box<dyn WalStore>,
+        policy: FsyncPolicy,
+        parts_store: Option<(BoxedRecords, usize)>,
+    ) -> Result<Self, RecoverError> {
         let mut o = Ouroboros::new(members, config, false);
         let parts = o.config.partitions;
         let mut paxos = false;
         let bad = |index: usize, reason: String| RecoverError { index, reason };
-        for (index, bytes) in records.iter().enumerate() {
+        let from = records
+            .iter()
+            .rposition(|r| r.first() == Some(&CHECKPOINT_TAG))
+            .unwrap_or(0);
+        let mut replay: Vec<Replay<I>> = (0..parts).map(|_| Replay::default()).collect();
+        for (index, bytes) in records.iter().enumerate().skip(from) {
             let rec: WalIn<I> = postcard::from_bytes(bytes)
                 .map_err(|e| bad(index, alloc::format!("undecodable ({e})")))?;
+            let part_of = |p: u32| {
+                if p < parts {
+                    Ok(p as usize)
+                } else {
+                    Err(bad(index, alloc::format!("partition {p} >= {parts}")))
+                }
+            };
             match rec {
                 WalIn::Entries { p, start, entries } => {
-                    let part = o
-                        .parts
-                        .get_mut(p as usize)
-                        .ok_or_else(|| bad(index, alloc::format!("partition {p} >= {parts}")))?;
-                    if start > part.log.len() as u64 {
+                    let r = &mut replay[part_of(p)?];
+                    if start < r.low {
+                        // The live log was cut below its low watermark (the
+                        // whole log dropped, as `PartLog::truncate` does):
+                        // it continues at `start`.
+                        r.low = start;
+                        r.base = start;
+                        r.tail.clear();
+                    }
+                    if start > r.len() {
                         return Err(bad(
                             index,
                             alloc::format!(
-                                "partition {p}: entries at {start} after a log of {}",
-                                part.log.len()
+                                "partition {p}: entries at {start} after a log of {}..{}",
+                                r.low,
+                                r.len()
                             ),
                         ));
                     }
-                    part.log.truncate(start as usize);
-                    part.log.extend(entries);
+                    if start >= r.base {
+                        r.tail.truncate((start - r.base) as usize);
+                    } else {
+                        r.base = start;
+                        r.tail.clear();
+                    }
+                    while r.runs.last().is_some_and(|(_, s)| *s >= start) {
+                        r.runs.pop();
+                    }
+                    for e in entries {
+                        let at = r.len();
+                        if r.runs.last().is_none_or(|(ep, _)| *ep != e.epoch) {
+                            r.runs.push((e.epoch, at));
+                        }
+                        r.tail.push(e);
+                    }
                 }
                 WalIn::Part { p, state } => {
-                    let part = o
-                        .parts
-                        .get_mut(p as usize)
-                        .ok_or_else(|| bad(index, alloc::format!("partition {p} >= {parts}")))?;
-                    part.commit = state.commit;
-                    part.ready = state.ready;
-                    part.barrier = state.barrier;
-                    part.stale = state.stale;
-                    part.left_ready = state.left_ready;
-                    part.sealed = state.sealed;
-                    part.sealed_by = state.sealed_by;
-                    part.wal.state = Some(state);
+                    let part = &mut o.parts[part_of(p)?];
+                    part.apply_state(state);
                 }
                 WalIn::Paxos {
                     promised,
                     accepted,
                     table,
                 } => {
-                    if table.chains.len() != parts as usize
-                        || accepted
-                            .as_ref()
-                            .is_some_and(|a| a.chains.len() != parts as usize)
-                    {
-                        return Err(bad(index, "table of another partition count".to_string()));
-                    }
-                    o.promised = promised;
-                    o.accepted = accepted;
-                    o.table = table;
+                    o.apply_paxos(index, promised, accepted, table)?;
                     paxos = true;
+                }
+                WalIn::Low { p, low, runs } => {
+                    let r = &mut replay[part_of(p)?];
+                    if low >= r.len() {
+                        *r = Replay {
+                            low,
+                            base: low,
+                            tail: Vec::new(),
+                            runs,
+                        };
+                    } else if low > r.low {
+                        r.low = low;
+                        if low > r.base {
+                            r.tail.drain(..(low - r.base) as usize);
+                            r.base = low;
+                        }
+                    }
+                }
+                WalIn::Checkpoint {
+                    promised,
+                    accepted,
+                    table,
+                    parts: ck,
+                } => {
+                    if ck.len() != parts as usize {
+                        return Err(bad(index, "checkpoint of another partition count".into()));
+                    }
+                    o.apply_paxos(index, promised, accepted, table)?;
+                    paxos = true;
+                    for (p, c) in ck.into_iter().enumerate() {
+                        o.parts[p].apply_state(c.state);
+                        replay[p] = Replay {
+                            low: c.low,
+                            base: c.len,
+                            tail: Vec::new(),
+                            runs: c.runs,
+                        };
+                    }
                 }
             }
         }
         if !paxos {
-            let fresh = Ouroboros::new(members, o.config.clone(), restarted);
-            return Ok(fresh.with_store(store, policy));
+            let mut fresh =
+                Ouroboros::new(members, o.config.clone(), restarted).with_store(store, policy);
+            if let Some((rs, cache)) = parts_store {
+                let mut rs = rs;
+                for p in 0..parts {
+                    rs.reset_at(p, 0).map_err(|e| bad(0, e))?;
+                }
+                fresh.attach_records(rs, cache);
+            }
+            return Ok(fresh);
+        }
+        let mut o = o.with_store(store, policy);
+        if let Some((rs, cache)) = parts_store {
+            o.attach_records(rs, cache);
+        }
+        let at_end = records.len();
+        for (p, r) in replay.into_iter().enumerate() {
+            o.load_part(p as u32, r)
+                .map_err(|reason| bad(at_end, reason))?;
         }
         for part in &mut o.parts {
-            let len = part.log.len() as u64;
+            let len = part.log.len();
             part.commit = part.commit.min(len);
             part.sent = part.commit;
             part.wal.prefix = len;
             part.wal.len = len;
-            Self::rebuild_dedupe(part);
+            part.wal.low = part.log.low();
         }
         let written = (
             o.promised,
             o.accepted.as_ref().map(|a| a.ballot),
             o.table.ballot,
         );
-        let mut o = o.with_store(store, policy);
         if let Some(d) = &mut o.durable {
             d.written_paxos = Some(written);
         }
         o.restored = true;
         Ok(o)
+    }
+
+    fn apply_paxos(
+        &mut self,
+        index: usize,
+        promised: Epoch,
+        accepted: Option<Table<I>>,
+        table: Table<I>,
+    ) -> Result<(), RecoverError> {
+        let parts = self.config.partitions as usize;
+        if table.chains.len() != parts || accepted.as_ref().is_some_and(|a| a.chains.len() != parts)
+        {
+            return Err(RecoverError {
+                index,
+                reason: "table of another partition count".to_string(),
+            });
+        }
+        self.promised = promised;
+        self.accepted = accepted;
+        self.table = table;
+        Ok(())
+    }
+
+    /// Rebuild partition `p`'s log from its replay: the index of
+    /// `low..base` from the record store, then the replayed tail (also
+    /// written to the record store).
+    fn load_part(&mut self, p: u32, r: Replay<I>) -> Result<(), String> {
+        let part = &mut self.parts[p as usize];
+        let mut low = r.low;
+        let mut runs = r.runs;
+        if let Some(store) = part.log.store.clone() {
+            let mut s = store.borrow_mut();
+            let (first, next) = s.bounds(p);
+            if r.base > low {
+                // A trim after the checkpoint whose `Low` record was not
+                // synced (fsync `never`): what was trimmed was committed.
+                if first > low && first <= r.base {
+                    low = first;
+                }
+                if first > low || next < r.base {
+                    return Err(alloc::format!(
+                        "partition {p}: the record store holds {first}..{next} but the write-ahead log needs {low}..{}",
+                        r.base
+                    ));
+                }
+                if next > r.base {
+                    s.truncate_from(p, r.base)?;
+                }
+            } else if (first, next) != (low, low) {
+                s.reset_at(p, low)?;
+            }
+        }
+        let base = r.base.max(low);
+        // The tail's runs are re-added by the pushes below.
+        runs.retain(|(_, s)| *s < base);
+        let mut idx = Vec::new();
+        part.log.load(p, low, base, runs, |o, rec| {
+            idx.push((
+                o,
+                rec.origin.clone(),
+                rec.req,
+                rec.txn.clone(),
+                rec.producer,
+            ))
+        })?;
+        for (o, origin, req, txn, producer) in idx {
+            Self::index_entry(part, o, &origin, req, txn.as_ref(), producer);
+        }
+        for e in r.tail {
+            let o = part.log.len();
+            if o < low {
+                continue;
+            }
+            Self::index_entry(part, o, &e.origin, e.req, e.txn.as_ref(), e.producer);
+            part.log.push(e);
+        }
+        part.log.write_store()?;
+        part.log.evict();
+        Ok(())
     }
 
     /// At start after a rebuild: commit points are written lazily, so one
@@ -372,7 +641,7 @@ impl<I: NodeId> Ouroboros<I> {
             let epoch = c.epoch;
             let part = &mut self.parts[p as usize];
             if part.sealed != Some(epoch) && !part.stale {
-                part.commit = part.commit.max(part.log.len() as u64);
+                part.commit = part.commit.max(part.log.len());
                 part.sent = part.commit;
             }
         }
@@ -416,9 +685,10 @@ impl<I: NodeId> Ouroboros<I> {
             return true;
         }
         self.parts.iter().any(|part| {
-            let len = part.log.len() as u64;
+            let len = part.log.len();
             part.wal.prefix < len
                 || part.wal.len != len
+                || part.wal.low != part.log.low()
                 || part.wal.state.as_ref() != Some(&PartState::of(part))
         })
     }
@@ -434,7 +704,13 @@ impl<I: NodeId> Ouroboros<I> {
         }
         let store = d.store.clone();
         let policy = d.policy;
-        let result = self.write_changes(&mut **store.borrow_mut(), policy);
+        let mut result = self.write_changes(&mut **store.borrow_mut(), policy);
+        if result.is_ok() {
+            result = self.write_records();
+        }
+        if result.is_ok() {
+            result = self.maybe_checkpoint(&mut **store.borrow_mut());
+        }
         match result {
             Ok(()) => true,
             Err(reason) => {
@@ -448,6 +724,67 @@ impl<I: NodeId> Ouroboros<I> {
         }
     }
 
+    /// After the write-ahead log holds them: bring every partition's
+    /// record store up to date and trim the caches.
+    fn write_records(&mut self) -> Result<(), String> {
+        for part in &mut self.parts {
+            if let Some(e) = part.log.read_error.borrow_mut().take() {
+                return Err(e);
+            }
+            if part.log.store.is_some() {
+                part.log.write_store()?;
+                part.log.evict();
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a checkpoint once enough was written since the last one:
+    /// sync the record store, then replace the write-ahead log by one
+    /// record of the whole state (the argument is in the module docs).
+    fn maybe_checkpoint(&mut self, store: &mut dyn WalStore) -> Result<(), String> {
+        let Some(d) = &self.durable else {
+            return Ok(());
+        };
+        let Some(records) = d.records.clone() else {
+            return Ok(());
+        };
+        if d.since_checkpoint < self.config.checkpoint_bytes
+            || !self.recovered
+            || d.written_paxos.is_none()
+        {
+            return Ok(());
+        }
+        records.borrow_mut().sync()?;
+        let parts = self
+            .parts
+            .iter()
+            .map(|part| CkPart {
+                state: PartState::of(part),
+                low: part.log.low(),
+                len: part.log.len(),
+                runs: part.log.runs(),
+            })
+            .collect();
+        let rec = encode(&WalOut::Checkpoint {
+            promised: self.promised,
+            accepted: &self.accepted,
+            table: &self.table,
+            parts,
+        })?;
+        store.checkpoint(&rec)?;
+        if let Some(d) = &mut self.durable {
+            d.since_checkpoint = 0;
+            d.checkpoints += 1;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints written since this node started.
+    pub fn checkpoints(&self) -> u64 {
+        self.durable.as_ref().map_or(0, |d| d.checkpoints)
+    }
+
     fn write_changes(
         &mut self,
         store: &mut dyn WalStore,
@@ -458,6 +795,11 @@ impl<I: NodeId> Ouroboros<I> {
         // own: a node that comes back with an older one is still right
         // (see `Ouroboros::on_restored`).
         let mut wrote = false;
+        let mut bytes = 0u64;
+        let mut put = |store: &mut dyn WalStore, rec: Vec<u8>| -> Result<(), String> {
+            bytes += rec.len() as u64;
+            store.append_record(&rec)
+        };
         let paxos_now = (
             self.promised,
             self.accepted.as_ref().map(|a| a.ballot),
@@ -470,7 +812,7 @@ impl<I: NodeId> Ouroboros<I> {
                 accepted: &self.accepted,
                 table: &self.table,
             })?;
-            store.append_record(&rec)?;
+            put(store, rec)?;
             wrote = true;
             if policy == FsyncPolicy::Every {
                 store.sync_records()?;
@@ -481,36 +823,54 @@ impl<I: NodeId> Ouroboros<I> {
         }
         for (p, part) in self.parts.iter_mut().enumerate() {
             let p = p as u32;
-            let len = part.log.len() as u64;
+            let len = part.log.len();
+            let low = part.log.low();
+            if part.wal.low != low {
+                // Replayed: a log shorter than `low` becomes empty at it.
+                let runs: Vec<(Epoch, u64)> =
+                    part.log.runs().into_iter().filter(|r| r.1 < low).collect();
+                put(store, encode::<I>(&WalOut::Low { p, low, runs })?)?;
+                if part.wal.len <= low {
+                    part.wal.len = low;
+                }
+                part.wal.prefix = part.wal.prefix.max(low);
+                part.wal.low = low;
+                wrote = true;
+            }
             if part.wal.prefix < len || part.wal.len != len {
                 let mut start = part.wal.prefix;
                 if start == len {
                     // Only a cut: one empty record says so.
-                    store.append_record(&encode::<I>(&WalOut::Entries {
-                        p,
-                        start,
-                        entries: &[],
-                    })?)?;
+                    put(
+                        store,
+                        encode::<I>(&WalOut::Entries {
+                            p,
+                            start,
+                            entries: Vec::new(),
+                        })?,
+                    )?;
                 }
                 while start < len {
-                    let mut end = start;
-                    let mut bytes = 0;
-                    while end < len {
-                        let e = &part.log[end as usize];
+                    let mut entries: Vec<&Entry<I>> = Vec::new();
+                    let mut size = 0;
+                    for e in part.log.cached_from(start) {
                         let b = e.data.len() + e.key.len() + 64;
-                        if end > start && (bytes + b > RECORD_BYTES || policy == FsyncPolicy::Every)
+                        if !entries.is_empty()
+                            && (size + b > RECORD_BYTES || policy == FsyncPolicy::Every)
                         {
                             break;
                         }
-                        bytes += b;
-                        end += 1;
+                        size += b;
+                        entries.push(e);
                     }
-                    let rec = encode(&WalOut::Entries {
-                        p,
-                        start,
-                        entries: &part.log[start as usize..end as usize],
-                    })?;
-                    store.append_record(&rec)?;
+                    if entries.is_empty() {
+                        return Err(alloc::format!(
+                            "partition {p}: records from {start} are not in memory"
+                        ));
+                    }
+                    let end = start + entries.len() as u64;
+                    let rec = encode(&WalOut::Entries { p, start, entries })?;
+                    put(store, rec)?;
                     if policy == FsyncPolicy::Every {
                         store.sync_records()?;
                     }
@@ -522,7 +882,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
             let state = PartState::of(part);
             if part.wal.state.as_ref() != Some(&state) {
-                store.append_record(&encode::<I>(&WalOut::Part { p, state: &state })?)?;
+                put(store, encode::<I>(&WalOut::Part { p, state: &state })?)?;
                 if !part
                     .wal
                     .state
@@ -537,7 +897,24 @@ impl<I: NodeId> Ouroboros<I> {
         if wrote && policy != FsyncPolicy::Never {
             store.sync_records()?;
         }
+        if let Some(d) = &mut self.durable {
+            d.since_checkpoint += bytes;
+        }
         Ok(())
+    }
+}
+
+impl<I> Part<I> {
+    /// Take a replica state read back from the write-ahead log.
+    fn apply_state(&mut self, state: PartState) {
+        self.commit = state.commit;
+        self.ready = state.ready;
+        self.barrier = state.barrier;
+        self.stale = state.stale;
+        self.left_ready = state.left_ready;
+        self.sealed = state.sealed;
+        self.sealed_by = state.sealed_by;
+        self.wal.state = Some(state);
     }
 }
 
@@ -547,6 +924,7 @@ mod tests {
     use crate::contract::Ring;
     use crate::logstore::{LogStore, MemoryLog, MemoryLogError};
     use crate::node::{Node, NodeOutput};
+    use crate::ouroboros::BoxedRecords;
     use crate::Time;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -575,6 +953,91 @@ mod tests {
         fn truncate_from(&mut self, o: u64) -> Result<(), MemoryLogError> {
             self.0.borrow_mut().truncate_from(o)
         }
+        fn first_offset(&self) -> u64 {
+            self.0.borrow().first_offset()
+        }
+        fn trim_before(&mut self, o: u64) -> Result<(), MemoryLogError> {
+            self.0.borrow_mut().trim_before(o)
+        }
+        fn reset_at(&mut self, o: u64) -> Result<(), MemoryLogError> {
+            self.0.borrow_mut().reset_at(o)
+        }
+        fn segment_starts(&self) -> Vec<u64> {
+            self.0.borrow().segment_starts()
+        }
+    }
+
+    fn parts_store(logs: &[(Shared, Shared)]) -> BoxedRecords {
+        Box::new(crate::ouroboros::PartitionLogs::new(logs.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn checkpoints_bound_the_wal_and_a_restart_reads_records_back_from_the_store() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let wal = Shared::default();
+        let logs: Vec<(Shared, Shared)> = (0..4).map(|_| Default::default()).collect();
+        let cfg = OuroborosConfig {
+            checkpoint_bytes: 2048,
+            ..config()
+        };
+        let boot = |rng: &mut ChaCha8Rng, restarted: bool| {
+            let o = Ouroboros::recover_with_records(
+                &[0u64],
+                cfg.clone(),
+                restarted,
+                &read_all(&wal).unwrap(),
+                Box::new(wal.clone()),
+                FsyncPolicy::Batch,
+                Some((parts_store(&logs), 4096)),
+            )
+            .unwrap();
+            let mut n = Node::new(0u64, if restarted { 2 } else { 1 }).with_ring(o);
+            n.start(Time::ZERO, rng);
+            n
+        };
+        let mut n = boot(&mut rng, false);
+        let mut acked = 0;
+        for i in 0..200u32 {
+            n.command::<Ouroboros<u64>, _>(Time::ZERO, &mut rng, |o, cx| {
+                o.append(cx, b"k", alloc::vec![i as u8; 100])
+            });
+            for _ in 0..6 {
+                n.flush(Time::ZERO, &mut rng);
+                let (events, _) = pump(&mut n, &mut rng);
+                acked += events
+                    .iter()
+                    .filter(|e| matches!(e, OuroborosEvent::Appended { .. }))
+                    .count();
+                if !n.needs_flush() {
+                    break;
+                }
+            }
+        }
+        assert_eq!(acked, 200);
+        let o = ouro(&n);
+        assert!(o.checkpoints() > 3, "{} checkpoints", o.checkpoints());
+        let p = crate::ouroboros::partition_of_key(b"k", 4);
+        assert_eq!(o.log_len(p), 200);
+        // The cache holds about 1 KiB per partition; the rest is on "disk".
+        let first = o.log(p);
+        assert_eq!(first.len(), 200);
+        assert!(
+            wal.0.borrow().first_offset() > 0,
+            "the WAL was never trimmed"
+        );
+        let held = wal.0.borrow().next_offset() - wal.0.borrow().first_offset();
+        assert!(held < 100, "the WAL still holds {held} records");
+
+        wal.0.borrow_mut().crash(false);
+        for (i, d) in &logs {
+            i.0.borrow_mut().crash(false);
+            d.0.borrow_mut().crash(false);
+        }
+        let n2 = boot(&mut rng, true);
+        let o2 = ouro(&n2);
+        assert!(o2.is_restored());
+        assert_eq!(o2.log(p), first);
+        assert_eq!(o2.committed(p), 200);
     }
 
     type N = Node<u64, OuroborosEvent<u64>>;
@@ -721,13 +1184,13 @@ mod tests {
         let good = encode::<u64>(&WalOut::Entries {
             p: 0,
             start: 0,
-            entries: &[],
+            entries: Vec::new(),
         })
         .unwrap();
         let gap = encode::<u64>(&WalOut::Entries {
             p: 1,
             start: 5,
-            entries: &[],
+            entries: Vec::new(),
         })
         .unwrap();
         let wide = encode::<u64>(&WalOut::Part {

@@ -28,6 +28,7 @@ impl<I: NodeId> Ouroboros<I> {
             let others = self.others(&me);
             cx.multicast(others.iter(), &OuroborosMsg::TableQuery);
         }
+        self.retention_tick(now);
         // Retransmit to successors that made no progress.
         let retransmit = self.config.tick * 5;
         for p in 0..self.config.partitions {
@@ -35,7 +36,7 @@ impl<I: NodeId> Ouroboros<I> {
             if part.stale || part.log.is_empty() {
                 continue;
             }
-            let lagging = part.commit < part.log.len() as u64;
+            let lagging = part.commit < part.log.len();
             if lagging && now.saturating_since(part.last_progress) >= retransmit {
                 if self.successor(p, &me).is_some() {
                     let part = &mut self.parts[p as usize];
@@ -43,10 +44,10 @@ impl<I: NodeId> Ouroboros<I> {
                     part.last_progress = now;
                     self.push(cx, p);
                 } else if self.is_tail(p, &me) {
-                    let len = self.parts[p as usize].log.len() as u64;
+                    let len = self.parts[p as usize].log.len();
                     self.advance_commit(cx, p, len);
                 }
-            } else if part.sent < part.log.len() as u64 && self.successor(p, &me).is_some() {
+            } else if part.sent < part.log.len() && self.successor(p, &me).is_some() {
                 self.push(cx, p);
             }
         }
@@ -59,7 +60,7 @@ impl<I: NodeId> Ouroboros<I> {
                     continue;
                 }
                 if let Some(pred) = self.predecessor(p, &me) {
-                    let len = part.log.len() as u64;
+                    let len = part.log.len();
                     let epoch = self.chain(p).epoch;
                     cx.send(pred, OuroborosMsg::Sync { p, epoch, len });
                 }

@@ -180,4 +180,17 @@ pub enum OuroborosMsg<I> {
         /// True if no newer epoch for the partition was accepted here.
         ok: bool,
     },
+    /// Predecessor → successor that asked for records retention deleted:
+    /// "my log starts at `low`; everything below is committed". A
+    /// successor holding less jumps to `low` (see `retention`).
+    Skip {
+        /// Partition.
+        p: u32,
+        /// The chain epoch.
+        epoch: Epoch,
+        /// The sender's low watermark.
+        low: u64,
+        /// The epoch runs of the log below `low`.
+        runs: Vec<(Epoch, u64)>,
+    },
 }

@@ -3,13 +3,14 @@
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
-use super::{durable, Entry, Epoch, TxnId};
+use super::plog::PartLog;
+use super::{durable, Epoch, TxnId};
 use crate::contract::Time;
 use crate::scarab::{ScarabGenerator, ScarabId, EPOCH_UNIX_MS};
 
 #[derive(Clone, Debug)]
 pub(super) struct Part<I> {
-    pub(super) log: Vec<Entry<I>>,
+    pub(super) log: PartLog<I>,
     pub(super) commit: u64,
     /// Next offset to push to the successor.
     pub(super) sent: u64,
@@ -58,7 +59,7 @@ pub(super) struct Part<I> {
 impl<I> Part<I> {
     pub(super) fn new(ready: bool) -> Self {
         Part {
-            log: Vec::new(),
+            log: PartLog::default(),
             commit: 0,
             sent: 0,
             ready,
@@ -92,20 +93,10 @@ pub(super) fn epoch_at(runs: &[(Epoch, u64)], len: u64, offset: u64) -> Option<E
         .map(|(e, _)| *e)
 }
 
-pub(super) fn epoch_runs<I>(log: &[Entry<I>]) -> Vec<(Epoch, u64)> {
-    let mut runs: Vec<(Epoch, u64)> = Vec::new();
-    for (o, e) in log.iter().enumerate() {
-        if runs.last().is_none_or(|(ep, _)| *ep != e.epoch) {
-            runs.push((e.epoch, o as u64));
-        }
-    }
-    runs
-}
-
 /// The Scarab ID of the record at offset `o` (0 if absent, which callers
 /// never ask for).
-pub(super) fn part_id<I>(part: &Part<I>, o: u64) -> u64 {
-    part.log.get(o as usize).map(|e| e.id).unwrap_or(0)
+pub(super) fn part_id<I: crate::contract::NodeId>(part: &Part<I>, o: u64) -> u64 {
+    part.log.id(o).unwrap_or(0)
 }
 
 /// The ID for a new record of partition `p` at Unix time `unix_ms`:

@@ -61,6 +61,7 @@
 //! node or restarts.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +145,30 @@ impl ProducerTable {
                 break;
             };
             self.by_id.remove(&gone);
+        }
+    }
+
+    /// Forget what was written at `len` or later (the log was cut there):
+    /// a retry of such a sequence is then new again, as it must be. What
+    /// was evicted before stays forgotten, so a retry of it is refused as
+    /// too old, never written twice.
+    pub(super) fn forget_from(&mut self, len: u64) {
+        let mut emptied = Vec::new();
+        for (id, s) in self.by_id.iter_mut() {
+            s.recent.retain(|(_, o)| *o < len);
+            if s.last >= len {
+                self.by_last.remove(&s.last);
+                match s.recent.iter().map(|(_, o)| *o).max() {
+                    Some(o) => {
+                        s.last = o;
+                        self.by_last.insert(o, *id);
+                    }
+                    None => emptied.push(*id),
+                }
+            }
+        }
+        for id in emptied {
+            self.by_id.remove(&id);
         }
     }
 

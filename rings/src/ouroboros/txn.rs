@@ -219,7 +219,7 @@ impl<I: NodeId> Ouroboros<I> {
                     return false;
                 }
                 let part = &mut self.parts[*p as usize];
-                let c = part.commit.min(part.log.len() as u64);
+                let c = part.commit.min(part.log.len());
                 Self::stable_point(part, c) < c
             })
             .collect()
@@ -493,7 +493,7 @@ impl<I: NodeId> Ouroboros<I> {
             let part = &mut self.parts[p as usize];
             let stable = Self::stable_point(part, part.commit);
             let blocker = (stable < part.commit)
-                .then(|| part.log[stable as usize].txn.clone())
+                .then(|| part.log.txn(stable).cloned())
                 .flatten();
             let Some(TxnMark::Member { txn, home, parts }) = blocker else {
                 part.blocked = None;
@@ -560,7 +560,7 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// Whether entry `o` (below the stable point) is shown to readers.
     pub(super) fn visible(part: &Part<I>, o: u64) -> bool {
-        match &part.log[o as usize].txn {
+        match part.log.txn(o) {
             None => true,
             Some(TxnMark::Member { txn, .. }) => {
                 part.txn_out.get(txn).is_some_and(|(_, commit)| *commit)
@@ -570,13 +570,19 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     /// Index entry `o` of `part` (deduplication and transactions).
-    pub(super) fn index_entry(part: &mut Part<I>, o: u64) {
-        let e = &part.log[o as usize];
-        part.dedupe.insert((e.origin.clone(), e.req), o);
-        if let Some(pr) = e.producer {
+    pub(super) fn index_entry(
+        part: &mut Part<I>,
+        o: u64,
+        origin: &I,
+        req: u64,
+        txn: Option<&TxnMark>,
+        producer: Option<super::Producer>,
+    ) {
+        part.dedupe.insert((origin.clone(), req), o);
+        if let Some(pr) = producer {
             part.producers.record(pr, o);
         }
-        match &e.txn {
+        match txn {
             None => {}
             Some(TxnMark::Member { txn, .. }) => {
                 part.open.insert(o, *txn);

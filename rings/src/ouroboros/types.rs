@@ -38,6 +38,25 @@ pub struct OuroborosConfig {
     /// How long a bypassed member is kept out of the chains it was slow in
     /// (afterwards it may be added again, caught up by state transfer).
     pub slow_hold: Duration,
+    /// Retention by size: a replica deletes its oldest whole segments
+    /// while what stays of the partition is still at least this many
+    /// bytes. `None`: no size limit.
+    #[serde(default)]
+    pub retention_bytes: Option<u64>,
+    /// Retention by age: a replica deletes whole segments whose newest
+    /// record (by Scarab ID time) is older than this many milliseconds.
+    /// `None`: no age limit.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    /// Write a checkpoint (and drop the write-ahead log before it) once
+    /// this many bytes were written to the write-ahead log since the last
+    /// one. Only with a record store.
+    #[serde(default = "default_checkpoint_bytes")]
+    pub checkpoint_bytes: u64,
+}
+
+fn default_checkpoint_bytes() -> u64 {
+    64 << 20
 }
 
 impl Default for OuroborosConfig {
@@ -53,6 +72,9 @@ impl Default for OuroborosConfig {
             max_read: 1024,
             slow_after: Duration::from_secs(1),
             slow_hold: Duration::from_secs(10),
+            retention_bytes: None,
+            retention_ms: None,
+            checkpoint_bytes: default_checkpoint_bytes(),
         }
     }
 }
@@ -173,6 +195,15 @@ pub enum LogError<I> {
     /// sequence (it would be refused again) and do not resend it as a new
     /// record unless a duplicate is acceptable.
     StaleSequence,
+    /// The read starts below the partition's low watermark: retention
+    /// deleted those records. Read from `earliest` (up to `latest`, the
+    /// committed length) instead.
+    OffsetOutOfRange {
+        /// The first offset still held.
+        earliest: u64,
+        /// The committed length (one past the last readable offset).
+        latest: u64,
+    },
 }
 
 impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
@@ -192,6 +223,10 @@ impl<I: core::fmt::Debug> core::fmt::Display for LogError<I> {
             LogError::StaleSequence => write!(
                 f,
                 "sequence too old: this producer has since written newer sequences to the partition; nothing was written now and whether this one was written before is unknown (not safe to retry)"
+            ),
+            LogError::OffsetOutOfRange { earliest, latest } => write!(
+                f,
+                "offset out of range: retention deleted it; the partition holds offsets {earliest}..{latest}"
             ),
         }
     }

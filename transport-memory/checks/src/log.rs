@@ -159,6 +159,9 @@ pub struct LogRun {
     pub unavailable: Vec<u32>,
     /// Acknowledged appends in unavailable partitions (not verifiable).
     pub unverified: u64,
+    /// Acknowledged appends below their partition's final low watermark
+    /// (deleted by retention, not lost).
+    pub trimmed: u64,
     /// Reads by Scarab ID of acknowledged appends (each must find it).
     pub id_reads: u64,
     /// Times a predecessor found its successor slow (chain bypass).
@@ -263,6 +266,13 @@ struct History {
     txns: Vec<(Vec<u64>, Option<bool>)>,
     /// Partition of every value written by a transaction.
     txn_part: BTreeMap<u64, u32>,
+    /// Per partition, the highest low watermark a tail answered with
+    /// (`OffsetOutOfRange { earliest }`): offsets below it were deleted by
+    /// retention.
+    lows: BTreeMap<u32, u64>,
+    /// Values whose `read(id)` found nothing: fine only if the record is
+    /// below the final low watermark (checked at the end).
+    empty_id_reads: Vec<u64>,
 }
 
 /// Run one seed with the checker.
@@ -333,6 +343,11 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         // slow-replica fault adds 500+.
         slow_after_ms: 300,
         durable: a.durable,
+        // Small enough that every run deletes old segments, writes
+        // checkpoints and reads old records back from the disk.
+        retention_bytes: Some(4096),
+        checkpoint_bytes: 16 << 10,
+        cache_bytes: 2048,
         ..OuroborosSettings::default()
     };
     let stack = StackConfig {
@@ -446,6 +461,8 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             top: BTreeMap::new(),
             txns: Vec::new(),
             txn_part: BTreeMap::new(),
+            lows: BTreeMap::new(),
+            empty_id_reads: Vec::new(),
         },
         run: LogRun {
             seed,
@@ -584,7 +601,9 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                             *b.in_flight.entry(node).or_default() -= 1;
                             b.run.id_reads += 1;
                             let found: Vec<Option<u64>> = records.iter().map(value_of).collect();
-                            if found != [Some(value)] {
+                            if found.is_empty() {
+                                b.hist.empty_id_reads.push(value);
+                            } else if found != [Some(value)] {
                                 let id = b.hist.ids.get(&value).copied().unwrap_or(0);
                                 b.hist.online.push(format!(
                                     "read(id {}) of acknowledged append {value} returned {found:?}",
@@ -601,6 +620,18 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                                 .reads
                                 .push((partition, from, since, records, truncated, committed));
                         }
+                    }
+                    OuroborosEvent::ReadFailed {
+                        req,
+                        partition,
+                        error: shen_rings::ouroboros::LogError::OffsetOutOfRange { earliest, .. },
+                    } if b.pending.contains_key(&(node, req)) => {
+                        b.pending.remove(&(node, req));
+                        if final_reads.is_none() {
+                            *b.in_flight.entry(node).or_default() -= 1;
+                        }
+                        let low = b.hist.lows.entry(partition).or_default();
+                        *low = (*low).max(earliest);
                     }
                     OuroborosEvent::ReadFailed { req, .. }
                         if b.pending.remove(&(node, req)).is_some() && final_reads.is_none() =>
@@ -956,7 +987,8 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             let from = finals
                 .get(&u64::from(p))
                 .and_then(|l| l.keys().next_back())
-                .map_or(0, |o| o + 1);
+                .map_or(0, |o| o + 1)
+                .max(book.hist.lows.get(&p).copied().unwrap_or(0));
             let req = sim
                 .command::<Ouroboros<u64>, _>(reader, |o, cx| o.read_range(cx, p, from, 1024))
                 .map_err(|e| e.to_string())?
@@ -966,6 +998,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             asked.insert(p, req);
         }
         let mut got: BTreeMap<u64, Vec<ReadRecord<u64>>> = BTreeMap::new();
+        let lows_before = book.hist.lows.clone();
         let until = sim.now() + Duration::from_secs(3);
         while sim.now() < until && sim.step() {
             process(&mut sim, &mut book, &mut Some(&mut got));
@@ -976,7 +1009,8 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 break;
             }
         }
-        let mut progress = false;
+        // A tail answering `OffsetOutOfRange` moved the read up: progress.
+        let mut progress = book.hist.lows != lows_before;
         for (p, recs) in got {
             progress = true;
             let full = recs.len() >= 1024;
@@ -1047,6 +1081,18 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     // ---- check
     let v = &mut book.run.violations;
     v.append(&mut book.hist.online);
+    // Offsets below a partition's final low watermark were deleted by
+    // retention; everything at or above it is checked as before.
+    let lows = book.hist.lows.clone();
+    let trimmed = |p: u32, o: u64| o < lows.get(&p).copied().unwrap_or(0);
+    for val in &book.hist.empty_id_reads {
+        match book.hist.acked.get(val) {
+            Some((p, o, _)) if trimmed(*p, *o) || !complete.contains(p) => {}
+            _ => v.push(format!(
+                "read(id) of acknowledged append {val} found nothing, and it is not below a low watermark"
+            )),
+        }
+    }
     let mut seen: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
     for p in 0..a.partitions {
         let Some(log) = finals.get(&u64::from(p)).filter(|_| complete.contains(&p)) else {
@@ -1106,6 +1152,10 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             book.run.unverified += 1;
             continue;
         }
+        if trimmed(*p, *o) {
+            book.run.trimmed += 1;
+            continue;
+        }
         match final_at(*p, *o) {
             Some(x) if x == *val => {}
             other => v.push(format!(
@@ -1145,7 +1195,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         }
         for r in records {
             let got = value_of(r);
-            if got != final_at(*p, r.offset) {
+            if !trimmed(*p, r.offset) && got != final_at(*p, r.offset) {
                 v.push(format!(
                     "read of partition {p} saw {got:?} at offset {} but the final log has {:?}",
                     r.offset,
@@ -1192,13 +1242,30 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 .get(x)
                 .is_some_and(|p| complete.contains(p))
         });
-        let present = values.iter().filter(|x| seen.contains_key(x)).count();
+        // A committed transaction's trimmed records count as present; one
+        // of unknown outcome touching a trimmed partition is not verifiable.
+        let gone = |x: &u64| {
+            book.hist
+                .acked
+                .get(x)
+                .is_some_and(|(p, o, _)| trimmed(*p, *o))
+        };
+        let present = values
+            .iter()
+            .filter(|x| seen.contains_key(x) || gone(x))
+            .count();
+        let touches_trimmed = values.iter().any(|x| {
+            book.hist
+                .txn_part
+                .get(x)
+                .is_some_and(|p| lows.get(p).is_some_and(|l| *l > 0))
+        });
         if *outcome == Some(false) {
             if let Some(x) = values.iter().find(|x| read_values.contains(x)) {
                 v.push(format!("aborted transaction {values:?}: a read saw {x}"));
             }
         }
-        if !verifiable {
+        if !verifiable || (outcome.is_none() && touches_trimmed) {
             continue;
         }
         match outcome {

@@ -121,7 +121,7 @@ pub fn render(runs: &[LogRun]) -> String {
     for r in runs {
         let _ = writeln!(
                 s,
-                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} retried, {} reads ({} by ID), {} slow marks, {} records, txns {}/{}/{} (committed/aborted/unknown), p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
+                "seed {:>5}: {:>6} acked ({:.0}/s), {} failed, {} unknown, {} retried, {} reads ({} by ID), {} slow marks, {} records ({} acked below a low watermark), txns {}/{}/{} (committed/aborted/unknown), p50 {:.1} ms, p99 {:.1} ms, {} reconfigurations, {}{}{}",
                 r.seed,
                 r.acked,
                 r.appends_per_s,
@@ -132,6 +132,7 @@ pub fn render(runs: &[LogRun]) -> String {
                 r.id_reads,
                 r.slow_marked,
                 r.records,
+                r.trimmed,
                 r.txns.0,
                 r.txns.1,
                 r.txns.2,

@@ -1,0 +1,85 @@
+//! The data directory lock: a second `shen run` on a directory in use exits
+//! at once with a clear error and changes nothing there.
+#![cfg(unix)]
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shen_tests::{shen_bin, status, NodeProc};
+
+const LOOPBACK: &[&str] = &[
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--admin",
+    "127.0.0.1:0",
+    "--no-mdns",
+];
+
+/// Every file under `dir` but the first node's own stderr log, with its
+/// bytes.
+fn snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "node.log") {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("n0");
+    let mut first = NodeProc::start(&[], &dir, LOOPBACK);
+    let info = first.info(Duration::from_secs(20));
+    let before = snapshot(&dir);
+    assert!(
+        before.contains_key("LOCK"),
+        "no lock file: {:?}",
+        before.keys()
+    );
+
+    let started = Instant::now();
+    let out = Command::new(shen_bin())
+        .arg("run")
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(LOOPBACK)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the second shen");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("in use by another shen process"),
+        "unclear error: {stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?} to refuse");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "the refused run changed the directory"
+    );
+    // The first node is untouched and still serving.
+    assert!(
+        status(&info.admin).is_some(),
+        "the first node stopped serving"
+    );
+    assert_eq!(first.terminate(Duration::from_secs(10)), Some(0));
+
+    // Once it is gone, the directory can be used again.
+    let mut again = NodeProc::start(&[], &dir, LOOPBACK);
+    let info = again.info(Duration::from_secs(20));
+    assert!(status(&info.admin).is_some());
+    assert_eq!(again.terminate(Duration::from_secs(10)), Some(0));
+}
