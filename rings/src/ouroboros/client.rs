@@ -23,6 +23,12 @@ use super::{
 use crate::contract::{NodeId, Ring, RingCtx, Time};
 use crate::scarab::ScarabId;
 
+/// Most bytes of records (keys, data and a margin per record) in one read
+/// answer, so that it fits in one frame (`wire::MAX_FRAME_BYTES`, 1 MiB)
+/// with room to spare; a record larger than this (at most 1 MiB) is sent
+/// alone.
+pub(super) const MAX_READ_BYTES: usize = 640 * 1024;
+
 #[derive(Clone, Debug)]
 pub(super) enum Op {
     Append {
@@ -517,6 +523,7 @@ impl<I: NodeId> Ouroboros<I> {
             None => (r.from, (r.max as usize).min(self.config.max_read) as u64),
         };
         let mut records: Vec<ReadRecord<I>> = Vec::new();
+        let mut bytes = 0usize;
         let mut o = start.min(len);
         while o < len && (records.len() as u64) < n {
             if Self::visible(part, o) {
@@ -524,6 +531,14 @@ impl<I: NodeId> Ouroboros<I> {
                     // Unreadable: the flush reports the store's failure.
                     break;
                 };
+                // The answer must fit in one frame: at least one record,
+                // then no more than `MAX_READ_BYTES` of keys and data (the
+                // reader asks again from the next offset).
+                let b = e.key.len() + e.data.len() + 64;
+                if !records.is_empty() && bytes + b > MAX_READ_BYTES {
+                    break;
+                }
+                bytes += b;
                 records.push(ReadRecord {
                     offset: o,
                     id: e.id,

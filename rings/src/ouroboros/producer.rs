@@ -172,12 +172,6 @@ impl ProducerTable {
         }
     }
 
-    /// Forget everything (before a rebuild from the log).
-    pub(super) fn clear(&mut self) {
-        self.by_id.clear();
-        self.by_last.clear();
-    }
-
     /// Producers remembered.
     pub fn len(&self) -> usize {
         self.by_id.len()
