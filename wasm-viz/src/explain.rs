@@ -76,6 +76,7 @@ pub const KINDS: &[Kind] = &[
     k("ouroboros", "read_reply", "Tail node {from} answers client {to} with the committed records it asked for, or why not."),
     k("ouroboros", "check", "Tail node {from} asks node {to} whether its epoch is still the newest for the partition, so it never serves reads from a replaced chain."),
     k("ouroboros", "check_reply", "Node {from} answers tail {to}: whether no newer epoch for the partition was accepted here."),
+    k("ouroboros", "skip", "Retention deleted the records {to} still needs: node {from} tells it that its log now starts at its low watermark and everything below is committed, so {to} jumps there."),
     // Relay: the toy ring of the scenarios.
     k("relay", "baton", "Node {from} passes the baton clockwise to node {to}, counting hops to make a lap."),
 ];
@@ -343,6 +344,10 @@ fn ouroboros(m: &OuroborosMsg<u64>) -> (&'static str, String) {
         OuroborosMsg::Sync { p, epoch, len } => (
             "sync",
             format!("partition {p}, epoch {}: holds {len}", ep(epoch)),
+        ),
+        OuroborosMsg::Skip { p, epoch, low, .. } => (
+            "skip",
+            format!("partition {p}, epoch {}: my log starts at {low}", ep(epoch)),
         ),
         OuroborosMsg::Ack { p, epoch, upto, held } => (
             "ack",

@@ -475,6 +475,7 @@ pub fn message_kind(payload: &[u8]) -> Option<(&'static str, Option<u32>)> {
         OuroborosMsg::Append { p, .. } => ("append", Some(p)),
         OuroborosMsg::Ack { p, .. } => ("ack", Some(p)),
         OuroborosMsg::Sync { p, .. } => ("sync", Some(p)),
+        OuroborosMsg::Skip { p, .. } => ("skip", Some(p)),
         OuroborosMsg::ClientAppend { p, .. } => ("client_append", Some(p)),
         OuroborosMsg::AppendReply { .. } => ("append_reply", None),
         OuroborosMsg::ClientRead { p, .. } => ("client_read", Some(p)),

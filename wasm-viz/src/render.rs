@@ -292,7 +292,7 @@ pub fn log_msg_color(kind: &str) -> &'static str {
     match kind {
         "append" => "#26c6da",
         "ack" => "#ab47bc",
-        "sync" => "#4db6ac",
+        "sync" | "skip" => "#4db6ac",
         "check" | "check_reply" => "#80cbc4",
         "config" => "#78909c",
         _ => "#ffffff",

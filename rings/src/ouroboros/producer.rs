@@ -228,8 +228,24 @@ mod tests {
         assert_eq!(t.check(&p(0, 1)), Seen::Duplicate(0));
         assert_eq!(t.check(&p(1, 1)), Seen::New, "producer 1 was forgotten");
         assert_eq!(t.check(&p(9999, 1)), Seen::Duplicate(5001));
-        t.clear();
+        t.forget_from(0);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_cut_log_forgets_the_sequences_written_at_or_above_the_cut() {
+        let mut t = ProducerTable::default();
+        t.record(p(1, 1), 10);
+        t.record(p(1, 2), 11);
+        t.record(p(2, 1), 12);
+        t.forget_from(11);
+        assert_eq!(t.check(&p(1, 1)), Seen::Duplicate(10));
+        assert_eq!(t.check(&p(1, 2)), Seen::New, "cut away: writable again");
+        assert_eq!(t.check(&p(2, 1)), Seen::New);
+        assert_eq!(t.len(), 1, "producer 2 had nothing below the cut");
+        // The table still evicts by its newest offset after the cut.
+        t.record(p(1, 3), 11);
+        assert_eq!(t.check(&p(1, 3)), Seen::Duplicate(11));
     }
 
     // ---- the ring: a retry through another node, and after a restart ----
