@@ -87,9 +87,12 @@ fn without_faults_every_partition_stays_available() {
             r.unknown, 0,
             "seed {seed}: appends timed out without faults"
         );
+        // Present in the final logs, or below a low watermark (deleted by
+        // retention once on every replica; the checker verified the rest).
         assert_eq!(
-            r.records, r.acked,
-            "seed {seed}: every append acknowledged and present"
+            r.records + r.trimmed,
+            r.acked,
+            "seed {seed}: every append acknowledged and present (or trimmed by retention)"
         );
         assert_eq!(
             (r.txns.1, r.txns.2),
