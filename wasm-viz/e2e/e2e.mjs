@@ -527,11 +527,16 @@ try {
     const script = await p.evaluate(() => window.shen.viz.script());
     check(/:pause:4\.1000/.test(script) && /:skew:4\.-500/.test(script) && /:power:4/.test(script),
       `pause, clock skew and power loss from the node panel (${script})`);
-    const [hf, tomlf] = await p.evaluate(() => [window.shen.viz.traceHash(), window.shen.viz.scenarioToml()]);
+    // On a whole millisecond (a scenario lasts whole ms), then the page's
+    // trace and the scenario it exports.
+    const [hf, tomlf, tf] = await p.evaluate(() => {
+      window.shen.viz.seek(Math.ceil(window.shen.viz.timeMs()));
+      return [window.shen.viz.traceHash(), window.shen.viz.scenarioToml(), window.shen.viz.timeMs()];
+    });
     const ff = join(tmpdir(), `shen-viz-e2e-faults-${process.pid}.toml`);
     writeFileSync(ff, tomlf);
     const nf = nativeHash(ff, 6);
-    check(hf === nf && /lose_unsynced/.test(tomlf), `those faults replay natively: page ${hf}, shen sim run ${nf}`);
+    check(hf === nf && /lose_unsynced/.test(tomlf), `those faults replay natively: page ${hf} at ${tf} ms, shen sim run ${nf}`);
     // The diagram of the whole story, for the README.
     await p.evaluate(() => { window.shen.viz.seek(window.shen.viz.timeMs() - 1700); });
     await p.selectOption('#stspan', '5000');

@@ -511,7 +511,9 @@ impl World {
     }
 
     /// The scenario this run is (faults only), to replay natively with
-    /// `shen sim run --scenario FILE --seed SEED`.
+    /// `shen sim run --scenario FILE --seed SEED`. A scenario lasts whole
+    /// milliseconds (it ends at the last one before now): its trace hash is
+    /// this run's when now is a whole millisecond.
     ///
     /// # Errors
     /// When the script holds an action a scenario cannot express (adding a

@@ -524,6 +524,10 @@ function setChoiceMode(on) {
 const RUN_FORMAT = 'shen-viz-run';
 
 function exportRun() {
+  // A scenario lasts whole milliseconds: save on the next one, so the
+  // file's scenario replays to the file's trace hash.
+  const t = viz.timeMs();
+  if (t !== Math.ceil(t)) viz.seek(Math.ceil(t));
   const s = JSON.parse(viz.summaryJson());
   let scenario = null;
   try { scenario = viz.scenarioToml(); } catch (e) { scenario = null; }
