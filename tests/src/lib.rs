@@ -35,6 +35,18 @@ pub fn shen_bin() -> PathBuf {
     .clone()
 }
 
+/// A scratch directory for a test's data directories and logs, removed
+/// when dropped unless `SHEN_KEEP_TEST_DIRS` is set (then its path is
+/// printed, to read the nodes' logs after a failure).
+pub fn scratch_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("create a scratch directory");
+    if std::env::var_os("SHEN_KEEP_TEST_DIRS").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    dir
+}
+
 /// Poll `f` every 100 ms until it returns `Some`, or panic with `what`
 /// after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {

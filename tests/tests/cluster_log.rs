@@ -75,8 +75,9 @@ fn append(admin: &str, key: &str, data: &str) -> Result<(u64, u64), String> {
 }
 
 /// Every committed record of `partition` (offset → data), read through
-/// `admin`, retrying while the chain is reconfiguring.
-fn read_all(admin: &str, partition: u64) -> BTreeMap<u64, String> {
+/// `admin`, retrying while the chain is reconfiguring. On failure, the
+/// message shows how each node of `cluster` sees the partition's chain.
+fn read_all(admin: &str, partition: u64, cluster: &[String]) -> BTreeMap<u64, String> {
     let mut out = BTreeMap::new();
     let mut from = 0u64;
     let until = Instant::now() + Duration::from_secs(60);
@@ -96,10 +97,25 @@ fn read_all(admin: &str, partition: u64) -> BTreeMap<u64, String> {
                 }
             }
             other => {
-                assert!(
-                    Instant::now() < until,
-                    "partition {partition} unreadable through {admin}: {other:?}"
-                );
+                if Instant::now() >= until {
+                    let views: Vec<String> = cluster
+                        .iter()
+                        .map(|a| match status(a) {
+                            Some(v) => format!(
+                                "{a} ({}): recovered {} chain {} members {}",
+                                v["peer_id"],
+                                v["log"]["recovered"],
+                                v["log"]["chains"][partition as usize],
+                                v["members"]
+                            ),
+                            None => format!("{a}: no status"),
+                        })
+                        .collect();
+                    panic!(
+                        "partition {partition} unreadable through {admin}: {other:?}\n{}",
+                        views.join("\n")
+                    );
+                }
                 std::thread::sleep(Duration::from_millis(300));
             }
         }
@@ -109,7 +125,7 @@ fn read_all(admin: &str, partition: u64) -> BTreeMap<u64, String> {
 #[test]
 fn log_forms_replicates_and_survives_kill_9_under_load() {
     const N: usize = 3;
-    let root = tempfile::tempdir().unwrap();
+    let root = shen_tests::scratch_dir();
     let mut nodes = vec![start(&root.path().join("n0"), None, N)];
     let info0 = nodes[0].info(Duration::from_secs(20));
     let seed = format!("{}/p2p/{}", info0.listen_addrs[0], info0.peer_id);
@@ -334,10 +350,10 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
         acked.len()
     );
     let partitions: BTreeSet<u64> = acked.iter().map(|a| a.0).collect();
-    let check_all = |admin: &str| {
+    let check_all = |admin: &str, cluster: &[String]| {
         let mut seen_data = BTreeSet::new();
         for &p in &partitions {
-            let log = read_all(admin, p);
+            let log = read_all(admin, p, cluster);
             for d in log.values() {
                 assert!(seen_data.insert(d.clone()), "record {d} appears twice");
             }
@@ -350,7 +366,8 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
             }
         }
     };
-    check_all(&infos[1].admin);
+    let alive: Vec<String> = infos[..2].iter().map(|i| i.admin.clone()).collect();
+    check_all(&infos[1].admin, &alive);
 
     // The whole cluster goes down at once (kill -9 of the two that run;
     // node 2 is already dead) and comes back from its data directories:
@@ -382,7 +399,8 @@ fn log_forms_replicates_and_survives_kill_9_under_load() {
             "node {i} did not rebuild from its write-ahead log: {st}"
         );
     }
-    check_all(&infos[2].admin);
+    let alive: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
+    check_all(&infos[2].admin, &alive);
     // And the log takes new appends.
     let said = shen_ok(&["append", "--admin", &infos[1].admin, "after", "restart"]);
     assert!(said.starts_with("appended to partition "), "{said}");

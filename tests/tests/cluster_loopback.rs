@@ -479,3 +479,107 @@ fn quic_only_nodes_converge_and_psk_refuses_quic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pre-shared key"));
 }
+
+/// The whole cluster is killed and comes back on new ports, seeded with
+/// one node only: every pair must connect directly again (their stored
+/// addresses are all stale). Before the fix two members reached each
+/// other only through the seed's gossip, suspected each other forever and
+/// refuted it by bumping their incarnations (a chain between them stalled).
+#[test]
+fn a_cluster_restarted_on_new_ports_reconnects_every_pair() {
+    const N: usize = 3;
+    let root = shen_tests::scratch_dir();
+    let dirs: Vec<_> = (0..N).map(|i| root.path().join(format!("n{i}"))).collect();
+    // Log members (`--bootstrap-expect`): their rings send to the members
+    // they restored from disk at once, before anyone is rediscovered.
+    let n = N.to_string();
+    let run = |dir: &std::path::Path, seed: Option<&str>| {
+        let mut args: Vec<&str> = LOOPBACK.to_vec();
+        args.extend(["--bootstrap-expect", &n]);
+        if let Some(p) = seed {
+            args.extend(["--peer", p]);
+        }
+        NodeProc::start(&[], dir, &args)
+    };
+    let boot = |nodes: &mut Vec<NodeProc>| {
+        nodes.push(run(&dirs[0], None));
+        let info0 = nodes[0].info(Duration::from_secs(20));
+        let seed = format!("{}/p2p/{}", info0.listen_addrs[0], info0.peer_id);
+        for d in &dirs[1..] {
+            nodes.push(run(d, Some(&seed)));
+        }
+        nodes
+            .iter()
+            .map(|n| n.info(Duration::from_secs(20)))
+            .collect::<Vec<_>>()
+    };
+    let mut nodes = Vec::new();
+    let infos = boot(&mut nodes);
+    let all_alive = |infos: &[shen_api::NodeInfo]| {
+        infos.iter().all(|i| {
+            status(&i.admin).is_some_and(|v| {
+                v["members"]
+                    .as_array()
+                    .is_some_and(|m| m.len() == N && m.iter().all(|m| m["status"] == "alive"))
+            })
+        })
+    };
+    wait_for(
+        "the first cluster to converge",
+        Duration::from_secs(30),
+        || all_alive(&infos).then_some(()),
+    );
+    // Every node has stored the others' addresses (the ports they will
+    // not have after the restart).
+    wait_for(
+        "every peer store to hold the others",
+        Duration::from_secs(30),
+        || {
+            dirs.iter()
+                .all(|d| {
+                    std::fs::read_to_string(d.join("peers.json"))
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v["peers"].as_object().map(|p| p.len()))
+                        == Some(N - 1)
+                })
+                .then_some(())
+        },
+    );
+    for n in &mut nodes {
+        n.child.kill().unwrap();
+        n.child.wait().unwrap();
+    }
+    nodes.clear();
+    let infos = boot(&mut nodes);
+    wait_for(
+        "the restarted cluster to converge",
+        Duration::from_secs(30),
+        || all_alive(&infos).then_some(()),
+    );
+    // And it stays so: nobody suspects anybody, so nobody has to refute
+    // (incarnations stay where the restart left them).
+    let incarnations = |infos: &[shen_api::NodeInfo]| -> Vec<u64> {
+        infos
+            .iter()
+            .flat_map(|i| {
+                let v = status(&i.admin).unwrap_or_default();
+                v["members"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| m["incarnation"].as_u64().unwrap_or(u64::MAX))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let before = incarnations(&infos);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(all_alive(&infos), "a member is no longer alive everywhere");
+    let after = incarnations(&infos);
+    assert_eq!(
+        before, after,
+        "members kept refuting suspicions after the restart (incarnations {before:?} -> {after:?})"
+    );
+}

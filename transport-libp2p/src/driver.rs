@@ -27,7 +27,22 @@
 //! frame, one `sendto`); a lone frame is written without a copy. (One write
 //! per frame cost about five `sendto`s per append; gathering them took
 //! `shen bench` at 256 clients from about 15k to 23–28k writes/s.) A peer
-//! whose stream cannot be opened is not retried for 1 s.
+//! whose stream cannot be opened is not retried for 1 s, and is looked up
+//! in the DHT (at most every 3 s): its entry in our routing table is
+//! dropped first (those addresses just failed; a lookup starting from
+//! them would mark the peer failed and ignore what others report), and
+//! the addresses the lookup returns are dialled even while another dial
+//! is under way. That is how two members that restarted on new ports find
+//! each other again through a third: without it they only heard of each
+//! other through its gossip, suspected each other forever, and a chain
+//! between them stalled.
+//!
+//! Whenever our external addresses change (a listener comes up, AutoNAT
+//! confirms one, a relay reservation), identify is pushed to every
+//! connected peer at once: one that identified us earlier (a restart
+//! dials the stored peers before its listener is up) would otherwise
+//! learn the new addresses only at the next periodic identify, a minute
+//! later, and could not hand them on.
 //!
 //! # Receiving
 //! One reader task per inbound stream decodes frames and envelopes and
@@ -512,6 +527,10 @@ fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
 const OUTBOUND_QUEUE: usize = 1024;
 /// How long a peer whose stream could not be opened is not retried.
 const OPEN_BACKOFF: Duration = Duration::from_secs(1);
+/// At most one DHT lookup of a peer we cannot reach per this long.
+const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+/// Peers whose last lookup time is remembered (older ones are forgotten).
+const MAX_LOOKUPS_KEPT: usize = 1024;
 
 /// Most ready inputs (frames, commands) taken into one flush.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -559,6 +578,9 @@ pub struct Transport<E: 'static> {
     /// never removed while pending: libp2p-relay 0.22 panics ("Relay
     /// connection exist") when an acceptance arrives for a removed one.
     reservations_pending: HashSet<PeerId>,
+    /// When each peer was last looked up in the DHT after its stream could
+    /// not be opened (at most one lookup per [`LOOKUP_EVERY`]).
+    lookups: HashMap<PeerId, Instant>,
 }
 
 impl<E: Clone + 'static> Transport<E> {
@@ -640,6 +662,7 @@ impl<E: Clone + 'static> Transport<E> {
             relayed_only: HashSet::new(),
             reservations: HashMap::new(),
             reservations_pending: HashSet::new(),
+            lookups: HashMap::new(),
         };
         Ok((t, handle))
     }
@@ -812,6 +835,7 @@ impl<E: Clone + 'static> Transport<E> {
         {
             info!(addr = %local_addr, from = %send_back_addr, "reachable: a peer connected to this listen address");
             self.swarm.add_external_address(local_addr.clone());
+            self.push_identify();
             self.reach.confirmed(local_addr.clone());
             self.update_reach();
         }
@@ -922,6 +946,7 @@ impl<E: Clone + 'static> Transport<E> {
                     }
                     if exit.failed_open {
                         self.backoff.insert(exit.peer, Instant::now() + OPEN_BACKOFF);
+                        self.look_up(exit.peer);
                     }
                 }
                 Some(cmd) = self.cmd_rx.recv() => self.on_command(cmd, &mut node, &mut host),
@@ -1039,6 +1064,81 @@ impl<E: Clone + 'static> Transport<E> {
         self.store.save();
         let now = Instant::now();
         self.backoff.retain(|_, until| *until > now);
+    }
+
+    /// Tell every connected peer our addresses again: they changed (a
+    /// listener came up, AutoNAT confirmed one, a relay reservation), and
+    /// a peer that identified us before would otherwise only learn them at
+    /// the next periodic identify (a minute), unable to hand them on to
+    /// the others that look us up.
+    fn push_identify(&mut self) {
+        let peers: Vec<PeerId> = self.connected.keys().copied().collect();
+        self.swarm.behaviour_mut().identify.push(peers);
+    }
+
+    /// Ask the DHT where `peer` is now: its stream could not be opened
+    /// with the addresses we hold (all stale after it restarted on a new
+    /// port, say). Peers that know it answer with its current addresses,
+    /// which [`Transport::on_found`] dials.
+    fn look_up(&mut self, peer: PeerId) {
+        let now = Instant::now();
+        if self.connected.contains_key(&peer)
+            || self.connected.is_empty()
+            || self
+                .lookups
+                .get(&peer)
+                .is_some_and(|t| now.duration_since(*t) < LOOKUP_EVERY)
+        {
+            return;
+        }
+        if self.lookups.len() >= MAX_LOOKUPS_KEPT {
+            self.lookups
+                .retain(|_, t| now.duration_since(*t) < LOOKUP_EVERY);
+        }
+        self.lookups.insert(peer, now);
+        debug!(%peer, "stream could not be opened: looking the peer up in the DHT");
+        // Forget the addresses our routing table holds for it (they just
+        // failed): a lookup that starts from them marks the peer failed at
+        // once and never tries the addresses the others report.
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        kad.remove_peer(&peer);
+        kad.get_closest_peers(peer);
+    }
+
+    /// The peers a DHT lookup found: those we are not connected to are
+    /// dialled at the direct addresses the lookup returned (also kept as
+    /// dial hints, ahead of stale ones).
+    fn on_found(&mut self, peers: Vec<kad::PeerInfo>) {
+        for info in peers {
+            if info.peer_id == self.local || self.connected.contains_key(&info.peer_id) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = info
+                .addrs
+                .into_iter()
+                .filter(|a| !is_relayed(a) && self.allowed(a))
+                .collect();
+            if addrs.is_empty() {
+                continue;
+            }
+            for a in &addrs {
+                self.swarm
+                    .behaviour_mut()
+                    .hints
+                    .add_addr(info.peer_id, a.clone());
+            }
+            debug!(peer = %info.peer_id, ?addrs, "DHT lookup found the peer; dialling");
+            self.backoff.remove(&info.peer_id);
+            // Even while another dial is under way: that one is likely
+            // trying the stale addresses (or a relay circuit).
+            let opts = DialOpts::peer_id(info.peer_id)
+                .addresses(addrs)
+                .condition(PeerCondition::Disconnected)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(peer = %info.peer_id, "dial failed: {e}");
+            }
+        }
     }
 
     fn dial_bootstrap(&mut self, addr: &Multiaddr) {
@@ -1204,6 +1304,7 @@ impl<E: Clone + 'static> Transport<E> {
                 // loopback-only node, where every listen address is).
                 if is_relayed(&address) || self.only_loopback {
                     self.swarm.add_external_address(address.clone());
+                    self.push_identify();
                 }
                 self.listen_addrs.push(address);
                 host.on_listen(&self.view());
@@ -1211,6 +1312,7 @@ impl<E: Clone + 'static> Transport<E> {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| *a != address);
                 self.swarm.remove_external_address(&address);
+                self.push_identify();
                 host.on_listen(&self.view());
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {
@@ -1388,6 +1490,17 @@ impl<E: Clone + 'static> Transport<E> {
                     debug!(%peer_id, "peer does not speak {}", shen_protocol());
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: kad::QueryResult::GetClosestPeers(r),
+                ..
+            })) => {
+                let peers = match r {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                debug!(found = peers.len(), "DHT lookup done");
+                self.on_found(peers);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer,
                 is_new_peer,
@@ -1404,6 +1517,7 @@ impl<E: Clone + 'static> Transport<E> {
                     info!(addr = %ev.tested_addr, server = %ev.server, "reachable: dial-back succeeded");
                     self.reach.confirmed(ev.tested_addr);
                     self.update_reach();
+                    self.push_identify();
                 }
                 Err(e) => {
                     Metrics::add(&self.metrics.reachability_probes_failed, 1);
