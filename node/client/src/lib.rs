@@ -78,7 +78,7 @@ pub enum ClientError {
     /// retrying again with the same pair ([`ShenClient::append_with`]) is
     /// safe (written at most once), while a plain new append may write it
     /// a second time.
-    #[error("timeout, outcome unknown: {0}")]
+    #[error("{0}")]
     Timeout(String),
     /// A transaction aborted: none of its records is or will be in the
     /// log. Retrying runs it again.

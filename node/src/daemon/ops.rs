@@ -51,6 +51,22 @@ pub fn log_error(error: &LogError<PeerKey>) -> ErrorBody {
     ErrorBody::new(kind, error.to_string())
 }
 
+/// A read's failure: like [`log_error`], but a read that ran out of time
+/// changed nothing (no "outcome unknown").
+fn read_error(error: &LogError<PeerKey>) -> ErrorBody {
+    match error {
+        LogError::Timeout => read_timeout(),
+        e => log_error(e),
+    }
+}
+
+fn read_timeout() -> ErrorBody {
+    ErrorBody::new(
+        ErrorKind::Timeout,
+        "timeout: the partition's tail did not answer in time (a read changes nothing; retry)",
+    )
+}
+
 fn not_answering() -> ErrorBody {
     ErrorBody::new(ErrorKind::Unavailable, "node not answering")
 }
@@ -252,7 +268,14 @@ impl Ops {
                     o.read_range(cx, p, q.from, q.max)
                 })
             })
-            .await?;
+            .await
+            .map_err(|e| {
+                if e.kind == ErrorKind::TimeoutOutcomeUnknown {
+                    read_timeout()
+                } else {
+                    e
+                }
+            })?;
         match outcome {
             OuroborosEvent::ReadDone {
                 partition,
@@ -283,7 +306,7 @@ impl Ops {
                     })
                     .collect(),
             }),
-            OuroborosEvent::ReadFailed { error, .. } => Err(log_error(&error)),
+            OuroborosEvent::ReadFailed { error, .. } => Err(read_error(&error)),
             other => Err(unexpected(&other)),
         }
     }

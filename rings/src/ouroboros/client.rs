@@ -54,6 +54,9 @@ pub(super) struct ClientOp {
     pub(super) op: Op,
     pub(super) deadline: Time,
     pub(super) retry_at: Time,
+    /// The last answer said the chain cannot serve now (a read that runs
+    /// out of time then fails with that, not with a bare timeout).
+    pub(super) unavailable: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -177,6 +180,7 @@ impl<I: NodeId> Ouroboros<I> {
                 op,
                 deadline: cx.now + self.config.request_timeout,
                 retry_at: Time::ZERO,
+                unavailable: false,
             },
         );
         self.try_op(cx, req);
@@ -643,11 +647,12 @@ impl<I: NodeId> Ouroboros<I> {
                     });
                 }
             }
-            OpResult::Failed(_) => {
+            OpResult::Failed(e) => {
                 // Retry soon, with a fresher table if the replier has one.
                 self.query(cx, from);
                 if let Some(op) = self.ops.get_mut(&req) {
                     op.retry_at = cx.now + self.config.tick * 2;
+                    op.unavailable = matches!(e, LogError::NotEnoughReplicas);
                 }
             }
         }

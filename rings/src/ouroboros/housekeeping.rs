@@ -88,10 +88,16 @@ impl<I: NodeId> Ouroboros<I> {
                         partition: p,
                         error: LogError::Timeout,
                     }),
+                    // A read changes nothing: say why it could not be
+                    // served if the tail said so.
                     Op::Read { p, .. } => cx.emit(OuroborosEvent::ReadFailed {
                         req,
                         partition: p,
-                        error: LogError::Timeout,
+                        error: if op.unavailable {
+                            LogError::NotEnoughReplicas
+                        } else {
+                            LogError::Timeout
+                        },
                     }),
                 }
             } else {

@@ -326,6 +326,7 @@ impl<I: NodeId> Ouroboros<I> {
                 },
                 deadline: cx.now + self.config.request_timeout,
                 retry_at: Time::ZERO,
+                unavailable: false,
             },
         );
         self.try_op(cx, op_req);
