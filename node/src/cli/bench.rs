@@ -36,7 +36,11 @@ use super::up::start_cluster;
 
 /// `shen bench` flags.
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Another benchmark instead of append throughput.
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Shen nodes (chains have 3 members, so 3 is one chain per partition
     /// over every node).
     #[arg(long, default_value_t = 3)]
@@ -71,6 +75,14 @@ pub struct BenchArgs {
     /// `shen run --fsync`).
     #[arg(long, default_value = "batch")]
     pub fsync: FsyncPolicy,
+}
+
+/// The other benchmarks of `shen bench`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum BenchWhat {
+    /// Memory, restart time and read rate with a log larger than the cache
+    /// (2 GiB of 4 KiB records into a local cluster by default).
+    Storage(super::bench_storage::StorageArgs),
 }
 
 /// One measured level.
@@ -217,13 +229,18 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// What one client writes.
 #[derive(Clone)]
-enum Target {
+pub(super) enum Target {
     Shen,
     Etcd,
 }
 
 /// One write: a hyper request on a kept-alive connection.
-fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> hyper::Request<Full<Bytes>> {
+pub(super) fn request(
+    target: &Target,
+    addr: &str,
+    key: &str,
+    record: &[u8],
+) -> hyper::Request<Full<Bytes>> {
     let (uri, ctype, body) = match target {
         Target::Shen => (
             shen_api::AppendQuery::key(key.as_bytes()).to_path(),
@@ -260,13 +277,13 @@ fn request(target: &Target, addr: &str, key: &str, record: &[u8]) -> hyper::Requ
 /// and the future that drives the socket. The client's own task polls
 /// both, so a request costs no hand-off to another task (and on a
 /// 2-core machine the load generator takes less CPU from the nodes).
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    driver: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+pub(super) struct Conn {
+    pub(super) sender: SendRequest<Full<Bytes>>,
+    pub(super) driver: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 /// Open a connection to `addr`.
-async fn connect(addr: &str) -> Option<Conn> {
+pub(super) async fn connect(addr: &str) -> Option<Conn> {
     let sock = TcpStream::connect(addr).await.ok()?;
     let _ = sock.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock))
@@ -282,7 +299,7 @@ async fn connect(addr: &str) -> Option<Conn> {
 
 /// Send one request and read its whole answer: its status, or `None`
 /// if the connection failed or closed (open a new one).
-async fn exchange(conn: &mut Conn, req: hyper::Request<Full<Bytes>>) -> Option<u16> {
+pub(super) async fn exchange(conn: &mut Conn, req: hyper::Request<Full<Bytes>>) -> Option<u16> {
     let sender = &mut conn.sender;
     let send = async move {
         sender.ready().await?;
@@ -301,7 +318,7 @@ async fn exchange(conn: &mut Conn, req: hyper::Request<Full<Bytes>>) -> Option<u
 
 /// Which member each request goes to.
 #[derive(Clone, Debug)]
-enum Route {
+pub(super) enum Route {
     /// Client `c` keeps one connection to member `c mod n` and sends
     /// everything there (the member forwards to the head or leader).
     Spread,
@@ -317,7 +334,7 @@ enum Route {
 }
 
 impl Route {
-    fn pick(&self, client: u32, key: &[u8], members: usize) -> usize {
+    pub(super) fn pick(&self, client: u32, key: &[u8], members: usize) -> usize {
         match self {
             Route::Spread => client as usize % members,
             Route::Heads { partitions, heads } => {
@@ -595,7 +612,7 @@ fn start_etcd(bin: &str, no_fsync: bool) -> Result<Etcd, String> {
 
 /// Each partition's head, as an index into `infos` (from the first
 /// node's `/status`).
-fn shen_heads(infos: &[shen_api::NodeInfo]) -> Result<Route, String> {
+pub(super) fn shen_heads(infos: &[shen_api::NodeInfo]) -> Result<Route, String> {
     let first = infos.first().ok_or("no Shen node")?;
     let status = shen_client::ShenClient::new(first.admin.clone())
         .cluster_status()
@@ -649,6 +666,9 @@ fn etcd_leader(clients: &[String]) -> Result<usize, String> {
 
 /// Run `shen bench`.
 pub fn run(a: BenchArgs) -> ExitCode {
+    if let Some(BenchWhat::Storage(s)) = a.what {
+        return super::bench_storage::run(s);
+    }
     if a.nodes == 0 || a.nodes > 16 {
         eprintln!("error: --nodes must be between 1 and 16");
         return ExitCode::from(2);

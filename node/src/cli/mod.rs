@@ -4,6 +4,7 @@
 //! `shen-client` (HTTP); only `shen run` starts a daemon.
 
 pub mod bench;
+pub mod bench_storage;
 pub mod log;
 pub mod ring_stats;
 pub mod run;

@@ -87,6 +87,40 @@ pub(crate) fn start_cluster(
 }
 
 impl Cluster {
+    /// Each node's process id, in node order.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.child.id()).collect()
+    }
+
+    /// Each node's data directory, in node order.
+    pub(crate) fn dirs(&self) -> Vec<PathBuf> {
+        self.procs.iter().map(|p| p.dir.clone()).collect()
+    }
+
+    /// `kill -9` node `i`, then start it again on its data directory with
+    /// `--peer seed`. Returns when it was started again, and its info once
+    /// its admin API answers.
+    pub(crate) fn kill_and_restart(
+        &mut self,
+        i: usize,
+        exe: &Path,
+        seed: &str,
+        timeout: Duration,
+    ) -> Result<(Instant, NodeInfo), String> {
+        let expect = self.procs.len() as u32;
+        let p = self
+            .procs
+            .get_mut(i)
+            .ok_or_else(|| format!("no node {i}"))?;
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+        let _ = std::fs::remove_file(p.dir.join(shen_api::NODE_INFO_FILE));
+        let started = Instant::now();
+        p.child = spawn_node(exe, &p.dir, Some(seed), expect)?;
+        let info = wait_info(&p.dir, started + timeout, &AtomicBool::new(false))?;
+        Ok((started, info))
+    }
+
     fn stop(&mut self) {
         for p in &self.procs {
             let _ = Command::new("kill")
@@ -127,7 +161,10 @@ impl Drop for Cluster {
 
 fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result<Child, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let log = std::fs::File::create(dir.join("node.log"))
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("node.log"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("run")

@@ -33,7 +33,7 @@ use shen_rings::{Node, Time};
 use shen_transport_libp2p::PeerKey;
 use tracing::info;
 
-use shen_storage::SegmentLog;
+use shen_storage::{SegmentLog, SegmentLogConfig};
 
 /// The formed member set, in the data directory.
 pub const LOG_MEMBERS_FILE: &str = "log-members.json";
@@ -51,7 +51,7 @@ pub struct LogMembers {
 }
 
 /// Settings of the log rings in a real cluster.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LogSettings {
     /// Form the log once this many nodes are live (`None`: do not form
     /// one unless the data directory already holds a formed set).
@@ -60,6 +60,21 @@ pub struct LogSettings {
     pub cartouche: CartoucheSettings,
     /// Ouroboros settings.
     pub ouroboros: OuroborosSettings,
+    /// Size of one segment file of a partition's records (`DIR/parts/N/`),
+    /// the unit retention deletes. Default
+    /// [`shen_storage::DEFAULT_SEGMENT_BYTES`].
+    pub segment_bytes: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> LogSettings {
+        LogSettings {
+            expect: None,
+            cartouche: CartoucheSettings::default(),
+            ouroboros: OuroborosSettings::default(),
+            segment_bytes: shen_storage::DEFAULT_SEGMENT_BYTES,
+        }
+    }
 }
 
 /// What [`Formation::observe`] decided.
@@ -198,7 +213,7 @@ pub fn open_ouroboros(
     let wal = SegmentLog::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let records = read_all(&wal).map_err(|e| format!("{}: {e}", path.display()))?;
     let n = records.len();
-    let parts = open_parts(dir, settings.ouroboros.partitions)?;
+    let parts = open_parts(dir, settings.ouroboros.partitions, settings.segment_bytes)?;
     let cache = usize::try_from(settings.ouroboros.cache_bytes).unwrap_or(usize::MAX);
     let o = Ouroboros::recover_with_records(
         members,
@@ -229,13 +244,21 @@ pub const PARTS_DIR: &str = "parts";
 
 /// Open (or create) every partition's index and data logs under
 /// `DIR/parts/N/`.
-fn open_parts(dir: &Path, partitions: u32) -> Result<PartitionLogs<SegmentLog>, String> {
+fn open_parts(
+    dir: &Path,
+    partitions: u32,
+    segment_bytes: u64,
+) -> Result<PartitionLogs<SegmentLog>, String> {
     let root = dir.join(PARTS_DIR);
+    let config = SegmentLogConfig {
+        segment_bytes,
+        ..SegmentLogConfig::default()
+    };
     let mut logs = Vec::new();
     for p in 0..partitions {
         let open = |what: &str| {
             let path = root.join(p.to_string()).join(what);
-            SegmentLog::open(&path).map_err(|e| format!("{}: {e}", path.display()))
+            SegmentLog::open_with(&path, config).map_err(|e| format!("{}: {e}", path.display()))
         };
         logs.push((open("index")?, open("data")?));
     }

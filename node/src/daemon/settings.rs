@@ -98,6 +98,12 @@ pub struct RunArgs {
     /// retention_ms`.
     #[arg(long, env = "SHEN_RETENTION_MS", value_name = "MS")]
     pub retention_ms: Option<u64>,
+    /// Size of one segment file of a partition's records: retention deletes
+    /// whole segments, so this is how finely it cuts (Kafka's
+    /// `segment.bytes`). Default 64 MiB; 4 KiB to 1 GiB. Also `[storage]
+    /// segment_bytes`.
+    #[arg(long, env = "SHEN_SEGMENT_BYTES", value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
 }
 
 /// The `[storage]` section of the config file.
@@ -110,6 +116,8 @@ pub struct StorageConfig {
     pub retention_bytes: Option<u64>,
     /// `--retention-ms`.
     pub retention_ms: Option<u64>,
+    /// `--segment-bytes`.
+    pub segment_bytes: Option<u64>,
 }
 
 /// The `shen run` config file.
@@ -260,6 +268,7 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
         expect: args.bootstrap_expect.or(file.bootstrap_expect),
         cartouche: stack.cartouche.take().unwrap_or_default(),
         ouroboros: stack.ouroboros.take().unwrap_or_default(),
+        segment_bytes: shen_storage::DEFAULT_SEGMENT_BYTES,
     };
     let mut log = log;
     if let Some(policy) = args.fsync {
@@ -277,6 +286,14 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
             );
         }
         log.ouroboros.retention_bytes = Some(b);
+    }
+    if let Some(b) = args.segment_bytes.or(file.storage.segment_bytes) {
+        if !(4096..=1 << 30).contains(&b) {
+            return Err(format!(
+                "--segment-bytes {b}: must be between 4096 (4 KiB) and 1073741824 (1 GiB)"
+            ));
+        }
+        log.segment_bytes = b;
     }
     if let Some(ms) = args.retention_ms.or(file.storage.retention_ms) {
         if ms == 0 {
