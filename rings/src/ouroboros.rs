@@ -116,6 +116,7 @@ mod bypass;
 mod chain;
 mod client;
 mod config;
+mod dedupe;
 mod derive;
 mod durable;
 mod housekeeping;

@@ -75,6 +75,10 @@ pub struct BenchArgs {
     /// `shen run --fsync`).
     #[arg(long, default_value = "batch")]
     pub fsync: FsyncPolicy,
+    /// Run the Shen nodes from this `shen` binary instead of this one (an
+    /// A/B comparison of two builds under the same load generator).
+    #[arg(long, value_name = "PATH")]
+    pub node_bin: Option<PathBuf>,
 }
 
 /// The other benchmarks of `shen bench`.
@@ -698,8 +702,17 @@ pub fn run(a: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
+    let exe = match a
+        .node_bin
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(std::env::current_exe)
+    {
+        Ok(e) if e.is_file() => e,
+        Ok(e) => {
+            eprintln!("error: --node-bin {}: no such file", e.display());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("error: cannot find the shen binary: {e}");
             return ExitCode::FAILURE;

@@ -283,29 +283,44 @@ impl Ops {
                 records,
                 committed,
                 ..
-            } => Ok(ReadReply {
-                partition,
-                from,
-                committed,
-                records: records
-                    .iter()
-                    .map(|r| {
-                        let mut d = RecordDoc {
-                            offset: r.offset,
-                            id: ScarabId::from_u64(r.id).to_string(),
-                            origin: r.origin.to_string(),
-                            req: r.req,
-                            key: None,
-                            key_hex: None,
-                            data: None,
-                            data_hex: None,
-                        };
-                        d.set_key(&r.key);
-                        d.set_payload(&r.data);
-                        d
-                    })
-                    .collect(),
-            }),
+            } => {
+                // A PeerId's text (base58) costs more than copying a 4 KiB
+                // record: one per client, not per record.
+                let mut names: Vec<(PeerKey, String)> = Vec::new();
+                let mut name = |p: &PeerKey| -> String {
+                    if let Some((_, n)) = names.iter().find(|(k, _)| k == p) {
+                        return n.clone();
+                    }
+                    let n = p.to_string();
+                    if names.len() < 64 {
+                        names.push((*p, n.clone()));
+                    }
+                    n
+                };
+                Ok(ReadReply {
+                    partition,
+                    from,
+                    committed,
+                    records: records
+                        .iter()
+                        .map(|r| {
+                            let mut d = RecordDoc {
+                                offset: r.offset,
+                                id: ScarabId::from_u64(r.id).to_string(),
+                                origin: name(&r.origin),
+                                req: r.req,
+                                key: None,
+                                key_hex: None,
+                                data: None,
+                                data_hex: None,
+                            };
+                            d.set_key(&r.key);
+                            d.set_payload(&r.data);
+                            d
+                        })
+                        .collect(),
+                })
+            }
             OuroborosEvent::ReadFailed { error, .. } => Err(read_error(&error)),
             other => Err(unexpected(&other)),
         }

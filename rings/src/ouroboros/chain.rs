@@ -453,7 +453,7 @@ impl<I: NodeId> Ouroboros<I> {
         // Every index entry points at its own offset, so cutting the log
         // at `len` forgets exactly the entries at or above it.
         let len = part.log.len();
-        part.dedupe.retain(|_, o| *o < len);
+        part.dedupe.truncate(len);
         part.producers.forget_from(len);
         part.txn_out.retain(|_, (o, _)| *o < len);
         part.open.retain(|o, _| *o < len);
@@ -532,7 +532,15 @@ impl<I: NodeId> Ouroboros<I> {
                 Self::rebuild_dedupe(part);
                 self.stats.truncations += 1;
             }
-            Self::index_entry(part, idx, &e.origin, e.req, e.txn.as_ref(), e.producer);
+            Self::index_entry(
+                part,
+                idx,
+                e.id,
+                &e.origin,
+                e.req,
+                e.txn.as_ref(),
+                e.producer,
+            );
             part.log.push(e);
             changed = true;
         }

@@ -340,7 +340,7 @@ impl<I: NodeId> Ouroboros<I> {
                 .filter(|o| matches!(part.log.txn(*o), Some(TxnMark::Decide { .. }))),
             _ => None,
         };
-        let own = part.dedupe.get(&(from.clone(), req)).copied();
+        let own = part.dedupe.get(&from, req);
         let by_producer = match producer.map(|pr| part.producers.check(&pr)) {
             Some(Seen::TooOld) if own.is_none() => {
                 let msg = OuroborosMsg::AppendReply {
@@ -371,7 +371,7 @@ impl<I: NodeId> Ouroboros<I> {
             p,
             self.unix_at_zero_ms.saturating_add(cx.now.as_millis()),
         );
-        Self::index_entry(part, o, &from, req, txn.as_ref(), producer);
+        Self::index_entry(part, o, id, &from, req, txn.as_ref(), producer);
         part.log.push(Entry {
             id,
             epoch,

@@ -602,21 +602,22 @@ impl<I: NodeId> Ouroboros<I> {
         part.log.load(p, low, base, runs, |o, rec| {
             idx.push((
                 o,
+                rec.id,
                 rec.origin.clone(),
                 rec.req,
                 rec.txn.clone(),
                 rec.producer,
             ))
         })?;
-        for (o, origin, req, txn, producer) in idx {
-            Self::index_entry(part, o, &origin, req, txn.as_ref(), producer);
+        for (o, id, origin, req, txn, producer) in idx {
+            Self::index_entry(part, o, id, &origin, req, txn.as_ref(), producer);
         }
         for e in r.tail {
             let o = part.log.len();
             if o < low {
                 continue;
             }
-            Self::index_entry(part, o, &e.origin, e.req, e.txn.as_ref(), e.producer);
+            Self::index_entry(part, o, e.id, &e.origin, e.req, e.txn.as_ref(), e.producer);
             part.log.push(e);
         }
         part.log.write_store()?;

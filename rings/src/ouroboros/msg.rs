@@ -124,8 +124,10 @@ pub enum OuroborosMsg<I> {
         /// Request number.
         req: u64,
         /// Routing key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// Payload.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// A transaction's record, decision or outcome copy.
         txn: Option<TxnMark>,

@@ -29,8 +29,8 @@ pub(super) struct Part<I> {
     pub(super) sealed: Option<Epoch>,
     /// The ballot of the round that sealed it.
     pub(super) sealed_by: Epoch,
-    /// (client, request) → offset, over the whole log.
-    pub(super) dedupe: BTreeMap<(I, u64), u64>,
+    /// (client, request) → offset, for the retry window (see `dedupe`).
+    pub(super) dedupe: super::dedupe::RecentRequests,
     /// Idempotent producers → their recent sequences' offsets.
     pub(super) producers: super::ProducerTable,
     /// Head: clients waiting for an offset to commit.
@@ -68,7 +68,7 @@ impl<I> Part<I> {
             left_ready: None,
             sealed: None,
             sealed_by: Epoch::default(),
-            dedupe: BTreeMap::new(),
+            dedupe: super::dedupe::RecentRequests::default(),
             producers: super::ProducerTable::default(),
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,

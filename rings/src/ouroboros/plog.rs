@@ -62,7 +62,9 @@ pub(super) struct IndexRec<I> {
 /// A record's data on disk: key and payload.
 #[derive(Serialize, Deserialize)]
 pub(super) struct DataRec {
+    #[serde(with = "serde_bytes")]
     pub(super) key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub(super) data: Vec<u8>,
 }
 

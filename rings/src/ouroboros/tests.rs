@@ -95,3 +95,47 @@ fn more_than_1024_partitions_is_refused() {
     };
     assert_eq!(bad.validate().unwrap_err().0, "partitions");
 }
+
+/// Keys and payloads are (de)serialized as bytes (`serde_bytes`: one copy
+/// instead of a visit per byte), which postcard encodes exactly as it
+/// encoded the `Vec<u8>` sequences before: same wire, same disk format.
+#[test]
+fn byte_fields_keep_their_postcard_encoding() {
+    #[derive(serde::Serialize)]
+    struct Before {
+        id: u64,
+        epoch: Epoch,
+        origin: u64,
+        req: u64,
+        key: Vec<u8>,
+        data: Vec<u8>,
+        txn: Option<TxnMark>,
+        producer: Option<Producer>,
+    }
+    let key = b"some-key".to_vec();
+    let data: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+    let e = Entry {
+        id: 77,
+        epoch: Epoch::default(),
+        origin: 5u64,
+        req: 9,
+        key: key.clone(),
+        data: data.clone(),
+        txn: None,
+        producer: Some(Producer { id: 3, seq: 4 }),
+    };
+    let b = Before {
+        id: 77,
+        epoch: Epoch::default(),
+        origin: 5,
+        req: 9,
+        key,
+        data,
+        txn: None,
+        producer: Some(Producer { id: 3, seq: 4 }),
+    };
+    let now = postcard::to_allocvec(&e).unwrap();
+    assert_eq!(now, postcard::to_allocvec(&b).unwrap());
+    let back: Entry<u64> = postcard::from_bytes(&now).unwrap();
+    assert_eq!(back, e);
+}

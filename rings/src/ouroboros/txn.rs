@@ -571,15 +571,17 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     /// Index entry `o` of `part` (deduplication and transactions).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn index_entry(
         part: &mut Part<I>,
         o: u64,
+        id: u64,
         origin: &I,
         req: u64,
         txn: Option<&TxnMark>,
         producer: Option<super::Producer>,
     ) {
-        part.dedupe.insert((origin.clone(), req), o);
+        part.dedupe.insert(origin, req, o, id);
         if let Some(pr) = producer {
             part.producers.record(pr, o);
         }

@@ -103,6 +103,17 @@ impl OuroborosConfig {
         if self.max_batch_bytes < 1024 || self.max_batch_bytes > 768 * 1024 {
             return Err(("max_batch_bytes", "must be between 1 KiB and 768 KiB"));
         }
+        // Retries of one operation (a transaction: three rounds) stay
+        // inside the window in which requests are deduplicated, with 10 s
+        // to spare for heads' clocks.
+        if self.request_timeout.is_zero()
+            || self.request_timeout.as_millis() as u64 * 3 + 10_000 > super::dedupe::WINDOW_MS
+        {
+            return Err((
+                "request_timeout",
+                "must be between 1 ms and 6.6 s (retries are deduplicated for 30 s)",
+            ));
+        }
         Ok(())
     }
 }
@@ -152,8 +163,10 @@ pub struct Entry<I> {
     /// The client's request number (deduplication).
     pub req: u64,
     /// The routing key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The payload.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Its part in a transaction, if any (see the `txn` module).
     pub txn: Option<TxnMark>,
@@ -244,8 +257,10 @@ pub struct ReadRecord<I> {
     /// That client's request number.
     pub req: u64,
     /// The routing key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The payload.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
 }
 
