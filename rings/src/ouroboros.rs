@@ -46,9 +46,13 @@
 //!
 //! # Exactly once
 //! Each append carries the client node's id and request number; every
-//! member indexes the (client, request) pairs in its log, so the node's own
-//! retries of an append (after a lost message or a new head) return the
-//! original offset instead of writing twice. An application that retries
+//! member indexes the (client, request) pairs of its newest records, so the
+//! node's own retries of an append (after a lost message or a new head)
+//! return the original offset instead of writing twice. The index covers
+//! the last 30 s of the log's Scarab ID time (`dedupe`): a retry comes
+//! within its operation's deadline, at most three request timeouts, and
+//! `request_timeout` is refused above 6.6 s so that deadline plus 10 s of
+//! clock difference between heads stays inside the window. An application that retries
 //! through the admin API (a new request, maybe at another node, maybe after
 //! the node restarted) names itself with an idempotent *producer* id and
 //! sequence number; every replica indexes those too, in a bounded table

@@ -194,10 +194,12 @@ fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result
 fn wait_info(dir: &Path, until: Instant, stop: &AtomicBool) -> Result<NodeInfo, String> {
     loop {
         if let Ok(info) = node_info(dir) {
+            let http = Http::new(info.admin.clone(), Duration::from_secs(1));
+            // `/status` too: a node built before `/healthz` existed (an
+            // older build under `shen bench --node-bin`).
             if !info.listen_addrs.is_empty()
-                && Http::new(info.admin.clone(), Duration::from_secs(1))
-                    .get_text(shen_api::routes::HEALTHZ)
-                    .is_ok()
+                && (http.get_text(shen_api::routes::HEALTHZ).is_ok()
+                    || http.get_text(shen_api::routes::STATUS).is_ok())
             {
                 return Ok(info);
             }

@@ -56,7 +56,7 @@ pub struct OuroborosConfig {
 }
 
 fn default_checkpoint_bytes() -> u64 {
-    64 << 20
+    32 << 20
 }
 
 impl Default for OuroborosConfig {
