@@ -48,3 +48,63 @@ fn shen_bench_measures_a_real_cluster() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `shen bench storage`, small: everything written is acknowledged, the
+/// memory and disk figures come from the node processes, the restarted
+/// node serves reads, and the partition read back comes in whole records.
+/// Bad flags are refused with exit 2.
+#[test]
+fn shen_bench_storage_writes_restarts_and_reads_back() {
+    let out = std::process::Command::new(shen_tests::shen_bin())
+        .args([
+            "bench",
+            "storage",
+            "--total-mib",
+            "8",
+            "--record-bytes",
+            "2048",
+            "--concurrency",
+            "8",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["written_bytes"], 8 * 1024 * 1024, "{text}");
+    let rss = v["peak_rss_mib"].as_array().unwrap();
+    assert_eq!(rss.len(), 3);
+    assert!(rss.iter().all(|m| m.as_f64().unwrap() > 1.0), "{text}");
+    // Every node holds every record (chains of 3 over 3 nodes).
+    assert!(
+        v["disk_mib"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m.as_f64().unwrap() >= 8.0),
+        "{text}"
+    );
+    assert!(v["restart_serving_s"].as_f64().is_some(), "{text}");
+    assert!(
+        v["restart_recovered_s"].as_f64().unwrap() >= v["restart_admin_s"].as_f64().unwrap(),
+        "{text}"
+    );
+    // 8 MiB of 2 KiB records over 64 partitions: the largest holds some.
+    let read = v["read_records"].as_u64().unwrap();
+    assert!(
+        read > 0 && v["read_bytes"].as_u64().unwrap() == read * 2048,
+        "{text}"
+    );
+
+    let bad = std::process::Command::new(shen_tests::shen_bin())
+        .args(["bench", "storage", "--total-mib", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--total-mib"));
+}
