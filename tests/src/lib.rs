@@ -35,6 +35,15 @@ pub fn shen_bin() -> PathBuf {
     .clone()
 }
 
+/// `shen run` on loopback only: any free ports, no mDNS.
+pub const LOOPBACK_ARGS: &[&str] = &[
+    "--listen",
+    "/ip4/127.0.0.1/tcp/0",
+    "--admin",
+    "127.0.0.1:0",
+    "--no-mdns",
+];
+
 /// A scratch directory for a test's data directories and logs, removed
 /// when dropped unless `SHEN_KEEP_TEST_DIRS` is set (then its path is
 /// printed, to read the nodes' logs after a failure).

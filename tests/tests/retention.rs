@@ -19,23 +19,16 @@ const KEEP: u64 = 16 * 1024;
 fn start(dir: &std::path::Path) -> NodeProc {
     let seg = SEGMENT.to_string();
     let keep = KEEP.to_string();
-    NodeProc::start(
-        &[],
-        dir,
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--admin",
-            "127.0.0.1:0",
-            "--no-mdns",
-            "--bootstrap-expect",
-            "1",
-            "--segment-bytes",
-            &seg,
-            "--retention-bytes",
-            &keep,
-        ],
-    )
+    let mut args = shen_tests::LOOPBACK_ARGS.to_vec();
+    args.extend([
+        "--bootstrap-expect",
+        "1",
+        "--segment-bytes",
+        &seg,
+        "--retention-bytes",
+        &keep,
+    ]);
+    NodeProc::start(&[], dir, &args)
 }
 
 fn chain(admin: &str, p: u64) -> Option<Value> {

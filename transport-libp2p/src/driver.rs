@@ -527,10 +527,6 @@ fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
 const OUTBOUND_QUEUE: usize = 1024;
 /// How long a peer whose stream could not be opened is not retried.
 const OPEN_BACKOFF: Duration = Duration::from_secs(1);
-/// At most one DHT lookup of a peer we cannot reach per this long.
-const LOOKUP_EVERY: Duration = Duration::from_secs(3);
-/// Peers whose last lookup time is remembered (older ones are forgotten).
-const MAX_LOOKUPS_KEPT: usize = 1024;
 
 /// Most ready inputs (frames, commands) taken into one flush.
 const GROUP_COMMIT_MAX: usize = 512;
@@ -579,8 +575,8 @@ pub struct Transport<E: 'static> {
     /// connection exist") when an acceptance arrives for a removed one.
     reservations_pending: HashSet<PeerId>,
     /// When each peer was last looked up in the DHT after its stream could
-    /// not be opened (at most one lookup per [`LOOKUP_EVERY`]).
-    lookups: HashMap<PeerId, Instant>,
+    /// not be opened.
+    lookups: crate::lookup::Lookups,
 }
 
 impl<E: Clone + 'static> Transport<E> {
@@ -662,7 +658,7 @@ impl<E: Clone + 'static> Transport<E> {
             relayed_only: HashSet::new(),
             reservations: HashMap::new(),
             reservations_pending: HashSet::new(),
-            lookups: HashMap::new(),
+            lookups: crate::lookup::Lookups::default(),
         };
         Ok((t, handle))
     }
@@ -1081,21 +1077,12 @@ impl<E: Clone + 'static> Transport<E> {
     /// port, say). Peers that know it answer with its current addresses,
     /// which [`Transport::on_found`] dials.
     fn look_up(&mut self, peer: PeerId) {
-        let now = Instant::now();
         if self.connected.contains_key(&peer)
             || self.connected.is_empty()
-            || self
-                .lookups
-                .get(&peer)
-                .is_some_and(|t| now.duration_since(*t) < LOOKUP_EVERY)
+            || !self.lookups.due(peer, Instant::now())
         {
             return;
         }
-        if self.lookups.len() >= MAX_LOOKUPS_KEPT {
-            self.lookups
-                .retain(|_, t| now.duration_since(*t) < LOOKUP_EVERY);
-        }
-        self.lookups.insert(peer, now);
         debug!(%peer, "stream could not be opened: looking the peer up in the DHT");
         // Forget the addresses our routing table holds for it (they just
         // failed): a lookup that starts from them marks the peer failed at

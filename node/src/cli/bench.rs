@@ -304,13 +304,21 @@ pub(super) async fn connect(addr: &str) -> Option<Conn> {
 /// Send one request and read its whole answer: its status, or `None`
 /// if the connection failed or closed (open a new one).
 pub(super) async fn exchange(conn: &mut Conn, req: hyper::Request<Full<Bytes>>) -> Option<u16> {
+    fetch(conn, req).await.map(|(code, _)| code)
+}
+
+/// [`exchange`], keeping the answer's body.
+pub(super) async fn fetch(
+    conn: &mut Conn,
+    req: hyper::Request<Full<Bytes>>,
+) -> Option<(u16, Bytes)> {
     let sender = &mut conn.sender;
     let send = async move {
         sender.ready().await?;
         let resp = sender.send_request(req).await?;
         let code = resp.status().as_u16();
-        resp.into_body().collect().await?;
-        Ok::<u16, hyper::Error>(code)
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok::<(u16, Bytes), hyper::Error>((code, body))
     };
     tokio::select! {
         biased;

@@ -30,12 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use serde::Serialize;
 use shen_api::{NodeInfo, ReadQuery, ReadReply};
 
-use super::bench::{connect, exchange, request, shen_heads, Conn, Target};
+use super::bench::{connect, exchange, fetch, request, shen_heads, Conn, Target};
 use super::up::{start_cluster, Cluster};
 
 /// `shen bench storage` flags.
@@ -223,19 +223,7 @@ async fn get(conn: &mut Conn, addr: &str, path: &str) -> Option<(u16, Bytes)> {
     if let Ok(v) = hyper::header::HeaderValue::from_str(addr) {
         req.headers_mut().insert(hyper::header::HOST, v);
     }
-    let sender = &mut conn.sender;
-    let send = async move {
-        sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        let code = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok::<(u16, Bytes), hyper::Error>((code, body))
-    };
-    tokio::select! {
-        biased;
-        r = send => r.ok(),
-        _ = &mut conn.driver => None,
-    }
+    fetch(conn, req).await
 }
 
 /// Read partition `p` from offset 0 to `end` through `admin`: (records,
