@@ -123,4 +123,36 @@ fn a_restarted_node_serves_its_records_back_from_disk() {
             "{chain}"
         );
     }
+    // `shen read --max N` pages past the 1,024 records one answer holds.
+    let client = shen_client::ShenClient::new(info.admin.clone());
+    let mut p = 0;
+    for i in 0..1_100u32 {
+        p = client
+            .append(b"many", format!("m{i:04}").as_bytes())
+            .unwrap()
+            .partition;
+    }
+    let out = std::process::Command::new(shen_tests::shen_bin())
+        .args([
+            "read",
+            "--admin",
+            &info.admin,
+            "--partition",
+            &p.to_string(),
+            "--max",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let many = text.lines().filter(|l| l.contains("\tmany\t")).count();
+    assert_eq!(
+        many, 1_100,
+        "shen read --max 5000 returned {many} of the key's 1,100 records"
+    );
 }

@@ -457,9 +457,10 @@ pub fn read(args: ReadArgs) -> ExitCode {
         Ok(v) => v,
         Err((e, code)) => return fail(e, code),
     };
-    if args.which.key.is_some() {
-        // Only the key's records: page through the partition until `max`
-        // of them are found or the committed end is reached.
+    if args.which.id.is_none() {
+        // A node answers at most 1,024 records (and 640 KiB) at a time:
+        // page through the partition until `max` records (of the key, with
+        // --key) are found or the committed end is reached.
         let mut found: Vec<RecordDoc> = Vec::new();
         loop {
             let next = v.records.last().map(|r| r.offset + 1);
