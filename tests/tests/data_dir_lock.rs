@@ -1,5 +1,6 @@
-//! The data directory lock: a second `shen run` on a directory in use exits
-//! at once with a clear error and changes nothing there.
+//! The data directory lock and format: a second `shen run` on a directory
+//! in use, or on a directory another data format wrote, exits at once with
+//! a clear error and changes nothing there.
 #![cfg(unix)]
 
 use std::collections::BTreeMap;
@@ -82,4 +83,54 @@ fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
     let info = again.info(Duration::from_secs(20));
     assert!(status(&info.admin).is_some());
     assert_eq!(again.terminate(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_directory_of_another_data_format_is_refused_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("n0");
+    // A node makes the directory: it writes the current format.
+    let mut first = NodeProc::start(&[], &dir, LOOPBACK);
+    first.info(Duration::from_secs(20));
+    assert_eq!(first.terminate(Duration::from_secs(10)), Some(0));
+    let format = std::fs::read_to_string(dir.join("FORMAT")).expect("FORMAT written");
+    assert!(format.starts_with("shen data format "), "{format:?}");
+
+    let refuse = |why: &str, want: &str| {
+        let before = snapshot(&dir);
+        let started = Instant::now();
+        let out = Command::new(shen_bin())
+            .arg("run")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(LOOPBACK)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run shen");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{why}: stderr: {stderr}");
+        assert!(stderr.contains(want), "{why}: unclear error: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{why}: slow refusal"
+        );
+        // Only the lock file may be (re)created; nothing else changes.
+        let mut after = snapshot(&dir);
+        after.remove("LOCK");
+        let mut before = before;
+        before.remove("LOCK");
+        assert_eq!(
+            after, before,
+            "{why}: the refused run changed the directory"
+        );
+    };
+    std::fs::write(dir.join("FORMAT"), "shen data format 999\n").unwrap();
+    refuse(
+        "a newer format",
+        "written by a newer Shen (data format 999)",
+    );
+    // A log directory from before format files (here: a member file).
+    std::fs::remove_file(dir.join("FORMAT")).unwrap();
+    std::fs::write(dir.join("log-members.json"), "{}").unwrap();
+    refuse("no format file", "written by an older Shen (data format 1)");
 }

@@ -6,6 +6,7 @@
 //! [`Ops::shutdown`]. Architecture invariant: nothing here knows HTTP; the
 //! admin layer (`crate::admin`) calls [`Ops`], never the transport.
 
+mod format;
 mod formation;
 mod host;
 mod ops;
@@ -27,6 +28,7 @@ use shen_transport_libp2p::{Config, PeerKey, Transport};
 use tokio::sync::broadcast;
 use tracing::info;
 
+pub use format::{DATA_FORMAT, FORMAT_FILE};
 pub use formation::{
     load_members, store_members, FormStep, Formation, LogMembers, LogSettings, FORM_STABLE,
     LOG_MEMBERS_FILE, WAL_DIR,
@@ -109,6 +111,7 @@ impl Daemon {
         // Before anything reads or writes the directory: a second process
         // on it must change nothing.
         let lock = lock_data_dir(dir)?;
+        format::check_or_init(dir)?;
         let keypair =
             load_or_create_identity(&dir.join(IDENTITY_FILE)).map_err(|e| e.to_string())?;
         let incarnation = settings::next_incarnation(dir)?;
