@@ -1200,12 +1200,23 @@ const LESSONS = {
           run: (c) => {
             // Wait (at most 3 s) for the token to rest at a node, as seen at
             // a check point now (the observation is refreshed every 50 ms).
-            const resting = (x) => x.token.at.length && x.observed_us === x.time_us;
-            for (let i = 0; i < 60 && !resting(JSON.parse(viz.summaryJson())); i++) {
-              viz.advance((Math.floor(viz.timeMs() / 50 + 1e-9) + 1) * 50 - viz.timeMs(), 0);
+            // (and no copy of it in flight: a hand-off keeps the token
+            // at the sender until the receiver acknowledges it).
+            // The crash comes a millisecond later (actions start on the next
+            // whole ms), so take a node the token has just reached: it rests
+            // there for the next ~150 ms.
+            const resting = (x) => x.token.at.length === 1 && !x.token.in_flight.length && x.observed_us === x.time_us;
+            const nextCheck = () => viz.advance((Math.floor(viz.timeMs() / 50 + 1e-9) + 1) * 50 - viz.timeMs(), 0);
+            nextCheck();
+            let before = JSON.parse(viz.summaryJson()).token.at.join();
+            let s0 = null;
+            for (let i = 0; i < 60 && !s0; i++) {
+              nextCheck();
+              const x = JSON.parse(viz.summaryJson());
+              if (resting(x) && x.token.at.join() !== before) s0 = x;
+              before = x.token.at.join();
             }
-            const s0 = JSON.parse(viz.summaryJson());
-            if (!resting(s0)) throw new Error('the token did not rest at any node for 3 s');
+            if (!s0) throw new Error('the token did not reach a node for 3 s');
             c.at = s0.token.at[0];
             c.g0 = ev(s0, 'cartouche.regenerated');
             c.t0 = viz.timeMs();
@@ -1675,12 +1686,14 @@ function predictPick(v) {
 }
 
 function revealStep(ms) {
-  // Advance `ms` of virtual time in small chunks, checking the step's
-  // condition after each; true when the reveal is over.
+  // Advance `ms` of virtual time in whole chunks (the rest is kept for
+  // the next frame, so the outcome does not depend on the frame rate),
+  // checking the step's condition after each; true when it is over.
   const r = reveal;
-  const end = viz.timeMs() + ms;
-  while (viz.timeMs() < end - 1e-6) {
-    viz.advance(Math.min(REVEAL_CHUNK_MS, end - viz.timeMs()), 0);
+  r.budget = (r.budget || 0) + ms;
+  while (r.budget >= REVEAL_CHUNK_MS) {
+    r.budget -= REVEAL_CHUNK_MS;
+    viz.advance(REVEAL_CHUNK_MS, 0);
     const s = JSON.parse(r.p.watch ? viz.stateJson() : viz.summaryJson());
     try { if (r.p.watch) r.p.watch(s, r.c); } catch (e) { console.warn(e); }
     let over = false;
