@@ -8,7 +8,8 @@
 // Env: LESSONS=ankh,cartouche runs only those lessons' part (the teacher
 // links still run); LESSON_DEBUG=1 prints a failed prediction's context
 // and the run's URL hash (replay it to see why).
-import { openPage } from './common.mjs';
+import { join } from 'node:path';
+import { ROOT, openPage } from './common.mjs';
 
 // What a learner does at each step that asks for an action (1-based).
 const ACTIONS = {
@@ -153,6 +154,11 @@ export async function lessonsE2E(browser, url, errors, check) {
       }
       ok = await playStep(p, name, n, kinds[i], check);
       if (!ok) break;
+      if (name === 'cartouche' && n === 7) {
+        // A prediction and its outcome, for the README.
+        await p.evaluate(() => window.shen.viz.draw());
+        await p.screenshot({ path: join(ROOT, 'wasm-viz/e2e/lesson.png') });
+      }
       if (i + 1 < kinds.length) await p.click('#lessonnext');
     }
     check(ok && lit >= kinds.length - 1, `${name}: driven to its last step (${lit} of ${kinds.length} steps highlight something) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
