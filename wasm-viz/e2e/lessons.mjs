@@ -5,8 +5,8 @@
 // refereed, every step opened from a link, and teacher links to
 // mid-lesson steps played.
 //
-// Env: LESSONS=ankh,cartouche runs only those lessons' part (the teacher
-// links still run); LESSON_DEBUG=1 prints a failed prediction's context
+// Env: LESSONS=ankh,cartouche runs only those lessons' part (empty: none;
+// the teacher links still run); LESSON_DEBUG=1 prints a failed prediction's context
 // and the run's URL hash (replay it to see why).
 import { join } from 'node:path';
 import { ROOT, openPage } from './common.mjs';
@@ -111,7 +111,7 @@ async function playStep(p, name, n, kind, check) {
 
 export async function lessonsE2E(browser, url, errors, check) {
   // ---- every lesson, from its first step to its last
-  for (const name of (process.env.LESSONS || 'ankh,sundial,cartouche,ouroboros').split(',')) {
+  for (const name of (process.env.LESSONS ?? 'ankh,sundial,cartouche,ouroboros').split(',').filter(Boolean)) {
     const t0 = Date.now();
     const p = await openPage(browser, url, 'seed=1&nodes=3', errors);
     await p.evaluate(() => window.shen.play(false));
@@ -272,6 +272,17 @@ export async function lessonsE2E(browser, url, errors, check) {
       `sundial step 8 from a link: set up with a node cut off and declared dead (link ${link.replace(/^.*#/, '#')})`);
     check(await playStep(p, 'sundial', 8, 'check', check), 'sundial step 8 from a link: healing passes its check');
     await p.close();
+    // A link with a history replays it without the step's setup; a step
+    // about a crashed node waits for one, then asks.
+    const r = await openPage(browser, url, 'seed=11&nodes=6&t=3000&lesson=ankh&step=8', errors);
+    await r.evaluate(() => window.shen.play(false));
+    const before = [await r.locator('#lessonopts button').count(), await r.locator('#lessontext').innerText()];
+    await ui(r).dblclickNode(3);
+    await ui(r).advance(200);
+    const appeared = await r.waitForFunction(() => document.querySelectorAll('#lessonopts button').length === 3, null, { timeout: 10_000 }).then(() => true, () => false);
+    check(before[0] === 0 && /crash one first/.test(before[1]) && appeared && await r.evaluate(() => window.shen.lesson.ctx.victim) === 3,
+      'ankh step 8 opened on a run with no crash waits for one, then asks about the crashed node');
+    await r.close();
     const q = await openPage(browser, url, 'seed=2&nodes=6&lesson=sundial&step=99', errors);
     check(/lesson sundial has steps 1 to 10/.test(await q.locator('#error').innerText()) && await q.evaluate(() => window.shen.lesson.name) === null,
       'a link to a step that does not exist is refused with a message');

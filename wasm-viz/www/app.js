@@ -842,8 +842,9 @@ function inspect(id) {
 // (`check`, true once they did) or to predict what happens (`predict`:
 // the page then makes it happen, runs the world and says who was right,
 // from the actual run). `enter` reads what the step is about from the
-// world as it is; `setup` brings a fresh lesson world to where the step
-// starts (teacher links: `#...&lesson=NAME&step=N`). A challenge per ring
+// world as it is (again while `ready` says what it needs is missing);
+// `setup` brings a fresh lesson world to where the step starts (teacher
+// links: `#...&lesson=NAME&step=N`). A challenge per ring
 // lets the learner try to break the ring; the invariants referee.
 const ev = (s, name) => (s.events && s.events[name]) || 0;
 const REVEAL_SPEED = 2; // virtual ms per wall ms while the page shows an outcome
@@ -991,8 +992,9 @@ const LESSONS = {
           runUntil(v, (x) => !x.ankh.members.includes(victim), 20000);
         },
         enter: (s, c) => { c.victim = (s.nodes.find((n) => !n.up) || {}).id; },
+        ready: (c) => c.victim != null,
         predict: {
-          q: (s, c) => (c.victim == null ? 'No node is down: crash one first (double-click it), then come back to this step.'
+          q: (s, c) => (c.victim == null ? 'No node is down: crash one first (double-click it).'
             : `Node ${c.victim} is down. The page will restart it. Which arcs will it own once it is back in the ring?`),
           options: (s, c) => (c.victim == null ? [] : [
             ['same', 'exactly the arcs it had before'], ['new', 'a new set of arcs'], ['none', 'none until an operator rebalances'],
@@ -1098,6 +1100,7 @@ const LESSONS = {
       {
         setup: (v) => { settle(v); v.crash(v.nodeCount() - 1); v.advance(8000, 0); },
         enter: (s, c) => { const d = s.nodes.find((n) => !n.up); c.victim = d ? d.id : null; c.inc = d ? d.incarnation : 0; },
+        ready: (c) => c.victim != null,
         text: (s, c) => (c.victim != null
           ? `Restart node ${c.victim}: double-click it. It comes back with a higher incarnation, and a record with a higher incarnation beats the death record in every view.`
           : 'No node is down: crash one (double-click), wait, then restart it.'),
@@ -1660,6 +1663,12 @@ function lessonCheck() {
   lessonHighlight(s);
   if (lesson.mode === 'challenge') { challengeWatch(s); return; }
   const st = lessonStep();
+  // A step about something that is not there yet (no node is down): read
+  // the world again until it is.
+  if (st.ready && !lesson.passed && lesson.pick === null && !reveal && !st.ready(lesson.ctx)) {
+    try { st.enter(s, lesson.ctx); } catch (e) { /* shown as is */ }
+    if (st.ready(lesson.ctx)) lessonShow();
+  }
   if (st.check && !lesson.passed) {
     let ok = false;
     try { ok = st.check(s, lesson.base, lesson.ctx); } catch (e) { ok = false; }
