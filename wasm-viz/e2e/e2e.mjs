@@ -30,6 +30,11 @@
 // 9. Delivery-choice mode: three choices, the link replays to the same
 //    trace hash, a different choice after a rewind is a second branch of
 //    the tree, and clicking the first branch returns to it. Saves choice.png.
+// 10. Lessons (lessons.mjs): every lesson of every ring driven to its end
+//    through the page (actions by mouse and buttons, every prediction
+//    answered, what the protocols must answer checked), the canvas
+//    highlight, every ring's challenge refereed, every step opened from a
+//    link, teacher links to mid-lesson steps.
 // 5. Live mode against a fake admin API served by this script on 127.0.0.1
 //    (/status JSON + /events SSE, with CORS like `shen run`'s): members
 //    drawn, events flash, fork into a simulation; an unreachable address
@@ -46,6 +51,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ROOT, SHEN, WWW, launch, openPage, startServer } from './common.mjs';
+import { lessonsE2E } from './lessons.mjs';
 
 const ARTIFACTS = join(ROOT, 'wasm-viz/e2e/artifacts');
 let failures = 0;
@@ -187,14 +193,20 @@ try {
     const p = await openPage(browser, server.url, 'seed=2&nodes=6', errors);
     await p.evaluate(() => { window.shen.play(false); window.shen.viz.advance(3000, 0); });
     await p.click('#lessonpick button[data-lesson="sundial"]');
-    check(await p.locator('#lessonnext').isDisabled(), 'lesson: Next waits for the learner');
-    await p.click('#part');
-    await p.evaluate(() => window.shen.viz.advance(4000, 0));
+    await p.click('#lessonnext');
+    await p.click('#lessonnext');
+    check(await p.evaluate(() => window.shen.lesson.ix) === 2 && await p.locator('#lessonnext').isDisabled(),
+      'lesson: Next waits for the learner (sundial step 3: click a node)');
+    const [nx, ny] = await p.evaluate(() => window.shen.viz.nodePos(1));
+    const nb = await p.locator('#canvas').boundingBox();
+    await p.mouse.click(nb.x + 1 + nx, nb.y + 1 + ny);
     await p.waitForSelector('#lessontext .done', { timeout: 10_000 }).catch(() => {});
     check(await p.locator('#lessontext .done').count() === 1 && !(await p.locator('#lessonnext').isDisabled()),
-      'lesson: "make the cluster suspect a healthy node" is detected after a partition');
+      'lesson: the click on a node is noticed');
+    await p.click('#part');
+    await p.evaluate(() => window.shen.viz.advance(4000, 0));
     const hash = await p.evaluate(() => location.hash);
-    check(/faults=\d+:part:/.test(hash), `the URL carries the fault script (${hash})`);
+    check(/faults=\d+:part:/.test(hash) && /&lesson=sundial&step=3$/.test(hash), `the URL carries the fault script and the lesson step (${hash})`);
     await p.evaluate(() => {
       const r = document.getElementById('scrub');
       r.value = '1000';
@@ -205,6 +217,9 @@ try {
     check(t === 1000 && s2.horizon_us >= 7000000, `scrubbing back to 1 s (now ${t} ms, timeline end ${s2.horizon_us / 1000} ms)`);
     await p.close();
   }
+
+  // ---- 10. the lessons: every lesson to its end, challenges, step links
+  await lessonsE2E(browser, server.url, errors, check);
 
   // ---- the Shen log: a log world, appends and a read through the panel,
   // a crash of a chain's head, the two log invariants

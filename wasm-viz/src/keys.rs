@@ -47,6 +47,22 @@ pub struct Moves {
     /// The fraction of keys an ideal placement moves:
     /// |Δ members| / max(before, after).
     pub ideal: f64,
+    /// Members that joined the ring in this change.
+    pub joined: Vec<u64>,
+    /// Members that left it (crashed and declared dead, or left).
+    pub left: Vec<u64>,
+}
+
+impl Moves {
+    /// Keys that moved between two nodes that were members before and
+    /// after: consistent hashing never does that (a key changes owner
+    /// only to a new point or away from a removed one).
+    pub fn strays(&self) -> usize {
+        self.moved
+            .iter()
+            .filter(|(_, from, to)| !self.left.contains(from) && !self.joined.contains(to))
+            .count()
+    }
 }
 
 /// The sample keys' owners under the current reference ring, and the last
@@ -55,6 +71,8 @@ pub struct Moves {
 pub struct Keys {
     owners: Vec<u64>,
     members: usize,
+    /// The member ids of the ring `owners` was computed from.
+    ids: Vec<u64>,
     /// Changes of ownership, oldest first (the last [`MAX_MOVES`]).
     history: Vec<Moves>,
 }
@@ -85,6 +103,8 @@ impl Keys {
             .filter_map(|i| ring.locate_hash(sample_hash(i)).copied())
             .collect();
         let members = ring.len();
+        let mut ids: Vec<u64> = ring.members().map(|m| m.id).collect();
+        ids.sort_unstable();
         if owners.len() == SAMPLE_KEYS && self.owners.len() == SAMPLE_KEYS && owners != self.owners
         {
             let moved: Vec<(usize, u64, u64)> = (0..SAMPLE_KEYS)
@@ -99,6 +119,17 @@ impl Keys {
                     members_after: members,
                     moved,
                     ideal: delta as f64 / members.max(self.members).max(1) as f64,
+                    joined: ids
+                        .iter()
+                        .filter(|i| self.ids.binary_search(i).is_err())
+                        .copied()
+                        .collect(),
+                    left: self
+                        .ids
+                        .iter()
+                        .filter(|i| ids.binary_search(i).is_err())
+                        .copied()
+                        .collect(),
                 });
                 if self.history.len() > MAX_MOVES {
                     self.history.remove(0);
@@ -107,6 +138,7 @@ impl Keys {
         }
         self.owners = owners;
         self.members = members;
+        self.ids = ids;
     }
 
     /// The run went back to `now_us`, where the ring is `ring`: forget the
@@ -289,6 +321,30 @@ mod tests {
             m.moved.iter().all(|&(_, _, to)| to == 9),
             "only to the new node"
         );
+        assert_eq!(
+            (m.joined.as_slice(), m.left.as_slice()),
+            (&[9][..], &[][..])
+        );
+        assert_eq!(m.strays(), 0);
+        // A leave: node 3's keys, and only them, move.
+        let mut gone = ring(10);
+        gone.leave(&3).unwrap();
+        let mut k2 = k.clone();
+        k2.update(&gone, 5_500);
+        let l = k2.last().unwrap();
+        assert_eq!(
+            (l.joined.as_slice(), l.left.as_slice()),
+            (&[][..], &[3][..])
+        );
+        assert!(!l.moved.is_empty() && l.moved.iter().all(|&(_, from, _)| from == 3));
+        assert_eq!(l.strays(), 0);
+        // A move between two members that stayed is counted as a stray.
+        let fake = Moves {
+            moved: vec![(0, 1, 2), (1, 3, 2)],
+            left: vec![3],
+            ..l.clone()
+        };
+        assert_eq!(fake.strays(), 1);
         // The same ring again: no new change.
         k.update(&ring(10), 6_000);
         assert_eq!(k.last().unwrap().at_us, 5_000);

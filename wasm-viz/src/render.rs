@@ -321,6 +321,99 @@ pub struct SceneOpts {
     pub key: Option<usize>,
 }
 
+/// What a lesson points at: nodes, arcs of the ring and message kinds,
+/// drawn as pulsing white outlines over the scene. View state only: the
+/// world never sees it, so it cannot change a run or its trace hash.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Highlight {
+    /// Node ids.
+    pub nodes: Vec<u64>,
+    /// Arcs of the hash space as `[start, end]` fractions in `[0, 1]`,
+    /// clockwise from the top (as the state's `ankh.ranges` gives them;
+    /// `end < start` wraps).
+    pub arcs: Vec<(f64, f64)>,
+    /// Message kinds in flight, as `ring.kind` (e.g. `cartouche.token`).
+    pub kinds: Vec<String>,
+}
+
+impl Highlight {
+    /// Whether it points at nothing.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.arcs.is_empty() && self.kinds.is_empty()
+    }
+}
+
+/// The outlines of `hl` on a `width` × `height` canvas; `phase` in
+/// `[0, 1)` animates the pulse (the page passes wall-clock time).
+pub fn highlight_shapes(
+    world: &World,
+    width: f64,
+    height: f64,
+    hl: &Highlight,
+    phase: f64,
+) -> Vec<Shape> {
+    let mut out = Vec::new();
+    if hl.is_empty() {
+        return out;
+    }
+    let n = world.sim().node_count();
+    let lay = Layout::new(width, height, n);
+    let pulse = 0.5 - 0.5 * (phase.rem_euclid(1.0) * TAU).cos();
+    let color = format!("rgba(255,255,255,{:.2})", 0.55 + 0.45 * pulse);
+    let ring_r = lay.radius * 0.72;
+    let ring_w = (lay.radius * 0.07).max(3.0);
+    for &(start, end) in &hl.arcs {
+        if !(start.is_finite() && end.is_finite()) {
+            continue;
+        }
+        let a0 = start.clamp(0.0, 1.0) * TAU - PI / 2.0;
+        let mut a1 = end.clamp(0.0, 1.0) * TAU - PI / 2.0;
+        if a1 <= a0 {
+            a1 += TAU;
+        }
+        for r in [ring_r - ring_w / 2.0 - 2.0, ring_r + ring_w / 2.0 + 2.0] {
+            out.push(Shape::Arc {
+                r: r.max(1.0),
+                a0,
+                a1,
+                width: 2.0 + 1.5 * pulse,
+                color: color.clone(),
+            });
+        }
+    }
+    for &id in hl.nodes.iter().filter(|&&id| id < n) {
+        let (x, y) = lay.node_pos(id);
+        out.push(Shape::Circle {
+            x,
+            y,
+            r: lay.footprint() + 4.0 + 4.0 * pulse,
+            fill: None,
+            stroke: Some((color.clone(), 2.5)),
+        });
+    }
+    if !hl.kinds.is_empty() {
+        let now = world.now().as_micros();
+        for f in world.flights() {
+            let hit = hl
+                .kinds
+                .iter()
+                .any(|k| k.split_once('.') == Some((f.ring, f.what)));
+            if hit {
+                let (x, y) = flight_pos(&lay, &f, now);
+                out.push(Shape::Circle {
+                    x,
+                    y,
+                    r: 6.0 + 3.0 * pulse,
+                    fill: None,
+                    stroke: Some((color.clone(), 1.5)),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Messages hidden from the drawing, by ring and by kind (presentation
 /// only: they still travel).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -794,6 +887,48 @@ mod tests {
             .iter()
             .filter(|s| matches!(s, Shape::Circle { x, y, .. } if (x - x0).abs() < 1e-9 && (y - y0).abs() < 1e-9))
             .collect()
+    }
+
+    #[test]
+    fn a_highlight_outlines_its_nodes_arcs_and_messages_and_leaves_the_world_alone() {
+        let mut w = World::new(VizConfig::new(3, 5)).unwrap();
+        w.advance(Duration::from_secs(2)).unwrap();
+        let hash = w.sim().trace_hash();
+        assert!(highlight_shapes(&w, 800.0, 600.0, &Highlight::default(), 0.3).is_empty());
+        let hl: Highlight = serde_json::from_str(
+            r#"{"nodes": [1, 4, 99], "arcs": [[0.9, 0.1]], "kinds": ["sundial.probe"]}"#,
+        )
+        .unwrap();
+        let lay = Layout::new(800.0, 600.0, 5);
+        let shapes = highlight_shapes(&w, 800.0, 600.0, &hl, 0.5);
+        for id in [1, 4] {
+            let (x, y) = lay.node_pos(id);
+            assert_eq!(circles_at(&shapes, x, y).len(), 1, "node {id} outlined");
+        }
+        // Node 99 does not exist: nothing drawn for it. The arc wraps past
+        // the top: two outlines (inside and outside the ring), each longer
+        // than zero and shorter than a turn.
+        let arcs: Vec<(f64, f64)> = shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Arc { a0, a1, .. } => Some((*a0, *a1)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(arcs.len(), 2);
+        for (a0, a1) in arcs {
+            assert!((a1 - a0 - 0.2 * TAU).abs() < 1e-9, "{a0} {a1}");
+        }
+        let probes = w
+            .flights()
+            .iter()
+            .filter(|f| f.ring == "sundial" && f.what == "probe")
+            .count();
+        assert_eq!(shapes.len(), 2 + 2 + probes);
+        // The pulse changes the drawing, never the run.
+        assert_ne!(shapes, highlight_shapes(&w, 800.0, 600.0, &hl, 0.0));
+        assert_eq!(w.sim().trace_hash(), hash);
+        assert!(serde_json::from_str::<Highlight>(r#"{"node": [1]}"#).is_err());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::explain::{describe, why};
 use crate::live::{event_color, fork_hash, live_scene, parse_event, parse_status, LiveStatus};
-use crate::render::{message_at, scene_opts, Layout, MsgFilter, SceneOpts, Shape};
+use crate::render::{
+    highlight_shapes, message_at, scene_opts, Highlight, Layout, MsgFilter, SceneOpts, Shape,
+};
 use crate::script::{parse_script, Op, UrlParams};
 use crate::spacetime::{arrow_at, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
 use crate::state::state_json;
@@ -60,6 +62,8 @@ pub struct Viz {
     show_keys: bool,
     /// The sample key whose replica walk is drawn.
     key: Option<usize>,
+    /// What a lesson points at (view state only).
+    highlight: Highlight,
 }
 
 fn ms(t: f64) -> Result<Duration, JsError> {
@@ -134,6 +138,7 @@ impl Viz {
             st_span_us: DEFAULT_SPAN_US,
             show_keys: true,
             key: None,
+            highlight: Highlight::default(),
         })
     }
 
@@ -549,6 +554,24 @@ impl Viz {
         self.selected = u64::try_from(id).ok();
     }
 
+    /// Outline what a lesson points at, pulsing: `json` is `{"nodes":
+    /// [ids], "arcs": [[start, end], ...], "kinds": ["ring.kind", ...]}`
+    /// (every field optional; arcs as fractions of the hash space, as the
+    /// state's `ankh.ranges`). View state only: the run and its trace hash
+    /// are untouched.
+    #[wasm_bindgen(js_name = setHighlight)]
+    pub fn set_highlight(&mut self, json: &str) -> Result<(), JsError> {
+        self.highlight = serde_json::from_str(json)
+            .map_err(|e| JsError::new(&format!("highlight: {e} (want {{nodes, arcs, kinds}})")))?;
+        Ok(())
+    }
+
+    /// Remove the lesson's outlines.
+    #[wasm_bindgen(js_name = clearHighlight)]
+    pub fn clear_highlight(&mut self) {
+        self.highlight = Highlight::default();
+    }
+
     /// The id of the drawn message nearest to canvas point `(x, y)` (within
     /// `slack` px), or -1.
     #[wasm_bindgen(js_name = messageAt)]
@@ -687,8 +710,11 @@ impl Viz {
     }
 
     /// The keys as JSON: `{keys, owners: {node: count}, last: {at_us,
-    /// members_before, members_after, moved, ideal} | null, selected: {key,
-    /// hash, replicas} | null}`.
+    /// members_before, members_after, moved, moved_to, moved_from, joined,
+    /// left, strays, ideal} | null, history: [{at_us, moved, strays,
+    /// joined, left}], selected: {key, hash, replicas} | null}` (history:
+    /// the kept changes, oldest first; strays are keys moved between two
+    /// members that stayed).
     #[wasm_bindgen(js_name = keysJson)]
     pub fn keys_json(&self) -> String {
         let k = self.world.keys();
@@ -703,6 +729,10 @@ impl Viz {
                 "members_after": m.members_after,
                 "moved": m.moved.len(),
                 "moved_to": m.moved.iter().map(|x| x.2).collect::<std::collections::BTreeSet<_>>(),
+                "moved_from": m.moved.iter().map(|x| x.1).collect::<std::collections::BTreeSet<_>>(),
+                "joined": m.joined,
+                "left": m.left,
+                "strays": m.strays(),
                 "ideal": m.ideal,
             })
         });
@@ -718,6 +748,13 @@ impl Viz {
             "keys": k.owners().len(),
             "owners": owners,
             "last": last,
+            "history": k.history().iter().map(|m| serde_json::json!({
+                "at_us": m.at_us,
+                "moved": m.moved.len(),
+                "strays": m.strays(),
+                "joined": m.joined,
+                "left": m.left,
+            })).collect::<Vec<_>>(),
             "selected": selected,
         })
         .to_string()
@@ -909,6 +946,14 @@ impl Viz {
             .partition(|s| matches!(s, Shape::Arc { .. }));
         self.draw_ring_layer(&ctx, &arcs)?;
         paint(&ctx, &shapes, self.width, self.height)?;
+        if !self.highlight.is_empty() {
+            // The pulse follows the wall clock: it is drawing, not the run.
+            let phase = web_sys::window()
+                .and_then(|w| w.performance())
+                .map_or(0.0, |p| p.now() / 1200.0);
+            let hl = highlight_shapes(&self.world, self.width, self.height, &self.highlight, phase);
+            paint(&ctx, &hl, self.width, self.height)?;
+        }
         Ok(count)
     }
 

@@ -233,3 +233,40 @@ fn bad_input_is_an_error_not_a_panic() {
     v.advance(100.0, 0.0).map_err(js_error_text).unwrap();
     assert_eq!(v.time_ms(), 100.0);
 }
+
+#[wasm_bindgen_test]
+fn a_highlight_is_view_state_and_bad_ones_are_refused() {
+    let mut a = viz("9", 5);
+    let mut b = viz("9", 5);
+    a.set_highlight(r#"{"nodes": [1, 2], "arcs": [[0.1, 0.3]], "kinds": ["sundial.probe"]}"#)
+        .map_err(js_error_text)
+        .unwrap();
+    a.advance(1500.0, 0.0).map_err(js_error_text).unwrap();
+    b.advance(1500.0, 0.0).map_err(js_error_text).unwrap();
+    assert_eq!(
+        a.trace_hash(),
+        b.trace_hash(),
+        "a highlight never changes the run"
+    );
+    a.clear_highlight();
+    assert_error(
+        "unknown field",
+        a.set_highlight(r#"{"node": 1}"#),
+        "highlight:",
+    );
+    assert_error("not JSON", a.set_highlight("nodes=1"), "highlight:");
+}
+
+#[wasm_bindgen_test]
+fn keys_json_names_who_joined_and_counts_strays() {
+    let mut v = viz("11", 6);
+    v.advance(2500.0, 0.0).map_err(js_error_text).unwrap();
+    let id = v.add_node().map_err(js_error_text).unwrap();
+    v.advance(3000.0, 0.0).map_err(js_error_text).unwrap();
+    let k: Value = serde_json::from_str(&v.keys_json()).expect("keysJson is JSON");
+    assert_eq!(ids(&k["last"]["joined"]), vec![u64::from(id)]);
+    assert!(ids(&k["last"]["left"]).is_empty());
+    assert_eq!(k["last"]["strays"], 0);
+    let h = k["history"].as_array().expect("history");
+    assert!(!h.is_empty() && h.iter().all(|m| m["strays"] == 0));
+}

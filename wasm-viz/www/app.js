@@ -51,7 +51,7 @@ function showNote(text) {
 function act(f) {
   try {
     const r = f();
-    history.replaceState(null, '', '#' + viz.urlHash());
+    history.replaceState(null, '', '#' + pageHash());
     refreshPanels(true);
     return r;
   } catch (e) {
@@ -64,7 +64,9 @@ function makeViz() {
   const hash = location.hash.slice(1);
   if (liveAddrOf(hash) !== null) return Viz.fromHash('');
   try {
-    return Viz.fromHash(hash);
+    // A lesson link without a world opens the lesson's own world.
+    const { world, name } = splitLessonHash(hash);
+    return Viz.fromHash(!world && LESSONS[name] ? LESSONS[name].world : world);
   } catch (e) {
     showError(`bad link (${e.message}); starting the default world`);
     return Viz.fromHash('');
@@ -652,7 +654,9 @@ function tick(t) {
     try { live.view.draw(performance.now()); } catch (e) { showError(e); stopLive(); }
     window.shen.ready = true;
   } else if (!benchRunning) {
-    if (lastT !== null && playing) {
+    if (lastT !== null && reveal && reveal.kind === 'predict') {
+      try { revealTick(Math.min(t - lastT, 100)); } catch (e) { reveal = null; showError(e); }
+    } else if (lastT !== null && playing) {
       const dt = Math.min(t - lastT, 100);
       try {
         // At most FRAME_BUDGET_MS of simulation per frame: a world too big
@@ -832,85 +836,979 @@ function inspect(id) {
 }
 
 // ------------------------------------------------------------ lessons
-// Each step: what to read, and (optionally) a check that the learner made
-// it happen; `base` is the summary when the step began.
-const ev = (s, name) => s.events[name] || 0;
-const LESSONS = {
-  ankh: [
-    { text: 'Ankh Ring places keys by hashing. Each node owns the arcs (in its colour) ending at its virtual nodes. Add a node.',
-      check: (s, b) => s.nodes.length > b.nodes.length },
-    { text: 'Its arcs appeared: it took small ranges from several nodes, not half of one. Now crash a node (double-click it) and wait until the others declare it dead.',
-      check: (s, b) => s.ankh && s.ankh.members.length < b.ankh.members.length },
-    { text: 'Done: the dead node\'s ranges went to the next vnodes clockwise — only its keys moved. Every node computes this from its own Sundial view.' },
-  ],
-  sundial: [
-    { text: 'Sundial gossips (blue dots) and each node probes its 3 predecessors on the circle. Make the cluster suspect a healthy node: cut the network (Partition) or raise the loss.',
-      check: (s) => s.nodes.some((n) => n.up && n.suspect_votes + n.dead_votes > 0) },
-    { text: 'Phi rose past the threshold at its monitors (red), so they suspect it. Heal the network (and set loss back to 0): the node refutes by raising its incarnation.',
-      check: (s, b) => !s.partitioned && s.loss === 0 && ev(s, 'sundial.refuted') > ev(b, 'sundial.refuted') },
-    { text: 'It refuted. Now crash a node for real and watch: phi climbs, suspicion, then every node declares it dead.',
-      check: (s) => s.nodes.some((n) => !n.up && n.declared_dead) },
-    { text: 'Done: independent suspectors shorten the wait (400 ms with agreement, up to 10 s for one).' },
-  ],
-  cartouche: [
-    { text: 'Cartouche passes one token clockwise (big gold dot; gold ring where it rests). Select a node and press "Request token".',
-      check: (s, b) => ev(s, 'cartouche.granted') > ev(b, 'cartouche.granted') },
-    { text: 'A grant needed a majority to confirm its fencing number. Now lose the token: crash the node where it rests (gold ring).',
-      check: (s, b) => ev(s, 'cartouche.regenerated') > ev(b, 'cartouche.regenerated') },
-    { text: 'Done: after the loss timeout a node asked a majority to promise a new generation and created a new token with a higher fencing number. A minority side of a partition can never do that.' },
-  ],
-  ouroboros: [
-    { text: 'Ouroboros keeps the Shen log: each partition is a chain head → middle → tail (cyan arrows; the panel top left shows each member\'s log). Type a key and press "Append".',
-      check: (s, b) => s.log && s.log.acked > (b.log ? b.log.acked : 0) },
-    { text: 'The record went down the chain (cyan dots) and the tail\'s acknowledgement came back up (purple): only then was it acknowledged. Pick the partition it went to, then crash the head of that chain (double-click the node marked H).',
-      check: (s, b) => s.log && s.nodes.some((n) => !n.up) && ev(s, 'ouroboros.reconfig_done') > ev(b, 'ouroboros.reconfig_done') },
-    { text: 'Sundial declared it dead; the Cartouche token holder ran a Paxos round with its fencing number as the ballot and installed a new chain without it (a new epoch). Press "Read tail": the record you appended is still there.',
-      check: (s, b) => s.log && s.log.ops.some((o) => o.kind === 'read' && o.outcome.state === 'read' && o.outcome.records.length > 0 && o.issued_us >= b.time_us) },
-    { text: 'Done: a record is acknowledged only once every member has it, and a new chain keeps the survivors in order, so no acknowledged append is lost and every committed prefix agrees (the two log invariants). Crash all three members of a chain and see what the guarantee does not cover.' },
-  ],
-};
-let lesson = null;
-let pendingLesson = null;
-let stepIx = 0;
-let base = null;
+// A lesson is a list of steps. A step explains one thing (`text`), points
+// at what it is about (`hl`: nodes, arcs, message kinds on the canvas and
+// a panel of the page), and either asks the learner to do something
+// (`check`, true once they did) or to predict what happens (`predict`:
+// the page then makes it happen, runs the world and says who was right,
+// from the actual run). `enter` reads what the step is about from the
+// world as it is (again while `ready` says what it needs is missing);
+// `setup` brings a fresh lesson world to where the step starts (teacher
+// links: `#...&lesson=NAME&step=N`). A challenge per ring
+// lets the learner try to break the ring; the invariants referee.
+const ev = (s, name) => (s.events && s.events[name]) || 0;
+const REVEAL_SPEED = 2; // virtual ms per wall ms while the page shows an outcome
+const REVEAL_CHUNK_MS = 10;
+const keysNow = () => JSON.parse(viz.keysJson());
+const upIds = (s) => s.nodes.filter((n) => n.up).map((n) => n.id);
+const majority = (n) => Math.floor(n / 2) + 1;
+const pct = (x) => `${(x * 100).toFixed(1)}%`;
+const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const inv = (s, name) => s.invariants.find((i) => i.name === name) || { state: 'ok' };
+// Where the token is: the nodes it rests at, the holders, both ends of a
+// token message in flight.
+const tokenNodes = (s) => [...new Set([...s.token.at, ...s.token.holders, ...s.token.in_flight.flatMap((m) => [m[1], m[2]])])];
+// Ranges of the hash space: the one holding fraction x, its middle.
+const inRange = (r, x) => (r.start < r.end ? x > r.start && x <= r.end : x > r.start || x <= r.end);
+const rangeAt = (s, x) => (s.ankh && s.ankh.ranges ? s.ankh.ranges.find((r) => inRange(r, x)) : null);
+const rangeMid = (r) => { const len = (r.end - r.start + 1) % 1 || 1; return (r.start + len / 2) % 1; };
+const rangeLen = (r) => (r.end - r.start + 1) % 1 || 1;
+// Cartouche's loss timeout on this page (rings/src/cartouche.rs:
+// lease·(1 + 2·drift) + (idle pass + hop latency)·2n + 2·quorum timeout,
+// with the page's settings: lease 300 ms, drift 0.1, idle pass 150 ms, hop
+// latency 80 ms, quorum timeout 100 ms).
+const lossTimeoutMs = (n) => 300 * 1.2 + (150 + 80) * 2 * n + 2 * 100;
+const otherNodes = (s, ids) => s.nodes.map((n) => n.id).filter((i) => !ids.includes(i));
+const groups = (a, b) => `${a.join('.')}/${b.join('.')}`;
+const logChain = (s, p) => (s.log && s.log.chains[p] ? s.log.chains[p].chain : []);
+const roleName = (i, n) => (i === 0 ? 'head' : i === n - 1 ? 'tail' : 'middle');
+// A log client off the chain when there is one (its requests then travel).
+const logClientOff = (s, chain) => (upIds(s).find((i) => !chain.includes(i)) ?? upIds(s)[0]);
+const ackedOn = (s, p) => s.log.ops.filter((o) => o.kind === 'append' && o.partition === p && o.outcome.state === 'acked');
+// Run the world until `f(state)` or `ms` pass (setups and skips).
+function runUntil(v, f, ms) {
+  const end = v.timeMs() + ms;
+  while (v.timeMs() < end) {
+    v.advance(Math.min(50, end - v.timeMs()), 0);
+    if (f && f(JSON.parse(v.stateJson()))) return true;
+  }
+  return false;
+}
+const settle = (v) => { if (v.timeMs() < 3000) v.advance(3000 - v.timeMs(), 0); };
 
-function lessonShow() {
-  const steps = LESSONS[lesson];
-  const st = steps[stepIx];
-  $('lessontext').innerHTML = '';
-  const p = document.createElement('p');
-  p.textContent = `${stepIx + 1}/${steps.length}. ${st.text}`;
-  $('lessontext').appendChild(p);
-  $('lessonnav').style.display = 'flex';
-  $('lessonnext').disabled = !!st.check && !st.passed;
+const LESSONS = {
+  ankh: {
+    title: 'Ankh: consistent hashing',
+    world: 'seed=11&nodes=6',
+    fits: (s) => s.nodes.length >= 4 && s.nodes.length <= 12 && !!s.ankh,
+    steps: [
+      {
+        enter: (s, c) => {
+          const by = (id) => s.ankh.ranges.filter((r) => r.owner === id);
+          c.a = s.ankh.members.reduce((m, id) => (s.nodes[id].share > s.nodes[m].share ? id : m), s.ankh.members[0]);
+          c.arcs = by(c.a);
+        },
+        text: (s, c) => `The inner ring is the hash space, read clockwise from the top. Each node hashes its id to ${s.ankh.vnodes} points on it (virtual nodes). The arc that ends at a point belongs to that point's node and has its colour. Node ${c.a} (outlined) owns ${c.arcs.length} arcs here, ${pct(s.nodes[c.a].share)} of the ring.`,
+        hl: (s, c) => ({ nodes: [c.a], arcs: c.arcs.map((r) => [r.start, r.end]) }),
+      },
+      {
+        text: () => 'A key belongs to the first point at or after its own hash, clockwise. The small dots inside the ring are 256 sample keys, each in its owner\'s colour. Click one key dot.',
+        hl: () => ({ panel: 'keyspanel' }),
+        check: () => !!keysNow().selected,
+      },
+      {
+        setup: (v) => { settle(v); v.selectKey(40); },
+        enter: (s, c) => { c.key = keysNow().selected; },
+        text: (s, c) => (c.key
+          ? `The lines from key ${c.key.key} show its replica walk: its owner first, then the next 2 distinct nodes clockwise (the replication factor is 3). Points of a node already chosen are skipped, so the 3 copies sit on 3 different nodes: ${c.key.replicas.join(' → ')}.`
+          : 'Click a key dot: its lines show its replica walk, the owner then the next 2 distinct nodes clockwise.'),
+        hl: (s, c) => ({ nodes: c.key ? c.key.replicas : [], panel: 'keyspanel' }),
+      },
+      {
+        enter: (s, c) => { c.n = s.ankh.members.length; },
+        predict: {
+          q: (s, c) => `A new node is about to join the ${c.n} in the ring. How many of the 256 sample keys will change owner?`,
+          options: (s, c) => [
+            ['none', 'none'], ['share', `about 1/${c.n + 1} of them (≈${Math.round(256 / (c.n + 1))})`],
+            ['half', 'about half (≈128)'], ['all', 'nearly all'],
+          ],
+          run: (c) => { c.t0 = viz.timeMs() * 1000; c.id = viz.addNode(); },
+          until: (s, c) => { const l = keysNow().last; return !!l && l.at_us > c.t0 && s.ankh.members.includes(c.id); },
+          max_ms: 10000,
+          answer: (s, c) => {
+            const l = keysNow().last;
+            c.moved = l && l.at_us > c.t0 ? l.moved : 0;
+            c.ideal = l ? l.ideal : 0;
+            const f = c.moved / 256;
+            return c.moved === 0 ? 'none' : f <= 0.3 ? 'share' : f <= 0.7 ? 'half' : 'all';
+          },
+          why: (s, c) => `${c.moved} of 256 keys moved (${pct(c.moved / 256)}); the ideal is 1/${c.n + 1} = ${pct(c.ideal)}. A key changes owner only if one of the new node's ${s.ankh.vnodes} points lands between its hash and its old owner's point.`,
+        },
+        hl: (s, c) => ({ nodes: c.id != null ? [c.id] : [], panel: 'keyspanel' }),
+      },
+      {
+        setup: (v) => { settle(v); v.addNode(); v.advance(4000, 0); },
+        enter: (s, c) => { c.last = keysNow().last; },
+        text: (s, c) => (c.last
+          ? `Where did they go? All ${c.last.moved} to node${c.last.moved_to.length > 1 ? 's' : ''} ${c.last.moved_to.join(', ')}, the node that joined (${c.last.joined.join(', ') || 'none'}); ${c.last.strays} moved between two nodes that were there before. Some old nodes lost keys; none gained any.`
+          : 'No change of the ring yet: add a node.'),
+        hl: (s, c) => ({ nodes: c.last ? c.last.moved_to : [], panel: 'keyspanel' }),
+      },
+      {
+        enter: (s, c) => {
+          // The biggest arc of a node other than the lowest running one
+          // (whose view the ring is drawn from).
+          const low = upIds(s)[0];
+          const cand = s.ankh.ranges.filter((r) => r.owner !== low && s.nodes[r.owner].up);
+          c.range = cand.reduce((m, r) => (rangeLen(r) > rangeLen(m) ? r : m), cand[0]);
+          c.victim = c.range.owner;
+          const ix = s.ankh.ranges.indexOf(c.range);
+          c.expected = s.ankh.ranges[(ix + 1) % s.ankh.ranges.length].owner;
+        },
+        predict: {
+          q: (s, c) => `The outlined arc belongs to node ${c.victim}. The page will crash node ${c.victim}; once the others declare it dead, it leaves the ring. Which node takes over this arc?`,
+          options: (s, c) => s.ankh.members.filter((i) => i !== c.victim).map((i) => [i, `node ${i}`]),
+          run: (c) => { viz.crash(c.victim); },
+          until: (s, c) => !s.ankh.members.includes(c.victim),
+          max_ms: 20000,
+          answer: (s, c) => { const r = rangeAt(s, rangeMid(c.range)); return r ? r.owner : null; },
+          why: (s, c, a) => `Node ${a} took it. Keys in the arc walk on clockwise past node ${c.victim}'s removed point to the next point, which is node ${c.expected}'s.` +
+            (a === c.expected ? '' : ` (The ring changed in between: node ${a} got it.)`),
+        },
+        hl: (s, c) => ({ nodes: [c.result != null ? c.result : c.victim], arcs: [[c.range.start, c.range.end]] }),
+      },
+      {
+        setup: (v) => {
+          settle(v);
+          const s = JSON.parse(v.stateJson());
+          const low = upIds(s)[0];
+          const victim = s.ankh.ranges.filter((r) => r.owner !== low).reduce((m, r) => (rangeLen(r) > rangeLen(m) ? r : m)).owner;
+          v.crash(victim);
+          runUntil(v, (x) => !x.ankh.members.includes(victim), 20000);
+        },
+        enter: (s, c) => { c.last = keysNow().last; },
+        text: (s, c) => (c.last && c.last.left.length
+          ? `Only node ${c.last.left.join(', ')}'s keys moved: ${c.last.moved} keys, from node${c.last.moved_from.length > 1 ? 's' : ''} ${c.last.moved_from.join(', ')} to nodes ${c.last.moved_to.join(', ')}. Every other key stayed where it was. Each node computes this alone, from its own Sundial view: Ankh sends no messages.`
+          : 'Crash a node and wait until it is declared dead: only its keys move.'),
+        hl: (s, c) => ({ nodes: c.last ? c.last.moved_to : [], panel: 'keyspanel' }),
+      },
+      {
+        setup: (v) => {
+          settle(v);
+          const s = JSON.parse(v.stateJson());
+          const low = upIds(s)[0];
+          const victim = s.ankh.ranges.filter((r) => r.owner !== low).reduce((m, r) => (rangeLen(r) > rangeLen(m) ? r : m)).owner;
+          v.crash(victim);
+          runUntil(v, (x) => !x.ankh.members.includes(victim), 20000);
+        },
+        enter: (s, c) => { c.victim = (s.nodes.find((n) => !n.up) || {}).id; },
+        ready: (c) => c.victim != null,
+        predict: {
+          q: (s, c) => (c.victim == null ? 'No node is down: crash one first (double-click it).'
+            : `Node ${c.victim} is down. The page will restart it. Which arcs will it own once it is back in the ring?`),
+          options: (s, c) => (c.victim == null ? [] : [
+            ['same', 'exactly the arcs it had before'], ['new', 'a new set of arcs'], ['none', 'none until an operator rebalances'],
+          ]),
+          run: (c) => { viz.restart(c.victim); },
+          until: (s, c) => s.ankh.members.includes(c.victim),
+          max_ms: 15000,
+          answer: (s, c) => {
+            const mine = s.ankh.ranges.filter((r) => r.owner === c.victim);
+            if (!mine.length) return 'none';
+            // The same world replayed to just before the node's crash.
+            const crashes = viz.script().split(',').filter((a) => a.endsWith(`:crash:${c.victim}`));
+            const at = crashes.length ? Number(crashes.at(-1).split(':')[0]) / 1000 - 1 : 3000;
+            const before = Viz.fromHash(`${viz.urlHash().replace(/&t=[^&]*/, '')}&t=${Math.max(0, at)}`);
+            const then = JSON.parse(before.stateJson()).ankh.ranges.filter((r) => r.owner === c.victim);
+            before.free();
+            const key = (rs) => rs.map((r) => `${r.start.toFixed(9)}-${r.end.toFixed(9)}`).sort().join(',');
+            c.count = mine.length;
+            return key(mine) === key(then) ? 'same' : 'new';
+          },
+          why: (s, c, a) => (a === 'same'
+            ? `It owns the same ${c.count} arcs as just before its crash: its points are hashes of its id, so they land where they were, and the keys it had come back to it.`
+            : a === 'new' ? 'Its arcs differ from the start: another join or leave changed the ring meanwhile.' : 'It owns no arc yet.'),
+        },
+        hl: (s, c) => ({ nodes: c.victim != null ? [c.victim] : [] }),
+      },
+      {
+        text: () => 'Your turn: press Add node, then watch the keys panel count the keys that moved against the ideal share.',
+        hl: () => ({ panel: 'add' }),
+        check: (s, b) => { const l = keysNow().last; return s.nodes.length > b.nodes.length && !!l && l.at_us > b.time_us; },
+      },
+      {
+        text: (s) => {
+          const sh = s.ankh.members.map((i) => s.nodes[i].share);
+          return `Why many points per node? With few, arcs are uneven: with ${s.ankh.vnodes} points each, shares here run from ${pct(Math.min(...sh))} to ${pct(Math.max(...sh))}. Shen's default is 160 points per node, which evens them out (try a link with vnodes=160).`;
+        },
+        hl: (s) => ({ nodes: s.ankh.members }),
+      },
+    ],
+    challenge: {
+      title: 'Move a key between two nodes that both stay in the ring',
+      text: 'Use anything: Add node, crashes, restarts, partitions. The referee is the keys panel: every key that changes owner must come from a node that left or go to a node that joined. Press "I\'m done" when you have tried.',
+      start: (s, c) => { c.t0 = s.time_us; },
+      finish: () => { if (JSON.parse(viz.summaryJson()).partitioned) viz.heal(); if (JSON.parse(viz.summaryJson()).loss > 0) viz.setLoss(0); },
+      until: (s) => inv(s, 'placements_agree').state === 'ok',
+      max_ms: 25000,
+      explain: (s, c) => {
+        const h = keysNow().history.filter((m) => m.at_us >= c.t0);
+        const moved = h.reduce((a, m) => a + m.moved, 0);
+        const strays = h.reduce((a, m) => a + m.strays, 0);
+        if (strays > 0) return { bad: true, text: `${strays} key(s) moved between two nodes that stayed. Consistent hashing never does that: this is a bug. Please report it with this page's link.` };
+        if (!h.length) return { text: 'The ring did not change: add or crash a node and try again.' };
+        return {
+          text: `The ring changed ${h.length} time(s); ${moved} keys moved, every one from a node that left or to a node that joined (0 strays). That is consistent hashing: a key's owner is the first point clockwise from its hash. New points can only take keys for themselves; removed points only hand their own keys to the next point. Every node computes the same ring from the same member list, so after the views converge the placements agree again.`,
+        };
+      },
+    },
+  },
+
+  sundial: {
+    title: 'Sundial: gossip & failure detection',
+    world: 'seed=2&nodes=6',
+    fits: (s) => s.nodes.length >= 4 && s.nodes.length <= 12 && s.phi_threshold > 0,
+    steps: [
+      {
+        text: (s) => `Sundial keeps the member list. Every 200 ms each node starts a gossip round with 3 peers (blue dots): it sends the hash of its view (syn); only if the views differ do they swap the missing records (syn_ack, pull, delta). ${inv(s, 'views_converged').state === 'ok' ? `All ${upIds(s).length} running nodes now agree.` : 'The views are still converging.'}`,
+        hl: () => ({ kinds: ['sundial.syn', 'sundial.syn_ack', 'sundial.pull', 'sundial.delta'] }),
+      },
+      {
+        text: (s) => `Each node also probes its 3 predecessors on the circle (probe, answered by probe_ack). From how late the answers come it computes phi, a measure of how unlikely the silence is; the gauge inside a node shows the highest phi its monitors compute, full at the threshold ${s.phi_threshold}.`,
+        hl: () => ({ kinds: ['sundial.probe', 'sundial.probe_ack'] }),
+      },
+      {
+        text: () => 'Click a node: the Node panel shows who counts it alive, suspect or dead, and the phi it computes for each node it monitors.',
+        hl: () => ({ panel: 'inspect' }),
+        check: () => selected >= 0,
+      },
+      {
+        enter: (s, c) => { c.victim = upIds(s).at(-1); },
+        predict: {
+          q: (s, c) => `The page will crash node ${c.victim}. How long until most of the others declare it dead?`,
+          options: () => [['fast', 'under 2 s'], ['mid', '2 to 8 s'], ['slow', '8 s or more'], ['never', 'never: it might come back']],
+          run: (c) => { c.t0 = viz.timeMs(); viz.crash(c.victim); },
+          until: (s, c) => s.nodes[c.victim].declared_dead,
+          max_ms: 20000,
+          answer: (s, c) => {
+            if (!s.nodes[c.victim].declared_dead) return 'never';
+            c.dt = viz.timeMs() - c.t0;
+            return c.dt < 2000 ? 'fast' : c.dt < 8000 ? 'mid' : 'slow';
+          },
+          why: (s, c) => (c.dt != null
+            ? `It took about ${secs(c.dt)}: its monitors' phi passed the threshold ${s.phi_threshold} as its answers stopped, each of them suspected it, and with 2 independent suspectors the wait before declaring it dead is only 400 ms (a single suspector waits up to 10 s).`
+            : 'It was not declared dead within 20 s.'),
+        },
+        hl: (s, c) => ({ nodes: [c.victim] }),
+      },
+      {
+        setup: (v) => { settle(v); v.crash(v.nodeCount() - 1); v.advance(8000, 0); },
+        enter: (s, c) => { c.victim = (s.nodes.find((n) => !n.up) || {}).id; },
+        text: (s, c) => `You saw it on node ${c.victim ?? '(crash one)'}: the phi gauge filled, an orange ring (suspected), then a dark red one (declared dead). The What happened panel tells each step in words; click a line to jump there on the timeline.`,
+        hl: (s, c) => ({ nodes: c.victim != null ? [c.victim] : [], panel: 'story' }),
+      },
+      {
+        setup: (v) => { settle(v); v.crash(v.nodeCount() - 1); v.advance(8000, 0); },
+        enter: (s, c) => { const d = s.nodes.find((n) => !n.up); c.victim = d ? d.id : null; c.inc = d ? d.incarnation : 0; },
+        ready: (c) => c.victim != null,
+        text: (s, c) => (c.victim != null
+          ? `Restart node ${c.victim}: double-click it. It comes back with a higher incarnation, and a record with a higher incarnation beats the death record in every view.`
+          : 'No node is down: crash one (double-click), wait, then restart it.'),
+        hl: (s, c) => ({ nodes: c.victim != null ? [c.victim] : [] }),
+        check: (s, b, c) => c.victim != null && s.nodes[c.victim].up && s.nodes[c.victim].incarnation > c.inc && inv(s, 'views_converged').state === 'ok',
+      },
+      {
+        enter: (s, c) => { c.y = upIds(s)[1]; },
+        predict: {
+          q: (s, c) => `Node ${c.y} is healthy. The page will cut it off from the others (a partition: node ${c.y} alone on one side). Will the others declare it dead?`,
+          options: () => [['yes', 'yes'], ['no', 'no: it is still running']],
+          run: (c) => { viz.partition(groups([c.y], otherNodes(JSON.parse(viz.summaryJson()), [c.y]))); },
+          until: (s, c) => s.nodes[c.y].declared_dead,
+          max_ms: 15000,
+          answer: (s, c) => (s.nodes[c.y].declared_dead ? 'yes' : 'no'),
+          why: (s, c, a) => (a === 'yes'
+            ? 'Yes. From the other side a cut link and a crash look the same: no answers. A failure detector can only tell silence, not its cause. What makes this safe to undo is the next step.'
+            : 'Not within 15 s.'),
+        },
+        hl: (s, c) => ({ nodes: [c.y] }),
+      },
+      {
+        setup: (v) => { settle(v); v.partition(groups([1], [0, 2, 3, 4, 5].filter((i) => i < v.nodeCount()))); v.advance(6000, 0); },
+        enter: (s, c) => { c.y = (s.nodes.find((n) => n.up && n.dead_votes > 0) || {}).id; },
+        text: (s, c) => `Heal the network (the Heal button). Node ${c.y ?? 'the cut-off node'} hears that it was declared dead and refutes it: it raises its incarnation and gossips the new record, which beats the death record.`,
+        hl: (s, c) => ({ nodes: c.y != null ? [c.y] : [], panel: 'heal' }),
+        check: (s, b) => !s.partitioned && ev(s, 'sundial.refuted') > ev(b, 'sundial.refuted') && inv(s, 'views_converged').state === 'ok',
+      },
+      {
+        text: () => 'Loss makes silence too. Set the loss slider to 0.3 or more for a few seconds, watch the orange rings of suspicion with no node crashed, then set it back to 0.',
+        hl: () => ({ panel: 'loss' }),
+        check: (s, b, c) => { c.lossy = c.lossy || s.loss >= 0.3; return c.lossy && s.loss === 0; },
+      },
+      {
+        text: () => 'The views_converged invariant (Invariants panel) says: every running node has the same view, sees every running node alive and every crashed node dead. It is a liveness promise: suspended while a partition or loss is in force, violated only if it stays false for about 20 s after your last action.',
+        hl: () => ({ panel: 'invariants' }),
+      },
+    ],
+    challenge: {
+      title: 'Keep a running node counted dead after the network is whole again',
+      text: 'Partition, add loss, crash, restart, pause or skew clocks as you like. When you press "I\'m done", the page heals the network, sets the loss to 0 and waits; the views_converged invariant is the referee.',
+      start: (s, c) => { c.t0 = s.time_us; c.died = ev(s, 'sundial.died'); c.ref = ev(s, 'sundial.refuted'); },
+      finish: () => { const s = JSON.parse(viz.summaryJson()); if (s.partitioned) viz.heal(); if (s.loss > 0) viz.setLoss(0); },
+      until: (s) => inv(s, 'views_converged').state === 'ok',
+      max_ms: 25000,
+      explain: (s, c) => {
+        const died = ev(s, 'sundial.died') - c.died;
+        const ref = ev(s, 'sundial.refuted') - c.ref;
+        const ok = inv(s, 'views_converged').state === 'ok';
+        if (!ok) return { bad: true, text: `views_converged is ${inv(s, 'views_converged').state} (${inv(s, 'views_converged').detail}): the views did not converge within its bound. That would be a bug: please report it with this page's link.` };
+        return {
+          text: `Every running node is counted alive again. During your attempt nodes were declared dead ${died} time(s) and refuted ${ref} time(s). A node declared dead keeps hearing gossip (every 5th round a node also sends its digest to one member it counts dead), learns it, and raises its incarnation: a record with a higher incarnation beats the death record, so once the network carries messages, every view takes it back.`,
+        };
+      },
+    },
+  },
+
+  cartouche: {
+    title: 'Cartouche: the token',
+    world: 'seed=5&nodes=6',
+    fits: (s) => s.nodes.length >= 4 && s.nodes.length <= 12 && !!s.token,
+    steps: [
+      {
+        text: () => 'Cartouche passes one token clockwise around the members (the big gold dot; a gold ring where it rests, about 150 ms at each node on this page). Whoever holds the token may grant the lock to the first request in its queue.',
+        hl: (s) => ({ nodes: tokenNodes(s), kinds: ['cartouche.token'] }),
+      },
+      {
+        text: () => 'Click a node, then press "Request token" in the Node panel.',
+        hl: () => ({ panel: 'inspect' }),
+        check: (s, b) => ev(s, 'cartouche.granted') > ev(b, 'cartouche.granted'),
+      },
+      {
+        text: (s) => `Before granting, the node holding the token sent Confirm to every member and waited until a majority (${majority(s.nodes.length)} of ${s.nodes.length}) accepted the grant's fencing number (generation, sequence). A member accepts a number only if it is higher than any it accepted before, so fencing numbers only grow${s.token.fencing ? ` (the latest: ${s.token.fencing.join('.')})` : ''}.`,
+        hl: () => ({ kinds: ['cartouche.confirm', 'cartouche.confirm_ack'] }),
+      },
+      {
+        predict: {
+          q: () => 'The page will drop the token while it travels from one node to the next. What happens?',
+          options: () => [['resent', 'the sender sends it again'], ['regen', 'after a timeout a majority creates a new token'], ['stops', 'the ring stops for good']],
+          run: (c) => {
+            const s0 = JSON.parse(viz.summaryJson());
+            c.g0 = ev(s0, 'cartouche.regenerated');
+            // Wait (at most 3 s) for the token to be in flight.
+            for (let i = 0; i < 600 && !JSON.parse(viz.summaryJson()).token.in_flight.length; i++) viz.advance(5, 0);
+            viz.dropToken();
+          },
+          until: (s, c) => ev(s, 'cartouche.regenerated') > c.g0,
+          max_ms: 6000,
+          answer: (s, c) => (ev(s, 'cartouche.regenerated') > c.g0 ? 'regen' : tokenNodes(s).length ? 'resent' : 'stops'),
+          why: (s, c, a) => (a === 'resent'
+            ? 'The sender kept the token until the receiver acknowledged it (token_ack). No acknowledgement came, so it retried the hand-off (to the next member): a lost message is not a lost token.'
+            : a === 'regen' ? 'The hand-off could not be retried, so the token was regenerated (see the next steps).' : 'No token is left in the ring.'),
+        },
+        hl: () => ({ kinds: ['cartouche.token', 'cartouche.token_ack'] }),
+      },
+      {
+        predict: {
+          q: () => 'Now the page will crash the node where the token rests (outlined when it rests). How long until a new token exists?',
+          options: (s) => [['soon', `about ${secs(lossTimeoutMs(s.nodes.length))} or less`], ['long', 'more than 10 s'], ['never', 'never']],
+          run: (c) => {
+            // Wait (at most 3 s) for the token to rest at a node, as seen at
+            // a check point now (the observation is refreshed every 50 ms).
+            // (and no copy of it in flight: a hand-off keeps the token
+            // at the sender until the receiver acknowledges it).
+            // The crash comes a millisecond later (actions start on the next
+            // whole ms), so take a node the token has just reached: it rests
+            // there for the next ~150 ms.
+            const resting = (x) => x.token.at.length === 1 && !x.token.in_flight.length && x.observed_us === x.time_us;
+            const nextCheck = () => viz.advance((Math.floor(viz.timeMs() / 50 + 1e-9) + 1) * 50 - viz.timeMs(), 0);
+            nextCheck();
+            let before = JSON.parse(viz.summaryJson()).token.at.join();
+            let s0 = null;
+            for (let i = 0; i < 60 && !s0; i++) {
+              nextCheck();
+              const x = JSON.parse(viz.summaryJson());
+              if (resting(x) && x.token.at.join() !== before) s0 = x;
+              before = x.token.at.join();
+            }
+            if (!s0) throw new Error('the token did not reach a node for 3 s');
+            c.at = s0.token.at[0];
+            c.g0 = ev(s0, 'cartouche.regenerated');
+            c.t0 = viz.timeMs();
+            viz.crash(c.at);
+          },
+          until: (s, c) => ev(s, 'cartouche.regenerated') > c.g0,
+          max_ms: 20000,
+          answer: (s, c) => {
+            if (ev(s, 'cartouche.regenerated') <= c.g0) return 'never';
+            c.dt = viz.timeMs() - c.t0;
+            return c.dt <= lossTimeoutMs(s.nodes.length) + 500 ? 'soon' : 'long';
+          },
+          why: (s, c) => (c.dt != null
+            ? `A new token after ${secs(c.dt)}. A node that stops seeing the token waits the loss timeout (a lease plus two circulations of the ring: about ${secs(lossTimeoutMs(s.nodes.length))} for ${s.nodes.length} members), asks for pre-votes ("does it look lost to you too?"), then asks every member to promise a higher generation; with ${majority(s.nodes.length)} promises it creates the token.`
+            : 'No new token within 20 s.'),
+        },
+        hl: (s, c) => ({ nodes: c.at != null ? [c.at] : s.token.at, kinds: ['cartouche.pre_vote', 'cartouche.prepare', 'cartouche.promise'] }),
+      },
+      {
+        text: () => 'A generation works like a ballot: the new token\'s generation was promised by a majority, and a node that promised it rejects every message of a lower generation. If the old token turned up, it would be discarded, and it could not grant anyway: a majority would have to accept its old fencing number.',
+        hl: (s) => ({ nodes: tokenNodes(s) }),
+      },
+      {
+        setup: (v) => { settle(v); },
+        enter: (s, c) => {
+          const tok = tokenNodes(s);
+          const up = upIds(s);
+          c.minority = up.filter((i) => !tok.includes(i)).slice(0, Math.floor((up.length - 1) / 2));
+          c.rest = otherNodes(s, c.minority);
+        },
+        predict: {
+          q: (s, c) => `The page will cut nodes ${c.minority.join(' and ')} off from the other ${c.rest.length} (the side with the token). Will the minority side regenerate the token?`,
+          options: () => [['yes', 'yes, after the loss timeout'], ['no', 'no']],
+          run: (c) => { c.t0 = viz.timeMs(); viz.partition(groups(c.minority, c.rest)); },
+          until: (s, c) => viz.timeMs() - c.t0 >= lossTimeoutMs(s.nodes.length) * 1.5 + 1000,
+          max_ms: 20000,
+          answer: (s, c) => (tokenNodes(s).some((i) => c.minority.includes(i)) ? 'yes' : 'no'),
+          why: (s, c, a) => (a === 'no'
+            ? `No: ${c.minority.length} of ${s.nodes.length} nodes cannot collect a majority (${majority(s.nodes.length)}) of pre-votes, let alone of promises. They ask, hear too few answers and wait; thanks to the pre-vote they do not even raise anyone's generation.`
+            : 'The minority side has a token: that should not happen. Please report this link.'),
+        },
+        hl: (s, c) => ({ nodes: c.minority }),
+      },
+      {
+        setup: (v) => { settle(v); const s = JSON.parse(v.stateJson()); const tok = tokenNodes(s); const m = upIds(s).filter((i) => !tok.includes(i)).slice(0, 2); v.partition(groups(m, otherNodes(s, m))); v.advance(5000, 0); },
+        text: () => 'Heal the network. The majority\'s token carries on; the minority never changed anyone\'s state (a pre-vote changes nothing), so healing disturbs nothing.',
+        hl: () => ({ panel: 'heal' }),
+        check: (s) => !s.partitioned,
+      },
+      {
+        enter: (s, c) => { const tok = tokenNodes(s); c.m = upIds(s).slice().reverse().find((i) => !tok.includes(i)); },
+        predict: {
+          q: (s, c) => `The page will cut node ${c.m} off alone and request the token there. Will node ${c.m} get a grant while it is cut off?`,
+          options: () => [['yes', 'yes'], ['no', 'no']],
+          run: (c) => { c.t0 = viz.timeMs(); c.got = false; viz.partition(groups([c.m], otherNodes(JSON.parse(viz.summaryJson()), [c.m]))); viz.request(c.m); },
+          watch: (s, c) => { if (s.nodes[c.m].holding) c.got = true; },
+          until: (s, c) => c.got || viz.timeMs() - c.t0 >= 5000,
+          max_ms: 6000,
+          answer: (s, c) => (c.got ? 'yes' : 'no'),
+          why: (s, c, a) => (a === 'no'
+            ? `No. Its request waits for the token, which cannot reach it; and a token there could not grant either, since a grant needs ${majority(s.nodes.length)} members to accept its fencing number.`
+            : 'It got a grant while cut off: one_token_holder should say whether that broke anything. Please report this link.'),
+        },
+        hl: (s, c) => ({ nodes: [c.m] }),
+      },
+      {
+        setup: (v) => { settle(v); const s = JSON.parse(v.stateJson()); const tok = tokenNodes(s); const m = upIds(s).slice().reverse().find((i) => !tok.includes(i)); v.partition(groups([m], otherNodes(s, [m]))); v.request(m); v.advance(4000, 0); },
+        enter: (s, c) => { c.m = (s.nodes.find((n) => n.up && n.pending > 0) || {}).id; },
+        text: (s, c) => `Heal the network. Node ${c.m ?? 'the cut-off node'} still wants the lock: its request is still pending, so the token brings it the grant when it next comes by (or comes straight over if idle: the Want shortcut).`,
+        hl: (s, c) => ({ nodes: c.m != null ? [c.m] : [], panel: 'heal' }),
+        check: (s, b) => !s.partitioned && ev(s, 'cartouche.granted') > ev(b, 'cartouche.granted'),
+      },
+      {
+        text: () => 'The one_token_holder invariant (Invariants panel) watches all this: at most one running node holds a valid grant at any time. The challenge asks you to break it.',
+        hl: () => ({ panel: 'invariants' }),
+      },
+    ],
+    challenge: {
+      title: 'Make two nodes hold the token at the same time',
+      text: 'Partition, drop the token, crash holders, request the token on both sides, add loss. The one_token_holder invariant is the referee. Press "I\'m done" when you have tried.',
+      start: (s, c) => { c.t0 = s.time_us; c.g = ev(s, 'cartouche.granted'); c.r = ev(s, 'cartouche.regenerated'); c.d = ev(s, 'cartouche.token_discarded'); c.c = ev(s, 'cartouche.candidate'); },
+      finish: () => {},
+      until: () => true,
+      max_ms: 500,
+      explain: (s, c) => {
+        const i = inv(s, 'one_token_holder');
+        if (i.first_violation_us != null && i.first_violation_us >= c.t0) {
+          const skewed = /:skew:/.test(s.script);
+          return {
+            bad: true,
+            text: `one_token_holder was violated at ${fmt(i.first_violation_us)}: two nodes held grants at once.` + (skewed
+              ? ' You stepped a clock: leases assume clock rates within 10% (fencing numbers still order the holders, so a guarded resource refuses the older one). Without clock steps this would be a bug.'
+              : ' That is a bug: please report it with this page\'s link.'),
+          };
+        }
+        return {
+          text: `No: at most one node held a grant at any time. Since you started: ${ev(s, 'cartouche.granted') - c.g} grant(s), ${ev(s, 'cartouche.regenerated') - c.r} new token(s), ${ev(s, 'cartouche.candidate') - c.c} candidacies, ${ev(s, 'cartouche.token_discarded') - c.d} stale token copies discarded. Every grant needed a majority to accept its fencing number, and two majorities always share a member, which accepts each number once. A new token needs a majority of promises, and a member that accepted the last grant promises only after that grant's lease has run out.`,
+        };
+      },
+    },
+  },
+
+  ouroboros: {
+    title: 'Ouroboros: the Shen log',
+    world: 'seed=4&nodes=5&rings=sundial,cartouche,ouroboros',
+    fits: (s) => !!s.log && s.nodes.length >= 4,
+    steps: [
+      {
+        enter: (s, c) => { c.p = viz.logPartition(); },
+        text: (s, c) => `The Shen log is split into ${s.log.partitions} partitions; each is a chain of nodes, head → middle → tail (the cyan arrows, marked H, M and T, for the partition picked in the log panel). Partition ${c.p}'s chain: ${logChain(s, c.p).join(' → ')}.`,
+        hl: (s, c) => ({ nodes: logChain(s, c.p), panel: 'log' }),
+      },
+      {
+        text: () => 'Type a key in the log panel and press Append.',
+        hl: () => ({ panel: 'logui' }),
+        check: (s, b) => s.log.acked > b.log.acked,
+      },
+      {
+        enter: (s, c) => { c.p = viz.logPartition(); },
+        text: () => 'The client sent the record to the head (client_append). The head gave it the next offset and sent it down the chain (append, cyan dots); the tail committed it and the commit point came back up (ack, purple). Only then did the head answer the client: "acknowledged" means every member of the chain has it.',
+        hl: (s, c) => ({ nodes: logChain(s, c.p), kinds: ['ouroboros.client_append', 'ouroboros.append', 'ouroboros.ack', 'ouroboros.append_reply'] }),
+      },
+      {
+        enter: (s, c) => { c.p = viz.logPartition(); c.chain = logChain(s, c.p); c.client = logClientOff(s, c.chain); },
+        predict: {
+          q: (s, c) => `The page will read partition ${c.p} from node ${c.client}. Which node of the chain answers the read?`,
+          options: (s, c) => c.chain.map((id, i) => [id, `node ${id} (${roleName(i, c.chain.length)})`]),
+          run: (c) => { c.server = null; c.ops = JSON.parse(viz.summaryJson()).log.ops.length; viz.read(c.client, c.p); },
+          watch: (s, c) => { const m = s.messages && s.messages.find((x) => x.ring === 'ouroboros' && x.what === 'client_read'); if (m) c.server = m.to; },
+          until: (s, c) => s.log.ops.length > c.ops && s.log.ops[c.ops].outcome.state !== 'pending',
+          max_ms: 5000,
+          answer: (s, c) => c.server,
+          why: (s, c, a) => `Node ${a}, the tail${a === c.chain.at(-1) ? '' : ' (the chain changed meanwhile)'}. The tail holds only committed records, so whatever it returns was acknowledged; before answering it checks with the others that its epoch is still the newest (check, check_reply), so a replaced chain never serves a read.`,
+        },
+        hl: (s, c) => ({ nodes: c.result != null ? [c.result] : c.chain, kinds: ['ouroboros.client_read', 'ouroboros.read_reply', 'ouroboros.check', 'ouroboros.check_reply'] }),
+      },
+      {
+        setup: (v) => { settle(v); const s = JSON.parse(v.stateJson()); const p = v.partitionOfKey('k1'); v.setLogPartition(p); v.append(logClientOff(s, logChain(s, p)), 'k1'); v.advance(1500, 0); },
+        enter: (s, c) => {
+          c.p = viz.logPartition(); c.chain = logChain(s, c.p); c.head = c.chain[0];
+          c.client = logClientOff(s, c.chain);
+        },
+        predict: {
+          q: (s, c) => `The page will crash node ${c.head}, the head of partition ${c.p}'s chain, which holds ${ackedOn(s, c.p).length} acknowledged record(s)${ackedOn(s, c.p).length ? '' : ' (the page appends one first)'}, then read the partition once the chain is rebuilt. Will every acknowledged record still be there?`,
+          options: () => [['yes', 'yes'], ['no', 'no, some are lost']],
+          run: (c) => {
+            let s0 = JSON.parse(viz.summaryJson());
+            if (!ackedOn(s0, c.p).length) { viz.append(c.client, 'k1'); viz.advance(1500, 0); s0 = JSON.parse(viz.summaryJson()); }
+            c.acked = ackedOn(s0, c.p).map((o) => o.data);
+            c.r0 = ev(s0, 'ouroboros.reconfig_done');
+            c.read = null;
+            viz.crash(c.head);
+          },
+          watch: (s, c) => {
+            if (c.read == null && ev(s, 'ouroboros.reconfig_done') > c.r0 && !logChain(s, c.p).includes(c.head)) {
+              c.read = s.log.ops.length;
+              c.client = logClientOff(s, logChain(s, c.p));
+              viz.read(c.client, c.p);
+            }
+          },
+          until: (s, c) => c.read != null && s.log.ops.length > c.read && s.log.ops[c.read].outcome.state !== 'pending',
+          max_ms: 25000,
+          answer: (s, c) => {
+            const o = c.read != null ? s.log.ops[c.read] : null;
+            c.got = o && o.outcome.state === 'read' ? o.outcome.records.map(([, d]) => d) : [];
+            return c.acked.every((d) => c.got.includes(d)) ? 'yes' : 'no';
+          },
+          why: (s, c, a) => (a === 'yes'
+            ? `Yes: the read returned ${c.got.length} record(s), every acknowledged one among them (${c.acked.join(', ')}). When they were acknowledged every member had them, and the survivors of the chain still do.`
+            : `The read returned ${JSON.stringify(c.got)} for acknowledged ${JSON.stringify(c.acked)}: watch no_lost_ack.`),
+        },
+        hl: (s, c) => ({ nodes: c.read != null ? logChain(s, c.p) : [c.head], panel: 'logui' }),
+      },
+      {
+        setup: (v) => { settle(v); const s = JSON.parse(v.stateJson()); const p = v.partitionOfKey('k1'); v.setLogPartition(p); v.append(logClientOff(s, logChain(s, p)), 'k1'); v.advance(1500, 0); v.crash(logChain(s, p)[0]); v.advance(12000, 0); },
+        enter: (s, c) => { c.p = viz.logPartition(); c.dead = (s.nodes.find((n) => !n.up) || {}).id; },
+        text: (s, c) => `How: Sundial declared node ${c.dead ?? 'the head'} dead; the node holding the Cartouche token ran a Paxos round (prepare, promise, accept, accepted, commit: grey dots) with its fencing number as the ballot, and installed a new table of chains. Partition ${c.p}'s chain is now ${logChain(s, c.p).join(' → ')}, epoch ${s.log.chains[c.p].epoch.join('.')}. The promises carried the survivors' logs, so the new chain keeps every acknowledged record.`,
+        hl: (s, c) => ({ nodes: logChain(s, c.p), panel: 'log' }),
+      },
+      {
+        setup: (v) => { settle(v); const s = JSON.parse(v.stateJson()); const p = v.partitionOfKey('k1'); v.setLogPartition(p); v.crash(logChain(s, p)[0]); v.advance(12000, 0); },
+        enter: (s, c) => { c.dead = (s.nodes.find((n) => !n.up) || {}).id; },
+        text: (s, c) => (c.dead != null
+          ? `Restart node ${c.dead} (double-click it). It rejoins the cluster; a crash keeps what the node wrote to its disk (Power loss in the Node panel would lose what was not yet synced).`
+          : 'Every node is running: go on.'),
+        hl: (s, c) => ({ nodes: c.dead != null ? [c.dead] : [] }),
+        check: (s, b, c) => c.dead == null || s.nodes[c.dead].up,
+      },
+      {
+        enter: (s, c) => { c.p = viz.logPartition(); c.chain = logChain(s, c.p); c.tail = c.chain.at(-1); },
+        predict: {
+          q: (s, c) => `The page will cut node ${c.tail}, the tail of partition ${c.p}, off from the rest and append a record there. Will the append be acknowledged?`,
+          options: () => [['at_once', 'yes, at once'], ['rebuilt', 'yes, once a new chain without the tail is installed'], ['heal', 'no, not until the network heals']],
+          run: (c) => {
+            const s0 = JSON.parse(viz.summaryJson());
+            c.r0 = ev(s0, 'ouroboros.reconfig_done');
+            c.rAt = null;
+            viz.partition(groups([c.tail], otherNodes(s0, [c.tail])));
+            c.op = s0.log.ops.length;
+            viz.append(logClientOff(s0, [...c.chain]), $('logkey').value.trim() || 'k1');
+          },
+          watch: (s, c) => { if (c.rAt == null && ev(s, 'ouroboros.reconfig_done') > c.r0) c.rAt = viz.timeMs(); },
+          until: (s, c) => s.log.ops.length > c.op && s.log.ops[c.op].outcome.state !== 'pending',
+          max_ms: 25000,
+          answer: (s, c) => {
+            const o = s.log.ops[c.op];
+            if (!o || o.outcome.state !== 'acked') return 'heal';
+            return c.rAt != null ? 'rebuilt' : 'at_once';
+          },
+          why: (s, c, a) => (a === 'rebuilt'
+            ? `Yes, once partition ${c.p}'s chain was ${logChain(s, c.p).join(' → ')}: with the tail cut off nothing could commit, so the head waited. The majority side declared the tail dead and installed a new chain; the record was acknowledged on it. Meanwhile the cut-off tail cannot check that its epoch is still the newest, so it serves no reads.`
+            : a === 'at_once' ? 'It was acknowledged without a new chain: the tail was reachable after all.' : 'Not acknowledged within 25 s.'),
+        },
+        hl: (s, c) => ({ nodes: [c.tail] }),
+      },
+      {
+        text: () => 'Heal the network.',
+        hl: () => ({ panel: 'heal' }),
+        check: (s) => !s.partitioned,
+      },
+      {
+        text: () => 'Two invariants referee the log (Invariants panel): chain_prefix_order, the committed prefixes of a partition\'s replicas are prefixes of one log; and no_lost_ack, no replica commits another record where an acknowledged one is, and every acknowledged append is in the committed log of its chain\'s tail. Three copies survive two failures; crash all three members of a chain and the records wait on their disks until one comes back.',
+        hl: () => ({ panel: 'invariants' }),
+      },
+    ],
+    challenge: {
+      title: 'Lose an acknowledged append',
+      text: 'Append records, then crash, restart, partition, add loss, pause or power-cut nodes. no_lost_ack and chain_prefix_order are the referees. When you press "I\'m done", the page heals the network, sets the loss to 0 and waits until the log settles.',
+      start: (s, c) => { c.t0 = s.time_us; c.r = ev(s, 'ouroboros.reconfig_done'); },
+      finish: () => { const s = JSON.parse(viz.summaryJson()); if (s.partitioned) viz.heal(); if (s.loss > 0) viz.setLoss(0); },
+      until: (s) => ['no_lost_ack', 'chain_prefix_order'].every((n) => inv(s, n).state === 'ok'),
+      max_ms: 25000,
+      explain: (s, c) => {
+        const bad = ['no_lost_ack', 'chain_prefix_order'].map((n) => inv(s, n)).filter((i) => i.first_violation_us != null && i.first_violation_us >= c.t0);
+        const allDown = s.log.chains.filter((p) => p.chain.length && p.chain.every((id) => !s.nodes[id].up)).map((p) => p.partition);
+        if (bad.length) {
+          const detail = bad.map((i) => `${i.name} at ${fmt(i.first_violation_us)}: ${i.detail}`).join('; ');
+          return { bad: true, text: `Violated: ${detail}. ` + (/committed another record/.test(detail) || bad.some((i) => i.name === 'chain_prefix_order')
+            ? 'A replica committed another record where an acknowledged one was: that is a bug. Please report it with this page\'s link.'
+            : 'An acknowledged record was missing from its tail for longer than the bound. If every member of its chain was down (or lost unsynced writes to power cuts) that is the limit of three copies; otherwise it is a bug: please report this link.') };
+        }
+        if (!s.log.acked) return { text: 'Nothing was acknowledged, so nothing could be lost: append some records and try again.' };
+        if (allDown.length) return { text: `Partition(s) ${allDown.join(', ')} have every chain member down: their records wait on the disks (a crash keeps them). no_lost_ack is ${inv(s, 'no_lost_ack').state}; restart a member and finish again.` };
+        return {
+          text: `No: all ${s.log.acked} acknowledged appends are in their tails' committed logs, and every replica's committed prefix agrees. Since you started the chains were rebuilt ${ev(s, 'ouroboros.reconfig_done') - c.r} time(s). A record is acknowledged only once every chain member has it; a new chain is chosen by a Paxos round whose promises carry the survivors' logs, in a new epoch, so it starts from what they hold; and a tail only serves reads after checking that its epoch is still the newest.`,
+        };
+      },
+    },
+  },
+};
+
+const lesson = { name: null, ix: 0, base: null, ctx: {}, passed: false, pick: null, result: null, mode: 'step', hlKey: '', panel: null };
+let reveal = null; // { until, watch, max, t0, done, ctx } while the page shows an outcome
+
+// `#...&lesson=NAME&step=N`: the world part and the lesson part.
+function splitLessonHash(hash) {
+  const world = [];
+  let name = null;
+  let step = null;
+  for (const pair of hash.replace(/^#/, '').split('&').filter(Boolean)) {
+    const [k, v] = pair.split('=');
+    if (k === 'lesson') name = decodeURIComponent(v || '');
+    else if (k === 'step') step = decodeURIComponent(v || '');
+    else world.push(pair);
+  }
+  return { world: world.join('&'), name, step };
 }
 
-function lessonStart(name) {
-  if (name === 'ouroboros' && !viz.hasLog()) {
-    // The log lesson needs a log world: switch (the hashchange handler
-    // builds it), then start.
-    pendingLesson = name;
-    location.hash = logWorldHash();
-    return;
+// A URL hash's world without its history (faults, t).
+function worldOf(hash) {
+  return splitLessonHash(hash).world.split('&').filter((p) => !/^(faults|t)=/.test(p)).join('&');
+}
+
+// The page's URL hash: the run, plus the lesson step being taught.
+function pageHash() {
+  let h = viz.urlHash();
+  if (lesson.name) h += `&lesson=${lesson.name}&step=${lesson.mode === 'challenge' ? 'challenge' : lesson.ix + 1}`;
+  return h;
+}
+
+// The teacher's link to this step: the lesson's world, fresh; the step's
+// setup brings it to where the step begins.
+function stepLink() {
+  return `${location.origin}${location.pathname}#${worldOf(viz.urlHash())}&lesson=${lesson.name}&step=${lesson.mode === 'challenge' ? 'challenge' : lesson.ix + 1}`;
+}
+
+function lessonState() { return JSON.parse(viz.stateJson()); }
+
+function setHighlight(h) {
+  const key = JSON.stringify(h || {});
+  if (key === lesson.hlKey) return;
+  lesson.hlKey = key;
+  const { panel, ...canvasPart } = h || {};
+  try { viz.setHighlight(JSON.stringify(canvasPart)); } catch (e) { console.warn(`shen lesson: ${e.message}`); }
+  if (lesson.panel !== (panel || null)) {
+    if (lesson.panel && $(lesson.panel)) $(lesson.panel).classList.remove('lesson-hl');
+    lesson.panel = panel || null;
+    if (lesson.panel && $(lesson.panel)) $(lesson.panel).classList.add('lesson-hl');
   }
-  lesson = name;
-  stepIx = 0;
-  base = JSON.parse(viz.summaryJson());
-  for (const st of LESSONS[name]) st.passed = false;
+}
+
+function lessonStep() { return LESSONS[lesson.name].steps[lesson.ix]; }
+
+function para(text, cls) {
+  const p = document.createElement('p');
+  if (cls) p.className = cls;
+  p.textContent = text;
+  $('lessontext').appendChild(p);
+  return p;
+}
+
+function lessonShow() {
+  const L = LESSONS[lesson.name];
+  $('lessontext').textContent = '';
+  $('lessonnav').style.display = 'flex';
+  $('lessonlink').hidden = false;
+  $('lessonlink').href = stepLink();
+  if (lesson.mode === 'challenge') { challengeShow(); lessonHighlight(lessonState()); return; }
+  const st = lessonStep();
+  const s = lessonState();
+  const head = `${lesson.ix + 1}/${L.steps.length}. `;
+  try {
+    if (st.predict) {
+      para(head + 'Predict: ' + st.predict.q(s, lesson.ctx), 'q');
+      const opts = document.createElement('div');
+      opts.id = 'lessonopts';
+      for (const [v, label] of st.predict.options(s, lesson.ctx)) {
+        const b = document.createElement('button');
+        b.textContent = label;
+        b.dataset.value = String(v);
+        b.disabled = lesson.pick !== null;
+        if (lesson.pick !== null && String(lesson.pick) === String(v)) b.classList.add('picked');
+        b.onclick = () => predictPick(v);
+        opts.appendChild(b);
+      }
+      $('lessontext').appendChild(opts);
+      if (reveal) {
+        const p = para('Watch… ', 'running');
+        const skip = document.createElement('button');
+        skip.id = 'lessonskip';
+        skip.textContent = 'Skip to the outcome';
+        skip.onclick = () => revealFinish(true);
+        p.appendChild(skip);
+      }
+      if (lesson.result) para(lesson.result.text, lesson.result.right ? 'done right' : 'done wrong');
+    } else {
+      para(head + st.text(s, lesson.ctx));
+      if (lesson.passed && st.check) para('You did it.', 'done');
+    }
+  } catch (e) {
+    para(`${head}This step cannot be shown in this world (${e.message}).`, 'wrong');
+    console.warn(e);
+  }
+  $('lessonnext').disabled = (!!st.check || !!st.predict) && !lesson.passed;
+  $('lessonnext').textContent = lesson.ix + 1 < L.steps.length ? 'Next' : 'Challenge';
+  $('lessonback').disabled = lesson.ix === 0;
+  lessonHighlight(s);
+}
+
+function lessonHighlight(s) {
+  if (!lesson.name) { setHighlight(null); return; }
+  const L = LESSONS[lesson.name];
+  let h = null;
+  try {
+    h = lesson.mode === 'challenge' ? (L.challenge.hl ? L.challenge.hl(s, lesson.ctx) : { panel: 'invariants' })
+      : lessonStep().hl ? lessonStep().hl(s, lesson.ctx) : null;
+  } catch (e) { h = null; }
+  setHighlight(h);
+}
+
+function enterStep(ix) {
+  lesson.ix = ix;
+  lesson.mode = 'step';
+  lesson.ctx = {};
+  lesson.pick = null;
+  lesson.result = null;
+  lesson.passed = false;
+  reveal = null;
+  const s = lessonState();
+  lesson.base = s;
+  const st = lessonStep();
+  try { if (st.enter) st.enter(s, lesson.ctx); } catch (e) { console.warn(`shen lesson: ${e.message}`); }
+  history.replaceState(null, '', '#' + pageHash());
   lessonShow();
 }
 
-function lessonCheck(s) {
-  if (!lesson) return;
-  const st = LESSONS[lesson][stepIx];
-  if (st.check && !st.passed && st.check(s, base)) {
-    st.passed = true;
-    const ok = document.createElement('p');
-    ok.className = 'done';
-    ok.textContent = 'You did it.';
-    $('lessontext').appendChild(ok);
-    $('lessonnext').disabled = false;
+// Start lesson `name` at step `ix` (0-based) or its challenge; `setup`:
+// run the step's setup first (a fresh world opened from a link).
+function lessonStart(name, ix = 0, { setup = false, challenge = false } = {}) {
+  const L = LESSONS[name];
+  if (!L) { showError(`no lesson \`${name}\` (${Object.keys(LESSONS).join(', ')})`); return; }
+  if (!L.fits(JSON.parse(viz.summaryJson()))) {
+    // This world does not fit the lesson: open the lesson's own world
+    // (the hashchange handler builds it, then comes back here).
+    location.hash = `${L.world}&lesson=${name}&step=${challenge ? 'challenge' : ix + 1}`;
+    return;
   }
+  lesson.name = name;
+  ix = Math.max(0, Math.min(ix, L.steps.length - 1));
+  if (setup) {
+    try {
+      if (challenge) settle(viz);
+      else (L.steps[ix].setup || settle)(viz);
+    } catch (e) { showError(`lesson setup: ${e.message || e}`); }
+    refreshPanels(true);
+  }
+  if (challenge) challengeStart(); else enterStep(ix);
+}
+
+function lessonStop() {
+  lesson.name = null;
+  reveal = null;
+  setHighlight(null);
+  $('lessontext').textContent = '';
+  $('lessonnav').style.display = 'none';
+  $('lessonlink').hidden = true;
+  history.replaceState(null, '', '#' + pageHash());
+}
+
+// The lesson part of a hash just opened: start it there.
+function lessonFromHash(hash) {
+  const { world, name, step } = splitLessonHash(hash);
+  if (!name) return;
+  const L = LESSONS[name];
+  if (!L) { showError(`bad link: no lesson \`${name}\` (${Object.keys(LESSONS).join(', ')})`); return; }
+  const challenge = step === 'challenge';
+  const n = challenge ? 1 : Number(step || '1');
+  if (!challenge && !(Number.isInteger(n) && n >= 1 && n <= L.steps.length)) {
+    showError(`bad link: lesson ${name} has steps 1 to ${L.steps.length}, got \`${step}\``);
+    return;
+  }
+  // A link with a history (faults or t) replays it as it is; a fresh one
+  // gets the step's setup.
+  const fresh = !/(^|&)(faults|t)=/.test(world);
+  lessonStart(name, n - 1, { setup: fresh, challenge });
+}
+
+function lessonCheck() {
+  if (!lesson.name) return;
+  const s = lessonState();
+  lessonHighlight(s);
+  if (lesson.mode === 'challenge') { challengeWatch(s); return; }
+  const st = lessonStep();
+  // A step about something that is not there yet (no node is down): read
+  // the world again until it is.
+  if (st.ready && !lesson.passed && lesson.pick === null && !reveal && !st.ready(lesson.ctx)) {
+    try { st.enter(s, lesson.ctx); } catch (e) { /* shown as is */ }
+    if (st.ready(lesson.ctx)) lessonShow();
+  }
+  if (st.check && !lesson.passed) {
+    let ok = false;
+    try { ok = st.check(s, lesson.base, lesson.ctx); } catch (e) { ok = false; }
+    if (ok) {
+      lesson.passed = true;
+      lessonShow();
+    }
+  }
+}
+
+// ---- predictions: the learner picks, the page makes it happen and runs
+// the world (REVEAL_SPEED× in the animation loop, or at once with Skip)
+// until the step's condition, then compares with what actually happened.
+function predictPick(v) {
+  if (lesson.pick !== null || reveal) return;
+  const p = lessonStep().predict;
+  lesson.pick = v;
+  setChoiceMode(false);
+  const c = lesson.ctx;
+  act(() => p.run(c));
+  reveal = { p, c, t0: viz.timeMs(), done: false, kind: 'predict', wasPlaying: playing };
+  setPlaying(false);
+  lessonShow();
+}
+
+function revealStep(ms) {
+  // Advance `ms` of virtual time in whole chunks (the rest is kept for
+  // the next frame, so the outcome does not depend on the frame rate),
+  // checking the step's condition after each; true when it is over.
+  const r = reveal;
+  r.budget = (r.budget || 0) + ms;
+  while (r.budget >= REVEAL_CHUNK_MS) {
+    r.budget -= REVEAL_CHUNK_MS;
+    viz.advance(REVEAL_CHUNK_MS, 0);
+    const s = JSON.parse(r.p.watch ? viz.stateJson() : viz.summaryJson());
+    try { if (r.p.watch) r.p.watch(s, r.c); } catch (e) { console.warn(e); }
+    let over = false;
+    try { over = r.p.until(s, r.c); } catch (e) { over = true; }
+    if (over || viz.timeMs() - r.t0 >= r.p.max_ms) return true;
+  }
+  return false;
+}
+
+function revealFinish(skip) {
+  if (!reveal) return;
+  const r = reveal;
+  if (skip) {
+    while (!revealStep(500)) { /* run to the end at once */ }
+  }
+  reveal = null;
+  if (r.wasPlaying) setPlaying(true);
+  history.replaceState(null, '', '#' + pageHash());
+  refreshPanels(true);
+  const s = lessonState();
+  if (r.kind === 'challenge') { challengeExplain(s); return; }
+  let actual = null;
+  let text;
+  try {
+    actual = r.p.answer(s, r.c);
+    r.c.result = actual;
+    text = r.p.why(s, r.c, actual);
+  } catch (e) {
+    text = `The outcome could not be read (${e.message}).`;
+  }
+  const right = actual !== null && String(actual) === String(lesson.pick);
+  const label = (r.p.options(lesson.base, r.c).find(([v]) => String(v) === String(actual)) || [null, String(actual)])[1];
+  lesson.result = { right, actual, text: `${right ? 'You were right.' : `Not quite: the answer is “${label}”.`} ${text}` };
+  lesson.passed = true;
+  lessonShow();
+}
+
+function revealTick(dt) {
+  if (!reveal) return;
+  if (revealStep(dt * REVEAL_SPEED)) revealFinish(false);
+}
+
+// ---- challenges: the learner tries to break the ring with the page's
+// faults; "I'm done" lets the page end the attempt (heal, settle) and
+// the invariants say why it failed.
+function challengeStart() {
+  lesson.mode = 'challenge';
+  lesson.ctx = {};
+  lesson.result = null;
+  lesson.pick = null;
+  reveal = null;
+  window.shen.lesson.verdict = null;
+  const s = lessonState();
+  lesson.base = s;
+  LESSONS[lesson.name].challenge.start(s, lesson.ctx);
+  history.replaceState(null, '', '#' + pageHash());
+  lessonShow();
+}
+
+function challengeShow() {
+  const ch = LESSONS[lesson.name].challenge;
+  para(`Challenge: ${ch.title}.`, 'q');
+  para(ch.text);
+  if (reveal) para('The page is ending your attempt: the network is whole again, the world runs until the invariants settle…', 'running');
+  if (lesson.result) para(lesson.result.text, lesson.result.bad ? 'done wrong' : 'done');
+  if (!lesson.result && !reveal) {
+    const b = document.createElement('button');
+    b.id = 'challengedone';
+    b.textContent = 'I\'m done: referee';
+    b.onclick = challengeDone;
+    $('lessontext').appendChild(b);
+  }
+  $('lessonnext').disabled = true;
+  $('lessonnext').textContent = 'Next';
+  $('lessonback').disabled = false;
+}
+
+function challengeWatch(s) {
+  // A violation during the attempt is reported at once.
+  const t0 = lesson.ctx.t0 || 0;
+  const v = s.invariants.find((i) => i.state === 'violated' && i.first_violation_us != null && i.first_violation_us >= t0);
+  if (v && !lesson.ctx.warned) {
+    lesson.ctx.warned = true;
+    para(`${v.name} is violated (${v.detail}). Press "I'm done" to hear what that means.`, 'wrong');
+  }
+}
+
+function challengeDone() {
+  if (reveal) return;
+  const ch = LESSONS[lesson.name].challenge;
+  setChoiceMode(false);
+  act(() => ch.finish(lesson.ctx));
+  reveal = { p: { until: ch.until, max_ms: ch.max_ms }, c: lesson.ctx, t0: viz.timeMs(), kind: 'challenge', wasPlaying: playing };
+  setPlaying(false);
+  lessonShow();
+  // The page settles the world at once (the timeline keeps it to replay).
+  revealFinish(true);
+}
+
+function challengeExplain(s) {
+  const ch = LESSONS[lesson.name].challenge;
+  let r;
+  try { r = ch.explain(s, lesson.ctx); } catch (e) { r = { bad: true, text: `The referee failed: ${e.message}` }; }
+  lesson.result = r;
+  window.shen.lesson.verdict = r;
+  lessonShow();
 }
 
 // ------------------------------------------------------------ bench
@@ -1007,7 +1905,7 @@ function wire() {
     try { showNote(importRun(await f.text())); } catch (err) { showError(err); }
   };
   $('share').onclick = () => {
-    history.replaceState(null, '', '#' + viz.urlHash());
+    history.replaceState(null, '', '#' + pageHash());
     navigator.clipboard?.writeText(location.href).catch(() => {});
   };
   const pos = canvasPoint;
@@ -1049,14 +1947,23 @@ function wire() {
     b.onclick = () => lessonStart(b.dataset.lesson);
   }
   $('lessonnext').onclick = () => {
-    if (stepIx + 1 < LESSONS[lesson].length) {
-      stepIx++;
-      base = JSON.parse(viz.summaryJson());
-      lessonShow();
-    }
+    if (!lesson.name || reveal) return;
+    if (lesson.mode === 'step' && lesson.ix + 1 < LESSONS[lesson.name].steps.length) enterStep(lesson.ix + 1);
+    else if (lesson.mode === 'step') challengeStart();
   };
   $('lessonback').onclick = () => {
-    if (stepIx > 0) { stepIx--; base = JSON.parse(viz.summaryJson()); lessonShow(); }
+    if (!lesson.name || reveal) return;
+    if (lesson.mode === 'challenge') enterStep(LESSONS[lesson.name].steps.length - 1);
+    else if (lesson.ix > 0) enterStep(lesson.ix - 1);
+  };
+  $('lessonchallenge').onclick = () => { if (lesson.name && !reveal) challengeStart(); };
+  $('lessonclose').onclick = lessonStop;
+  $('lessonlink').onclick = (e) => {
+    e.preventDefault();
+    const url = stepLink();
+    $('lessonlink').href = url;
+    navigator.clipboard?.writeText(url).catch(() => {});
+    showNote(`link to this step copied: ${url}`);
   };
   $('liveconnect').onclick = () => {
     const a = $('liveaddr').value.trim();
@@ -1068,7 +1975,7 @@ function wire() {
     const addr = liveAddrOf(location.hash.slice(1));
     if (addr !== null) { startLive(addr); return; }
     stopLive();
-    if ('#' + viz.urlHash() === location.hash) return;
+    if ('#' + pageHash() === location.hash) return;
     viz.free();
     viz = makeViz();
     viz.attach(canvas);
@@ -1080,11 +1987,8 @@ function wire() {
     $('logpart').textContent = '';
     keyPart();
     refreshPanels(true);
-    if (pendingLesson) {
-      const l = pendingLesson;
-      pendingLesson = null;
-      lessonStart(l);
-    }
+    if (splitLessonHash(location.hash).name) lessonFromHash(location.hash);
+    else if (lesson.name) lessonStop();
   });
   keyPart();
 }
@@ -1106,10 +2010,27 @@ window.shen = {
   ready: false,
   inspected: null,
   live: null,
+  // The lesson being taught: name, step (0-based), mode ('step' or
+  // 'challenge'), the step's context, the last prediction's outcome and
+  // the challenge's verdict; steps(name): how many steps a lesson has.
+  lesson: {
+    get name() { return lesson.name; },
+    get ix() { return lesson.ix; },
+    get mode() { return lesson.mode; },
+    get passed() { return lesson.passed; },
+    get ctx() { return lesson.ctx; },
+    get result() { return lesson.result; },
+    get revealing() { return !!reveal; },
+    get highlight() { return lesson.hlKey; },
+    steps: (name) => LESSONS[name].steps.map((st) => (st.predict ? 'predict' : st.check ? 'check' : 'read')),
+    link: () => stepLink(),
+    verdict: null,
+  },
 };
 wire();
 {
   const addr = liveAddrOf(location.hash.slice(1));
   if (addr !== null) startLive(addr);
+  else if (splitLessonHash(location.hash).name) lessonFromHash(location.hash);
 }
 requestAnimationFrame(tick);
