@@ -51,7 +51,9 @@ fn shen_bench_measures_a_real_cluster() {
 
 /// `shen bench storage`, small: everything written is acknowledged, the
 /// memory and disk figures come from the node processes, the restarted
-/// node serves reads, and the partition read back comes in whole records.
+/// node serves reads, the partition read back comes in whole records, and
+/// a node killed while 16 MiB were written is refilled on its restart with
+/// no message dropped for a full send queue (the refill's flow control).
 /// Bad flags are refused with exit 2.
 #[test]
 fn shen_bench_storage_writes_restarts_and_reads_back() {
@@ -65,6 +67,8 @@ fn shen_bench_storage_writes_restarts_and_reads_back() {
             "2048",
             "--concurrency",
             "8",
+            "--refill-mib",
+            "16",
             "--json",
         ])
         .output()
@@ -101,6 +105,13 @@ fn shen_bench_storage_writes_restarts_and_reads_back() {
         "{text}"
     );
 
+    let refill = &v["refill"];
+    assert_eq!(refill["written_bytes"], 16 * 1024 * 1024, "{text}");
+    assert!(
+        refill["refill_s"].as_f64().is_some(),
+        "not refilled: {text}"
+    );
+    assert_eq!(refill["queue_full_drops"], 0, "{text}");
     let bad = std::process::Command::new(shen_tests::shen_bin())
         .args(["bench", "storage", "--total-mib", "0"])
         .output()

@@ -20,8 +20,10 @@
 //! of them (one fsync: group commit) and drains again.
 //!
 //! # Sending
-//! One writer task per peer with a bounded queue (1,024 frames; when full,
-//! messages are dropped and counted — rings tolerate loss) keeps one
+//! Two lanes per peer (see `lanes`): control, and bulk for the rings named
+//! in [`Config::bulk_rings`]. One writer task per peer and lane with a
+//! bounded queue (1,024 frames and 8 MiB; when full, messages are dropped
+//! and counted — rings tolerate loss) keeps one
 //! long-lived outbound stream (dialling if needed) and writes everything
 //! already queued, up to 256 KiB, in one write (one Yamux frame, one Noise
 //! frame, one `sendto`); a lone frame is written without a copy. (One write
@@ -46,7 +48,8 @@
 //!
 //! # Receiving
 //! One reader task per inbound stream decodes frames and envelopes and
-//! forwards them through a bounded channel (back-pressure). A malformed,
+//! forwards them through a bounded channel (back-pressure), one per lane:
+//! 4,096 control frames, 32 bulk frames. A malformed,
 //! oversized, empty or wrong-version frame, or more than
 //! `max_frames_per_sec` (default 20,000/s, burst 40,000), closes the stream
 //! and the loop closes the peer's connection with a `warn!` line; an
@@ -87,6 +90,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 use shen_rings::{Envelope, Node, NodeOutput, RingId, Time, TimerKey, WireError};
+
+use crate::lanes::{lane_of, Lane, Queued, INBOUND_BULK_FRAMES, QUEUE_FRAMES};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -129,6 +134,10 @@ pub struct Config {
     /// The bounds of the Circuit Relay v2 server this node offers once
     /// it is publicly reachable.
     pub relay: RelayLimits,
+    /// Rings whose messages are bulk data (e.g. the log's replication):
+    /// they travel in their own lane, so other rings' messages never wait
+    /// behind them. Empty: one lane for all.
+    pub bulk_rings: Vec<RingId>,
 }
 
 impl Config {
@@ -157,6 +166,7 @@ impl Config {
             shutdown_grace: Duration::from_millis(500),
             peer_store: None,
             relay: RelayLimits::default(),
+            bulk_rings: Vec::new(),
         }
     }
 }
@@ -189,6 +199,7 @@ pub struct Metrics {
     messages_received: AtomicU64,
     bytes_received: AtomicU64,
     messages_dropped: AtomicU64,
+    queue_full_drops: AtomicU64,
     bad_frames: AtomicU64,
     floods: AtomicU64,
     connections_opened: AtomicU64,
@@ -219,6 +230,9 @@ pub struct MetricsSnapshot {
     pub bytes_received: u64,
     /// Envelopes dropped (peer unreachable, queue full).
     pub messages_dropped: u64,
+    /// Of those, dropped because the peer's lane queue was full (in frames
+    /// or bytes): the peer or the link to it is slower than what is sent.
+    pub queue_full_drops: u64,
     /// Malformed, oversized or wrong-version frames (connection closed).
     pub bad_frames: u64,
     /// Streams closed for exceeding the frame rate.
@@ -265,6 +279,7 @@ impl Metrics {
             messages_received: g(&self.messages_received),
             bytes_received: g(&self.bytes_received),
             messages_dropped: g(&self.messages_dropped),
+            queue_full_drops: g(&self.queue_full_drops),
             bad_frames: g(&self.bad_frames),
             floods: g(&self.floods),
             connections_opened: g(&self.connections_opened),
@@ -500,17 +515,19 @@ enum Inbound {
 
 struct WriterExit {
     peer: PeerId,
+    lane: Lane,
     gen: u64,
     failed_open: bool,
 }
 
 struct Outbound {
     tx: mpsc::Sender<Vec<u8>>,
+    queued: Queued,
     gen: u64,
 }
 
 /// Inbound Shen streams one peer may have open at once.
-const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+const MAX_INBOUND_STREAMS_PER_PEER: usize = 8;
 
 fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
     if let Ok(mut m) = open.lock() {
@@ -523,8 +540,6 @@ fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
     }
 }
 
-/// Outbound frames queued per peer before new ones are dropped.
-const OUTBOUND_QUEUE: usize = 1024;
 /// How long a peer whose stream could not be opened is not retried.
 const OPEN_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -553,13 +568,17 @@ pub struct Transport<E: 'static> {
     timers: BTreeSet<(Time, u64, TimerKey)>,
     armed: HashMap<TimerKey, (Time, u64)>,
     timer_seq: u64,
-    outbound: HashMap<PeerId, Outbound>,
+    outbound: HashMap<(PeerId, Lane), Outbound>,
     backoff: HashMap<PeerId, Instant>,
+    /// When a full lane was last reported, per peer and lane.
+    full_warned: HashMap<(PeerId, Lane), Instant>,
     writer_gen: u64,
     exit_tx: mpsc::UnboundedSender<WriterExit>,
     exit_rx: mpsc::UnboundedReceiver<WriterExit>,
     inbound_tx: mpsc::Sender<Inbound>,
     inbound_rx: mpsc::Receiver<Inbound>,
+    bulk_tx: mpsc::Sender<Inbound>,
+    bulk_rx: mpsc::Receiver<Inbound>,
     local_queue: VecDeque<Envelope>,
     listen_addrs: Vec<Multiaddr>,
     connected: HashMap<PeerId, usize>,
@@ -620,6 +639,7 @@ impl<E: Clone + 'static> Transport<E> {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+        let (bulk_tx, bulk_rx) = mpsc::channel(INBOUND_BULK_FRAMES);
         let handle = Handle {
             tx: cmd_tx.clone(),
             metrics: metrics.clone(),
@@ -642,11 +662,14 @@ impl<E: Clone + 'static> Transport<E> {
             timer_seq: 0,
             outbound: HashMap::new(),
             backoff: HashMap::new(),
+            full_warned: HashMap::new(),
             writer_gen: 0,
             exit_tx,
             exit_rx,
             inbound_tx,
             inbound_rx,
+            bulk_tx,
+            bulk_rx,
             local_queue: VecDeque::new(),
             listen_addrs: Vec::new(),
             connected: HashMap::new(),
@@ -877,7 +900,11 @@ impl<E: Clone + 'static> Transport<E> {
         let mut accept_control = control.clone();
         match accept_control.accept(shen_protocol()) {
             Ok(mut incoming) => {
-                let tx = self.inbound_tx.clone();
+                let tx = Lanes {
+                    control: self.inbound_tx.clone(),
+                    bulk: self.bulk_tx.clone(),
+                    bulk_rings: self.config.bulk_rings.clone().into(),
+                };
                 let rate = self.config.max_frames_per_sec.max(1);
                 tokio::spawn(async move {
                     // Open inbound Shen streams per peer: a well-behaved peer
@@ -936,9 +963,11 @@ impl<E: Clone + 'static> Transport<E> {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev, &mut node, &mut host),
                 Some(inb) = self.inbound_rx.recv() => self.on_inbound(inb, &mut node),
+                Some(inb) = self.bulk_rx.recv() => self.on_inbound(inb, &mut node),
                 Some(exit) = self.exit_rx.recv() => {
-                    if self.outbound.get(&exit.peer).is_some_and(|o| o.gen == exit.gen) {
-                        self.outbound.remove(&exit.peer);
+                    let key = (exit.peer, exit.lane);
+                    if self.outbound.get(&key).is_some_and(|o| o.gen == exit.gen) {
+                        self.outbound.remove(&key);
                     }
                     if exit.failed_open {
                         self.backoff.insert(exit.peer, Instant::now() + OPEN_BACKOFF);
@@ -959,7 +988,8 @@ impl<E: Clone + 'static> Transport<E> {
                     for p in host.on_tick(&mut node, &view, now, &mut self.rng) {
                         info!(peer = %p, "closing a stale connection (the peer will be redialled when discovered)");
                         let _ = self.swarm.disconnect_peer_id(p.0);
-                        self.outbound.remove(&p.0);
+                        self.outbound.remove(&(p.0, Lane::Control));
+                        self.outbound.remove(&(p.0, Lane::Bulk));
                     }
                 }
             }
@@ -1013,6 +1043,10 @@ impl<E: Clone + 'static> Transport<E> {
             for _ in 0..GROUP_COMMIT_MAX {
                 let mut took = false;
                 if let Ok(inb) = self.inbound_rx.try_recv() {
+                    self.on_inbound(inb, node);
+                    took = true;
+                }
+                if let Ok(inb) = self.bulk_rx.try_recv() {
                     self.on_inbound(inb, node);
                     took = true;
                 }
@@ -1199,8 +1233,17 @@ impl<E: Clone + 'static> Transport<E> {
             }
         };
         let len = bytes.len() as u64;
+        let lane = lane_of(&self.config.bulk_rings, env.ring);
+        let key = (to.0, lane);
         let mut bytes = Some(bytes);
-        if let Some(o) = self.outbound.get(&to.0) {
+        if let Some(o) = self.outbound.get(&key) {
+            if !o.queued.reserve(len as usize) {
+                // This lane's queue holds its byte bound already.
+                Metrics::add(&self.metrics.messages_dropped, 1);
+                Metrics::add(&self.metrics.queue_full_drops, 1);
+                self.warn_full(key, "bytes");
+                return;
+            }
             match o.tx.try_send(bytes.take().expect("set above")) {
                 Ok(()) => {
                     Metrics::add(&self.metrics.messages_sent, 1);
@@ -1211,11 +1254,15 @@ impl<E: Clone + 'static> Transport<E> {
                     return;
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
+                    o.queued.release(len as usize);
                     Metrics::add(&self.metrics.messages_dropped, 1);
+                    Metrics::add(&self.metrics.queue_full_drops, 1);
+                    self.warn_full(key, "frames");
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(b)) => {
-                    self.outbound.remove(&to.0);
+                    o.queued.release(len as usize);
+                    self.outbound.remove(&key);
                     bytes = Some(b);
                 }
             }
@@ -1228,15 +1275,35 @@ impl<E: Clone + 'static> Transport<E> {
             Metrics::add(&self.metrics.messages_dropped, 1);
             return;
         }
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+        let queued = Queued::default();
         self.writer_gen += 1;
         let gen = self.writer_gen;
+        queued.reserve(len as usize);
         if tx.try_send(bytes.take().expect("set above")).is_ok() {
             Metrics::add(&self.metrics.messages_sent, 1);
             Metrics::add(&self.metrics.bytes_sent, len);
         }
-        tokio::spawn(writer(control.clone(), to.0, rx, self.exit_tx.clone(), gen));
-        self.outbound.insert(to.0, Outbound { tx, gen });
+        tokio::spawn(writer(
+            control.clone(),
+            (to.0, lane, gen),
+            rx,
+            queued.clone(),
+            self.exit_tx.clone(),
+        ));
+        self.outbound.insert(key, Outbound { tx, queued, gen });
+    }
+
+    /// Say (at most every 10 s per peer and lane) that a lane's queue is
+    /// full: the peer, or the link to it, is slower than what is sent.
+    fn warn_full(&mut self, key: (PeerId, Lane), bound: &str) {
+        let now = Instant::now();
+        let last = self.full_warned.get(&key).copied();
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+            self.full_warned.insert(key, now);
+            let bytes = self.outbound.get(&key).map_or(0, |o| o.queued.bytes());
+            warn!(peer = %key.0, lane = ?key.1, queued_bytes = bytes, "send queue full ({bound}): dropping messages to a slow peer or link");
+        }
     }
 
     fn on_inbound(&mut self, inb: Inbound, node: &mut Node<PeerKey, E>) {
@@ -1694,10 +1761,10 @@ const COALESCE_BYTES: usize = 256 * 1024;
 
 async fn writer(
     mut control: libp2p_stream::Control,
-    peer: PeerId,
+    (peer, lane, gen): (PeerId, Lane, u64),
     mut rx: mpsc::Receiver<Vec<u8>>,
+    queued: Queued,
     exit: mpsc::UnboundedSender<WriterExit>,
-    gen: u64,
 ) {
     let opened = tokio::time::timeout(
         Duration::from_secs(10),
@@ -1710,6 +1777,7 @@ async fn writer(
             debug!(%peer, "cannot open a Shen stream: {e}");
             let _ = exit.send(WriterExit {
                 peer,
+                lane,
                 gen,
                 failed_open: true,
             });
@@ -1719,6 +1787,7 @@ async fn writer(
             debug!(%peer, "opening a Shen stream timed out");
             let _ = exit.send(WriterExit {
                 peer,
+                lane,
                 gen,
                 failed_open: true,
             });
@@ -1730,6 +1799,7 @@ async fn writer(
     // that is alone is written as it is (no copy).
     let mut batch: Vec<u8> = Vec::new();
     while let Some(first) = rx.recv().await {
+        let mut taken = first.len();
         let written = match rx.try_recv() {
             Err(_) => stream.write_all(&first).await,
             Ok(second) => {
@@ -1742,6 +1812,7 @@ async fn writer(
                         Err(_) => break,
                     }
                 }
+                taken = batch.len();
                 let r = stream.write_all(&batch).await;
                 // Keep at most one batch's worth of buffer per peer (a
                 // 1 MiB frame may have grown it).
@@ -1751,13 +1822,16 @@ async fn writer(
                 r
             }
         };
-        if written.is_err() || stream.flush().await.is_err() {
+        let ok = written.is_ok() && stream.flush().await.is_ok();
+        queued.release(taken);
+        if !ok {
             break;
         }
     }
     let _ = stream.close().await;
     let _ = exit.send(WriterExit {
         peer,
+        lane,
         gen,
         failed_open: false,
     });
@@ -1796,7 +1870,16 @@ impl Bucket {
     }
 }
 
-async fn reader(peer: PeerId, mut stream: libp2p::Stream, tx: mpsc::Sender<Inbound>, rate: u32) {
+/// Where readers hand inbound frames: each lane's channel into the loop.
+#[derive(Clone)]
+struct Lanes {
+    control: mpsc::Sender<Inbound>,
+    bulk: mpsc::Sender<Inbound>,
+    bulk_rings: Arc<[RingId]>,
+}
+
+async fn reader(peer: PeerId, mut stream: libp2p::Stream, lanes: Lanes, rate: u32) {
+    let tx = &lanes.control;
     let mut dec = FrameDecoder::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut bucket = Bucket::new(rate);
@@ -1828,7 +1911,11 @@ async fn reader(peer: PeerId, mut stream: libp2p::Stream, tx: mpsc::Sender<Inbou
                     match Envelope::from_frame(&frame) {
                         Ok(env) => {
                             let bytes = frame.len() + crate::frame::PREFIX_BYTES;
-                            if tx.send(Inbound::Frame { peer, env, bytes }).await.is_err() {
+                            let to = match lane_of(&lanes.bulk_rings, env.ring) {
+                                Lane::Control => &lanes.control,
+                                Lane::Bulk => &lanes.bulk,
+                            };
+                            if to.send(Inbound::Frame { peer, env, bytes }).await.is_err() {
                                 return;
                             }
                         }

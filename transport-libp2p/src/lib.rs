@@ -30,6 +30,7 @@ mod dial;
 mod driver;
 pub mod frame;
 pub mod identity;
+mod lanes;
 mod lookup;
 mod peer_key;
 pub mod peers;

@@ -83,6 +83,11 @@ pub fn metrics_text(ops: &Ops, append_latency: &Mutex<Histogram>) -> String {
         m.messages_dropped,
     );
     counter(
+        "shen_queue_full_drops_total",
+        "Envelopes dropped because a peer's send queue was full (a slow peer or link).",
+        m.queue_full_drops,
+    );
+    counter(
         "shen_bad_frames_total",
         "Malformed, oversized or wrong-version frames (connection closed).",
         m.bad_frames,

@@ -16,6 +16,12 @@
 //! 3. **Read** the largest partition back from offset 0 to its end
 //!    through its tail's admin API (`GET /log/read`, as many records as
 //!    one answer holds), and report record bytes per second.
+//! 4. **Refill** (`--refill-mib`, default 256; 0 skips): `kill -9` the same
+//!    node, wait until the others' chains no longer hold it, write that
+//!    much through them, start it again, and time it until it is back in
+//!    every chain it was in and holds every record those partitions
+//!    committed while it was down (state transfer from its chains'
+//!    predecessors, from disk) — plus its peak resident set meanwhile.
 //!
 //! The targets are issue 16's: peak RSS under 256 MiB per node with the
 //! default 64 MiB cache, restart to serving reads within 3 s, reads at
@@ -23,6 +29,7 @@
 //! exits 0 either way (a benchmark reports, it does not judge), except on
 //! an error. Build it with `--release` for meaningful figures.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +60,10 @@ pub struct StorageArgs {
     /// Concurrent writers.
     #[arg(long, default_value_t = 64)]
     pub concurrency: u32,
+    /// MiB written while one node is down, then refilled into it on its
+    /// restart (0: no refill phase).
+    #[arg(long, default_value_t = 256)]
+    pub refill_mib: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +109,26 @@ pub struct StorageReport {
     pub read_s: f64,
     /// Record bytes per second.
     pub read_mb_per_s: f64,
+    /// The refill phase, if run.
+    pub refill: Option<RefillReport>,
+}
+
+/// What the refill phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefillReport {
+    /// Record bytes acknowledged while the node was down.
+    pub written_bytes: u64,
+    /// Seconds from its start to holding all of them in every chain it is
+    /// back in (`None`: not within 300 s).
+    pub refill_s: Option<f64>,
+    /// `written_bytes` per second of `refill_s`.
+    pub refill_mb_per_s: Option<f64>,
+    /// Its peak resident set after the restart, MiB.
+    pub peak_rss_mib: f64,
+    /// Messages the nodes dropped for a full send queue from its restart
+    /// to its refill (`shen_queue_full_drops_total`; 0 when the refill's
+    /// flow control keeps within what the links take).
+    pub queue_full_drops: u64,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -336,6 +367,142 @@ fn restart_phase(
     Ok((admin_s, recovered_s, serving_s, peak))
 }
 
+/// The partitions whose chain (as `admin` sees it) holds `peer` as a
+/// member, with their committed counts there; `None` if unreadable.
+fn chains_of(admin: &str, peer: &str) -> Option<Vec<(u32, u64)>> {
+    let st = shen_client::ShenClient::new(admin.to_string())
+        .with_timeout(Duration::from_secs(2))
+        .status()
+        .ok()?;
+    Some(
+        st.log
+            .chains
+            .iter()
+            .filter(|c| c.members.iter().any(|m| m == peer))
+            .map(|c| (c.partition, c.committed))
+            .collect(),
+    )
+}
+
+/// The messages `admin`'s node dropped for a full send queue so far.
+fn queue_full_drops(admin: &str) -> Option<u64> {
+    let text = shen_client::Http::new(admin.to_string(), Duration::from_secs(2))
+        .get_text("/metrics")
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("shen_queue_full_drops_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Kill node `i`, write `--refill-mib` through the others, restart it and
+/// time its refill.
+fn refill_phase(
+    rt: &tokio::runtime::Runtime,
+    cluster: &mut Cluster,
+    infos: &mut [NodeInfo],
+    exe: &Path,
+    a: &StorageArgs,
+    i: usize,
+) -> Result<RefillReport, String> {
+    let me = infos[i].peer_id.clone();
+    let others: Vec<NodeInfo> = (0..infos.len())
+        .filter(|&k| k != i)
+        .map(|k| infos[k].clone())
+        .collect();
+    // It was just restarted: wait until the chains hold it again.
+    let until = Instant::now() + Duration::from_secs(120);
+    let mine: Vec<u32> = loop {
+        let mine: Vec<u32> = chains_of(&others[0].admin, &me)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        if !mine.is_empty() {
+            break mine;
+        }
+        if Instant::now() > until {
+            return Err(format!("node {i} is in no chain 120 s after its restart"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !a.json {
+        println!(
+            "refill: kill -9 node {i} (in {} chains), write {} MiB through the others",
+            mine.len(),
+            a.refill_mib
+        );
+    }
+    cluster.kill(i)?;
+    // The survivors first reconfigure around it (Sundial declares it dead,
+    // then new chain epochs); writes go to the new heads.
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        if chains_of(&others[0].admin, &me).is_some_and(|c| c.is_empty()) {
+            break;
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "the chains still hold node {i} 120 s after its kill"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let total = (a.refill_mib * 1024 * 1024).div_ceil(a.record_bytes as u64);
+    write_phase(rt, &others, a, total, &acked)?;
+    let written_bytes = acked.load(Ordering::Relaxed);
+    // What it must hold again: every record committed meanwhile.
+    let mut target: BTreeMap<u32, u64> = BTreeMap::new();
+    for o in &others {
+        for (p, committed) in chains_of(&o.admin, &o.peer_id).unwrap_or_default() {
+            if mine.contains(&p) {
+                let t = target.entry(p).or_default();
+                *t = (*t).max(committed);
+            }
+        }
+    }
+    let seed = format!("{}/p2p/{}", others[0].listen_addrs[0], others[0].peer_id);
+    let drops = |infos: &[NodeInfo]| -> u64 {
+        infos
+            .iter()
+            .filter_map(|n| queue_full_drops(&n.admin))
+            .sum()
+    };
+    let drops_before = drops(&others);
+    let (started, info) = cluster.restart(i, exe, &seed, Duration::from_secs(60))?;
+    infos[i] = info;
+    let client =
+        shen_client::ShenClient::new(infos[i].admin.clone()).with_timeout(Duration::from_secs(2));
+    let until = started + Duration::from_secs(300);
+    let refill_s = loop {
+        let done = client.status().ok().is_some_and(|st| {
+            mine.iter().all(|p| {
+                st.log.chains.iter().any(|c| {
+                    c.partition == *p
+                        && c.members.contains(&me)
+                        && c.local_len >= target.get(p).copied().unwrap_or(0)
+                })
+            })
+        });
+        if done {
+            break Some(started.elapsed().as_secs_f64());
+        }
+        if Instant::now() > until {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let queue_full_drops = drops(infos).saturating_sub(drops_before);
+    let pid = cluster.pids()[i];
+    Ok(RefillReport {
+        queue_full_drops,
+        written_bytes,
+        refill_s,
+        refill_mb_per_s: refill_s.map(|s| written_bytes as f64 / 1e6 / s.max(1e-9)),
+        peak_rss_mib: rss(pid).map_or(0.0, |r| r.1 as f64 / MIB),
+    })
+}
+
 /// Run `shen bench storage`.
 pub fn run(a: StorageArgs) -> ExitCode {
     if a.nodes < 1 || a.nodes > 7 {
@@ -348,6 +515,10 @@ pub fn run(a: StorageArgs) -> ExitCode {
     }
     if a.total_mib == 0 || a.total_mib > 64 * 1024 {
         eprintln!("error: --total-mib must be between 1 and 65536");
+        return ExitCode::from(2);
+    }
+    if a.refill_mib > 64 * 1024 {
+        eprintln!("error: --refill-mib must be at most 65536");
         return ExitCode::from(2);
     }
     if a.concurrency == 0 || a.concurrency > 4096 {
@@ -475,6 +646,18 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
     let t1 = Instant::now();
     let (read_records, read_bytes) = rt.block_on(read_back(&infos[tail].admin, p, end))?;
     let read_s = t1.elapsed().as_secs_f64();
+    let refill = if a.refill_mib > 0 && a.nodes > 1 {
+        Some(refill_phase(
+            &rt,
+            &mut cluster,
+            &mut infos,
+            exe,
+            a,
+            restarted,
+        )?)
+    } else {
+        None
+    };
     drop(cluster);
     Ok(StorageReport {
         nodes: a.nodes,
@@ -495,6 +678,7 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
         read_bytes,
         read_s,
         read_mb_per_s: read_bytes as f64 / 1e6 / read_s.max(1e-9),
+        refill,
     })
 }
 
@@ -549,4 +733,22 @@ fn print_report(r: &StorageReport) {
         r.read_mb_per_s,
         verdict(r.read_mb_per_s >= 200.0)
     );
+    if let Some(f) = &r.refill {
+        match (f.refill_s, f.refill_mb_per_s) {
+            (Some(s), Some(rate)) => println!(
+                "refill of node {} after {:.0} MiB written while it was down: {:.2} s ({:.1} MB/s); peak RSS after it {:.0} MiB; {} messages dropped for full queues",
+                r.restarted,
+                f.written_bytes as f64 / MIB,
+                s,
+                rate,
+                f.peak_rss_mib,
+                f.queue_full_drops
+            ),
+            _ => println!(
+                "refill of node {} after {:.0} MiB written while it was down: NOT refilled within 300 s",
+                r.restarted,
+                f.written_bytes as f64 / MIB
+            ),
+        }
+    }
 }

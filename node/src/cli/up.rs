@@ -97,10 +97,22 @@ impl Cluster {
         self.procs.iter().map(|p| p.dir.clone()).collect()
     }
 
-    /// `kill -9` node `i`, then start it again on its data directory with
-    /// `--peer seed`. Returns when it was started again, and its info once
-    /// its admin API answers.
-    pub(crate) fn kill_and_restart(
+    /// `kill -9` node `i` (its data directory stays).
+    pub(crate) fn kill(&mut self, i: usize) -> Result<(), String> {
+        let p = self
+            .procs
+            .get_mut(i)
+            .ok_or_else(|| format!("no node {i}"))?;
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+        let _ = std::fs::remove_file(p.dir.join(shen_api::NODE_INFO_FILE));
+        Ok(())
+    }
+
+    /// Start node `i` (stopped) again on its data directory with `--peer
+    /// seed`. Returns when it was started, and its info once its admin API
+    /// answers.
+    pub(crate) fn restart(
         &mut self,
         i: usize,
         exe: &Path,
@@ -112,13 +124,23 @@ impl Cluster {
             .procs
             .get_mut(i)
             .ok_or_else(|| format!("no node {i}"))?;
-        let _ = p.child.kill();
-        let _ = p.child.wait();
-        let _ = std::fs::remove_file(p.dir.join(shen_api::NODE_INFO_FILE));
         let started = Instant::now();
         p.child = spawn_node(exe, &p.dir, Some(seed), expect)?;
         let info = wait_info(&p.dir, started + timeout, &AtomicBool::new(false))?;
         Ok((started, info))
+    }
+
+    /// `kill -9` node `i`, then start it again on its data directory with
+    /// `--peer seed` (see [`Cluster::restart`]).
+    pub(crate) fn kill_and_restart(
+        &mut self,
+        i: usize,
+        exe: &Path,
+        seed: &str,
+        timeout: Duration,
+    ) -> Result<(Instant, NodeInfo), String> {
+        self.kill(i)?;
+        self.restart(i, exe, seed, timeout)
     }
 
     fn stop(&mut self) {

@@ -122,6 +122,9 @@ impl Daemon {
         config.mdns = settings.mdns;
         config.max_frames_per_sec = settings.max_frames_per_sec;
         config.peer_store = Some(dir.join(PEER_STORE_FILE));
+        // The log's replication is bulk: membership probes and the token
+        // never queue behind records (see the transport's `lanes`).
+        config.bulk_rings = vec![shen_rings::RingId::OUROBOROS];
         let (transport, handle) = Transport::<Event>::new(config).map_err(|e| e.to_string())?;
         let me = PeerKey(transport.local_peer_id());
         info!(peer_id = %me, incarnation, private = settings.psk.is_some(), "starting node");

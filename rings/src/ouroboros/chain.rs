@@ -49,6 +49,12 @@ use super::{
 };
 use crate::contract::{NodeId, RingCtx};
 
+/// Catch-up pushes in flight from one node to one successor, over all
+/// partitions, in batches of `max_batch_bytes` (8 MiB by default); a
+/// partition with nothing in flight may always send one batch, so none
+/// starves.
+const CATCH_UP_BATCHES: u64 = 32;
+
 impl<I: NodeId> Ouroboros<I> {
     pub(super) fn chain(&self, p: u32) -> &Chain<I> {
         &self.table.chains[p as usize]
@@ -234,6 +240,9 @@ impl<I: NodeId> Ouroboros<I> {
         }
         part.sent = part.commit.min(part.log.len());
         part.succ_held = 0;
+        // A successor of the old epoch holds the commit point; a new one
+        // says what it holds (`Sync`) before more is pushed.
+        part.succ_acked = part.sent;
         part.succ_target = part.log.len();
         part.unheld.clear();
         part.ready = single || head || was_ready;
@@ -273,29 +282,56 @@ impl<I: NodeId> Ouroboros<I> {
         let epoch = self.chain(p).epoch;
         let max_batch = self.config.max_batch;
         let max_bytes = self.config.max_batch_bytes;
+        // A successor behind the commit point is catching up (a learner, a
+        // restarted or refilled member): all its partitions' catch-up
+        // pushes share one budget, so a node refilled in many partitions
+        // at once gets at most `CATCH_UP_BATCHES` batches from this node
+        // between acknowledgements, never more than its link and the
+        // transport's queue to it can hold (a larger burst was dropped by
+        // the queue, seen as gaps, and re-sent, again and again).
+        let catching_up = |q: &Part<I>| q.succ_acked < q.commit;
+        let budget = if catching_up(&self.parts[p as usize]) {
+            let others: u64 = (0..self.config.partitions)
+                .filter(|&q| q != p)
+                .filter(|&q| catching_up(&self.parts[q as usize]))
+                .filter(|&q| self.successor(q, &me).as_ref() == Some(&succ))
+                .map(|q| self.parts[q as usize].in_flight)
+                .sum();
+            (max_bytes as u64 * CATCH_UP_BATCHES).saturating_sub(others)
+        } else {
+            u64::MAX
+        };
         let part = &mut self.parts[p as usize];
         let len = part.log.len();
         let report = Self::report(part);
-        // Bound what is in flight beyond the commit point: in records, and
-        // in bytes (a replica refilled with large records would otherwise
-        // get a burst that overflows the transport's queue to it, and every
+        // Bound what is in flight beyond what the successor holds (or the
+        // commit point, if lower): in records, and in bytes. A replica
+        // being refilled far behind the commit point gets at most this
+        // window between its acknowledgements, so a refill streams at the
+        // pace the successor takes it, with bounded memory on both sides;
+        // and a burst never overflows the transport's queue to it (every
         // retransmission would overflow it again).
         let window = (max_batch as u64) * 8;
-        let window_bytes = (max_bytes * 4) as u64;
+        let window_bytes = ((max_bytes * 4) as u64).min(budget.max(1));
+        let mut acked = part.commit.min(part.succ_acked);
         let mut in_flight: u64 = {
-            let from = part.commit.min(part.sent).max(part.log.low());
+            let from = acked.min(part.sent).max(part.log.low());
             part.log
                 .sizes_from(from)
                 .take(part.sent.saturating_sub(from) as usize)
                 .sum()
         };
-        while part.sent < len && part.sent < part.commit + window && in_flight < window_bytes {
+        while part.sent < len && part.sent < acked + window && in_flight < window_bytes {
             if part.sent < part.log.low() {
                 // The successor needs what retention deleted here: it
                 // jumps to this log's low watermark (all below is
                 // committed, see `plog`).
                 let low = part.log.low();
                 part.sent = low;
+                // The window counts from the jump (a lost `Skip` shows as
+                // a gap to the successor, which then sends `Sync`).
+                part.succ_acked = part.succ_acked.max(low);
+                acked = acked.max(low);
                 cx.send(
                     succ.clone(),
                     OuroborosMsg::Skip {
@@ -343,6 +379,7 @@ impl<I: NodeId> Ouroboros<I> {
                 },
             );
         }
+        part.in_flight = in_flight;
     }
 
     /// What a member tells its successor it must reach to be caught up:
@@ -635,6 +672,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
             let part = &mut self.parts[p as usize];
             part.sent = len.min(part.log.len());
+            part.succ_acked = len;
             part.last_progress = cx.now;
             if part.sent == part.log.len() {
                 // Nothing to send: still tell the successor our length
@@ -670,7 +708,16 @@ impl<I: NodeId> Ouroboros<I> {
         let me = cx.me.clone();
         if self.epoch_ok(cx, &from, p, epoch) && self.successor(p, &me).as_ref() == Some(&from) {
             self.successor_holds(p, held, cx.now);
+            let part = &mut self.parts[p as usize];
+            let grew = held > part.succ_acked;
+            part.succ_acked = part.succ_acked.max(held);
+            let commit = part.commit;
             self.advance_commit(cx, p, upto);
+            if grew && self.parts[p as usize].commit == commit {
+                // The window moved (a refill past the commit point): send
+                // on (`advance_commit` pushes when the commit point moves).
+                self.push(cx, p);
+            }
         }
     }
 }

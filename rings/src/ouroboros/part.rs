@@ -39,6 +39,13 @@ pub(super) struct Part<I> {
     pub(super) last_progress: Time,
     /// Entries the successor reported holding (this epoch).
     pub(super) succ_held: u64,
+    /// Flow control: what the successor last said it holds (its `Sync`
+    /// length, or the largest `held` of its acks since); the push window
+    /// counts from here (or the commit point, if lower).
+    pub(super) succ_acked: u64,
+    /// Payload bytes pushed beyond `succ_acked`, as of the last push (the
+    /// per-successor catch-up budget adds these up).
+    pub(super) in_flight: u64,
     /// The length the successor must hold to count as caught up (this
     /// node's length when the epoch began); slowness is judged after.
     pub(super) succ_target: u64,
@@ -73,6 +80,8 @@ impl<I> Part<I> {
             waiters: BTreeMap::new(),
             last_progress: Time::ZERO,
             succ_held: 0,
+            succ_acked: 0,
+            in_flight: 0,
             succ_target: 0,
             unheld: VecDeque::new(),
             wal: durable::PartWal::default(),
