@@ -5,12 +5,29 @@
 //! `(origin, req)` and pushes batches (`Append{start, prev, entries, commit,
 //! len}`, at most `max_batch` records / `max_batch_bytes`) down the chain,
 //! Nagle-style: at once when nothing is in flight, otherwise when a batch is
-//! full or the next acknowledgement arrives; at most 8 batches beyond the
-//! commit point. Every member reports receipt up the chain (`Ack{upto,
-//! held}`: the tail's acknowledgement, and a middle's immediate receipt of
-//! each batch), so a predecessor knows what its successor holds. A
-//! successor that made no progress for 5 ticks gets go-back-N from the
-//! commit point.
+//! full or the next acknowledgement arrives. Every member reports receipt
+//! up the chain (`Ack{upto, held}`: the tail's acknowledgement, and a
+//! middle's immediate receipt of each batch), so a predecessor knows what
+//! its successor holds. A successor that made no progress for 5 ticks gets
+//! go-back-N from the commit point.
+//!
+//! # Flow control
+//! What is in flight to a successor counts from what it last said it holds
+//! (its `Sync` length, or the largest `held` of its acks since; the commit
+//! point if lower): at most 8 batches and 4 × `max_batch_bytes` per
+//! partition. A successor behind the commit point (a learner, a restarted
+//! or refilled member) is *catching up*: all of its partitions' catch-up
+//! pushes from one node share one budget of 32 batches (8 MiB by default;
+//! a partition with nothing in flight may always send one batch, so none
+//! starves), and each acknowledgement sends on. So a refill runs at the
+//! pace the successor takes it, with memory bounded on both sides, and
+//! never bursts past the transport's queue to it. (Counting from the
+//! commit point instead let a tail feeding a learner send a whole window
+//! per tick per partition; the queue dropped most of it, the learner saw
+//! gaps and asked again, and a 256 MiB refill took 40–110 s with the
+//! learner at 400 MiB; now about 4 s.) Flow control decides only when
+//! entries are sent, never which: the safety arguments below do not
+//! depend on it.
 //!
 //! # Epoch start
 //! A member continues (keeps its log and caught-up state) only if it held
