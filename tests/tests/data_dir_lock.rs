@@ -36,6 +36,21 @@ fn snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Run `shen run` on `dir` in the foreground (a refused start exits at
+/// once): its output and how long it took.
+fn run_on(dir: &std::path::Path) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    let out = Command::new(shen_bin())
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(LOOPBACK)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shen");
+    (out, started.elapsed())
+}
+
 #[test]
 fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
@@ -49,16 +64,7 @@ fn a_second_node_on_a_locked_data_dir_exits_at_once_and_changes_nothing() {
         before.keys()
     );
 
-    let started = Instant::now();
-    let out = Command::new(shen_bin())
-        .arg("run")
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(LOOPBACK)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the second shen");
-    let took = started.elapsed();
+    let (out, took) = run_on(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(
@@ -98,22 +104,11 @@ fn a_directory_of_another_data_format_is_refused_unchanged() {
 
     let refuse = |why: &str, want: &str| {
         let before = snapshot(&dir);
-        let started = Instant::now();
-        let out = Command::new(shen_bin())
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(LOOPBACK)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run shen");
+        let (out, took) = run_on(&dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{why}: stderr: {stderr}");
         assert!(stderr.contains(want), "{why}: unclear error: {stderr}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{why}: slow refusal"
-        );
+        assert!(took < Duration::from_secs(5), "{why}: slow refusal");
         // Only the lock file may be (re)created; nothing else changes.
         let mut after = snapshot(&dir);
         after.remove("LOCK");
