@@ -526,8 +526,9 @@ struct Outbound {
     gen: u64,
 }
 
-/// Inbound Shen streams one peer may have open at once.
-const MAX_INBOUND_STREAMS_PER_PEER: usize = 8;
+/// Inbound Shen streams one peer may have open at once (a node opens one
+/// per lane; the rest is headroom for reconnects).
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 8;
 
 fn release(open: &std::sync::Mutex<HashMap<PeerId, usize>>, peer: PeerId) {
     if let Ok(mut m) = open.lock() {

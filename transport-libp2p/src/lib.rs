@@ -39,7 +39,7 @@ pub mod relay;
 
 pub use driver::{
     is_loopback, Command, Config, Handle, Host, Metrics, MetricsSnapshot, NetView, PeerConn,
-    Transport, TransportError, HAS_QUIC,
+    Transport, TransportError, HAS_QUIC, MAX_INBOUND_STREAMS_PER_PEER,
 };
 pub use libp2p;
 pub use peer_key::PeerKey;
