@@ -17,9 +17,15 @@
 //! point if lower): at most 8 batches and 4 × `max_batch_bytes` per
 //! partition. A successor behind the commit point (a learner, a restarted
 //! or refilled member) is *catching up*: all of its partitions' catch-up
-//! pushes from one node share one budget of 32 batches (8 MiB by default;
-//! a partition with nothing in flight may always send one batch, so none
-//! starves), and each acknowledgement sends on. So a refill runs at the
+//! pushes from one node share one budget of 32 batches (8 MiB by default,
+//! overshot by at most one batch), and each acknowledgement sends on. A
+//! `Sync` from a successor catching up that repeats the length it last
+//! reported, while it made progress within the retransmit interval (5
+//! ticks), resends nothing: the periodic `Sync` of a learner and its `Sync`
+//! per batch arriving past a gap would otherwise restart the window each
+//! time and put copies of what is already on its way into the queue (seen
+//! as 777 queue-full drops and senders at 340 MiB on a loaded machine).
+//! Only a successor that made no progress gets go-back-N. So a refill runs at the
 //! pace the successor takes it, with memory bounded on both sides, and
 //! never bursts past the transport's queue to it. (Counting from the
 //! commit point instead let a tail feeding a learner send a whole window
@@ -67,9 +73,10 @@ use super::{
 use crate::contract::{NodeId, RingCtx};
 
 /// Catch-up pushes in flight from one node to one successor, over all
-/// partitions, in batches of `max_batch_bytes` (8 MiB by default); a
-/// partition with nothing in flight may always send one batch, so none
-/// starves.
+/// partitions, in batches of `max_batch_bytes` (8 MiB by default). A
+/// partition finding the budget spent waits for the next acknowledgement
+/// or tick; partitions are refilled a few at a time, none is left out for
+/// good (each one's acknowledgements free budget for the next tick).
 const CATCH_UP_BATCHES: u64 = 32;
 
 impl<I: NodeId> Ouroboros<I> {
@@ -329,7 +336,7 @@ impl<I: NodeId> Ouroboros<I> {
         // and a burst never overflows the transport's queue to it (every
         // retransmission would overflow it again).
         let window = (max_batch as u64) * 8;
-        let window_bytes = ((max_bytes * 4) as u64).min(budget.max(1));
+        let window_bytes = ((max_bytes * 4) as u64).min(budget);
         let mut acked = part.commit.min(part.succ_acked);
         let mut in_flight: u64 = {
             let from = acked.min(part.sent).max(part.log.low());
@@ -687,7 +694,22 @@ impl<I: NodeId> Ouroboros<I> {
                 self.mark_stale(cx, p);
                 return;
             }
+            let retransmit = self.config.tick * 5;
             let part = &mut self.parts[p as usize];
+            if len < part.commit
+                && len == part.succ_acked
+                && part.sent > len
+                && cx.now.saturating_since(part.last_progress) < retransmit
+            {
+                // A successor catching up repeats what it holds (its
+                // periodic `Sync`, or one per batch that arrived past a
+                // gap) while what we sent after it is still on its way:
+                // sending that again would only duplicate it (the queue
+                // then overflows and the gaps multiply). Only a successor
+                // that made no progress for `retransmit` gets go-back-N.
+                self.push(cx, p);
+                return;
+            }
             part.sent = len.min(part.log.len());
             part.succ_acked = len;
             part.last_progress = cx.now;
@@ -728,6 +750,9 @@ impl<I: NodeId> Ouroboros<I> {
             let part = &mut self.parts[p as usize];
             let grew = held > part.succ_acked;
             part.succ_acked = part.succ_acked.max(held);
+            if grew {
+                part.last_progress = cx.now;
+            }
             let commit = part.commit;
             self.advance_commit(cx, p, upto);
             if grew && self.parts[p as usize].commit == commit {
