@@ -12,6 +12,26 @@ use shen_node::cli::write_stdout;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How long mimalloc keeps freed memory before returning it to the OS, in
+/// ms. Its default (1 s) kept up to 80 MiB of freed record buffers resident
+/// on a node being refilled at 50 MB/s, past the 256 MiB bound of issue 16;
+/// 10 ms (mimalloc 2's default) cost no measurable throughput in
+/// `shen bench` (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY` still overrides it.
+const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+/// `mi_option_purge_delay` of mimalloc.h, which the bindings lack: the
+/// option just before `mi_option_use_numa_nodes`.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: `mi_option_set` only stores an option value (atomically);
+        // it has no preconditions and may be called at any time.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+}
+
 /// Shen: ring patterns for distributed systems.
 #[derive(Parser, Debug)]
 #[command(name = "shen", version, about, long_about = None)]
@@ -90,6 +110,7 @@ struct StatsArgs {
 use cli::EXIT_USAGE;
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
