@@ -24,8 +24,8 @@
 //! stay relayed through the public host. h1 and h2 share a LAN but, with
 //! mDNS off and listen addresses not advertised, they too go through the
 //! relay. Then every host appends and reads; every node restarts without
-//! `--peer` (the peer stores bring them back); the public host stops and
-//! the others report the loss. Linux NAT does no hairpinning, so
+//! `--peer` (the peer stores bring them back); the public host is killed
+//! (`kill -9`) and the others report the loss. Linux NAT does no hairpinning, so
 //! two hosts behind one router cannot punch to each other through it
 //! (on a real LAN, mDNS finds them directly): that is why each easy host
 //! has its own router. mDNS is off; discovery goes through the public host.
@@ -543,8 +543,10 @@ fn nat_five_hosts_behind_easy_and_hard_nats_converge_with_reachability_and_relay
     let repunched = poll_until(Duration::from_secs(15), || punched(&lab));
     eprintln!("e1-e2 hole-punched again after the restart: {repunched}");
 
-    // Lose the public host: the others keep answering and report the loss.
-    nodes[PUB].terminate(Duration::from_secs(10));
+    // Lose the public host (kill -9: no leave gossip, the others must
+    // detect it): they keep answering and report the loss.
+    let _ = nodes[PUB].child.kill();
+    let _ = nodes[PUB].child.wait();
     let rest = [E1, E2, H1, H2];
     let ok = poll_until(Duration::from_secs(40), || {
         rest.iter().all(|&h| live(h).is_some_and(|n| n < 5))
@@ -564,6 +566,33 @@ fn nat_five_hosts_behind_easy_and_hard_nats_converge_with_reachability_and_relay
     assert!(
         ok,
         "a host still shows a connection to the dead public host"
+    );
+    // Nor a reservation on it, nor an address relayed through it (listened
+    // on or advertised).
+    let via_pub = |st: &serde_json::Value| {
+        let mut left: Vec<String> = Vec::new();
+        for k in ["listen_addrs", "external_addrs", "relays"] {
+            for a in st["net"][k].as_array().into_iter().flatten() {
+                if a.as_str().is_some_and(|a| a.contains(ids[PUB].as_str())) {
+                    left.push(format!("{k}: {a}"));
+                }
+            }
+        }
+        left
+    };
+    let mut last = Vec::new();
+    let ok = poll_until(Duration::from_secs(20), || {
+        last = rest
+            .iter()
+            .filter_map(|&h| lab.status(h))
+            .flat_map(|st| via_pub(&st))
+            .collect();
+        last.is_empty()
+    });
+    assert!(
+        ok,
+        "hosts still list the dead relay: {last:?}\n{}",
+        logs(&nodes)
     );
     // A hole-punched e1-e2 connection does not need the relay.
     let ok = !repunched || poll_until(Duration::from_secs(30), || punched(&lab));

@@ -1370,10 +1370,24 @@ impl<E: Clone + 'static> Transport<E> {
                 self.push_identify();
                 host.on_listen(&self.view());
             }
-            SwarmEvent::ListenerClosed { listener_id, .. } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
                 self.reservations.retain(|_, l| *l != listener_id);
                 let kept = &self.reservations;
                 self.reservations_pending.retain(|p| kept.contains_key(p));
+                // Its addresses expired with it (libp2p sends no
+                // `ExpiredListenAddr` for them).
+                if !addresses.is_empty() {
+                    self.listen_addrs.retain(|a| !addresses.contains(a));
+                    for a in &addresses {
+                        self.swarm.remove_external_address(a);
+                    }
+                    self.push_identify();
+                    host.on_listen(&self.view());
+                }
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
@@ -1444,6 +1458,26 @@ impl<E: Clone + 'static> Transport<E> {
                 self.refresh_relayed_only(peer_id);
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    if let Some(l) = self.reservations.remove(&peer_id) {
+                        // The relay is gone: so is the address reserved on it
+                        // (removing the listener expires it, and it is no
+                        // longer advertised); try another relay.
+                        warn!(relay = %peer_id, "lost the connection to a relay: dropping its reservation and relayed address");
+                        self.reservations_pending.remove(&peer_id);
+                        self.swarm.remove_listener(l);
+                        // Advertised forms of it (with or without our own
+                        // /p2p suffix) go too.
+                        let stale: Vec<Multiaddr> = self
+                            .swarm
+                            .external_addresses()
+                            .filter(|a| crate::reach::relayed_via(a, &peer_id))
+                            .cloned()
+                            .collect();
+                        for a in &stale {
+                            self.swarm.remove_external_address(a);
+                        }
+                        self.reserve_relays();
+                    }
                     let addr = endpoint.get_remote_address();
                     let plain: Multiaddr = addr
                         .iter()

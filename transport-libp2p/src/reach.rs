@@ -75,6 +75,19 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| p == Protocol::P2pCircuit)
 }
 
+/// Whether `addr` is a circuit address through `relay`
+/// (`…/p2p/RELAY/p2p-circuit…`).
+pub fn relayed_via(addr: &Multiaddr, relay: &libp2p::PeerId) -> bool {
+    let mut prev = None;
+    for p in addr.iter() {
+        if p == Protocol::P2pCircuit {
+            return matches!(prev, Some(Protocol::P2p(id)) if id == *relay);
+        }
+        prev = Some(p);
+    }
+    false
+}
+
 /// Whether a connection goes through a relay. An inbound circuit's
 /// remote (send-back) address is only `/p2p/<source>`: the circuit shows
 /// in its local address (`<relay>/p2p-circuit`), so both ends are checked.
@@ -141,6 +154,33 @@ impl Reach {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relayed_via_names_the_relay_before_the_circuit() {
+        let relay = libp2p::PeerId::random();
+        let other = libp2p::PeerId::random();
+        let me = libp2p::PeerId::random();
+        let cases: Vec<(String, bool)> = vec![
+            (
+                format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit"),
+                true,
+            ),
+            (
+                format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{me}"),
+                true,
+            ),
+            (
+                format!("/ip4/10.0.0.1/tcp/4001/p2p/{other}/p2p-circuit/p2p/{relay}"),
+                false,
+            ),
+            (format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}"), false),
+            ("/ip4/10.0.0.1/tcp/4001/p2p-circuit".to_string(), false),
+        ];
+        for (a, want) in cases {
+            let addr: Multiaddr = a.parse().unwrap();
+            assert_eq!(super::relayed_via(&addr, &relay), want, "{a}");
+        }
+    }
+
     use super::*;
 
     fn a(s: &str) -> Multiaddr {
