@@ -125,6 +125,9 @@ pub struct RefillReport {
     pub refill_mb_per_s: Option<f64>,
     /// Its peak resident set after the restart, MiB.
     pub peak_rss_mib: f64,
+    /// The other nodes' peak resident sets over the whole run (VmHWM), so
+    /// with the refill they fed, MiB.
+    pub senders_peak_rss_mib: Vec<f64>,
     /// Messages the nodes dropped for a full send queue from its restart
     /// to its refill (`shen_queue_full_drops_total`; 0 when the refill's
     /// flow control keeps within what the links take).
@@ -493,8 +496,14 @@ fn refill_phase(
         std::thread::sleep(Duration::from_millis(100));
     };
     let queue_full_drops = drops(infos).saturating_sub(drops_before);
-    let pid = cluster.pids()[i];
+    let pids = cluster.pids();
+    let pid = pids[i];
+    let senders_peak_rss_mib = (0..pids.len())
+        .filter(|&k| k != i)
+        .map(|k| rss(pids[k]).map_or(0.0, |r| r.1 as f64 / MIB))
+        .collect();
     Ok(RefillReport {
+        senders_peak_rss_mib,
         queue_full_drops,
         written_bytes,
         refill_s,
@@ -736,12 +745,17 @@ fn print_report(r: &StorageReport) {
     if let Some(f) = &r.refill {
         match (f.refill_s, f.refill_mb_per_s) {
             (Some(s), Some(rate)) => println!(
-                "refill of node {} after {:.0} MiB written while it was down: {:.2} s ({:.1} MB/s); peak RSS after it {:.0} MiB; {} messages dropped for full queues",
+                "refill of node {} after {:.0} MiB written while it was down: {:.2} s ({:.1} MB/s); peak RSS after it {:.0} MiB (the nodes feeding it: {} MiB); {} messages dropped for full queues",
                 r.restarted,
                 f.written_bytes as f64 / MIB,
                 s,
                 rate,
                 f.peak_rss_mib,
+                f.senders_peak_rss_mib
+                    .iter()
+                    .map(|m| format!("{m:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
                 f.queue_full_drops
             ),
             _ => println!(
