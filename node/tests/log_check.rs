@@ -27,6 +27,7 @@ fn check(seeds: std::ops::Range<u64>) {
     let a = args();
     let (mut acked, mut reconfigs, mut reads, mut id_reads, mut slow) = (0, 0, 0, 0, 0);
     let (mut txns, mut restored, mut power_losses) = (0, 0, 0);
+    let mut unavailable = Vec::new();
     for seed in seeds.clone() {
         let r = run_one(&a, seed).expect("valid arguments");
         assert!(
@@ -34,6 +35,9 @@ fn check(seeds: std::ops::Range<u64>) {
             "seed {seed}: {:?} (replay: shen sim log --seed {seed})",
             r.violations
         );
+        if !r.unavailable.is_empty() {
+            unavailable.push(seed);
+        }
         acked += r.acked;
         reconfigs += r.reconfigurations;
         reads += r.reads;
@@ -60,6 +64,15 @@ fn check(seeds: std::ops::Range<u64>) {
     assert!(
         power_losses >= n / 2,
         "only {power_losses} cluster power losses"
+    );
+    // Liveness after healing: the known recovery gap (issue 17: complete
+    // copies on former members one epoch back) leaves about 1 seed in
+    // 2,000 with a partition unavailable. A change that makes refills or
+    // retransmissions stall shows here first (one did: 21 of 400).
+    assert!(
+        unavailable.len() <= 1,
+        "{} of {n} seeds end with partitions unavailable after healing: {unavailable:?}",
+        unavailable.len()
     );
 }
 

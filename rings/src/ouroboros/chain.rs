@@ -267,6 +267,7 @@ impl<I: NodeId> Ouroboros<I> {
         // A successor of the old epoch holds the commit point; a new one
         // says what it holds (`Sync`) before more is pushed.
         part.succ_acked = part.sent;
+        part.succ_progress = cx.now;
         part.succ_target = part.log.len();
         part.unheld.clear();
         part.ready = single || head || was_ready;
@@ -699,7 +700,7 @@ impl<I: NodeId> Ouroboros<I> {
             if len < part.commit
                 && len == part.succ_acked
                 && part.sent > len
-                && cx.now.saturating_since(part.last_progress) < retransmit
+                && cx.now.saturating_since(part.succ_progress) < retransmit
             {
                 // A successor catching up repeats what it holds (its
                 // periodic `Sync`, or one per batch that arrived past a
@@ -712,6 +713,7 @@ impl<I: NodeId> Ouroboros<I> {
             }
             part.sent = len.min(part.log.len());
             part.succ_acked = len;
+            part.succ_progress = cx.now;
             part.last_progress = cx.now;
             if part.sent == part.log.len() {
                 // Nothing to send: still tell the successor our length
@@ -751,7 +753,7 @@ impl<I: NodeId> Ouroboros<I> {
             let grew = held > part.succ_acked;
             part.succ_acked = part.succ_acked.max(held);
             if grew {
-                part.last_progress = cx.now;
+                part.succ_progress = cx.now;
             }
             let commit = part.commit;
             self.advance_commit(cx, p, upto);

@@ -43,6 +43,10 @@ pub(super) struct Part<I> {
     /// length, or the largest `held` of its acks since); the push window
     /// counts from here (or the commit point, if lower).
     pub(super) succ_acked: u64,
+    /// When `succ_acked` last grew, or go-back-N last restarted the
+    /// pushes (the commit point moving says nothing of a successor
+    /// catching up).
+    pub(super) succ_progress: Time,
     /// Payload bytes pushed beyond `succ_acked`, as of the last push (the
     /// per-successor catch-up budget adds these up).
     pub(super) in_flight: u64,
@@ -81,6 +85,7 @@ impl<I> Part<I> {
             last_progress: Time::ZERO,
             succ_held: 0,
             succ_acked: 0,
+            succ_progress: Time::ZERO,
             in_flight: 0,
             succ_target: 0,
             unheld: VecDeque::new(),
