@@ -114,13 +114,7 @@ impl Viz {
     }
 
     fn from_params(params: UrlParams) -> Result<Viz, JsError> {
-        let mut config = VizConfig::new(params.seed, params.nodes);
-        if let Some(rings) = &params.rings {
-            let names: Vec<&str> = rings.iter().map(String::as_str).collect();
-            config = config.with_rings(&names).map_err(js)?;
-        }
-        config.latency_ms = params.latency_ms;
-        config.ankh.vnodes = params.vnodes;
+        let config = VizConfig::from_url(&params).map_err(js)?;
         let world = World::with_script(config, params.faults.clone()).map_err(js)?;
         Ok(Viz {
             world,
@@ -247,6 +241,58 @@ impl Viz {
 
     fn act(&mut self, op: Op) -> Result<String, JsError> {
         self.world.act(op).map(|a| a.to_string()).map_err(js)
+    }
+
+    /// The first whole millisecond (as ms) after now, and at or after
+    /// `from_ms`, with nothing queued: where a fault made now may go. The
+    /// side-by-side page schedules a fault at a slot free in both worlds.
+    #[wasm_bindgen(js_name = faultSlot)]
+    pub fn fault_slot(&self, from_ms: f64) -> Result<f64, JsError> {
+        let from = ms(from_ms)?.as_micros() as u64;
+        Ok(self.world.fault_slot(from) as f64 / 1000.0)
+    }
+
+    /// Apply one script item (`TIME_US:OP[:ARG]`, see [`crate::script`]):
+    /// a fault at that time (a [`Viz::fault_slot`]), anything else now.
+    /// Returns the action as recorded.
+    #[wasm_bindgen(js_name = actAt)]
+    pub fn act_at(&mut self, item: &str) -> Result<String, JsError> {
+        let mut items = parse_script(item).map_err(js)?;
+        if items.len() != 1 {
+            return Err(JsError::new(&format!(
+                "actAt: want one action `TIME_US:OP[:ARG]`, got `{item}`"
+            )));
+        }
+        let a = items.remove(0);
+        self.world
+            .act_at(a.op, a.at_us)
+            .map(|a| a.to_string())
+            .map_err(js)
+    }
+
+    /// The run's key figures as JSON (convergence, detection, acquisitions,
+    /// keys moved: see [`crate::figures::Figures`]).
+    #[wasm_bindgen(js_name = figuresJson)]
+    pub fn figures_json(&self) -> String {
+        crate::figures::figures_json(&self.world)
+    }
+
+    /// A side-by-side hash (`sbs=SETTING:A/B&...`) described as JSON:
+    /// `{setting, values, hashes: [A, B], script, t_us}`; `hashes` are the
+    /// two single-world hashes to open with [`Viz::from_hash`].
+    #[wasm_bindgen(js_name = sideBySide)]
+    pub fn side_by_side(hash: &str) -> Result<String, JsError> {
+        crate::compare::describe_json(hash).map_err(js)
+    }
+
+    /// The side-by-side hash `hash` after a run: both worlds' shared
+    /// `script` (URL form) and time `t_ms` replace the ones it had.
+    #[wasm_bindgen(js_name = sideBySideHash)]
+    pub fn side_by_side_hash(hash: &str, script: &str, t_ms: f64) -> Result<String, JsError> {
+        let s = crate::compare::SideBySide::parse(hash).map_err(js)?;
+        let faults = parse_script(script).map_err(js)?;
+        let t = ms(t_ms)?.as_micros() as u64;
+        s.hash_with(faults, Some(t)).map_err(js)
     }
 
     /// Add a node; returns its id.
