@@ -60,9 +60,12 @@ function act(f) {
   }
 }
 
+// A side-by-side hash (sidebyside.js draws it): this file's world waits.
+const sideBySide = (hash) => /(^|&)sbs=/.test(hash);
+
 function makeViz() {
   const hash = location.hash.slice(1);
-  if (liveAddrOf(hash) !== null) return Viz.fromHash('');
+  if (liveAddrOf(hash) !== null || sideBySide(hash)) return Viz.fromHash('');
   try {
     // A lesson link without a world opens the lesson's own world.
     const { world, name } = splitLessonHash(hash);
@@ -652,6 +655,8 @@ function onKey(e) {
 function tick(t) {
   if (live) {
     try { live.view.draw(performance.now()); } catch (e) { showError(e); stopLive(); }
+    window.shen.ready = true;
+  } else if (sideBySide(location.hash.slice(1))) {
     window.shen.ready = true;
   } else if (!benchRunning) {
     if (lastT !== null && reveal && reveal.kind === 'predict') {
@@ -1975,7 +1980,7 @@ function wire() {
     const addr = liveAddrOf(location.hash.slice(1));
     if (addr !== null) { startLive(addr); return; }
     stopLive();
-    if ('#' + pageHash() === location.hash) return;
+    if ('#' + pageHash() === location.hash || sideBySide(location.hash.slice(1))) return;
     viz.free();
     viz = makeViz();
     viz.attach(canvas);
@@ -1993,7 +1998,9 @@ function wire() {
   keyPart();
 }
 
-await init();
+// sidebyside.js waits on this: one module instance for both files.
+window.shenWasm = init();
+await window.shenWasm;
 viz = makeViz();
 viz.attach(canvas);
 fitCanvas();
