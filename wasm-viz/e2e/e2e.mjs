@@ -36,6 +36,10 @@
 //    (natively) replay to the same trace hashes; vnodes 1 vs 160: the same
 //    run, different keys moved; a bad pair is a message. Saves
 //    sidebyside.png.
+// 12. From a failing seed to the picture (seedlink.mjs): a scenario made in
+//    the page with an expectation that fails; `shen sim run` prints a page
+//    link; it opens the page at the first invariant violation with the
+//    trace hash the line names, and the run ends with the native hash.
 // 10. Lessons (lessons.mjs): every lesson of every ring driven to its end
 //    through the page (actions by mouse and buttons, every prediction
 //    answered, what the protocols must answer checked), the canvas
@@ -59,6 +63,7 @@ import { gzipSync } from 'node:zlib';
 import { ROOT, SHEN, WWW, launch, openPage, startServer } from './common.mjs';
 import { lessonsE2E } from './lessons.mjs';
 import { sideBySideE2E } from './sidebyside.mjs';
+import { seedLinkE2E } from './seedlink.mjs';
 
 const ARTIFACTS = join(ROOT, 'wasm-viz/e2e/artifacts');
 let failures = 0;
@@ -227,6 +232,9 @@ try {
 
   // ---- 11. side by side
   await sideBySideE2E(browser, server.url, errors, check, nativeHash);
+
+  // ---- 12. a failing `shen sim run` seed's page link
+  await seedLinkE2E(browser, server.url, errors, check);
 
   // ---- 10. the lessons: every lesson to its end, challenges, step links
   await lessonsE2E(browser, server.url, errors, check);

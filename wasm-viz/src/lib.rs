@@ -20,6 +20,8 @@
 //!   URL hash.
 //! - [`figures`]: a run's key figures (convergence, detection, token
 //!   acquisitions, keys moved), what side by side compares.
+//! - [`link`]: a scenario and seed as the page link that replays it, at
+//!   its first invariant violation (`shen sim run` prints it on failure).
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
 //! - [`spacetime`]: the space-time (Lamport) diagram: lanes, arrows, drops
 //!   and crashes, recorded from the trace.
@@ -49,6 +51,7 @@ pub mod figures;
 pub mod invariants;
 pub mod keys;
 pub mod layout;
+pub mod link;
 pub mod live;
 pub mod log;
 pub mod narrate;
