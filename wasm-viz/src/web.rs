@@ -16,7 +16,7 @@ use crate::render::{
     highlight_shapes, message_at, scene_opts, Highlight, Layout, MsgFilter, SceneOpts, Shape,
 };
 use crate::script::{parse_script, Op, UrlParams};
-use crate::spacetime::{arrow_at, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
+use crate::spacetime::{arrow_at, cause_shapes, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
 use crate::state::state_json;
 use crate::world::{VizConfig, World};
 
@@ -64,6 +64,8 @@ pub struct Viz {
     key: Option<usize>,
     /// What a lesson points at (view state only).
     highlight: Highlight,
+    /// The narration line whose causes are drawn on the diagram.
+    cause_of: Option<u64>,
 }
 
 fn ms(t: f64) -> Result<Duration, JsError> {
@@ -133,6 +135,7 @@ impl Viz {
             show_keys: true,
             key: None,
             highlight: Highlight::default(),
+            cause_of: None,
         })
     }
 
@@ -709,6 +712,25 @@ impl Viz {
         serde_json::json!({"on": true, "total": len, "lines": lines}).to_string()
     }
 
+    /// Narration line `id` and the lines it likely follows from
+    /// (transitively, oldest first), as JSON `[{at_us, node, ring, text,
+    /// id, all?, causes?}]`; `[]` for an unknown line.
+    #[wasm_bindgen(js_name = causesJson)]
+    pub fn causes_json(&self, id: f64) -> String {
+        let chain = match (self.world.narration(), msg_id(id)) {
+            (Some(n), Ok(id)) => n.chain_of(id),
+            _ => Vec::new(),
+        };
+        serde_json::to_string(&chain).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Draw narration line `id`'s cause chain on the space-time diagram
+    /// (-1: none). View state only: the run never sees it.
+    #[wasm_bindgen(js_name = setCauses)]
+    pub fn set_causes(&mut self, id: f64) {
+        self.cause_of = msg_id(id).ok();
+    }
+
     /// Every message kind, as JSON `[{ring, kind, why}]` (the page's filter
     /// list and help).
     #[wasm_bindgen(js_name = messageKinds)]
@@ -889,7 +911,10 @@ impl Viz {
             causes: Vec::new(),
         };
         let now = self.world.now().as_micros();
-        let shapes = diagram(st, &g, now, self.world.horizon().as_micros(), &opts);
+        let mut shapes = diagram(st, &g, now, self.world.horizon().as_micros(), &opts);
+        if let (Some(id), Some(n)) = (self.cause_of, self.world.narration()) {
+            shapes.extend(cause_shapes(&g, &n.chain_of(id), id));
+        }
         paint(ctx, &shapes, *w, *h)?;
         Ok(shapes.len() as u32)
     }

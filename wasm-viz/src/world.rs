@@ -32,7 +32,7 @@ use crate::figures::Tracker;
 use crate::invariants::{Invariants, Observation, PlacementCache};
 use crate::keys::Keys;
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
-use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
+use crate::narrate::{fault_sentence, ring_of, sentence, tag_of, Narration, NARRATE_MAX_NODES};
 use crate::script::{valid_key, Action, Op, UrlParams};
 use crate::spacetime::{Fate, Mark as StMark, NodeEvent, SpaceTime};
 
@@ -1206,9 +1206,14 @@ impl World {
                         sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
                     };
                     let text = sentence(*node, event, phi, threshold);
-                    narration.push(at, *node, ring_of(event), text);
+                    narration.push_tagged(at, (*node, false), ring_of(event), text, tag_of(event));
                 }
                 other => {
+                    if let TraceKind::Fault(f) = other {
+                        if let Some((node, all, text, tag)) = fault_sentence(f) {
+                            narration.push_tagged(at, (node, all), "fault", text, tag);
+                        }
+                    }
                     if let Some(st) = st {
                         record(st, sim, other, at);
                     }
