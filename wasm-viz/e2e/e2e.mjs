@@ -40,6 +40,10 @@
 //    the page with an expectation that fails; `shen sim run` prints a page
 //    link; it opens the page at the first invariant violation with the
 //    trace hash the line names, and the run ends with the native hash.
+// 13. Causality (causes.mjs): in a log world a crashed chain head; the
+//    line where another node installs the new table, clicked in the event
+//    log, lists its causes back to the crash across rings, marks them and
+//    draws them on the space-time diagram; the trace hash is unchanged.
 // 10. Lessons (lessons.mjs): every lesson of every ring driven to its end
 //    through the page (actions by mouse and buttons, every prediction
 //    answered, what the protocols must answer checked), the canvas
@@ -64,6 +68,7 @@ import { ROOT, SHEN, WWW, launch, openPage, startServer } from './common.mjs';
 import { lessonsE2E } from './lessons.mjs';
 import { sideBySideE2E } from './sidebyside.mjs';
 import { seedLinkE2E } from './seedlink.mjs';
+import { causesE2E } from './causes.mjs';
 
 const ARTIFACTS = join(ROOT, 'wasm-viz/e2e/artifacts');
 let failures = 0;
@@ -235,6 +240,9 @@ try {
 
   // ---- 12. a failing `shen sim run` seed's page link
   await seedLinkE2E(browser, server.url, errors, check);
+
+  // ---- 13. causality across rings in the event log
+  await causesE2E(browser, server.url, errors, check);
 
   // ---- 10. the lessons: every lesson to its end, challenges, step links
   await lessonsE2E(browser, server.url, errors, check);

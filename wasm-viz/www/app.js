@@ -609,6 +609,8 @@ function refreshNarration() {
       const li = document.createElement('li');
       li.className = l.ring;
       li.dataset.at = String(l.at_us);
+      li.dataset.id = String(l.id); // causes.js: the line's cause chain
+      if (l.causes) li.classList.add('caused');
       const t = document.createElement('span');
       t.className = 't';
       t.textContent = (l.at_us / 1e6).toFixed(3);
