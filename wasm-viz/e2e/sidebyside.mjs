@@ -92,6 +92,23 @@ export async function sideBySideE2E(browser, url, errors, check, nativeHash) {
   'the Compare button opens this world\'s seed side by side');
   await q.close();
 
+  // ---- keys and the token request, in both
+  const k = await openPage(browser, url, 'sbs=phi:3/12&seed=4&nodes=5', errors);
+  await ready(k);
+  await k.evaluate(() => { window.shenSbs.play(false); window.shenSbs.seek(2000); });
+  await k.keyboard.press('ArrowRight');
+  await k.keyboard.press('Shift+ArrowRight');
+  check(await k.evaluate(() => [window.shenSbs.a.timeMs(), window.shenSbs.b.timeMs()].join()) === '3100,3100',
+    '→ and shift → move both worlds 100 ms and 1 s');
+  await k.keyboard.press('Space');
+  check(await k.evaluate(() => document.getElementById('sbsplay').textContent) === 'Pause', 'space plays the pair');
+  await k.keyboard.press('Space');
+  await k.click('#sbsreq');
+  await k.evaluate(() => window.shenSbs.seek(5000));
+  const acq = await k.evaluate(() => window.shenSbs.figures().map((f) => f.acquisitions));
+  check(acq[0] >= 1 && acq[1] >= 1, `Request token: a grant in both worlds (${acq.join(' / ')})`);
+  await k.close();
+
   // ---- vnodes 1 vs 160: the same run, different keys moved
   const v = await openPage(browser, url, 'sbs=vnodes:1/160&seed=2&nodes=5', errors);
   await ready(v);

@@ -292,4 +292,44 @@ mod tests {
         let ideal = fb.keys_ideal.unwrap();
         assert!((mb as f64 - ideal).abs() < ideal * 0.5, "{mb} vs {ideal}");
     }
+
+    /// A lower phi threshold suspects a crashed node sooner; the crash is
+    /// the same in both.
+    #[test]
+    fn a_lower_phi_threshold_suspects_sooner() {
+        let s = SideBySide::parse("sbs=phi:2/16&seed=5&nodes=6&faults=3000000:crash:4").unwrap();
+        let [pa, pb] = s.worlds().unwrap();
+        let mut w = [world(&pa), world(&pb)];
+        for x in &mut w {
+            x.run_to(Time::from_millis(12_000)).unwrap();
+        }
+        let [fa, fb] = [figures(&w[0]), figures(&w[1])];
+        let (sa, sb) = (
+            fa.suspected_after_ms.unwrap(),
+            fb.suspected_after_ms.unwrap(),
+        );
+        assert!(sa < sb, "phi 2 after {sa} ms, phi 16 after {sb} ms");
+        assert_eq!(fa.detection.unwrap().crashed_us, 3_000_000);
+    }
+
+    /// Chain bypass is a log world's setting: the two worlds' stacks
+    /// differ in it, and a world without the log refuses it.
+    #[test]
+    fn bypass_pairs_are_log_worlds() {
+        let s = SideBySide::parse("sbs=bypass:on/off&nodes=5&rings=sundial,cartouche,ouroboros")
+            .unwrap();
+        let [pa, pb] = s.worlds().unwrap();
+        let [ca, cb] = [
+            VizConfig::from_url(&pa).unwrap(),
+            VizConfig::from_url(&pb).unwrap(),
+        ];
+        let slow = |c: &VizConfig| c.stack.ouroboros.as_ref().unwrap().slow_after_ms;
+        assert!(slow(&ca) < slow(&cb));
+        assert_eq!(slow(&cb), crate::world::NO_BYPASS_MS);
+        let plain = SideBySide::parse("sbs=bypass:on/off&nodes=5").unwrap();
+        let [_, p] = plain.worlds().unwrap();
+        assert!(VizConfig::from_url(&p)
+            .unwrap_err()
+            .contains("only a log world"));
+    }
 }

@@ -633,7 +633,7 @@ function onKey(e) {
   const t = e.target;
   if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA') && t.type !== 'range') return;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (live) return;
+  if (live || sideBySide(location.hash.slice(1))) return; // sidebyside.js has its own keys
   const back = (ms) => act(() => viz.seek(Math.max(0, viz.timeMs() - ms)));
   switch (e.key) {
     case ' ': setPlaying(!playing); break;

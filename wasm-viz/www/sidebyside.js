@@ -288,6 +288,19 @@ function wire() {
       .filter((p) => p && !/^(sbs|lesson|step|live|faults|t)=/.test(p) && !p.startsWith(`${setting}=`)).join('&');
     location.hash = `sbs=${setting}:${va}/${vb}${base ? '&' + base : ''}`;
   };
+  // Keys while the pair is open: space plays/pauses, → moves both 100 ms
+  // on, ← 100 ms back (shift: 1 s).
+  document.addEventListener('keydown', (e) => {
+    const t = e.target;
+    if (!sbs.active || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT') && t.type !== 'range') return;
+    const step = e.shiftKey ? 1000 : 100;
+    if (e.key === ' ') setPlaying(!sbs.playing);
+    else if (e.key === 'ArrowRight') { setPlaying(false); seekBoth(sbs.a.timeMs() + step); remember(); refresh(); }
+    else if (e.key === 'ArrowLeft') { setPlaying(false); seekBoth(Math.max(0, sbs.a.timeMs() - step)); remember(); refresh(); }
+    else return;
+    e.preventDefault();
+  });
   window.addEventListener('hashchange', () => {
     if (isSideBySide(location.hash)) {
       if (!sbs.active || location.hash.slice(1) !== pairHash()) open(location.hash);
