@@ -30,6 +30,20 @@
 // 9. Delivery-choice mode: three choices, the link replays to the same
 //    trace hash, a different choice after a rewind is a second branch of
 //    the tree, and clicking the first branch returns to it. Saves choice.png.
+// 11. Side by side (sidebyside.mjs): fanout 1 vs 4 in lockstep, a crash
+//    double-clicked in world A lands in both; the figures that must differ
+//    do; each world's own link, the shared link and world A's scenario
+//    (natively) replay to the same trace hashes; vnodes 1 vs 160: the same
+//    run, different keys moved; a bad pair is a message. Saves
+//    sidebyside.png.
+// 12. From a failing seed to the picture (seedlink.mjs): a scenario made in
+//    the page with an expectation that fails; `shen sim run` prints a page
+//    link; it opens the page at the first invariant violation with the
+//    trace hash the line names, and the run ends with the native hash.
+// 13. Causality (causes.mjs): in a log world a crashed chain head; the
+//    line where another node installs the new table, clicked in the event
+//    log, lists its causes back to the crash across rings, marks them and
+//    draws them on the space-time diagram; the trace hash is unchanged.
 // 10. Lessons (lessons.mjs): every lesson of every ring driven to its end
 //    through the page (actions by mouse and buttons, every prediction
 //    answered, what the protocols must answer checked), the canvas
@@ -52,6 +66,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ROOT, SHEN, WWW, launch, openPage, startServer } from './common.mjs';
 import { lessonsE2E } from './lessons.mjs';
+import { sideBySideE2E } from './sidebyside.mjs';
+import { seedLinkE2E } from './seedlink.mjs';
+import { causesE2E } from './causes.mjs';
 
 const ARTIFACTS = join(ROOT, 'wasm-viz/e2e/artifacts');
 let failures = 0;
@@ -217,6 +234,15 @@ try {
     check(t === 1000 && s2.horizon_us >= 7000000, `scrubbing back to 1 s (now ${t} ms, timeline end ${s2.horizon_us / 1000} ms)`);
     await p.close();
   }
+
+  // ---- 11. side by side
+  await sideBySideE2E(browser, server.url, errors, check, nativeHash);
+
+  // ---- 12. a failing `shen sim run` seed's page link
+  await seedLinkE2E(browser, server.url, errors, check);
+
+  // ---- 13. causality across rings in the event log
+  await causesE2E(browser, server.url, errors, check);
 
   // ---- 10. the lessons: every lesson to its end, challenges, step links
   await lessonsE2E(browser, server.url, errors, check);

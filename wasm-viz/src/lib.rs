@@ -16,6 +16,12 @@
 //!   issued from the page, every replica's log, the log invariants' data.
 //! - [`narrate`]: ring events told in plain words, for the event log.
 //! - [`script`]: the fault script and the URL hash.
+//! - [`compare`]: side by side: two worlds differing in one setting, one
+//!   URL hash.
+//! - [`figures`]: a run's key figures (convergence, detection, token
+//!   acquisitions, keys moved), what side by side compares.
+//! - [`link`]: a scenario and seed as the page link that replays it, at
+//!   its first invariant violation (`shen sim run` prints it on failure).
 //! - [`state`]: the exported JSON state (the page's test and bench hook).
 //! - [`spacetime`]: the space-time (Lamport) diagram: lanes, arrows, drops
 //!   and crashes, recorded from the trace.
@@ -39,10 +45,13 @@
 use shen_rings::Time;
 use shen_transport_memory::{Scenario, TraceMode};
 
+pub mod compare;
 pub mod explain;
+pub mod figures;
 pub mod invariants;
 pub mod keys;
 pub mod layout;
+pub mod link;
 pub mod live;
 pub mod log;
 pub mod narrate;

@@ -523,7 +523,21 @@ pub struct UrlParams {
     /// Rings to run (`sundial`, `cartouche`, `ouroboros`); `None`: the
     /// default for the world's size.
     pub rings: Option<Vec<String>>,
+    /// Sundial's peers per gossip round (`fanout=N`, 1..=[`MAX_FANOUT`]);
+    /// `None`: Sundial's default.
+    pub fanout: Option<usize>,
+    /// Sundial's phi threshold (`phi=X`, within `(0, `[`MAX_PHI`]`]`);
+    /// `None`: Sundial's default.
+    pub phi: Option<f64>,
+    /// Log worlds: Ouroboros bypasses a slow successor (`bypass=off`: it
+    /// never does; default on).
+    pub bypass: bool,
 }
+
+/// The largest gossip fanout a URL may ask for.
+pub const MAX_FANOUT: usize = 16;
+/// The largest phi threshold a URL may ask for.
+pub const MAX_PHI: f64 = 100.0;
 
 /// `MS` or `MS.mmm` (1 to 3 decimals) as µs.
 fn parse_ms_us(v: &str) -> Option<u64> {
@@ -553,6 +567,9 @@ impl Default for UrlParams {
             faults: Vec::new(),
             t_us: None,
             rings: None,
+            fanout: None,
+            phi: None,
+            bypass: true,
         }
     }
 }
@@ -619,9 +636,31 @@ impl UrlParams {
                     }
                     p.rings = Some(rings);
                 }
+                "fanout" => {
+                    let f: usize = v.parse().map_err(|_| bad("want a count"))?;
+                    if !(1..=MAX_FANOUT).contains(&f) {
+                        return Err(bad(&format!("want 1..={MAX_FANOUT}")));
+                    }
+                    p.fanout = Some(f);
+                }
+                "phi" => {
+                    let x: f64 = v.parse().map_err(|_| bad("want a number"))?;
+                    if !(x.is_finite() && x > 0.0 && x <= MAX_PHI) {
+                        return Err(bad(&format!("want a threshold within (0, {MAX_PHI}]")));
+                    }
+                    p.phi = Some(x);
+                }
+                "bypass" => {
+                    p.bypass = match v {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(bad("want on or off")),
+                    }
+                }
                 _ => {
                     return Err(format!(
-                        "URL: unknown key `{k}` (seed, nodes, lat, vnodes, rings, faults, t)"
+                        "URL: unknown key `{k}` (seed, nodes, lat, vnodes, rings, fanout, phi, \
+                         bypass, faults, t)"
                     ))
                 }
             }
@@ -641,6 +680,15 @@ impl UrlParams {
         if let Some(r) = &self.rings {
             s.push_str("&rings=");
             s.push_str(&r.join(","));
+        }
+        if let Some(f) = self.fanout {
+            s.push_str(&format!("&fanout={f}"));
+        }
+        if let Some(x) = self.phi {
+            s.push_str(&format!("&phi={x}"));
+        }
+        if !self.bypass {
+            s.push_str("&bypass=off");
         }
         if !self.faults.is_empty() {
             s.push_str("&faults=");
@@ -686,6 +734,13 @@ mod url_tests {
                 .unwrap();
         assert_eq!(log.rings.as_ref().map(Vec::len), Some(3));
         assert_eq!(UrlParams::parse(&log.to_hash()).unwrap(), log);
+        let tuned = UrlParams::parse("fanout=1&phi=4.5&bypass=off").unwrap();
+        assert_eq!(
+            (tuned.fanout, tuned.phi, tuned.bypass),
+            (Some(1), Some(4.5), false)
+        );
+        assert_eq!(UrlParams::parse(&tuned.to_hash()).unwrap(), tuned);
+        assert!(UrlParams::parse("bypass=on").unwrap().bypass);
         let p = UrlParams::parse("seed=3&faults=1000%3Acrash%3A1%2C2000%3Apart%3A0%2F1").unwrap();
         assert_eq!(p.faults[1].op, Op::Partition(vec![vec![0], vec![1]]));
         for (bad, want) in [
@@ -699,6 +754,13 @@ mod url_tests {
             ("rings=relay", "unknown ring `relay`"),
             ("rings=", "want sundial"),
             ("rings=sundial,raft", "unknown ring `raft`"),
+            ("fanout=0", "want 1..=16"),
+            ("fanout=17", "want 1..=16"),
+            ("fanout=x", "URL `fanout`"),
+            ("phi=0", "within (0, 100]"),
+            ("phi=inf", "within (0, 100]"),
+            ("phi=101", "within (0, 100]"),
+            ("bypass=maybe", "want on or off"),
         ] {
             let e = UrlParams::parse(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");

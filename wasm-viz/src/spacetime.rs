@@ -594,6 +594,44 @@ fn dist_to_segment(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
     ((p.0 - cx).powi(2) + (p.1 - cy).powi(2)).sqrt()
 }
 
+/// A cause chain ([`crate::narrate::Narration::chain_of`]) drawn over the
+/// diagram in window `g`: a ring on each line's node and time (white for
+/// the effect `effect`, pink for its causes; a vertical bar for a line
+/// about the whole network), and a link from every cause to what it
+/// caused. Lines outside the window are left out, links to them too.
+pub fn cause_shapes(g: &Geom, chain: &[&crate::narrate::Line], effect: u64) -> Vec<Shape> {
+    let inside = |l: &crate::narrate::Line| (g.t0..=g.t1).contains(&l.at_us);
+    let at = |l: &crate::narrate::Line| (g.x_of(l.at_us), g.y_of(l.node));
+    let mut out = Vec::new();
+    for l in chain.iter().filter(|l| inside(l)) {
+        for c in chain
+            .iter()
+            .filter(|c| l.causes.contains(&c.id) && inside(c))
+        {
+            line(&mut out, at(c), at(l), 1.5, "#ff4081");
+        }
+    }
+    let top = g.y0 - g.lane / 2.0;
+    let bottom = g.y_of(g.nodes.max(1) - 1) + g.lane / 2.0;
+    for l in chain.iter().filter(|l| inside(l)) {
+        let color = if l.id == effect { "#ffffff" } else { "#ff4081" };
+        if l.all {
+            let x = g.x_of(l.at_us);
+            line(&mut out, (x, top), (x, bottom), 2.0, color);
+        } else {
+            let (x, y) = at(l);
+            out.push(Shape::Circle {
+                x,
+                y,
+                r: (g.lane * 0.45).clamp(4.0, 9.0),
+                fill: None,
+                stroke: Some((color.to_string(), 2.0)),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,5 +749,42 @@ mod tests {
             sel.iter().filter(|c| *c == "#ffffff").count() >= 3,
             "selected arrow and head"
         );
+    }
+
+    #[test]
+    fn a_cause_chain_is_rings_and_links_in_the_window() {
+        use crate::narrate::{Narration, Tag};
+        let mut n = Narration::default();
+        n.push_tagged(100_000, (2, false), "fault", "crash".into(), Tag::Down(2));
+        n.push_tagged(200_000, (0, true), "fault", "cut".into(), Tag::Cut);
+        n.push_tagged(
+            900_000,
+            (1, false),
+            "sundial",
+            "s".into(),
+            Tag::Suspected(2),
+        );
+        let g = Geom::new(600.0, 200.0, 3, 1_000_000, 1_500_000);
+        let chain = n.chain_of(2);
+        assert_eq!(chain.len(), 2, "the suspicion follows the cut, the latest");
+        let shapes = cause_shapes(&g, &chain, 2);
+        let rings: Vec<&Shape> = shapes
+            .iter()
+            .filter(|s| matches!(s, Shape::Circle { .. }))
+            .collect();
+        assert_eq!(rings.len(), 1, "the cut is a bar, not a ring");
+        let Shape::Circle { x, y, stroke, .. } = rings[0] else {
+            unreachable!()
+        };
+        assert_eq!((*x, *y), (g.x_of(900_000), g.y_of(1)));
+        assert_eq!(stroke.as_ref().unwrap().0, "#ffffff", "the effect is white");
+        let lines = shapes
+            .iter()
+            .filter(|s| matches!(s, Shape::Line { .. }))
+            .count();
+        assert_eq!(lines, 2, "one link and the cut's bar");
+        // A window that ends before the chain draws nothing.
+        let early = Geom::new(600.0, 200.0, 3, 50_000, 60_000);
+        assert!(cause_shapes(&early, &chain, 2).is_empty());
     }
 }

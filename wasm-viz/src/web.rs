@@ -16,7 +16,7 @@ use crate::render::{
     highlight_shapes, message_at, scene_opts, Highlight, Layout, MsgFilter, SceneOpts, Shape,
 };
 use crate::script::{parse_script, Op, UrlParams};
-use crate::spacetime::{arrow_at, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
+use crate::spacetime::{arrow_at, cause_shapes, diagram, DiagramOpts, Fate, Geom, DEFAULT_SPAN_US};
 use crate::state::state_json;
 use crate::world::{VizConfig, World};
 
@@ -64,6 +64,8 @@ pub struct Viz {
     key: Option<usize>,
     /// What a lesson points at (view state only).
     highlight: Highlight,
+    /// The narration line whose causes are drawn on the diagram.
+    cause_of: Option<u64>,
 }
 
 fn ms(t: f64) -> Result<Duration, JsError> {
@@ -114,13 +116,7 @@ impl Viz {
     }
 
     fn from_params(params: UrlParams) -> Result<Viz, JsError> {
-        let mut config = VizConfig::new(params.seed, params.nodes);
-        if let Some(rings) = &params.rings {
-            let names: Vec<&str> = rings.iter().map(String::as_str).collect();
-            config = config.with_rings(&names).map_err(js)?;
-        }
-        config.latency_ms = params.latency_ms;
-        config.ankh.vnodes = params.vnodes;
+        let config = VizConfig::from_url(&params).map_err(js)?;
         let world = World::with_script(config, params.faults.clone()).map_err(js)?;
         Ok(Viz {
             world,
@@ -139,6 +135,7 @@ impl Viz {
             show_keys: true,
             key: None,
             highlight: Highlight::default(),
+            cause_of: None,
         })
     }
 
@@ -247,6 +244,58 @@ impl Viz {
 
     fn act(&mut self, op: Op) -> Result<String, JsError> {
         self.world.act(op).map(|a| a.to_string()).map_err(js)
+    }
+
+    /// The first whole millisecond (as ms) after now, and at or after
+    /// `from_ms`, with nothing queued: where a fault made now may go. The
+    /// side-by-side page schedules a fault at a slot free in both worlds.
+    #[wasm_bindgen(js_name = faultSlot)]
+    pub fn fault_slot(&self, from_ms: f64) -> Result<f64, JsError> {
+        let from = ms(from_ms)?.as_micros() as u64;
+        Ok(self.world.fault_slot(from) as f64 / 1000.0)
+    }
+
+    /// Apply one script item (`TIME_US:OP[:ARG]`, see [`crate::script`]):
+    /// a fault at that time (a [`Viz::fault_slot`]), anything else now.
+    /// Returns the action as recorded.
+    #[wasm_bindgen(js_name = actAt)]
+    pub fn act_at(&mut self, item: &str) -> Result<String, JsError> {
+        let mut items = parse_script(item).map_err(js)?;
+        if items.len() != 1 {
+            return Err(JsError::new(&format!(
+                "actAt: want one action `TIME_US:OP[:ARG]`, got `{item}`"
+            )));
+        }
+        let a = items.remove(0);
+        self.world
+            .act_at(a.op, a.at_us)
+            .map(|a| a.to_string())
+            .map_err(js)
+    }
+
+    /// The run's key figures as JSON (convergence, detection, acquisitions,
+    /// keys moved: see [`crate::figures::Figures`]).
+    #[wasm_bindgen(js_name = figuresJson)]
+    pub fn figures_json(&self) -> String {
+        crate::figures::figures_json(&self.world)
+    }
+
+    /// A side-by-side hash (`sbs=SETTING:A/B&...`) described as JSON:
+    /// `{setting, values, hashes: [A, B], script, t_us}`; `hashes` are the
+    /// two single-world hashes to open with [`Viz::from_hash`].
+    #[wasm_bindgen(js_name = sideBySide)]
+    pub fn side_by_side(hash: &str) -> Result<String, JsError> {
+        crate::compare::describe_json(hash).map_err(js)
+    }
+
+    /// The side-by-side hash `hash` after a run: both worlds' shared
+    /// `script` (URL form) and time `t_ms` replace the ones it had.
+    #[wasm_bindgen(js_name = sideBySideHash)]
+    pub fn side_by_side_hash(hash: &str, script: &str, t_ms: f64) -> Result<String, JsError> {
+        let s = crate::compare::SideBySide::parse(hash).map_err(js)?;
+        let faults = parse_script(script).map_err(js)?;
+        let t = ms(t_ms)?.as_micros() as u64;
+        s.hash_with(faults, Some(t)).map_err(js)
     }
 
     /// Add a node; returns its id.
@@ -663,6 +712,25 @@ impl Viz {
         serde_json::json!({"on": true, "total": len, "lines": lines}).to_string()
     }
 
+    /// Narration line `id` and the lines it likely follows from
+    /// (transitively, oldest first), as JSON `[{at_us, node, ring, text,
+    /// id, all?, causes?}]`; `[]` for an unknown line.
+    #[wasm_bindgen(js_name = causesJson)]
+    pub fn causes_json(&self, id: f64) -> String {
+        let chain = match (self.world.narration(), msg_id(id)) {
+            (Some(n), Ok(id)) => n.chain_of(id),
+            _ => Vec::new(),
+        };
+        serde_json::to_string(&chain).unwrap_or_else(|_| "[]".into())
+    }
+
+    /// Draw narration line `id`'s cause chain on the space-time diagram
+    /// (-1: none). View state only: the run never sees it.
+    #[wasm_bindgen(js_name = setCauses)]
+    pub fn set_causes(&mut self, id: f64) {
+        self.cause_of = msg_id(id).ok();
+    }
+
     /// Every message kind, as JSON `[{ring, kind, why}]` (the page's filter
     /// list and help).
     #[wasm_bindgen(js_name = messageKinds)]
@@ -843,7 +911,10 @@ impl Viz {
             causes: Vec::new(),
         };
         let now = self.world.now().as_micros();
-        let shapes = diagram(st, &g, now, self.world.horizon().as_micros(), &opts);
+        let mut shapes = diagram(st, &g, now, self.world.horizon().as_micros(), &opts);
+        if let (Some(id), Some(n)) = (self.cause_of, self.world.narration()) {
+            shapes.extend(cause_shapes(&g, &n.chain_of(id), id));
+        }
         paint(ctx, &shapes, *w, *h)?;
         Ok(shapes.len() as u32)
     }

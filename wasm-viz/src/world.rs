@@ -28,11 +28,12 @@ use shen_transport_memory::{
     Snapshot, TraceKind, TraceMode,
 };
 
+use crate::figures::Tracker;
 use crate::invariants::{Invariants, Observation, PlacementCache};
 use crate::keys::Keys;
 use crate::log::{log_settings, message_kind, LogBook, LogObs, LOG_MAX_NODES, TRACE_KEEP};
-use crate::narrate::{ring_of, sentence, Narration, NARRATE_MAX_NODES};
-use crate::script::{valid_key, Action, Op};
+use crate::narrate::{fault_sentence, ring_of, sentence, tag_of, Narration, NARRATE_MAX_NODES};
+use crate::script::{valid_key, Action, Op, UrlParams};
 use crate::spacetime::{Fate, Mark as StMark, NodeEvent, SpaceTime};
 
 /// The most nodes the page lets a world have.
@@ -134,7 +135,47 @@ impl VizConfig {
     pub fn runs_log(&self) -> bool {
         self.stack.ouroboros.is_some()
     }
+
+    /// The world a page URL asks for (see [`UrlParams`]): the one place a
+    /// hash becomes a configuration, for the page, the side-by-side mode
+    /// and `shen sim`'s links alike.
+    ///
+    /// # Errors
+    /// A bad ring list, or a setting for a ring the world does not run
+    /// (`fanout`/`phi` without Sundial, `bypass` without Ouroboros).
+    pub fn from_url(p: &UrlParams) -> Result<VizConfig, String> {
+        let mut config = VizConfig::new(p.seed, p.nodes);
+        if let Some(rings) = &p.rings {
+            let names: Vec<&str> = rings.iter().map(String::as_str).collect();
+            config = config.with_rings(&names)?;
+        }
+        config.latency_ms = p.latency_ms;
+        config.ankh.vnodes = p.vnodes;
+        if p.fanout.is_some() || p.phi.is_some() {
+            let Some(s) = &mut config.stack.sundial else {
+                return Err("URL `fanout`/`phi`: this world runs no Sundial".into());
+            };
+            if let Some(f) = p.fanout {
+                s.fanout = f;
+            }
+            if let Some(x) = p.phi {
+                s.phi_threshold = x;
+            }
+        }
+        if !p.bypass {
+            let Some(o) = &mut config.stack.ouroboros else {
+                return Err("URL `bypass`: only a log world (rings=...,ouroboros) bypasses".into());
+            };
+            o.slow_after_ms = NO_BYPASS_MS;
+        }
+        Ok(config)
+    }
 }
+
+/// `bypass=off`: a successor must leave a record un-held this long (a
+/// day of virtual time) before Ouroboros bypasses it, which no page run
+/// reaches.
+pub const NO_BYPASS_MS: u64 = 86_400_000;
 
 /// Above this many nodes, [`VizConfig::new`] leaves Cartouche out.
 pub const CARTOUCHE_MAX_DEFAULT: u64 = 64;
@@ -184,6 +225,7 @@ struct Mark {
     invariants: Invariants,
     net: (f64, f64),
     log: Option<LogBook>,
+    tracker: Tracker,
 }
 
 /// A message in flight, for drawing.
@@ -269,6 +311,8 @@ pub struct World {
     spacetime: Option<SpaceTime>,
     /// Ankh's sample keys under the reference ring.
     keys: Keys,
+    /// The key figures' record of the check points.
+    tracker: Tracker,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -370,9 +414,11 @@ impl World {
             narr_at: 0,
             spacetime: narrated.then(SpaceTime::default),
             keys: Keys::default(),
+            tracker: Tracker::default(),
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
+        w.track_figures();
         w.take_mark();
         Ok(w)
     }
@@ -611,6 +657,7 @@ impl World {
             if at % CHECK_EVERY_US == 0 {
                 self.observe();
                 self.invariants.check(stop, &self.obs, self.net.1);
+                self.track_figures();
             }
             if at >= next_mark && stop > self.marks.last().map_or(Time::ZERO, |m| m.at) {
                 self.take_mark();
@@ -666,6 +713,7 @@ impl World {
             self.pending = all.split_off(mark.actions.min(all.len())).into();
             self.actions = all;
             self.invariants = mark.invariants.clone();
+            self.tracker = mark.tracker.clone();
             self.net = mark.net;
             self.log = mark.log.clone();
             if let Some(book) = &mut self.log {
@@ -695,13 +743,45 @@ impl World {
     /// A node that does not exist, a message not in flight, a crashed node
     /// asked for the token, ...: nothing is recorded then.
     pub fn act(&mut self, op: Op) -> Result<Action, String> {
+        let at = if op.is_fault() {
+            self.fault_slot(0)
+        } else {
+            self.sim.now().as_micros()
+        };
+        self.act_at(op, at)
+    }
+
+    /// The first whole millisecond after now, and at or after `from_us`,
+    /// at which nothing is queued: where a fault made now may be
+    /// scheduled and still replay exactly (see the module doc). Two worlds
+    /// in lockstep schedule a fault at a slot free in both.
+    pub fn fault_slot(&self, from_us: u64) -> u64 {
+        let now = self.sim.now().as_micros();
+        let mut at = (now / 1000 + 1).max(from_us.div_ceil(1000)) * 1000;
+        while self.sim.has_event_at(Time::from_micros(at)) {
+            at += 1000;
+        }
+        at
+    }
+
+    /// [`World::act`] at a given time: a fault at a [`World::fault_slot`]
+    /// (`at_us` must be one), anything else now (`at_us` must be now).
+    ///
+    /// # Errors
+    /// As [`World::act`], or a time that is not such a slot.
+    pub fn act_at(&mut self, op: Op, at_us: u64) -> Result<Action, String> {
         self.check_op(&op)?;
         let now = self.sim.now();
         let action = if op.is_fault() {
-            // The next whole millisecond after now with nothing queued.
-            let mut at = (now.as_micros() / 1000 + 1) * 1000;
-            while self.sim.has_event_at(Time::from_micros(at)) {
-                at += 1000;
+            let at = at_us;
+            if self.fault_slot(at) != at {
+                return Err(format!(
+                    "a fault must be scheduled on a whole millisecond after now ({:.3} ms) with \
+                     nothing queued then; {:.3} ms is not (the next one from there: {:.3} ms)",
+                    now.as_micros() as f64 / 1000.0,
+                    at as f64 / 1000.0,
+                    self.fault_slot(at) as f64 / 1000.0
+                ));
             }
             if let Op::Drop(id) = op {
                 let arrives = self
@@ -719,6 +799,13 @@ impl World {
             }
             Action { at_us: at, op }
         } else {
+            if at_us != now.as_micros() {
+                return Err(format!(
+                    "`{}` happens now ({} µs), not at {at_us} µs",
+                    Action { at_us, op },
+                    now.as_micros()
+                ));
+            }
             Action {
                 at_us: now.as_micros(),
                 op,
@@ -1119,9 +1206,14 @@ impl World {
                         sim.node(*node)?.ring::<Sundial<u64>>()?.phi_of(&m, local)
                     };
                     let text = sentence(*node, event, phi, threshold);
-                    narration.push(at, *node, ring_of(event), text);
+                    narration.push_tagged(at, (*node, false), ring_of(event), text, tag_of(event));
                 }
                 other => {
+                    if let TraceKind::Fault(f) = other {
+                        if let Some((node, all, text, tag)) = fault_sentence(f) {
+                            narration.push_tagged(at, (node, all), "fault", text, tag);
+                        }
+                    }
                     if let Some(st) = st {
                         record(st, sim, other, at);
                     }
@@ -1164,6 +1256,7 @@ impl World {
             invariants: self.invariants.clone(),
             net: self.net,
             log: self.log.clone(),
+            tracker: self.tracker.clone(),
         });
         if self.marks.len() > self.max_marks {
             // Thin out: keep the first and every other one after it.
@@ -1174,6 +1267,24 @@ impl World {
             });
             self.mark_every_us *= 2;
         }
+    }
+
+    /// Feed the check point just observed to the key figures.
+    fn track_figures(&mut self) {
+        let (actions, at) = (&self.actions, self.obs.at_us);
+        let crashed_at = |node: u64| {
+            actions
+                .iter()
+                .rev()
+                .find(|c| c.action.op == Op::Crash(node) && c.action.at_us <= at)
+                .map(|c| c.action.at_us)
+        };
+        self.tracker.update(&self.obs, crashed_at);
+    }
+
+    /// The key figures' record (see [`crate::figures`]).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
     }
 
     fn track_flights(&mut self) {

@@ -60,9 +60,12 @@ function act(f) {
   }
 }
 
+// A side-by-side hash (sidebyside.js draws it): this file's world waits.
+const sideBySide = (hash) => /(^|&)sbs=/.test(hash);
+
 function makeViz() {
   const hash = location.hash.slice(1);
-  if (liveAddrOf(hash) !== null) return Viz.fromHash('');
+  if (liveAddrOf(hash) !== null || sideBySide(hash)) return Viz.fromHash('');
   try {
     // A lesson link without a world opens the lesson's own world.
     const { world, name } = splitLessonHash(hash);
@@ -606,6 +609,8 @@ function refreshNarration() {
       const li = document.createElement('li');
       li.className = l.ring;
       li.dataset.at = String(l.at_us);
+      li.dataset.id = String(l.id); // causes.js: the line's cause chain
+      if (l.causes) li.classList.add('caused');
       const t = document.createElement('span');
       t.className = 't';
       t.textContent = (l.at_us / 1e6).toFixed(3);
@@ -628,7 +633,7 @@ function onKey(e) {
   const t = e.target;
   if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA') && t.type !== 'range') return;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (live) return;
+  if (live || sideBySide(location.hash.slice(1))) return; // sidebyside.js has its own keys
   const back = (ms) => act(() => viz.seek(Math.max(0, viz.timeMs() - ms)));
   switch (e.key) {
     case ' ': setPlaying(!playing); break;
@@ -652,6 +657,8 @@ function onKey(e) {
 function tick(t) {
   if (live) {
     try { live.view.draw(performance.now()); } catch (e) { showError(e); stopLive(); }
+    window.shen.ready = true;
+  } else if (sideBySide(location.hash.slice(1))) {
     window.shen.ready = true;
   } else if (!benchRunning) {
     if (lastT !== null && reveal && reveal.kind === 'predict') {
@@ -1975,7 +1982,7 @@ function wire() {
     const addr = liveAddrOf(location.hash.slice(1));
     if (addr !== null) { startLive(addr); return; }
     stopLive();
-    if ('#' + pageHash() === location.hash) return;
+    if ('#' + pageHash() === location.hash || sideBySide(location.hash.slice(1))) return;
     viz.free();
     viz = makeViz();
     viz.attach(canvas);
@@ -1993,7 +2000,9 @@ function wire() {
   keyPart();
 }
 
-await init();
+// sidebyside.js waits on this: one module instance for both files.
+window.shenWasm = init();
+await window.shenWasm;
 viz = makeViz();
 viz.attach(canvas);
 fitCanvas();

@@ -28,11 +28,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use clap::Args;
 
+/// The port `shen viz` listens on by default (the links `shen sim`
+/// prints for failing seeds point there).
+pub const DEFAULT_PORT: u16 = 8080;
+
 /// Flags of `shen viz`.
 #[derive(Args, Debug, Clone)]
 pub struct VizArgs {
     /// Port on 127.0.0.1 (0 picks a free one; the URL is printed).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Serve the page from this directory (a `wasm-viz/www` built by
     /// scripts/build-viz.sh) instead of the copy embedded in the binary.

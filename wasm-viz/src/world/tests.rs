@@ -922,3 +922,111 @@ fn chosen_deliveries_replay_exactly_and_branch() {
     assert_eq!(replay(&second), w.trace_hash());
     assert_eq!(replay(&script), hash);
 }
+
+/// Causality across rings: crash a chain's head in a log world; the new
+/// table of chains (the new chain epoch) is linked, line by line, back to
+/// the crash through the suspicion, the death, the log's wish for the
+/// token, the request, the grant and the configuration round.
+#[test]
+fn a_new_chain_epoch_is_linked_back_to_the_crash() {
+    let mut w = log_world(11, 5);
+    w.advance(secs(2)).unwrap();
+    append(&mut w, 0, "k1");
+    w.advance(secs(2)).unwrap();
+    let p = w.log_book().unwrap().ops()[0].partition;
+    let head = w.observation().log.as_ref().unwrap().partitions[p as usize].chain[0];
+    w.act(Op::Crash(head)).unwrap();
+    w.advance(secs(15)).unwrap();
+    let n = w.narration().unwrap();
+    // The round's leader installs its table as it finishes; another node
+    // installs it when told.
+    let leader = n
+        .lines()
+        .find(|l| l.text.contains("installed new chains") && l.at_us > 4_000_000)
+        .expect("a configuration round")
+        .node;
+    let installed = n
+        .lines()
+        .find(|l| {
+            l.text.contains("installs the new table of chains")
+                && l.at_us > 4_000_000
+                && l.node != leader
+        })
+        .expect("a new table");
+    let chain = n.chain_of(installed.id);
+    let texts: Vec<&str> = chain.iter().map(|l| l.text.as_str()).collect();
+    let want = [
+        format!("node {head} crashes"),
+        format!("suspects node {head}"),
+        format!("declares node {head} dead"),
+        "wants the log reconfigured".to_string(),
+        "asks for the lock".to_string(),
+        "is granted the lock".to_string(),
+        "installed new chains".to_string(),
+        "installs the new table of chains".to_string(),
+    ];
+    let mut at = 0;
+    for wanted in &want {
+        let i = texts[at..]
+            .iter()
+            .position(|t| t.contains(wanted.as_str()))
+            .unwrap_or_else(|| panic!("no `{wanted}` after line {at} of {texts:#?}"));
+        at += i + 1;
+    }
+    assert!(
+        chain.windows(2).all(|p| p[0].at_us <= p[1].at_us),
+        "oldest first"
+    );
+    // Every link points back in time, and the first line has no cause.
+    assert!(chain[0].causes.is_empty(), "{:?}", chain[0]);
+    for l in &chain {
+        for c in &l.causes {
+            assert!(n.line(*c).unwrap().at_us <= l.at_us);
+        }
+    }
+    // A rewind keeps the links (the same lines, the same ids).
+    let before: Vec<(u64, Vec<u64>)> = n.lines().map(|l| (l.id, l.causes.clone())).collect();
+    w.seek(Time::from_secs(3)).unwrap();
+    w.seek(Time::from_secs(19)).unwrap();
+    let after: Vec<(u64, Vec<u64>)> = w
+        .narration()
+        .unwrap()
+        .lines()
+        .map(|l| (l.id, l.causes.clone()))
+        .collect();
+    assert_eq!(before, after);
+}
+
+/// The token: the crash of the node it rests at is the cause of a
+/// candidacy, the candidacy of the new generation.
+#[test]
+fn a_regenerated_token_is_linked_to_its_candidacy_and_the_crash() {
+    let mut w = world(5, 5);
+    w.advance(secs(2)).unwrap();
+    let holder = (0..400)
+        .find_map(|_| {
+            w.advance(Duration::from_millis(50)).unwrap();
+            w.observation()
+                .nodes
+                .iter()
+                .find(|n| n.up && n.has_token)
+                .map(|n| n.id)
+        })
+        .expect("the token rests somewhere now and then");
+    let crash = w.act(Op::Crash(holder)).unwrap();
+    w.advance(secs(10)).unwrap();
+    let n = w.narration().unwrap();
+    let regen = n
+        .lines()
+        .find(|l| l.text.contains("creates a new token") && l.at_us > crash.at_us)
+        .expect("a regeneration after the crash");
+    let chain = n.chain_of(regen.id);
+    let texts: Vec<&str> = chain.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts[0], format!("node {holder} crashes"), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("asks for generation")),
+        "{texts:?}"
+    );
+    assert_eq!(chain.last().unwrap().id, regen.id);
+    assert!(n.chain_of(u64::MAX).is_empty());
+}

@@ -179,6 +179,9 @@ pub fn render(runs: &[LogRun]) -> String {
             )
         }
     );
+    if !bad.is_empty() {
+        let _ = writeln!(s, "{}", super::page::LOG_NO_PAGE);
+    }
     s
 }
 

@@ -4,12 +4,14 @@
 //! `gossip`, from [`shen_checks`]) with their shared `--jobs` runner.
 //!
 //! Exit codes: 0 when every expectation held, 1 when one failed (the exact
-//! command replaying the failing seed is printed), 2 for bad input (flags,
+//! command replaying the failing seed is printed, and the browser page's
+//! link when the scenario fits a page world: [`page`]), 2 for bad input (flags,
 //! an unreadable or invalid scenario file — the message names the file and
 //! the field).
 
 pub mod gossip;
 pub mod log;
+pub mod page;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -417,6 +419,7 @@ fn run_one(a: &RunArgs, scenario: &Scenario, seed: u64) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
+    let page = (!report.passed).then(|| page::page_line(scenario, seed, &report.trace_hash));
     if a.json {
         match serde_json::to_string_pretty(&report) {
             Ok(j) => out(&(j + "\n")),
@@ -428,8 +431,16 @@ fn run_one(a: &RunArgs, scenario: &Scenario, seed: u64) -> ExitCode {
         if !report.passed {
             eprintln!("replay: {}", replay_command(&a.scenario, seed));
         }
+        if let Some(p) = &page {
+            eprintln!("{p}");
+        }
     } else {
-        out(&render_report(&report, &a.scenario));
+        let mut text = render_report(&report, &a.scenario);
+        if let Some(p) = &page {
+            text.push_str(p);
+            text.push('\n');
+        }
+        out(&text);
     }
     if report.passed {
         ExitCode::SUCCESS
@@ -462,6 +473,9 @@ pub struct FailedSeed {
     pub failed: Vec<String>,
     /// The command replaying it.
     pub replay: String,
+    /// The lowest failing seed only: its page link line (see [`page`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
 }
 
 /// The result of `shen sim run --seeds`.
@@ -547,6 +561,7 @@ fn run_many(a: &RunArgs, scenario: &Scenario, range: SeedRange) -> ExitCode {
                                 .map(|e| e.to_string())
                                 .collect(),
                             replay: replay_command(&a.scenario, rep.seed),
+                            page: None,
                         });
                     }
                 }
@@ -583,6 +598,11 @@ fn run_many(a: &RunArgs, scenario: &Scenario, range: SeedRange) -> ExitCode {
     }
     summary.wall_secs = start.elapsed().as_secs_f64();
     summary.failures.sort_by_key(|f| f.seed);
+    // The page link of the lowest failing seed (it replays the seed in the
+    // viz world: once, not for every failure).
+    if let Some(f) = summary.failures.first_mut() {
+        f.page = Some(page::page_line(scenario, f.seed, &f.trace_hash));
+    }
     if a.json {
         match serde_json::to_string_pretty(&summary) {
             Ok(j) => out(&(j + "\n")),
@@ -620,6 +640,9 @@ pub fn render_summary(s: &ManySummary) -> String {
     for f in s.failures.iter().take(MAX_LISTED_FAILURES) {
         let _ = writeln!(t, "  seed {} FAILED: {}", f.seed, f.failed.join("; "));
         let _ = writeln!(t, "    replay: {}", f.replay);
+        if let Some(p) = &f.page {
+            let _ = writeln!(t, "    {p}");
+        }
     }
     if failed > MAX_LISTED_FAILURES {
         let _ = writeln!(
@@ -851,6 +874,7 @@ mod tests {
                 trace_hash: "00".into(),
                 failed: vec!["relay.lap_completed = 0 (want >= 1)".into()],
                 replay: replay_command(Path::new("s.toml"), 1),
+                page: Some("page: none, this scenario does not fit a page world: x".into()),
             }],
             steps: 10,
             wall_secs: 0.5,
@@ -859,6 +883,10 @@ mod tests {
         assert!(t.contains("2 passed, 1 failed"), "{t}");
         assert!(
             t.contains("replay: shen sim run --scenario s.toml --seed 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("\n    page: none, this scenario does not fit a page world: x\n"),
             "{t}"
         );
     }

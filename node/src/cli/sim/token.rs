@@ -104,6 +104,9 @@ pub fn render(r: &TokenReport) -> String {
     for v in &r.first_violations {
         s += &format!("    {v}\n");
     }
+    if r.violations > 0 {
+        s += &format!("  {}\n", super::page::TOKEN_NO_PAGE);
+    }
     s
 }
 
