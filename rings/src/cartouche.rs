@@ -245,6 +245,9 @@ pub struct Cartouche<I> {
     restored: bool,
     /// The store failed: this member stopped taking part.
     store_failed: bool,
+    /// Creator indexes given with the member set (`set_members`); without
+    /// them a member's index is its position.
+    slots: BTreeMap<I, u16>,
 }
 
 impl<I: NodeId> Cartouche<I> {
@@ -282,7 +285,42 @@ impl<I: NodeId> Cartouche<I> {
             stored: AcceptorState::default(),
             restored: false,
             store_failed: false,
+            slots: BTreeMap::new(),
         }
+    }
+
+    /// Replace the member set while running (the Shen log hands over its
+    /// committed member set). Each member comes with its slot, its
+    /// creator index in generations, which the caller never gives to two
+    /// nodes. Members new to the ring are taken as live; members gone
+    /// leave the ring order at once.
+    ///
+    /// Safety: two members whose sets differ by one node count majorities
+    /// that intersect, so points 1-3 of the module doc hold across a
+    /// change; the log changes its set one node at a time and every
+    /// member installs each committed set. A member lagging further
+    /// behind can at worst take part in a grant the others do not see,
+    /// which the fencing number (point 4) still orders; Ouroboros's own
+    /// rounds do not rest on Cartouche for safety.
+    pub fn set_members(&mut self, members: &[(I, u16)]) {
+        let ids: Vec<I> = members.iter().map(|(n, _)| n.clone()).collect();
+        let next = RingOrder::with_members(Placement::ByHash, ids.iter().cloned());
+        let gone: Vec<I> = self
+            .order
+            .members()
+            .filter(|n| !next.contains(n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.order.remove(&n);
+        }
+        for n in &ids {
+            if !self.members.contains(n) {
+                self.order.insert(n.clone());
+            }
+        }
+        self.members = next;
+        self.slots = members.iter().cloned().collect();
     }
 
     /// Keep the acceptor state in `store`: load what it holds (a restart
@@ -795,6 +833,12 @@ impl<I: NodeId> Cartouche<I> {
 
     fn start_candidacy(&mut self, cx: &mut RingCtx<'_, I, Self>) {
         let me = cx.me.clone();
+        // A node outside the member set (a log joiner) never runs.
+        if !self.members.contains(&me) {
+            let at = cx.now + self.loss_timeout();
+            self.loss.arm(cx, at);
+            return;
+        }
         let generation = self.next_generation(&me);
         let mut cand = Candidacy {
             generation,
@@ -853,7 +897,10 @@ impl<I: NodeId> Cartouche<I> {
     /// duel ends in one round trip instead of a retry.
     fn next_generation(&self, me: &I) -> u64 {
         let round = self.promised.max(self.last_seen.0) >> 16;
-        let index = self.members.index_of(me).unwrap_or(0) as u64 & 0xffff;
+        let index = match self.slots.get(me) {
+            Some(slot) => u64::from(*slot),
+            None => self.members.index_of(me).unwrap_or(0) as u64 & 0xffff,
+        };
         ((round + 1) << 16) | index
     }
 

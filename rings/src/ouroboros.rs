@@ -124,6 +124,7 @@ mod dedupe;
 mod derive;
 mod durable;
 mod housekeeping;
+mod members;
 mod msg;
 mod part;
 mod place;
@@ -142,8 +143,8 @@ pub use producer::{Producer, ProducerTable, MAX_PRODUCERS, WINDOW as PRODUCER_WI
 pub use records::{BoxedRecords, PartitionLogs, RecordStore};
 pub use txn::{TxnId, TxnMark, TxnRecord};
 pub use types::{
-    Chain, Entry, Epoch, LogError, OuroborosConfig, OuroborosEvent, OuroborosStats, PartReport,
-    PaxosState, ReadRecord, SealInfo, Table,
+    Chain, Entry, Epoch, LogError, MemberChange, Members, OuroborosConfig, OuroborosEvent,
+    OuroborosStats, PartReport, PaxosState, ReadRecord, SealInfo, Table,
 };
 
 use client::{ClientOp, Op, OpResult, PendingRead};
@@ -155,8 +156,6 @@ use part::Part;
 #[derive(Clone, Debug)]
 pub struct Ouroboros<I> {
     config: OuroborosConfig,
-    universe: Vec<I>,
-    majority: usize,
     table: Table<I>,
     promised: Epoch,
     accepted: Option<Table<I>>,
@@ -192,19 +191,29 @@ pub struct Ouroboros<I> {
     txn_tokens: BTreeMap<u64, u64>,
     /// Rebuilt from the write-ahead log at start.
     restored: bool,
+    /// Member changes asked for by others (member set intents), with when
+    /// each was last heard.
+    intents: BTreeMap<MemberChange<I>, Time>,
+    /// Member changes asked for here (resent until done).
+    own_intents: BTreeSet<MemberChange<I>>,
+    /// Members seen dead (not live) since when.
+    dead_since: BTreeMap<I, Time>,
+    /// This node asked to leave (it never asks to join again).
+    left: bool,
+    /// Where placement wants each partition under the table's member set
+    /// (`place::placement`; recomputed when the set changes).
+    placement: Vec<Vec<I>>,
 }
 
 impl<I: NodeId> Ouroboros<I> {
     /// A member of a cluster of `members` (the same list everywhere).
     /// `restarted` is true when this node ran before and lost its state.
+    ///
+    /// `members` is the founding member set; a node that joins a running
+    /// log passes an empty one ([`Ouroboros::joiner`]).
     pub fn new(members: &[I], config: OuroborosConfig, restarted: bool) -> Self {
-        let universe: Vec<I> = members
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<I>>()
-            .into_iter()
-            .collect();
-        let table = initial_table(&config, &universe);
+        let table = initial_table(&config, members);
+        let placement = place::placement(&config, &table.members);
         // At first boot every log is empty, so every tail is caught up.
         let parts = (0..config.partitions)
             .map(|p| {
@@ -214,9 +223,7 @@ impl<I: NodeId> Ouroboros<I> {
             })
             .collect();
         Ouroboros {
-            majority: universe.len() / 2 + 1,
-            live: universe.iter().cloned().collect(),
-            universe,
+            live: table.members.ids().cloned().collect(),
             table,
             promised: Epoch::default(),
             accepted: None,
@@ -243,8 +250,20 @@ impl<I: NodeId> Ouroboros<I> {
             txns: BTreeMap::new(),
             txn_tokens: BTreeMap::new(),
             restored: false,
+            intents: BTreeMap::new(),
+            own_intents: BTreeSet::new(),
+            dead_since: BTreeMap::new(),
+            placement,
+            left: false,
             config,
         }
+    }
+
+    /// A node that is not a member yet: it learns the table from the live
+    /// nodes it is told of ([`Ouroboros::set_live`]) and takes part only
+    /// once a round adds it (see [`Ouroboros::request_member_change`]).
+    pub fn joiner(config: OuroborosConfig) -> Self {
+        Self::new(&[], config, false)
     }
 
     // ---- observation ---------------------------------------------------
@@ -256,8 +275,30 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// The member set (the cluster the table's majorities are counted
     /// over), sorted.
-    pub fn members(&self) -> &[I] {
-        &self.universe
+    pub fn members(&self) -> Vec<I> {
+        self.table.members.ids().cloned().collect()
+    }
+
+    /// The member set with its version, slots and leaving members.
+    pub fn member_set(&self) -> &Members<I> {
+        &self.table.members
+    }
+
+    /// Member changes asked for here and not done yet.
+    pub fn own_intents(&self) -> impl Iterator<Item = &MemberChange<I>> + '_ {
+        self.own_intents.iter()
+    }
+
+    /// Ask for a member change: it is sent to every member until a
+    /// committed table shows it done. Asking for one that is already done
+    /// does nothing.
+    pub fn request_member_change(&mut self, change: MemberChange<I>) {
+        if let MemberChange::Leave(_) = &change {
+            self.left = true;
+        }
+        if !members::satisfied(&change, &self.table.members) {
+            self.own_intents.insert(change);
+        }
     }
 
     /// The table in force here.
@@ -362,10 +403,10 @@ impl<I: NodeId> Ouroboros<I> {
         self.unix_at_zero_ms = unix_ms_at_zero;
     }
 
-    /// Replace the set of live members (from Sundial).
+    /// Replace the set of live nodes (from Sundial): members, and nodes
+    /// that may join.
     pub fn set_live(&mut self, live: impl IntoIterator<Item = I>) {
-        let universe = &self.universe;
-        self.live = live.into_iter().filter(|m| universe.contains(m)).collect();
+        self.live = live.into_iter().collect();
     }
 
     /// Remember the Cartouche request made on this node's behalf.
@@ -373,8 +414,23 @@ impl<I: NodeId> Ouroboros<I> {
         self.token_request = id;
     }
 
+    /// The other members of the table in force.
     pub(super) fn others(&self, me: &I) -> Vec<I> {
-        self.universe.iter().filter(|m| *m != me).cloned().collect()
+        self.table
+            .members
+            .ids()
+            .filter(|m| *m != me)
+            .cloned()
+            .collect()
+    }
+
+    /// The live members (members that Sundial shows live).
+    pub(super) fn live_members(&self) -> BTreeSet<I> {
+        self.live
+            .iter()
+            .filter(|m| self.table.members.contains(m))
+            .cloned()
+            .collect()
     }
 }
 
@@ -391,8 +447,10 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
         }
         if !self.recovered {
             let others = self.others(cx.me);
-            cx.multicast(others.iter(), &OuroborosMsg::TableQuery);
-            if others.is_empty() {
+            let to = self.query_targets(cx.me);
+            cx.multicast(to.iter(), &OuroborosMsg::TableQuery);
+            // A one-member log has nobody to ask.
+            if others.is_empty() && self.table.members.contains(cx.me) {
                 self.recovered = true;
             }
         }
@@ -497,12 +555,18 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                 };
                 self.on_reply(cx, from, req, r);
             }
-            OuroborosMsg::Check { p, epoch, nonce } => self.on_check(cx, from, p, epoch, nonce),
+            OuroborosMsg::Check {
+                p,
+                epoch,
+                nonce,
+                members_version,
+            } => self.on_check(cx, from, p, epoch, nonce, members_version),
             OuroborosMsg::CheckReply { nonce, ok } => {
-                if self.universe.contains(&from) {
+                if self.table.members.contains(&from) {
                     self.on_check_reply(cx, from, nonce, ok);
                 }
             }
+            OuroborosMsg::Intent { change } => self.on_intent(cx, change),
         }
     }
 

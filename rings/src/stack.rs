@@ -262,6 +262,12 @@ pub struct OuroborosSettings {
     /// Bytes of recent records kept in memory, in all (shared evenly by
     /// the partitions; with a record store, the rest is read back from it).
     pub cache_bytes: u64,
+    /// A member seen dead this long is removed from the member set.
+    pub replace_after_ms: u64,
+    /// Most chains moving a replica at once (rebalancing).
+    pub max_moves: usize,
+    /// A node outside the member set asks to join on its own.
+    pub auto_join: bool,
 }
 
 impl Default for OuroborosSettings {
@@ -282,6 +288,9 @@ impl Default for OuroborosSettings {
             retention_ms: c.retention_ms,
             checkpoint_bytes: c.checkpoint_bytes,
             cache_bytes: 64 << 20,
+            replace_after_ms: c.replace_after.as_millis() as u64,
+            max_moves: c.max_moves,
+            auto_join: c.auto_join,
         }
     }
 }
@@ -301,6 +310,9 @@ impl OuroborosSettings {
             retention_bytes: self.retention_bytes,
             retention_ms: self.retention_ms,
             checkpoint_bytes: self.checkpoint_bytes,
+            replace_after: Duration::from_millis(self.replace_after_ms),
+            max_moves: self.max_moves,
+            auto_join: self.auto_join,
             ..OuroborosConfig::default()
         }
     }
@@ -394,6 +406,7 @@ impl<I> ShenEvent<I> {
         "ouroboros.storage_failed",
         "ouroboros.wants_txn_token",
         "ouroboros.txn_done",
+        "ouroboros.members_changed",
     ];
 
     /// A stable dotted name (`ring.event`) for counting and filtering.
@@ -434,6 +447,7 @@ impl<I> ShenEvent<I> {
                 OuroborosEvent::StorageFailed { .. } => "ouroboros.storage_failed",
                 OuroborosEvent::WantsTxnToken { .. } => "ouroboros.wants_txn_token",
                 OuroborosEvent::TxnDone { .. } => "ouroboros.txn_done",
+                OuroborosEvent::MembersChanged { .. } => "ouroboros.members_changed",
             },
         }
     }
@@ -517,8 +531,35 @@ pub fn build_node_with_stores<I: NodeId>(
             Relay::new(members).with_lap_timeout(Duration::from_millis(r.lap_timeout_ms)),
         );
     }
+    // The log's founding members are `members`, unless this node is not
+    // among them: then it joins a running log (`Ouroboros::joiner`), or,
+    // restarted, recovers the member set it was part of.
+    let founding: &[I] = if members.contains(&me) { members } else { &[] };
+    let ouro = match &config.ouroboros {
+        None => None,
+        Some(settings) => Some(match wal {
+            Some((wal_records, store)) => Ouroboros::recover_with_records(
+                founding,
+                settings.to_config(),
+                incarnation > 1,
+                &wal_records,
+                store,
+                settings.fsync,
+                records.map(|r| {
+                    let cache = usize::try_from(settings.cache_bytes).unwrap_or(usize::MAX);
+                    (r, cache)
+                }),
+            )?,
+            None => Ouroboros::new(founding, settings.to_config(), incarnation > 1),
+        }),
+    };
     if let Some(settings) = &config.cartouche {
-        let c = Cartouche::new(members.iter().cloned(), settings.to_config());
+        let mut c = Cartouche::new(members.iter().cloned(), settings.to_config());
+        // With the log, Cartouche's ring is the log's member set (as
+        // recovered), with its slots as creator indexes.
+        if let Some(o) = &ouro {
+            c.set_members(&o.member_set().nodes);
+        }
         let c = match acceptor {
             Some(store) => c
                 .with_store(store)
@@ -548,22 +589,7 @@ pub fn build_node_with_stores<I: NodeId>(
             node.add_ring(s.with_seeds(seeds));
         }
     }
-    if let Some(settings) = &config.ouroboros {
-        let ouro = match wal {
-            Some((wal_records, store)) => Ouroboros::recover_with_records(
-                members,
-                settings.to_config(),
-                incarnation > 1,
-                &wal_records,
-                store,
-                settings.fsync,
-                records.map(|r| {
-                    let cache = usize::try_from(settings.cache_bytes).unwrap_or(usize::MAX);
-                    (r, cache)
-                }),
-            )?,
-            None => Ouroboros::new(members, settings.to_config(), incarnation > 1),
-        };
+    if let Some(ouro) = ouro {
         node.add_ring(ouro);
     }
     node.set_reactor(shen_reactor::<I>);
@@ -595,6 +621,16 @@ fn shen_reactor<I: NodeId>(
             };
             let live: Vec<I> = s.live_members().cloned().collect();
             node.command::<Ouroboros<I>, _>(now, rng, |o, _| o.set_live(live));
+        }
+        ShenEvent::Ouroboros(OuroborosEvent::MembersChanged { .. }) => {
+            // Cartouche's ring follows the log's committed member set.
+            let Some(nodes) = node
+                .ring::<Ouroboros<I>>()
+                .map(|o| o.member_set().nodes.clone())
+            else {
+                return;
+            };
+            node.command::<Cartouche<I>, _>(now, rng, |c, _| c.set_members(&nodes));
         }
         ShenEvent::Ouroboros(OuroborosEvent::StorageFailed { .. }) => {
             node.command::<Sundial<I>, _>(now, rng, |s, cx| s.leave(cx));
@@ -755,6 +791,11 @@ mod tests {
                     committed: None,
                     records: Vec::new(),
                     error: None,
+                },
+                OuroborosEvent::MembersChanged {
+                    version: 1,
+                    members: Vec::new(),
+                    leaving: Vec::new(),
                 },
             ]
             .into_iter()

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::RingId;
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
-/// The oldest protocol version this build still accepts.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2: Ouroboros tables
+/// carry the member set, `Check` its version, and `Intent` exists.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest protocol version this build still accepts (version 1
+/// tables have no member set, so a version 1 node cannot take part).
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 /// The largest encoded frame accepted or produced (1 MiB).
 pub const MAX_FRAME_BYTES: usize = 1 << 20;
 

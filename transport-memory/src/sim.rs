@@ -43,6 +43,9 @@ pub struct NodeInit<'a> {
     pub incarnation: u32,
     /// Every node id of the world, ascending (including this one).
     pub members: &'a [u64],
+    /// The nodes the world was created with (a node added later with
+    /// [`Sim::add_node`] is not among them: it joins a running cluster).
+    pub founders: &'a [u64],
     /// The node's disk, holding whatever survived its last crash.
     pub disk: &'a SimDisk,
 }
@@ -60,6 +63,13 @@ pub type NodeFactory<E> = Rc<dyn Fn(&NodeInit<'_>) -> Node<u64, E>>;
 /// and a restarted node recovers from what its disk kept.
 pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
     Rc::new(move |init: &NodeInit<'_>| {
+        // With the log, a node added later joins it (it is not a founder);
+        // other stacks see every node of the world as a member.
+        let members = if stack.ouroboros.is_some() {
+            init.founders
+        } else {
+            init.members
+        };
         let durable = stack.ouroboros.as_ref().filter(|o| o.durable);
         let acceptor = stack
             .cartouche
@@ -70,13 +80,22 @@ pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
                     as Box<dyn shen_rings::cartouche::AcceptorStore>
             });
         if durable.is_none() && acceptor.is_none() {
-            return build_node(&stack, init.id, init.members, init.incarnation);
+            return build_node(&stack, init.id, members, init.incarnation);
         }
         let (wal, parts) = match durable {
             None => (None, None),
             Some(settings) => {
                 let wal = SimWal::open(init.disk, "ouroboros/wal/");
-                let records = read_all(&wal).unwrap_or_default();
+                // A disk that still fails at boot gives nothing back: the
+                // node starts with an empty log on it, as an amnesiac, and
+                // stops taking part at its first write (never as a node
+                // without a disk, which would acknowledge what no disk
+                // holds).
+                let records = if init.disk.fault().is_some() {
+                    Vec::new()
+                } else {
+                    read_all(&wal).unwrap_or_default()
+                };
                 let parts = (0..settings.partitions)
                     .map(|p| {
                         (
@@ -100,7 +119,7 @@ pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
         build_node_with_stores(
             &stack,
             init.id,
-            init.members,
+            members,
             init.incarnation,
             wal,
             parts,
@@ -108,7 +127,7 @@ pub fn stack_factory(stack: StackConfig) -> NodeFactory<ShenEvent<u64>> {
         )
         // The simulator wrote these records itself; one it cannot read
         // back is a bug, and the node then restarts as if its disk were lost.
-        .unwrap_or_else(|_| build_node(&stack, init.id, init.members, init.incarnation.max(2)))
+        .unwrap_or_else(|_| build_node(&stack, init.id, members, init.incarnation.max(2)))
     })
 }
 
@@ -259,6 +278,7 @@ struct World<E: 'static> {
     queue: Queue,
     hosts: Vec<Host<E>>,
     members: Vec<u64>,
+    founders: Vec<u64>,
     net: NetConfig,
     global: LinkModel,
     links: BTreeMap<(u64, u64), (NetConfig, LinkModel)>,
@@ -444,6 +464,7 @@ impl<E: SimEvent> Sim<E> {
                 queue: Queue::default(),
                 hosts,
                 members: (0..config.nodes).collect(),
+                founders: (0..config.nodes).collect(),
                 net: config.network,
                 global,
                 links: BTreeMap::new(),
@@ -901,6 +922,7 @@ impl<E: SimEvent> Sim<E> {
             id: i as u64,
             incarnation: h.incarnation,
             members: &self.w.members,
+            founders: &self.w.founders,
             disk: &h.disk,
         };
         let mut node = (self.factory)(&init);
@@ -1504,7 +1526,9 @@ impl<E: SimEvent> Sim<E> {
     }
 
     /// Add a node to the world (id: the next index) and start it. Existing
-    /// nodes are not told (see [`Sim::member_joined`]).
+    /// nodes are not told (see [`Sim::member_joined`]); it is not a
+    /// founder ([`NodeInit::founders`]), so the standard stack starts it as
+    /// a node joining the running cluster (Sundial seeds: the founders).
     pub fn add_node(&mut self) -> Result<u64, SimError> {
         let id = self.node_count();
         if id >= MAX_NODES {

@@ -12,7 +12,7 @@
 use core::fmt::Write as _;
 
 use shen_rings::cartouche::CartoucheMsg;
-use shen_rings::ouroboros::{Epoch, OuroborosMsg};
+use shen_rings::ouroboros::{Epoch, MemberChange, OuroborosMsg};
 use shen_rings::sundial::{Record, SundialMsg};
 use shen_rings::toy::RelayMsg;
 
@@ -77,6 +77,7 @@ pub const KINDS: &[Kind] = &[
     k("ouroboros", "check", "Tail node {from} asks node {to} whether its epoch is still the newest for the partition, so it never serves reads from a replaced chain."),
     k("ouroboros", "check_reply", "Node {from} answers tail {to}: whether no newer epoch for the partition was accepted here."),
     k("ouroboros", "skip", "Retention deleted the records {to} still needs: node {from} tells it that its log now starts at its low watermark and everything below is committed, so {to} jumps there."),
+    k("ouroboros", "intent", "Node {from} asks member {to} for a change of the log's member set (to join, to leave, or to remove a dead member); it repeats this until a committed table shows the change done."),
     // Relay: the toy ring of the scenarios.
     k("relay", "baton", "Node {from} passes the baton clockwise to node {to}, counting hops to make a lap."),
 ];
@@ -385,9 +386,17 @@ fn ouroboros(m: &OuroborosMsg<u64>) -> (&'static str, String) {
                 Err(e) => format!("request {req}: failed ({})", short(e, 120)),
             },
         ),
-        OuroborosMsg::Check { p, epoch, nonce } => (
+        OuroborosMsg::Check {
+            p,
+            epoch,
+            nonce,
+            members_version,
+        } => (
             "check",
-            format!("partition {p}, epoch {} (nonce {nonce})", ep(epoch)),
+            format!(
+                "partition {p}, epoch {}, member set v{members_version} (nonce {nonce})",
+                ep(epoch)
+            ),
         ),
         OuroborosMsg::CheckReply { nonce, ok } => (
             "check_reply",
@@ -395,6 +404,14 @@ fn ouroboros(m: &OuroborosMsg<u64>) -> (&'static str, String) {
                 "nonce {nonce}: {}",
                 if *ok { "still the newest" } else { "a newer epoch exists" }
             ),
+        ),
+        OuroborosMsg::Intent { change } => (
+            "intent",
+            match change {
+                MemberChange::Join(n) => format!("please add node {n} to the members"),
+                MemberChange::Leave(n) => format!("node {n} wants to leave: move its partitions away"),
+                MemberChange::Remove(n) => format!("please remove node {n}"),
+            },
         ),
     }
 }

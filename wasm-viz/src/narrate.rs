@@ -488,6 +488,25 @@ pub fn sentence(
             OuroborosEvent::StorageFailed { reason } => {
                 format!("node {node}'s storage failed: {reason}")
             }
+            OuroborosEvent::MembersChanged {
+                version,
+                members,
+                leaving,
+            } => {
+                let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+                if leaving.is_empty() {
+                    format!(
+                        "node {node} installs member set v{version}: {}",
+                        list(members)
+                    )
+                } else {
+                    format!(
+                        "node {node} installs member set v{version}: {} ({} leaving: its partitions move away first)",
+                        list(members),
+                        list(leaving)
+                    )
+                }
+            }
         },
         ShenEvent::Relay(e) => match e {
             RelayEvent::Received { from, hops, .. } => {

@@ -155,7 +155,12 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     pub(super) fn install(&mut self, cx: &mut RingCtx<'_, I, Self>, table: Table<I>) {
-        if table.ballot <= self.table.ballot || table.chains.len() != self.table.chains.len() {
+        // A joiner that knows no table yet takes the founding one too
+        // (ballot zero, like its own empty one).
+        let first = self.table.members.is_empty() && !table.members.is_empty();
+        if (table.ballot <= self.table.ballot && !first)
+            || table.chains.len() != self.table.chains.len()
+        {
             return;
         }
         if table.ballot > self.promised {
@@ -166,6 +171,19 @@ impl<I: NodeId> Ouroboros<I> {
         cx.emit(OuroborosEvent::TableInstalled {
             ballot: self.table.ballot,
         });
+        if old.members != self.table.members {
+            self.placement = super::place::placement(&self.config, &self.table.members);
+            self.intents
+                .retain(|c, _| !super::members::satisfied(c, &self.table.members));
+            let table = &self.table;
+            self.own_intents
+                .retain(|c| !super::members::satisfied(c, &table.members));
+            cx.emit(OuroborosEvent::MembersChanged {
+                version: self.table.members.version,
+                members: self.table.members.ids().cloned().collect(),
+                leaving: self.table.members.leaving.clone(),
+            });
+        }
         for p in 0..self.config.partitions {
             if old.chains[p as usize].epoch != self.chain(p).epoch {
                 let old_chain = &old.chains[p as usize];

@@ -14,6 +14,7 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
+use super::members;
 use super::part::{next_scarab, part_id, Part};
 use super::producer::Seen;
 use super::{
@@ -70,6 +71,8 @@ pub(super) struct PendingRead<I> {
     pub(super) id: Option<u64>,
     pub(super) oks: BTreeSet<I>,
     pub(super) deadline: Time,
+    /// The member version of the table the check started under.
+    pub(super) members_version: u64,
 }
 
 /// The outcome carried by a reply to a client.
@@ -196,11 +199,19 @@ impl<I: NodeId> Ouroboros<I> {
         // Retry after a few ticks unless an answer comes first.
         op.retry_at = cx.now + self.config.tick * 10;
         let op = op.op.clone();
-        if retry && !self.universe.is_empty() {
-            // No answer: the table may be stale; ask someone at random.
-            let i = (cx.rng.next_u64() % self.universe.len() as u64) as usize;
-            let who = self.universe[i].clone();
-            self.query(cx, who);
+        if retry {
+            // No answer: the table may be stale; ask a member (or, before
+            // this node knows any, a live node) at random.
+            let pool: Vec<I> = if self.table.members.is_empty() {
+                self.live.iter().cloned().collect()
+            } else {
+                self.table.members.ids().cloned().collect()
+            };
+            if !pool.is_empty() {
+                let i = (cx.rng.next_u64() % pool.len() as u64) as usize;
+                let who = pool[i].clone();
+                self.query(cx, who);
+            }
         }
         match op {
             Op::Append {
@@ -446,17 +457,38 @@ impl<I: NodeId> Ouroboros<I> {
                 id,
                 oks: BTreeSet::new(),
                 deadline: cx.now + self.config.round_timeout,
+                members_version: self.table.members.version,
             },
         );
         // Our own answer first, then the others'.
-        let ok = self.check_ok(p, epoch);
+        let members_version = self.table.members.version;
+        let ok = self.check_ok(p, epoch, members_version);
         self.on_check_reply(cx, me.clone(), nonce, ok);
         let others = self.others(&me);
-        cx.multicast(others.iter(), &OuroborosMsg::Check { p, epoch, nonce });
+        cx.multicast(
+            others.iter(),
+            &OuroborosMsg::Check {
+                p,
+                epoch,
+                nonce,
+                members_version,
+            },
+        );
     }
 
-    fn check_ok(&self, p: u32, epoch: Epoch) -> bool {
+    /// No newer epoch for `p` and no newer member set than the asker's
+    /// was accepted or committed here (see `members` for why the version
+    /// matters).
+    fn check_ok(&self, p: u32, epoch: Epoch, members_version: u64) -> bool {
         if !self.recovered {
+            return false;
+        }
+        let newer_members = self.table.members.version > members_version
+            || self
+                .accepted
+                .as_ref()
+                .is_some_and(|a| a.members.version > members_version);
+        if newer_members {
             return false;
         }
         let newest = match &self.accepted {
@@ -485,13 +517,16 @@ impl<I: NodeId> Ouroboros<I> {
             return self.reply(cx, r.client, msg);
         }
         r.oks.insert(from);
-        if r.oks.len() < self.majority {
+        if !members::has_majority(r.oks.iter(), &self.table.members) {
             return;
         }
         let r = self.reads.remove(&nonce).expect("present");
-        // Still the tail of the same epoch?
+        // Still the tail of the same epoch, under the same member set?
         let me = cx.me.clone();
-        if self.chain(r.p).epoch != r.epoch || !self.is_tail(r.p, &me) {
+        if self.chain(r.p).epoch != r.epoch
+            || !self.is_tail(r.p, &me)
+            || self.table.members.version != r.members_version
+        {
             let msg = OuroborosMsg::ReadReply {
                 req: r.req,
                 result: Err(LogError::StaleEpoch),
@@ -666,9 +701,10 @@ impl<I: NodeId> Ouroboros<I> {
         p: u32,
         epoch: Epoch,
         nonce: u64,
+        members_version: u64,
     ) {
         if self.recovered && p < self.config.partitions {
-            let ok = self.check_ok(p, epoch);
+            let ok = self.check_ok(p, epoch, members_version);
             cx.send(from, OuroborosMsg::CheckReply { nonce, ok });
         }
     }

@@ -23,9 +23,11 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use super::derive::{self, Decision};
+use super::derive::{self, Asked, Decision};
+use super::members;
 use super::{
-    Chain, Epoch, Ouroboros, OuroborosEvent, OuroborosMsg, PartReport, PaxosState, SealInfo, Table,
+    Chain, Epoch, MemberChange, Members, Ouroboros, OuroborosEvent, OuroborosMsg, PartReport,
+    PaxosState, SealInfo, Table,
 };
 use crate::contract::{NodeId, RingCtx, Time};
 
@@ -43,6 +45,9 @@ pub(super) enum Phase<I> {
     },
     Accepting {
         table: Table<I>,
+        /// The member set of the table it was derived from: a majority of
+        /// it and of `table.members` must accept (see `members`).
+        base_members: Members<I>,
         accepted: BTreeSet<I>,
         changed: u32,
     },
@@ -53,6 +58,9 @@ pub(super) struct Round<I> {
     pub(super) ballot: Epoch,
     pub(super) phase: Phase<I>,
     pub(super) deadline: Time,
+    /// Every node sent this round's `Prepare` (members of newer tables
+    /// that promises reveal are added).
+    pub(super) asked: BTreeSet<I>,
 }
 
 impl<I: NodeId> Ouroboros<I> {
@@ -76,10 +84,44 @@ impl<I: NodeId> Ouroboros<I> {
         if slow {
             return true;
         }
-        let live_n = self.live.len();
+        if self.member_work(now) {
+            return true;
+        }
+        let live_n = self.live_members().len();
+        let m = &self.table.members;
+        let staying_live = m
+            .ids()
+            .filter(|n| !m.is_leaving(n) && (self.live.contains(n) || *n == me))
+            .count();
+        let target = self.config.rf.min(staying_live).max(1);
+        let moves = self
+            .table
+            .chains
+            .iter()
+            .filter(|c| !c.learners.is_empty())
+            .count();
         self.table.chains.iter().enumerate().any(|(p, c)| {
+            // (Not "fully acknowledged": under a steady load that is
+            // rarely true at a tick, and a move needs no pause in writes.)
+            let head_idle = c.members.first() == Some(me) && self.parts[p].ready;
+            let desired = self.placement.get(p).map(Vec::as_slice).unwrap_or(&[]);
+            // Placement wants another member here and one of the members
+            // away (a join or a leave), and a move may start.
+            let misplaced = head_idle
+                && c.learners.is_empty()
+                && moves < self.config.max_moves
+                && c.members.iter().any(|n| !desired.contains(n))
+                && desired
+                    .iter()
+                    .any(|d| !c.members.contains(d) && self.live.contains(d));
             let listed = c.members.len() + c.learners.len();
-            c.members.iter().chain(c.learners.iter()).any(|m| !self.live.contains(m))
+            misplaced
+                || (head_idle && c.members.len() > target)
+                || c
+                    .members
+                    .iter()
+                    .chain(c.learners.iter())
+                    .any(|n| !self.live.contains(n) || !m.contains(n))
                 || (listed < self.config.rf && live_n > listed)
                 || (self.parts[p].sealed == Some(c.epoch) && c.members.last() == Some(me))
                 || (self.parts[p].stale && (c.members.contains(me) || c.learners.contains(me)))
@@ -127,6 +169,14 @@ impl<I: NodeId> Ouroboros<I> {
                 self.part_reports(cx.me),
             ),
         );
+        // Members, and live nodes that may be joining.
+        let others: BTreeSet<I> = self
+            .others(cx.me)
+            .into_iter()
+            .chain(self.live.iter().filter(|n| *n != cx.me).cloned())
+            .collect();
+        let mut asked = others.clone();
+        asked.insert(cx.me.clone());
         self.round = Some(Round {
             ballot,
             phase: Phase::Preparing {
@@ -136,9 +186,9 @@ impl<I: NodeId> Ouroboros<I> {
                 seal_until: Time::ZERO,
             },
             deadline: cx.now + self.config.round_timeout,
+            asked,
         });
         let msg = OuroborosMsg::Prepare { ballot };
-        let others: Vec<I> = self.others(cx.me);
         cx.multicast(others.iter(), &msg);
         self.progress_round(cx);
     }
@@ -283,6 +333,11 @@ impl<I: NodeId> Ouroboros<I> {
 
     /// Move the configurator's round forward if it can.
     pub(super) fn progress_round(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        if self.round.is_none() {
+            return;
+        }
+        let intents = self.held_intents();
+        let expired = self.expired_members(cx.now);
         let Some(round) = &mut self.round else {
             return;
         };
@@ -294,12 +349,28 @@ impl<I: NodeId> Ouroboros<I> {
                 seals,
                 seal_until,
             } => {
-                if promises.len() < self.majority {
+                // A majority of the newest table's members (see `members`).
+                let Some(base) = derive::newest_base(promises) else {
+                    return;
+                };
+                if !members::has_majority(promises.keys(), &base.members) {
                     return;
                 }
-                // With a majority, wait briefly for every live member so
-                // that stale reports from restarted nodes are seen.
-                let all_live = self.live.iter().all(|m| promises.contains_key(m));
+                // With a majority, wait briefly for every live member (and
+                // live joiner) so that stale reports from restarted nodes
+                // and joiners' answers are seen.
+                let joiners: BTreeSet<&I> = intents
+                    .iter()
+                    .filter_map(|c| match c {
+                        MemberChange::Join(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                let all_live = self
+                    .live
+                    .iter()
+                    .filter(|m| base.members.contains(m) || joiners.contains(m))
+                    .all(|m| promises.contains_key(m));
                 let at = *settle_at.get_or_insert(cx.now + self.config.tick * 3);
                 if !all_live && cx.now < at {
                     return;
@@ -352,48 +423,78 @@ impl<I: NodeId> Ouroboros<I> {
                     .filter_map(|(p, i)| i.map(|i| (p, i)))
                     .collect();
                 let promises = core::mem::take(promises);
-                let (table, changed) =
-                    match derive::decide(&self.config, &self.live, ballot, &promises, &sealed) {
-                        Decision::Propose { table, changed } => (table, changed),
-                        Decision::Finish { newest_committed } => {
-                            // Nothing to change and nothing half-done: finished.
-                            if let Some(t) = newest_committed {
-                                if t.ballot > self.table.ballot {
-                                    self.install(cx, t);
-                                }
+                let asked = Asked {
+                    intents: &intents,
+                    expired: &expired,
+                };
+                let base_members = derive::newest_base(&promises)
+                    .map(|b| b.members.clone())
+                    .unwrap_or_default();
+                let (table, changed) = match derive::decide(
+                    &self.config,
+                    &self.live,
+                    ballot,
+                    &promises,
+                    &sealed,
+                    &asked,
+                ) {
+                    Decision::Propose { table, changed } => (table, changed),
+                    Decision::Finish { newest_committed } => {
+                        // Nothing to change and nothing half-done: finished.
+                        if let Some(t) = newest_committed {
+                            if t.ballot > self.table.ballot {
+                                self.install(cx, t);
                             }
-                            self.round = None;
-                            cx.emit(OuroborosEvent::ReconfigDone { ballot, changed: 0 });
-                            return;
                         }
-                    };
+                        self.round = None;
+                        cx.emit(OuroborosEvent::ReconfigDone { ballot, changed: 0 });
+                        return;
+                    }
+                };
                 self.promised = self.promised.max(ballot);
                 self.accepted = Some(table.clone());
                 let mut accepted = BTreeSet::new();
                 accepted.insert(cx.me.clone());
+                let to: BTreeSet<I> = base_members
+                    .ids()
+                    .chain(table.members.ids())
+                    .chain(self.others(cx.me).iter())
+                    .filter(|n| *n != cx.me)
+                    .cloned()
+                    .collect();
                 if let Some(r) = &mut self.round {
                     r.phase = Phase::Accepting {
                         table: table.clone(),
+                        base_members,
                         accepted,
                         changed,
                     };
                 }
-                let others = self.others(cx.me);
-                cx.multicast(others.iter(), &OuroborosMsg::Accept { table });
+                cx.multicast(to.iter(), &OuroborosMsg::Accept { table });
                 self.progress_round(cx);
             }
             Phase::Accepting {
                 table,
+                base_members,
                 accepted,
                 changed,
             } => {
-                if accepted.len() < self.majority {
+                if !members::has_majority(accepted.iter(), base_members)
+                    || !members::has_majority(accepted.iter(), &table.members)
+                {
                     return;
                 }
                 let table = table.clone();
                 let changed = *changed;
+                let others: BTreeSet<I> = base_members
+                    .ids()
+                    .chain(table.members.ids())
+                    .chain(self.live.iter())
+                    .chain(round.asked.iter())
+                    .filter(|n| *n != cx.me)
+                    .cloned()
+                    .collect();
                 self.round = None;
-                let others = self.others(cx.me);
                 cx.multicast(
                     others.iter(),
                     &OuroborosMsg::Commit {
@@ -413,14 +514,24 @@ impl<I: NodeId> Ouroboros<I> {
         state: PaxosState<I>,
     ) {
         if self.recovered {
-            if state.committed.ballot > self.table.ballot {
-                self.install(cx, state.committed);
-            }
+            // (`install` takes only a newer table, or a joiner's first.)
+            self.install(cx, state.committed);
             return;
         }
         self.recovery.insert(from, state);
-        // A majority of the *others*: this node's own state was lost.
-        if self.recovery.len() < self.majority {
+        // A majority of the *others* (this node's own state was lost) of
+        // the newest table's members that they report.
+        let Some(newest) = self
+            .recovery
+            .values()
+            .map(|s| &s.committed)
+            .chain(self.recovery.values().filter_map(|s| s.accepted.as_ref()))
+            .max_by_key(|t| t.ballot)
+        else {
+            return;
+        };
+        let others = self.recovery.keys().filter(|n| *n != cx.me);
+        if !members::has_majority(others, &newest.members) {
             return;
         }
         let states = core::mem::take(&mut self.recovery);
@@ -472,6 +583,88 @@ impl<I: NodeId> Ouroboros<I> {
         });
     }
 
+    /// The configuration round this node runs, in one line (for
+    /// debugging and the inspector).
+    pub fn round_debug(&self) -> alloc::string::String {
+        match &self.round {
+            None => "no round".into(),
+            Some(r) => match &r.phase {
+                Phase::Preparing {
+                    promises, seals, ..
+                } => alloc::format!(
+                    "ballot {:?} preparing: promises from {:?}, newest base {:?} members {:?}, seals {:?}, deadline {:?}",
+                    r.ballot,
+                    promises.keys().collect::<Vec<_>>(),
+                    derive::newest_base(promises).map(|b| b.ballot),
+                    derive::newest_base(promises).map(|b| b.members.ids().cloned().collect::<Vec<_>>()),
+                    seals,
+                    r.deadline
+                ),
+                Phase::Accepting {
+                    table,
+                    base_members,
+                    accepted,
+                    ..
+                } => alloc::format!(
+                    "ballot {:?} accepting: accepted by {:?}, base members {:?}, new members {:?}",
+                    r.ballot,
+                    accepted,
+                    base_members.ids().collect::<Vec<_>>(),
+                    table.members.ids().collect::<Vec<_>>()
+                ),
+            },
+        }
+    }
+
+    /// Every member change this node holds: its own and those it heard.
+    pub(super) fn held_intents(&self) -> BTreeSet<MemberChange<I>> {
+        self.intents
+            .keys()
+            .chain(self.own_intents.iter())
+            .filter(|c| !members::satisfied(c, &self.table.members))
+            .cloned()
+            .collect()
+    }
+
+    /// True if a member change could be made now: an intent not done,
+    /// a member dead too long, or a leaving member already drained.
+    fn member_work(&self, now: Time) -> bool {
+        let m = &self.table.members;
+        let intent = self.held_intents().iter().any(|c| match c {
+            MemberChange::Join(n) => self.live.contains(n),
+            MemberChange::Leave(n) | MemberChange::Remove(n) => {
+                m.contains(n) && (!m.is_leaving(n) || !self.live.contains(n))
+            }
+        });
+        let drained = m.leaving.iter().any(|n| {
+            !self
+                .table
+                .chains
+                .iter()
+                .any(|c| c.members.contains(n) || c.learners.contains(n))
+        });
+        intent || drained || !self.expired_members(now).is_empty()
+    }
+
+    /// Members this node has seen dead for longer than `replace_after`.
+    pub(super) fn expired_members(&self, now: Time) -> BTreeSet<I> {
+        self.dead_since
+            .iter()
+            .filter(|(m, t)| {
+                self.table.members.contains(m)
+                    && now.saturating_since(**t) >= self.config.replace_after
+            })
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// A node asks for a member change.
+    pub(super) fn on_intent(&mut self, cx: &mut RingCtx<'_, I, Self>, change: MemberChange<I>) {
+        if !members::satisfied(&change, &self.table.members) {
+            self.intents.insert(change, cx.now);
+        }
+    }
+
     /// An acceptor's promise for this node's round.
     pub(super) fn on_promise(
         &mut self,
@@ -485,11 +678,24 @@ impl<I: NodeId> Ouroboros<I> {
         if let Some(Round {
             ballot: b,
             phase: Phase::Preparing { promises, .. },
+            asked,
             ..
         }) = &mut self.round
         {
-            if *b == ballot && self.universe.contains(&from) {
+            if *b == ballot {
                 promises.insert(from, (state, stale, reports));
+                // A newer base names members not asked yet: ask them.
+                let fresh: Vec<I> = derive::newest_base(promises)
+                    .map(|t| {
+                        t.members
+                            .ids()
+                            .filter(|n| !asked.contains(n))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                asked.extend(fresh.iter().cloned());
+                cx.multicast(fresh.iter(), &OuroborosMsg::Prepare { ballot });
                 self.progress_round(cx);
             }
         }
@@ -503,7 +709,7 @@ impl<I: NodeId> Ouroboros<I> {
             ..
         }) = &mut self.round
         {
-            if *b == ballot && self.universe.contains(&from) {
+            if *b == ballot {
                 accepted.insert(from);
                 self.progress_round(cx);
             }

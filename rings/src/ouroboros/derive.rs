@@ -28,9 +28,10 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use super::config::Promised;
+use super::members::{self, MemberInputs};
 use super::part::epoch_at;
-use super::place::ankh_of;
-use super::{Chain, Epoch, OuroborosConfig, PartReport, SealInfo, Table};
+use super::place::{ankh_of, placement};
+use super::{Chain, Epoch, MemberChange, OuroborosConfig, PartReport, SealInfo, Table};
 use crate::contract::NodeId;
 
 /// What a round does once its promises (and seals) are in.
@@ -59,8 +60,9 @@ pub(super) fn decide<I: NodeId>(
     ballot: Epoch,
     promises: &BTreeMap<I, Promised<I>>,
     sealed: &BTreeMap<u32, SealInfo>,
+    asked: &Asked<'_, I>,
 ) -> Decision<I> {
-    let (table, changed) = derive_table(config, live, ballot, promises, sealed);
+    let (table, changed) = derive_table(config, live, ballot, promises, sealed, asked);
     // A round that sealed tails commits a table even when it
     // changes nothing, so those tails learn they may go on.
     let still_sealed = newest_base(promises).is_some_and(|b| {
@@ -74,6 +76,7 @@ pub(super) fn decide<I: NodeId>(
         None if !sealed.is_empty() || still_sealed => newest_base(promises).map(|b| Table {
             ballot,
             chains: b.chains.clone(),
+            members: b.members.clone(),
         }),
         t => t,
     };
@@ -95,6 +98,16 @@ pub(super) fn decide<I: NodeId>(
     }
 }
 
+/// What the configurator was asked for, besides the chains' health: the
+/// member changes others asked for, and the members it saw dead for too
+/// long.
+pub(super) struct Asked<'a, I> {
+    /// Intents held by the configurator.
+    pub intents: &'a BTreeSet<MemberChange<I>>,
+    /// Members dead past `replace_after` in the configurator's view.
+    pub expired: &'a BTreeSet<I>,
+}
+
 /// The next table from the newest state a majority reported, or `None`
 /// if the newest committed table needs no change.
 fn derive_table<I: NodeId>(
@@ -103,6 +116,7 @@ fn derive_table<I: NodeId>(
     ballot: Epoch,
     promises: &BTreeMap<I, Promised<I>>,
     sealed: &BTreeMap<u32, SealInfo>,
+    asked: &Asked<'_, I>,
 ) -> (Option<Table<I>>, u32) {
     let mut pending = false;
     let mut newest_committed = Epoch::default();
@@ -115,6 +129,23 @@ fn derive_table<I: NodeId>(
     if base.ballot > newest_committed {
         pending = true;
     }
+    // The member set first (one change at most; see `members`).
+    let answered: BTreeSet<I> = promises.keys().cloned().collect();
+    let in_chains: BTreeSet<I> = base
+        .chains
+        .iter()
+        .flat_map(|c| c.members.iter().chain(c.learners.iter()))
+        .cloned()
+        .collect();
+    let next_members = members::next_members(&MemberInputs {
+        base: &base.members,
+        base_committed: !pending,
+        intents: asked.intents,
+        answered: &answered,
+        expired: asked.expired,
+        in_chains: &in_chains,
+    });
+    let members_changed = next_members != base.members;
     let stale: BTreeSet<(I, u32)> = promises
         .iter()
         .flat_map(|(n, (_, st, _))| st.iter().map(move |p| (n.clone(), *p)))
@@ -128,9 +159,12 @@ fn derive_table<I: NodeId>(
             .get(&(n.clone(), p))
             .is_some_and(|r| r.ready_in == Some(e))
     };
-    // Alive: live by Sundial, or answered this round (a node that
-    // answers is reachable, whatever a slow detector says).
-    let alive = |m: &I| live.contains(m) || promises.contains_key(m);
+    // Alive: a member (of the next set) live by Sundial, or that answered
+    // this round (a node that answers is reachable, whatever a slow
+    // detector says). Staying: alive and not leaving.
+    let alive = |m: &I| next_members.contains(m) && (live.contains(m) || promises.contains_key(m));
+    let staying = |m: &I| alive(m) && !next_members.is_leaving(m);
+    let staying_n = next_members.ids().filter(|m| staying(m)).count();
     // Bypass: a member its predecessor reported slow in this very chain
     // epoch leaves the chain (like a failed one) and is not added back
     // in this round.
@@ -145,7 +179,15 @@ fn derive_table<I: NodeId>(
             c.members.get(i + 1).map(|s| (s.clone(), *p))
         })
         .collect();
-    let ring = ankh_of(config, live.iter().cloned());
+    // Placement over the members that stay (Ankh, as the log uses it);
+    // fill-ins when a placed member is down: Ankh over those alive.
+    let placed = placement(config, &next_members);
+    let ring = ankh_of(config, next_members.ids().filter(|m| staying(m)).cloned());
+    let mut moves = base
+        .chains
+        .iter()
+        .filter(|c| !c.learners.is_empty())
+        .count();
     let mut changed = 0;
     let chains: Vec<Chain<I>> = base
         .chains
@@ -179,6 +221,7 @@ fn derive_table<I: NodeId>(
                 let Some(h) = sealed
                     .get(&p32)
                     .and_then(|si| recovery_head(c, p32, si, &reports, &stale))
+                    .filter(|h| next_members.contains(h))
                 else {
                     return c.clone();
                 };
@@ -191,14 +234,25 @@ fn derive_table<I: NodeId>(
             // caught up in this epoch, drop the surplus from the end
             // (removing a caught-up member is safe, as a failure is:
             // the new tail holds everything acknowledged).
-            if head_ok && next.len() > config.rf && next.iter().all(|m| ready(m, p32, c.epoch)) {
-                next.truncate(config.rf);
+            let desired: &[I] = placed.get(p).map(Vec::as_slice).unwrap_or(&[]);
+            let target = config.rf.min(staying_n).max(1);
+            if head_ok && next.len() > target && next.iter().all(|m| ready(m, p32, c.epoch)) {
+                // Members that placement no longer wants here go first
+                // (from the end), then the surplus from the end.
+                while next.len() > target {
+                    match next.iter().rposition(|m| !desired.contains(m)) {
+                        Some(i) => {
+                            next.remove(i);
+                        }
+                        None => next.truncate(target),
+                    }
+                }
             }
             // Learners that caught up join at the end (they hold the
             // tail's log: it fed them); the others keep learning.
             let mut learners: Vec<I> = Vec::new();
             for l in &c.learners {
-                if !alive(l) || stale.contains(&(l.clone(), p32)) || next.contains(l) {
+                if !staying(l) || stale.contains(&(l.clone(), p32)) || next.contains(l) {
                     continue;
                 }
                 // (With fewer than two members left, a learner joins
@@ -213,22 +267,44 @@ fn derive_table<I: NodeId>(
             // Replacements: learners while at least two members carry
             // the chain (so acknowledgements still mean two copies);
             // with fewer, members at once (appends wait for them).
-            let candidates: Vec<I> = ring
-                .chain_of(p32)
+            let candidates: Vec<I> = desired
+                .iter()
+                .chain(ring.chain_of(p32))
                 .cloned()
                 .chain(live.iter().cloned())
+                .filter(|d| staying(d))
                 .collect();
-            for d in candidates {
-                if next.len() + learners.len() >= config.rf {
+            for d in &candidates {
+                // Members that leave do not count towards `rf`.
+                let kept = next.iter().filter(|m| !next_members.is_leaving(m)).count();
+                if kept + learners.len() >= config.rf {
                     break;
                 }
-                if next.contains(&d) || learners.contains(&d) || slow.contains(&(d.clone(), p32)) {
+                if next.contains(d) || learners.contains(d) || slow.contains(&(d.clone(), p32)) {
                     continue;
                 }
                 if next.len() >= 2 {
-                    learners.push(d);
+                    learners.push(d.clone());
                 } else {
-                    next.push(d);
+                    next.push(d.clone());
+                }
+            }
+            // Rebalance: a full, caught-up chain with a member placement
+            // no longer wants here (a node joined, or one is leaving)
+            // gains the member placement wants as a learner, a bounded
+            // number of chains at a time; once it caught up and joined,
+            // the surplus rule above drops the unwanted one.
+            let settled = learners.is_empty()
+                && c.learners.is_empty()
+                && head_ok
+                && next.len() >= target
+                && next.iter().all(|m| ready(m, p32, c.epoch));
+            if settled && moves < config.max_moves && next.iter().any(|m| !desired.contains(m)) {
+                if let Some(d) = desired.iter().find(|d| {
+                    staying(d) && !next.contains(d) && !slow.contains(&((*d).clone(), p32))
+                }) {
+                    learners.push(d.clone());
+                    moves += 1;
                 }
             }
             let lost = c
@@ -250,14 +326,21 @@ fn derive_table<I: NodeId>(
             }
         })
         .collect();
-    if changed == 0 && !pending {
+    if changed == 0 && !pending && !members_changed {
         return (None, 0);
     }
-    (Some(Table { ballot, chains }), changed)
+    (
+        Some(Table {
+            ballot,
+            chains,
+            members: next_members,
+        }),
+        changed,
+    )
 }
 
 /// The newest table reported in `promises` (accepted first).
-fn newest_base<I: NodeId>(promises: &BTreeMap<I, Promised<I>>) -> Option<&Table<I>> {
+pub(super) fn newest_base<I: NodeId>(promises: &BTreeMap<I, Promised<I>>) -> Option<&Table<I>> {
     let mut base: Option<&Table<I>> = None;
     for (s, _, _) in promises.values() {
         for t in [Some(&s.committed), s.accepted.as_ref()]

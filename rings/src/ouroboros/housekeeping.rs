@@ -1,12 +1,82 @@
 //! Housekeeping: the periodic tick (round deadlines, retransmissions, catch-up, client retries and timeouts, slowness, the call for a reconfiguration).
 
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use super::client::Op;
-use super::{LogError, Ouroboros, OuroborosEvent, OuroborosMsg};
+use super::members;
+use super::{LogError, MemberChange, Ouroboros, OuroborosEvent, OuroborosMsg};
 use crate::contract::{NodeId, RingCtx};
 
 impl<I: NodeId> Ouroboros<I> {
+    /// Members it knows and live nodes, but itself.
+    pub(super) fn query_targets(&self, me: &I) -> BTreeSet<I> {
+        self.table
+            .members
+            .ids()
+            .chain(self.live.iter())
+            .filter(|n| *n != me)
+            .cloned()
+            .collect()
+    }
+
+    /// The member set's housekeeping: who has been dead since when,
+    /// intents resent until done (and others' forgotten when not
+    /// refreshed), and a joiner's first table.
+    fn members_tick(&mut self, cx: &mut RingCtx<'_, I, Self>) {
+        let me = cx.me.clone();
+        let now = cx.now;
+        let m = &self.table.members;
+        let live = &self.live;
+        self.dead_since
+            .retain(|n, _| m.contains(n) && !live.contains(n));
+        for n in m.ids() {
+            if *n != me && !live.contains(n) {
+                self.dead_since.entry(n.clone()).or_insert(now);
+            }
+        }
+        // Auto-join: a node that knows the table but is not in it.
+        if self.config.auto_join
+            && !self.left
+            && self.recovered
+            && !m.is_empty()
+            && !m.contains(&me)
+        {
+            self.own_intents.insert(MemberChange::Join(me.clone()));
+        }
+        let m = &self.table.members;
+        let ttl = self.config.tick * members::INTENT_TTL_TICKS;
+        members::prune(&mut self.intents, m, now, ttl);
+        self.own_intents.retain(|c| !members::satisfied(c, m));
+        if self.ticks % 10 == 0 {
+            if !self.own_intents.is_empty() {
+                let to = self.others(&me);
+                let own: Vec<MemberChange<I>> = self.own_intents.iter().cloned().collect();
+                for c in own {
+                    if self.table.members.contains(&me) {
+                        self.intents.insert(c.clone(), now);
+                    }
+                    cx.multicast(to.iter(), &OuroborosMsg::Intent { change: c });
+                }
+            }
+            // A joiner that knows no table yet asks the live nodes.
+            if self.table.members.is_empty() {
+                let to = self.query_targets(&me);
+                cx.multicast(to.iter(), &OuroborosMsg::TableQuery);
+            }
+        }
+        // Once a second, ask one other node (in turn) for its table: a
+        // node that was down while it was removed from the member set (or
+        // that no chain talks to) learns it and can ask to join again.
+        if self.ticks % 100 == 50 {
+            let to: Vec<I> = self.query_targets(&me).into_iter().collect();
+            if !to.is_empty() {
+                let who = to[(self.ticks / 100) as usize % to.len()].clone();
+                self.query(cx, who);
+            }
+        }
+    }
+
     pub(super) fn arm_tick(&mut self, cx: &mut RingCtx<'_, I, Self>) {
         let at = cx.now + self.config.tick;
         self.tick.arm(cx, at);
@@ -23,11 +93,13 @@ impl<I: NodeId> Ouroboros<I> {
                 self.progress_round(cx);
             }
         }
-        // Restart recovery: ask again until a majority answered.
+        // Restart recovery: ask again until a majority answered (the
+        // members it knew, and every live node: the set may have moved).
         if !self.recovered {
-            let others = self.others(&me);
-            cx.multicast(others.iter(), &OuroborosMsg::TableQuery);
+            let to = self.query_targets(&me);
+            cx.multicast(to.iter(), &OuroborosMsg::TableQuery);
         }
+        self.members_tick(cx);
         self.retention_tick(now);
         // Retransmit to successors that made no progress.
         let retransmit = self.config.tick * 5;
@@ -125,8 +197,10 @@ impl<I: NodeId> Ouroboros<I> {
         if self.ticks % 10 == 0 {
             self.txn_resolve_blocked(cx);
         }
-        // Ask for the token when a chain needs a change.
+        // Ask for the token when a chain needs a change (members only:
+        // Cartouche's ring is the member set).
         if self.recovered
+            && self.table.members.contains(&me)
             && self.round.is_none()
             && self.token_request.is_none()
             && self.needs_reconfig(&me, now)

@@ -174,6 +174,9 @@ pub enum OuroborosMsg<I> {
         epoch: Epoch,
         /// Matches the answer.
         nonce: u64,
+        /// The member version of the tail's table: a member whose tables
+        /// have a newer one answers no.
+        members_version: u64,
     },
     /// Answer to `Check`.
     CheckReply {
@@ -194,5 +197,11 @@ pub enum OuroborosMsg<I> {
         low: u64,
         /// The epoch runs of the log below `low`.
         runs: Vec<(Epoch, u64)>,
+    },
+    /// Any node → members: "please make this member change" (resent
+    /// until a committed table shows it done).
+    Intent {
+        /// The change.
+        change: super::MemberChange<I>,
     },
 }

@@ -3,7 +3,7 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use super::{Chain, Epoch, OuroborosConfig, Table};
+use super::{Chain, Epoch, Members, OuroborosConfig, Table};
 use crate::ankh::{partition_of_hash, AnkhConfig, AnkhRing, Member};
 use crate::contract::NodeId;
 use crate::hash::hash_bytes;
@@ -28,6 +28,19 @@ pub(super) fn ankh_of<I: NodeId>(
         .unwrap_or_else(|_| AnkhRing::new(AnkhConfig::default()).expect("default config is valid"))
 }
 
+/// Where the log wants each partition's replicas: the Ankh chain over the
+/// members that are not leaving (the same for every node that holds the
+/// same member set).
+pub(super) fn placement<I: NodeId>(config: &OuroborosConfig, members: &Members<I>) -> Vec<Vec<I>> {
+    let ring = ankh_of(
+        config,
+        members.ids().filter(|m| !members.is_leaving(m)).cloned(),
+    );
+    (0..config.partitions)
+        .map(|p| ring.chain_of(p).cloned().collect())
+        .collect()
+}
+
 /// The table every member starts from: each partition's Ankh chain over
 /// `members`, epoch zero.
 pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Table<I> {
@@ -44,6 +57,7 @@ pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Tabl
                 learners: Vec::new(),
             })
             .collect(),
+        members: Members::founding(members),
     }
 }
 

@@ -53,10 +53,36 @@ pub struct OuroborosConfig {
     /// one. Only with a record store.
     #[serde(default = "default_checkpoint_bytes")]
     pub checkpoint_bytes: u64,
+    /// A member the configurator has seen dead for this long is removed
+    /// from the member set (its partitions were re-replicated when it
+    /// died); `shen member remove` does it at once.
+    #[serde(default = "default_replace_after")]
+    pub replace_after: Duration,
+    /// Most chains moving a replica at once (rebalancing after a join or
+    /// for a leave; refills after a failure are not limited).
+    #[serde(default = "default_max_moves")]
+    pub max_moves: usize,
+    /// A node that is not a member asks to join once it knows the table
+    /// (off: only `shen member add`, or its own explicit request, adds
+    /// it). A node that asked to leave never asks to join again.
+    #[serde(default = "default_auto_join")]
+    pub auto_join: bool,
+}
+
+fn default_auto_join() -> bool {
+    true
 }
 
 fn default_checkpoint_bytes() -> u64 {
     32 << 20
+}
+
+fn default_replace_after() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_max_moves() -> usize {
+    8
 }
 
 impl Default for OuroborosConfig {
@@ -75,6 +101,9 @@ impl Default for OuroborosConfig {
             retention_bytes: None,
             retention_ms: None,
             checkpoint_bytes: default_checkpoint_bytes(),
+            replace_after: default_replace_after(),
+            max_moves: default_max_moves(),
+            auto_join: true,
         }
     }
 }
@@ -96,6 +125,12 @@ impl OuroborosConfig {
         }
         if self.slow_after.is_zero() {
             return Err(("slow_after", "must be positive"));
+        }
+        if self.max_moves == 0 {
+            return Err(("max_moves", "must be at least 1"));
+        }
+        if self.replace_after.is_zero() {
+            return Err(("replace_after", "must be positive"));
         }
         if self.max_batch == 0 || self.max_read == 0 {
             return Err(("max_batch", "must be at least 1"));
@@ -141,13 +176,94 @@ pub struct Chain<I> {
     pub learners: Vec<I>,
 }
 
-/// Every partition's chain, as decided by the round with `ballot`.
+/// Every partition's chain and the log's member set, as decided by the
+/// round with `ballot`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table<I> {
     /// The round that decided this table.
     pub ballot: Epoch,
     /// Indexed by partition.
     pub chains: Vec<Chain<I>>,
+    /// The members: the acceptors whose majorities decide the next table
+    /// (see `members`), the nodes chains are placed on, and the
+    /// Cartouche ring.
+    pub members: Members<I>,
+}
+
+/// The log's member set. It changes by one node at a time, each change in
+/// a round of its own whose base table was committed (the safety argument
+/// is in `members`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Members<I> {
+    /// Bumped by every change of `nodes` or `leaving`.
+    pub version: u64,
+    /// The members and their slots, sorted by node. A slot is a member's
+    /// Cartouche creator index: given once, never reused (`next_slot`), so
+    /// two nodes never propose the same Cartouche generation.
+    pub nodes: Vec<(I, u16)>,
+    /// The next slot to give.
+    pub next_slot: u16,
+    /// Members being decommissioned: no chain gains them, their chains are
+    /// moved away, and once in no chain they are removed.
+    pub leaving: Vec<I>,
+}
+
+impl<I> Default for Members<I> {
+    fn default() -> Self {
+        Members {
+            version: 0,
+            nodes: Vec::new(),
+            next_slot: 0,
+            leaving: Vec::new(),
+        }
+    }
+}
+
+impl<I: PartialEq + Ord + Clone> Members<I> {
+    /// The founding member set: `nodes` (sorted, distinct) with slots in
+    /// their order.
+    pub fn founding(nodes: &[I]) -> Self {
+        let mut v: Vec<I> = nodes.to_vec();
+        v.sort();
+        v.dedup();
+        let n = v.len() as u16;
+        Members {
+            version: 0,
+            nodes: v.into_iter().zip(0u16..).collect(),
+            next_slot: n,
+            leaving: Vec::new(),
+        }
+    }
+
+    /// True if `who` is a member.
+    pub fn contains(&self, who: &I) -> bool {
+        self.nodes.binary_search_by(|(n, _)| n.cmp(who)).is_ok()
+    }
+
+    /// The member nodes, sorted.
+    pub fn ids(&self) -> impl Iterator<Item = &I> + '_ {
+        self.nodes.iter().map(|(n, _)| n)
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Smallest number of members that is a majority.
+    pub fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// True if `who` is leaving.
+    pub fn is_leaving(&self, who: &I) -> bool {
+        self.leaving.contains(who)
+    }
 }
 
 /// One record of a partition log.
@@ -273,6 +389,27 @@ pub struct PaxosState<I> {
     pub accepted: Option<Table<I>>,
     /// Newest table committed.
     pub committed: Table<I>,
+}
+
+/// A change of the member set that some node asked for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MemberChange<I> {
+    /// Add this node (it asked itself: auto-join, or `shen member add`).
+    Join(I),
+    /// Decommission this member: move its partitions away, then remove it.
+    Leave(I),
+    /// Remove this member: at once if it does not answer (it is dead),
+    /// else as `Leave`.
+    Remove(I),
+}
+
+impl<I> MemberChange<I> {
+    /// The node the change is about.
+    pub fn node(&self) -> &I {
+        match self {
+            MemberChange::Join(n) | MemberChange::Leave(n) | MemberChange::Remove(n) => n,
+        }
+    }
 }
 
 /// What a member tells a configurator about one partition.
@@ -402,6 +539,15 @@ pub enum OuroborosEvent<I> {
     StorageFailed {
         /// The store's error.
         reason: alloc::string::String,
+    },
+    /// The installed table has a new member set.
+    MembersChanged {
+        /// Its version.
+        version: u64,
+        /// The members, sorted.
+        members: Vec<I>,
+        /// Those being decommissioned.
+        leaving: Vec<I>,
     },
 }
 

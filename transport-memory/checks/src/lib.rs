@@ -25,6 +25,6 @@ mod token;
 
 pub use check::{run_all, Check, CheckError, Fold};
 pub use gossip::{theory_curve, GossipConfig, GossipFold, GossipReport, GossipRun};
-pub use log::{LogConfig, LogDebug, LogFold, LogRun};
+pub use log::{LogConfig, LogDebug, LogFold, LogRun, Membership};
 pub use stats::{nearest_rank, percentile_rounded, spread, Spread};
 pub use token::{TokenConfig, TokenDebug, TokenFold, TokenReport, TokenRun, TOKEN_DEBUG_STOP};

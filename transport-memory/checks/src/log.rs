@@ -38,7 +38,7 @@ use std::time::Duration;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use shen_rings::ouroboros::{Ouroboros, OuroborosEvent, Producer, ReadRecord};
+use shen_rings::ouroboros::{MemberChange, Ouroboros, OuroborosEvent, Producer, ReadRecord};
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::{
     CartoucheSettings, JoinMode, OuroborosSettings, ShenEvent, StackConfig, SundialSettings,
@@ -82,8 +82,69 @@ pub struct LogConfig {
     pub durable: bool,
     /// How long one fsync takes on the simulated disks, in microseconds.
     pub fsync_us: u64,
+    /// How the member set changes during the run (see [`Membership`]).
+    pub membership: Membership,
     /// Debug output on stderr (off by default).
     pub debug: LogDebug,
+}
+
+/// A membership schedule of `shen sim log`: the log's member set changes
+/// under the workload, on top of the other faults (drawn from a generator
+/// of its own, so a seed's other faults stay as they were).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// The founding members throughout.
+    #[default]
+    Fixed,
+    /// A new node starts at 25-35 % of the run and joins on its own.
+    Join,
+    /// A member leaves gracefully (`shen leave`) at 30-40 %; once out of
+    /// the member set, its process stops for good.
+    Leave,
+    /// A member dies for good at 30-40 % and is replaced: half the seeds
+    /// by `shen member remove` 1 s later, half by `replace_after` (5 s).
+    /// (The second crash of the fault plan then restarts after 2 s.)
+    Replace,
+    /// 3 founders grow to 9 (a node every 400 ms from 10 %), one founder
+    /// dies for good at 50 % (replaced), and from 60 % members leave one at
+    /// a time until 4 remain.
+    Grow,
+    /// Each seed one of the four above (`seed % 4`: join, leave, replace,
+    /// grow).
+    Mixed,
+}
+
+impl Membership {
+    /// The schedule a seed runs.
+    pub fn for_seed(self, seed: u64) -> Membership {
+        match self {
+            Membership::Mixed => match seed % 4 {
+                0 => Membership::Join,
+                1 => Membership::Leave,
+                2 => Membership::Replace,
+                _ => Membership::Grow,
+            },
+            m => m,
+        }
+    }
+
+    /// Parse a `--membership` value.
+    pub fn parse(s: &str) -> Result<Membership, String> {
+        Ok(match s {
+            "fixed" => Membership::Fixed,
+            "join" => Membership::Join,
+            "leave" => Membership::Leave,
+            "replace" => Membership::Replace,
+            "grow" => Membership::Grow,
+            "mixed" => Membership::Mixed,
+            _ => {
+                return Err(format!(
+                    "--membership: {s:?} is not one of fixed, join, leave, replace, grow, mixed"
+                ))
+            }
+        })
+    }
 }
 
 impl Default for LogConfig {
@@ -101,6 +162,7 @@ impl Default for LogConfig {
             txn_every: 50,
             durable: true,
             fsync_us: 300,
+            membership: Membership::Fixed,
             debug: LogDebug::default(),
         }
     }
@@ -183,6 +245,15 @@ pub struct LogRun {
     /// Chains longer than `rf` at the end (a recovery put a former member
     /// in front; trimmed once all are caught up).
     pub long_chains: u64,
+    /// The membership schedule this seed ran.
+    pub membership: Membership,
+    /// The member set at the end (as the reading node's table has it).
+    pub members: Vec<u64>,
+    /// Its version (one per member change).
+    pub members_version: u64,
+    /// Member changes of the schedule not done by the end (a liveness
+    /// gap, like `unavailable`).
+    pub members_unfinished: Vec<String>,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -343,8 +414,257 @@ fn check_disk_fault(
         .map_err(|e| e.to_string())
 }
 
+/// A membership schedule in progress (see [`Membership`]).
+struct Elastic {
+    rng: ChaCha8Rng,
+    /// When to start a new node (it joins on its own: auto-join).
+    adds: Vec<Time>,
+    /// A member to kill for good, and when.
+    kill: Option<(Time, u64)>,
+    /// `shen member remove` of the killed member, and when.
+    remove: Option<(Time, u64, u64)>,
+    /// Graceful leaves still to start, from when.
+    leaves: u64,
+    leave_from: Time,
+    /// Nodes never to pick for a leave or a kill (other faults use them).
+    avoid: BTreeSet<u64>,
+    /// The member leaving now.
+    leaving: Option<u64>,
+    /// What must hold at the end: node → member? (the last step wins).
+    goals: BTreeMap<u64, bool>,
+    /// The member version last reported (verbose output).
+    seen_version: u64,
+}
+
+impl Elastic {
+    fn new(sched: Membership, seed: u64, d_ms: u64, avoid: BTreeSet<u64>) -> Elastic {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3e3b_e125);
+        let mut between =
+            |lo: u64, hi: u64| Time::from_millis(lo + rng.next_u64() % (hi - lo).max(1));
+        let mut e = Elastic {
+            adds: Vec::new(),
+            kill: None,
+            remove: None,
+            leaves: 0,
+            leave_from: Time::ZERO,
+            avoid,
+            leaving: None,
+            goals: BTreeMap::new(),
+            seen_version: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x1ea7_e5),
+        };
+        match sched {
+            Membership::Fixed | Membership::Mixed => {}
+            Membership::Join => e.adds.push(between(d_ms / 4, d_ms * 7 / 20)),
+            Membership::Leave => {
+                e.leaves = 1;
+                e.leave_from = between(d_ms * 3 / 10, d_ms * 2 / 5);
+            }
+            Membership::Replace => {
+                let at = between(d_ms * 3 / 10, d_ms * 2 / 5);
+                let by_command = seed % 8 < 4;
+                e.kill = Some((at, u64::from(by_command)));
+            }
+            Membership::Grow => {
+                let from = d_ms / 10;
+                e.adds = (0..6).map(|k| Time::from_millis(from + k * 400)).collect();
+                e.kill = Some((Time::from_millis(d_ms / 2), 0));
+                e.leaves = 4;
+                e.leave_from = Time::from_millis(d_ms * 3 / 5);
+            }
+        }
+        e
+    }
+
+    /// Every step taken and every goal met (as the first live node sees
+    /// the member set).
+    fn done(&self, sim: &Sim<ShenEvent<u64>>, down: &BTreeSet<u64>) -> bool {
+        self.unfinished(sim, down).is_empty()
+            && self.adds.is_empty()
+            && self.kill.is_none()
+            && self.remove.is_none()
+            && self.leaves == 0
+            && self.leaving.is_none()
+    }
+
+    /// Goals not met yet.
+    fn unfinished(&self, sim: &Sim<ShenEvent<u64>>, down: &BTreeSet<u64>) -> Vec<String> {
+        let Some(o) = (0..sim.node_count())
+            .filter(|i| !down.contains(i))
+            .find_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+        else {
+            return Vec::new();
+        };
+        let m = o.member_set();
+        let mut out = Vec::new();
+        for (node, member) in &self.goals {
+            if m.contains(node) != *member {
+                out.push(if *member {
+                    format!("node {node} never became a member")
+                } else {
+                    format!("node {node} is still a member")
+                });
+            }
+        }
+        if !self.adds.is_empty() || self.leaves > 0 || self.leaving.is_some() {
+            out.push("the schedule did not finish".into());
+        }
+        out
+    }
+
+    /// Pick a live member, not avoided, not leaving.
+    fn pick(&mut self, sim: &Sim<ShenEvent<u64>>, down: &BTreeSet<u64>) -> Option<u64> {
+        let members = (0..sim.node_count())
+            .filter(|i| !down.contains(i))
+            .find_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+            .map(|o| o.members())
+            .unwrap_or_default();
+        let up: Vec<u64> = members
+            .into_iter()
+            .filter(|m| !down.contains(m) && Some(*m) != self.leaving)
+            .collect();
+        // Keep clear of the nodes other faults use, unless all are.
+        let clear: Vec<u64> = up
+            .iter()
+            .copied()
+            .filter(|m| !self.avoid.contains(m))
+            .collect();
+        let cands = if clear.is_empty() { up } else { clear };
+        if cands.is_empty() {
+            return None;
+        }
+        Some(cands[(self.rng.next_u64() % cands.len() as u64) as usize])
+    }
+
+    /// Act on the schedule at the current time.
+    fn step(
+        &mut self,
+        sim: &mut Sim<ShenEvent<u64>>,
+        down: &mut BTreeSet<u64>,
+        verbose: bool,
+    ) -> Result<(), String> {
+        let now = sim.now();
+        if verbose {
+            let m = (0..sim.node_count())
+                .filter(|i| !down.contains(i))
+                .find_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+                .map(|o| o.member_set().clone());
+            if let Some(m) = m.filter(|m| m.version > self.seen_version) {
+                self.seen_version = m.version;
+                eprintln!(
+                    "t={} member set v{}: {:?} leaving {:?}",
+                    now.as_micros(),
+                    m.version,
+                    m.ids().collect::<Vec<_>>(),
+                    m.leaving
+                );
+            }
+        }
+        if self.adds.first().is_some_and(|t| now >= *t) {
+            self.adds.remove(0);
+            let id = sim.add_node().map_err(|e| e.to_string())?;
+            self.goals.insert(id, true);
+            if verbose {
+                eprintln!("t={} node {id} starts (joins)", now.as_micros());
+            }
+        }
+        if let Some((at, by_command)) = self.kill {
+            if now >= at {
+                self.kill = None;
+                if let Some(v) = self.pick(sim, down) {
+                    sim.crash(v).map_err(|e| e.to_string())?;
+                    down.insert(v);
+                    self.avoid.insert(v);
+                    self.goals.insert(v, false);
+                    if by_command == 1 {
+                        self.remove = Some((now + Duration::from_secs(1), v, 0));
+                    }
+                    if verbose {
+                        eprintln!("t={} node {v} dies for good", now.as_micros());
+                    }
+                }
+            }
+        }
+        if let Some((at, v, _)) = self.remove {
+            if now >= at {
+                self.remove = None;
+                if let Some(op) = (0..sim.node_count()).find(|i| !down.contains(i)) {
+                    sim.command::<Ouroboros<u64>, _>(op, |o, _| {
+                        o.request_member_change(MemberChange::Remove(v))
+                    })
+                    .map_err(|e| e.to_string())?;
+                    if verbose {
+                        eprintln!("t={} node {op}: member remove {v}", now.as_micros());
+                    }
+                }
+            }
+        }
+        // A leaver that is out of the member set stops for good. One that
+        // restarted meanwhile (power loss) before the leave was marked in
+        // the table is asked again, as `shen leave` does while it waits.
+        if let Some(l) = self.leaving {
+            let ask_again = sim
+                .node(l)
+                .and_then(|x| x.ring::<Ouroboros<u64>>())
+                .is_some_and(|o| {
+                    let m = o.member_set();
+                    m.contains(&l) && !m.is_leaving(&l) && o.own_intents().next().is_none()
+                });
+            if ask_again && !down.contains(&l) {
+                sim.command::<Ouroboros<u64>, _>(l, |o, _| {
+                    o.request_member_change(MemberChange::Leave(l))
+                })
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        if let Some(l) = self.leaving {
+            let out = down.contains(&l)
+                || sim
+                    .node(l)
+                    .and_then(|x| x.ring::<Ouroboros<u64>>())
+                    .is_some_and(|o| !o.member_set().contains(&l));
+            if out {
+                self.leaving = None;
+                if !down.contains(&l) {
+                    sim.crash(l).map_err(|e| e.to_string())?;
+                    down.insert(l);
+                }
+                if verbose {
+                    eprintln!("t={} node {l} left", now.as_micros());
+                }
+            }
+        }
+        if self.leaving.is_none()
+            && self.leaves > 0
+            && now >= self.leave_from
+            && self.adds.is_empty()
+        {
+            if let Some(l) = self.pick(sim, down) {
+                self.leaves -= 1;
+                self.leaving = Some(l);
+                self.avoid.insert(l);
+                self.goals.insert(l, false);
+                sim.command::<Ouroboros<u64>, _>(l, |o, _| {
+                    o.request_member_change(MemberChange::Leave(l))
+                })
+                .map_err(|e| e.to_string())?;
+                if verbose {
+                    eprintln!("t={} node {l} asks to leave", now.as_micros());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
-    let n = a.nodes;
+    let sched = a.membership.for_seed(seed);
+    // Founders (nodes added later join the running log).
+    let n = if sched == Membership::Grow {
+        3
+    } else {
+        a.nodes
+    };
     let ouro = OuroborosSettings {
         partitions: a.partitions,
         // Round trips here are 2-10 ms (plus 50 ms to repair a loss); the
@@ -356,6 +676,12 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         retention_bytes: Some(4096),
         checkpoint_bytes: 16 << 10,
         cache_bytes: 2048,
+        // Elastic schedules replace a dead member within the run.
+        replace_after_ms: if sched == Membership::Fixed {
+            OuroborosSettings::default().replace_after_ms
+        } else {
+            5_000
+        },
         ..OuroborosSettings::default()
     };
     let stack = StackConfig {
@@ -447,8 +773,19 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         DiskFault::Io
     };
     let mut disk_faulted = false;
+    // The membership schedule keeps clear of the nodes other faults use.
+    let mut elastic = Elastic::new(
+        sched,
+        seed,
+        d_ms,
+        [crash1, crash2, disk_node, blip, slow_node]
+            .into_iter()
+            .filter(|i| *i < n)
+            .collect(),
+    );
 
     let mut down: BTreeSet<u64> = BTreeSet::new();
+    let mut crash2_back: Option<Time> = None;
 
     let mut next_value: u64 = 1;
     let mut book = Book {
@@ -552,8 +889,9 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                             if attempt < RETRIES {
                                 // Fail over to a live node, same producer
                                 // and sequence.
-                                let live: Vec<u64> =
-                                    (0..n).filter(|i| !b.down.contains(i)).collect();
+                                let live: Vec<u64> = (0..sim.node_count())
+                                    .filter(|i| !b.down.contains(i))
+                                    .collect();
                                 let at =
                                     live[(b.retry_rng.next_u64() % live.len() as u64) as usize];
                                 let key = b.keys.get(&value).copied().unwrap_or_default();
@@ -714,12 +1052,12 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 done[1] = true;
             }
             if !done[2] && now >= part_at {
-                let mut all: Vec<u64> = (0..n).collect();
+                let mut all: Vec<u64> = (0..sim.node_count()).collect();
                 for i in (1..all.len()).rev() {
                     let j = (rng.next_u64() % (i as u64 + 1)) as usize;
                     all.swap(i, j);
                 }
-                let minority = (n as usize - 1) / 2;
+                let minority = (all.len() - 1) / 2;
                 let (small, big) = all.split_at(minority);
                 sim.partition(vec![small.to_vec(), big.to_vec()])
                     .map_err(|e| e.to_string())?;
@@ -738,7 +1076,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                     },
                     ..network.clone()
                 };
-                for other in (0..n).filter(|o| *o != slow_node) {
+                for other in (0..sim.node_count()).filter(|o| *o != slow_node) {
                     sim.set_link(slow_node, other, Some(slow_net.clone()))
                         .map_err(|e| e.to_string())?;
                     sim.set_link(other, slow_node, Some(slow_net.clone()))
@@ -747,7 +1085,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             }
             if slowed && !unslowed && now >= slow_end {
                 unslowed = true;
-                for other in (0..n).filter(|o| *o != slow_node) {
+                for other in (0..sim.node_count()).filter(|o| *o != slow_node) {
                     sim.set_link(slow_node, other, None)
                         .map_err(|e| e.to_string())?;
                     sim.set_link(other, slow_node, None)
@@ -793,7 +1131,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             if !done[4] && now >= crash2_at && !down.contains(&crash2) {
                 if let Some(p) = a.debug.dump_partition {
                     eprintln!("before crash of {crash2} at {}:", now.as_micros());
-                    for i in 0..n {
+                    for i in 0..sim.node_count() {
                         if let Some(o) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
                             eprintln!("   node {i}: {}", o.debug_partition(p));
                         }
@@ -802,8 +1140,22 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 sim.crash(crash2).map_err(|e| e.to_string())?;
                 down.insert(crash2);
                 done[4] = true;
+                // With a replacement scheduled, the second crash is not
+                // for good: a replacement by `replace_after` needs a
+                // margin (see `shen_rings::ouroboros` members), and two of
+                // five dead for good leave none.
+                if sched == Membership::Replace {
+                    crash2_back = Some(now + Duration::from_secs(2));
+                }
+            }
+            if crash2_back.is_some_and(|t| now >= t) {
+                crash2_back = None;
+                sim.restart(crash2, RestartMode::LoseUnsynced)
+                    .map_err(|e| e.to_string())?;
+                down.remove(&crash2);
             }
         }
+        elastic.step(&mut sim, &mut down, a.debug.verbose)?;
         book.down.clone_from(&down);
         // Workload: keep `concurrency` operations in flight per live node,
         // issued at most once per virtual millisecond.
@@ -811,11 +1163,11 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             continue;
         }
         last_issue = now;
-        for i in 0..n {
+        for i in 0..sim.node_count() {
             if down.contains(&i) {
                 continue;
             }
-            while book.in_flight[&i] < a.concurrency {
+            while book.in_flight.get(&i).copied().unwrap_or(0) < a.concurrency {
                 let read = (rng.next_u64() % 1000) as f64 / 1000.0 < a.read_ratio;
                 let by_id = read && !book.hist.acked_order.is_empty() && rng.next_u64() % 8 == 0;
                 let r = if by_id {
@@ -896,13 +1248,13 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                     return Err("the node runs no Ouroboros ring".into());
                 };
                 book.pending.insert((i, req), p);
-                *book.in_flight.get_mut(&i).expect("present") += 1;
+                *book.in_flight.entry(i).or_default() += 1;
             }
         }
         process(&mut sim, &mut book, &mut None);
     }
     let workload_s = sim.now().as_micros() as f64 / 1e6;
-    book.run.slow_marked = (0..n)
+    book.run.slow_marked = (0..sim.node_count())
         .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
         .map(|o| o.stats().slow_marked)
         .sum();
@@ -915,7 +1267,9 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     // operations in flight are lost, un-synced writes too) and every node
     // comes back from its disk.
     if a.faults && a.durable && seed % 2 == 0 {
-        let live: Vec<u64> = (0..n).filter(|i| !down.contains(i)).collect();
+        let live: Vec<u64> = (0..sim.node_count())
+            .filter(|i| !down.contains(i))
+            .collect();
         for &i in &live {
             sim.crash(i).map_err(|e| e.to_string())?;
         }
@@ -936,6 +1290,8 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     let settle = sim.now() + Duration::from_secs(8);
     while sim.now() < settle && sim.step() {
         process(&mut sim, &mut book, &mut None);
+        elastic.step(&mut sim, &mut down, a.debug.verbose)?;
+        book.down.clone_from(&down);
     }
     if disk_faulted {
         // Members that crashed and came back during the run may still be
@@ -945,12 +1301,13 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         if a.durable {
             shaky.insert(blip);
         }
+        let count = sim.node_count();
         check_disk_fault(
             &mut sim,
             &mut book.run,
             disk_node,
             disk_kind,
-            n,
+            count,
             &down,
             &shaky,
         )?;
@@ -958,7 +1315,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
         while sim.now() < back && sim.step() {
             process(&mut sim, &mut book, &mut None);
         }
-        let rejoined = (0..n)
+        let rejoined = (0..sim.node_count())
             .filter(|i| *i != disk_node && !down.contains(i))
             .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Sundial<u64>>()))
             .any(|s| s.live_members().any(|m| *m == disk_node));
@@ -967,6 +1324,14 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 "node {disk_node} did not rejoin within 5 s of its restart on a freed disk"
             ));
         }
+    }
+    // Member changes still under way (a leave, a removal) get more time,
+    // under no load.
+    let more = sim.now() + Duration::from_secs(10);
+    while sim.now() < more && !elastic.done(&sim, &down) && sim.step() {
+        process(&mut sim, &mut book, &mut None);
+        elastic.step(&mut sim, &mut down, a.debug.verbose)?;
+        book.down.clone_from(&down);
     }
     if a.debug.verbose {
         let after = sim.event_counts();
@@ -981,7 +1346,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     // are settled by the tails they block; give that time.
     let blocked = |sim: &mut Sim<ShenEvent<u64>>, down: &BTreeSet<u64>| -> BTreeSet<u32> {
         let mut out = BTreeSet::new();
-        for i in (0..n).filter(|i| !down.contains(i)) {
+        for i in (0..sim.node_count()).filter(|i| !down.contains(i)) {
             if let Ok(Some(b)) =
                 sim.command::<Ouroboros<u64>, _>(i, |o, cx| o.blocked_partitions(cx.me))
             {
@@ -997,7 +1362,9 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             process(&mut sim, &mut book, &mut None);
         }
     }
-    let reader = (0..n).find(|i| !down.contains(i)).ok_or("no live node")?;
+    let reader = (0..sim.node_count())
+        .find(|i| !down.contains(i))
+        .ok_or("no live node")?;
     let mut finals: BTreeMap<u64, BTreeMap<u64, ReadRecord<u64>>> = BTreeMap::new();
     let mut complete: BTreeSet<u32> = BTreeSet::new();
     let mut failures = 0;
@@ -1051,9 +1418,14 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     }
 
     if let Some(p) = a.debug.dump_partition {
-        for i in 0..n {
+        for i in 0..sim.node_count() {
             match sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
-                Some(o) => eprintln!("   node {i}: {}", o.debug_partition(p)),
+                Some(o) => eprintln!(
+                    "   node {i}: {} | {} | members {:?}",
+                    o.debug_partition(p),
+                    o.round_debug(),
+                    o.member_set()
+                ),
                 None => eprintln!("   node {i}: down"),
             }
             if let Some(c) = sim
@@ -1069,7 +1441,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     for p in blocked(&mut sim, &down) {
         if a.debug.verbose {
             eprintln!("partition {p} still waits at an undecided transaction");
-            for i in 0..n {
+            for i in 0..sim.node_count() {
                 if let Some(o) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
                     eprintln!("   node {i}: {} | {}", o.txns_debug(), o.debug_partition(p));
                 }
@@ -1092,7 +1464,7 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                         "long chain {p}: {:?} learners {:?} down {:?}",
                         c.members, c.learners, down
                     );
-                    for i in 0..n {
+                    for i in 0..sim.node_count() {
                         if let Some(x) = sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()) {
                             eprintln!("   node {i}: {}", x.debug_partition(p as u32));
                         }
@@ -1100,6 +1472,12 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
                 }
             }
         }
+    }
+    book.run.membership = sched;
+    book.run.members_unfinished = elastic.unfinished(&sim, &down);
+    if let Some(o) = sim.node(reader).and_then(|x| x.ring::<Ouroboros<u64>>()) {
+        book.run.members = o.members();
+        book.run.members_version = o.member_set().version;
     }
     // ---- check
     let v = &mut book.run.violations;

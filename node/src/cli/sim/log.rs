@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use shen_checks::{Check, LogConfig, LogDebug};
+use shen_checks::{Check, LogConfig, LogDebug, Membership};
 
 pub use shen_checks::LogRun;
 
@@ -62,6 +62,11 @@ pub struct LogArgs {
     /// How long one fsync takes on the simulated disks, in microseconds.
     #[arg(long, default_value_t = 300, allow_hyphen_values = true)]
     pub fsync_us: u64,
+    /// How the log's member set changes under the workload: fixed, join,
+    /// leave, replace, grow (3 -> 9 -> 4 nodes), or mixed (each seed one
+    /// of join, leave, replace, grow).
+    #[arg(long, default_value = "fixed", value_parser = Membership::parse)]
+    pub membership: Membership,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +88,7 @@ impl LogArgs {
             txn_every: self.txn_every,
             durable: self.durable,
             fsync_us: self.fsync_us,
+            membership: self.membership,
             debug: LogDebug {
                 trace_partition: std::env::var("SHEN_LOG_TRACE")
                     .ok()
@@ -111,6 +117,22 @@ pub struct LogCmd {
 /// Run one seed with the checker.
 pub fn run_one(a: &LogArgs, seed: u64) -> Result<LogRun, String> {
     a.config().run_seed(seed)
+}
+
+/// The membership part of a seed's line (nothing for a fixed schedule).
+fn members_note(r: &LogRun) -> String {
+    if r.membership == Membership::Fixed {
+        return String::new();
+    }
+    let mut s = format!(
+        "{:?}: members v{} {:?}, ",
+        r.membership, r.members_version, r.members
+    )
+    .to_lowercase();
+    for u in &r.members_unfinished {
+        s += &format!("UNFINISHED {u}, ");
+    }
+    s
 }
 
 /// The human-readable report: one line per seed (with its violations) and
@@ -152,7 +174,7 @@ pub fn render(runs: &[LogRun]) -> String {
                         r.unavailable.len(),
                         r.unverified
                     )
-                },
+                } + &members_note(r),
                 if r.violations.is_empty() {
                     "ok".to_string()
                 } else {
@@ -164,12 +186,21 @@ pub fn render(runs: &[LogRun]) -> String {
         }
     }
     let unavailable = runs.iter().filter(|r| !r.unavailable.is_empty()).count();
+    let unfinished = runs
+        .iter()
+        .filter(|r| !r.members_unfinished.is_empty())
+        .count();
     let _ = writeln!(
         s,
-        "verdict: {} of {} seeds correct ({} with partitions unavailable after healing){}",
+        "verdict: {} of {} seeds correct ({} with partitions unavailable after healing{}){}",
         runs.len() - bad.len(),
         runs.len(),
         unavailable,
+        if runs.iter().any(|r| r.membership != Membership::Fixed) {
+            format!(", {unfinished} with member changes unfinished")
+        } else {
+            String::new()
+        },
         if bad.is_empty() {
             String::new()
         } else {

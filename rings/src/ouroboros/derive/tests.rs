@@ -2,7 +2,7 @@
 //! majority reported it, and the chain the next round must give partition 0.
 
 use super::*;
-use crate::ouroboros::PaxosState;
+use crate::ouroboros::{Members, PaxosState};
 
 fn e(sequence: u64) -> Epoch {
     Epoch {
@@ -18,7 +18,24 @@ fn config(rf: usize) -> OuroborosConfig {
     OuroborosConfig {
         partitions: 1,
         rf,
+        // These rows are about chain health; rebalancing has its own.
+        max_moves: 0,
         ..OuroborosConfig::default()
+    }
+}
+
+/// Every node the rows name is a member.
+fn everyone() -> Members<u64> {
+    Members::founding(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+}
+
+/// Nothing asked for.
+fn quiet() -> Asked<'static, u64> {
+    static NONE: BTreeSet<MemberChange<u64>> = BTreeSet::new();
+    static NOBODY: BTreeSet<u64> = BTreeSet::new();
+    Asked {
+        intents: &NONE,
+        expired: &NOBODY,
     }
 }
 
@@ -36,6 +53,7 @@ fn table(ballot: Epoch, c: Chain<u64>) -> Table<u64> {
     Table {
         ballot,
         chains: alloc::vec![c],
+        members: everyone(),
     }
 }
 
@@ -243,13 +261,15 @@ const CASES: &[Case] = &[
         want: Some((&[1, 3], &[])),
     },
     Case {
-        name: "a chain longer than rf drops its surplus once all are caught up",
+        // (Placement over nodes 0-9 wants 4, 3, 7 for partition 0.)
+        name:
+            "a chain longer than rf drops first the members placement does not want, from the end",
         rf: 3,
         live: &[1, 2, 3, 4],
         members: &[1, 2, 3, 4],
         learners: &[],
         said: &[ok(1), ok(2), ok(3), ok(4)],
-        want: Some((&[1, 2, 3], &[])),
+        want: Some((&[1, 3, 4], &[])),
     },
     Case {
         name: "a chain longer than rf keeps its surplus while one is behind",
@@ -275,6 +295,7 @@ fn derive_table_cases() {
             e(BALLOT),
             &promised,
             &BTreeMap::new(),
+            &quiet(),
         );
         match case.want {
             None => {
@@ -310,7 +331,14 @@ fn a_half_done_round_is_finished_even_without_a_change() {
     let mut promised = promises(&committed, &[ok(1), ok(2), ok(3)]);
     promised.get_mut(&1).expect("node 1").0.accepted = Some(accepted.clone());
     let live: BTreeSet<u64> = [1, 2, 3].into_iter().collect();
-    let (t, changed) = derive_table(&config(3), &live, e(BALLOT), &promised, &BTreeMap::new());
+    let (t, changed) = derive_table(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
     assert_eq!(changed, 0);
     let t = t.expect("a table to finish the half-done round");
     assert_eq!(t.ballot, e(BALLOT));
@@ -390,7 +418,7 @@ fn recovery_from_a_former_member_cases() {
             runs: alloc::vec![(e(2), 0)],
         };
         let sealed: BTreeMap<u32, SealInfo> = [(0, seal)].into_iter().collect();
-        let (t, changed) = derive_table(&config(3), &live, e(BALLOT), &promised, &sealed);
+        let (t, changed) = derive_table(&config(3), &live, e(BALLOT), &promised, &sealed, &quiet());
         if case.recovers {
             let t = t.unwrap_or_else(|| panic!("{}: no table", case.name));
             assert_eq!(changed, 1, "{}", case.name);
@@ -404,7 +432,7 @@ fn recovery_from_a_former_member_cases() {
         }
         // Whatever derive finds, a round that sealed a tail commits a table,
         // so the tail learns it may go on.
-        let d = decide(&config(3), &live, e(BALLOT), &promised, &sealed);
+        let d = decide(&config(3), &live, e(BALLOT), &promised, &sealed, &quiet());
         assert!(
             matches!(&d, Decision::Propose { table, changed: c }
                 if table.ballot == e(BALLOT) && *c == u32::from(case.recovers)),
@@ -476,7 +504,14 @@ fn decide_cases() {
     let newer = table(e(3), c.clone());
     let mut promised = promises(&table(e(1), c.clone()), &[ok(1), ok(2), ok(3)]);
     promised.get_mut(&2).expect("node 2").0.committed = newer.clone();
-    let d = decide(&config(3), &live, e(BALLOT), &promised, &BTreeMap::new());
+    let d = decide(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
     assert_eq!(
         d,
         Decision::Finish {
@@ -487,13 +522,21 @@ fn decide_cases() {
     // A tail still sealed in the current epoch: commit the unchanged chains.
     let mut promised = promises(&newer, &[ok(1), ok(2), ok(3)]);
     promised.get_mut(&3).expect("node 3").2[0].sealed_in = Some(e(3));
-    let d = decide(&config(3), &live, e(BALLOT), &promised, &BTreeMap::new());
+    let d = decide(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
     assert_eq!(
         d,
         Decision::Propose {
             table: Table {
                 ballot: e(BALLOT),
-                chains: newer.chains.clone()
+                chains: newer.chains.clone(),
+                members: newer.members.clone(),
             },
             changed: 0
         }
@@ -501,13 +544,27 @@ fn decide_cases() {
 
     // A seal of an older epoch does not count.
     promised.get_mut(&3).expect("node 3").2[0].sealed_in = Some(e(2));
-    let d = decide(&config(3), &live, e(BALLOT), &promised, &BTreeMap::new());
+    let d = decide(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
     assert!(matches!(d, Decision::Finish { .. }), "{d:?}");
 
     // A change: propose it with the number of chains it changes.
     let live: BTreeSet<u64> = [1, 2, 4].into_iter().collect();
     let promised = promises(&newer, &[ok(1), ok(2), behind(4)]);
-    let d = decide(&config(3), &live, e(BALLOT), &promised, &BTreeMap::new());
+    let d = decide(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
     let Decision::Propose { table, changed } = d else {
         panic!("expected a proposal, got {d:?}");
     };
@@ -537,4 +594,158 @@ fn epoch_at_cases() {
         );
     }
     assert_eq!(epoch_at(&[], 0, 0), None);
+}
+
+/// Rebalancing rows: chains move towards placement (Ankh over the members
+/// that stay), one learner per chain, bounded by `max_moves`.
+#[test]
+fn rebalancing_moves_chains_towards_placement() {
+    let nodes = [1u64, 2, 3, 4, 5, 6];
+    let members = Members::founding(&nodes);
+    let cfg = |moves: usize| OuroborosConfig {
+        max_moves: moves,
+        ..config(3)
+    };
+    let want = crate::ouroboros::place::placement(&cfg(1), &members)[0].clone();
+    let other: Vec<u64> = nodes
+        .iter()
+        .copied()
+        .filter(|n| !want.contains(n))
+        .collect();
+    let live: BTreeSet<u64> = nodes.iter().copied().collect();
+    let run = |moves: usize,
+               members: &Members<u64>,
+               chain_members: &[u64],
+               learners: &[u64],
+               ready: bool| {
+        let base = Table {
+            ballot: e(1),
+            chains: alloc::vec![chain(e(1), e(0), chain_members, learners)],
+            members: members.clone(),
+        };
+        let said: Vec<Said> = nodes
+            .iter()
+            .map(|&n| if ready { ok(n) } else { behind(n) })
+            .collect();
+        let promised = promises(&base, &said);
+        derive_table(
+            &cfg(moves),
+            &live,
+            e(BALLOT),
+            &promised,
+            &BTreeMap::new(),
+            &quiet(),
+        )
+    };
+    // A chain with one member placement does not want gains the one it
+    // wants, as a learner.
+    let (t, changed) = run(1, &members, &[want[0], want[1], other[0]], &[], true);
+    let c = &t.expect("a move").chains[0];
+    assert_eq!(
+        (c.members.as_slice(), c.learners.as_slice(), changed),
+        (&[want[0], want[1], other[0]][..], &[want[2]][..], 1)
+    );
+    // No move while members are behind, or with no move allowed.
+    assert_eq!(
+        run(1, &members, &[want[0], want[1], other[0]], &[], false),
+        (None, 0)
+    );
+    assert_eq!(
+        run(0, &members, &[want[0], want[1], other[0]], &[], true),
+        (None, 0)
+    );
+    // Once the learner joined (rf + 1 members, all caught up), the
+    // unwanted member is dropped, wherever it sits.
+    let (t, _) = run(
+        1,
+        &members,
+        &[other[0], want[0], want[1], want[2]],
+        &[],
+        true,
+    );
+    assert_eq!(
+        t.expect("a drop").chains[0].members,
+        [want[0], want[1], want[2]]
+    );
+    // A chain placement is happy with stays.
+    assert_eq!(run(1, &members, &want, &[], true), (None, 0));
+    // A leaving member is moved away like an unwanted one.
+    let mut leaving = members.clone();
+    leaving.leaving = alloc::vec![want[0]];
+    let stay = crate::ouroboros::place::placement(&cfg(1), &leaving)[0].clone();
+    assert!(!stay.contains(&want[0]));
+    let (t, _) = run(1, &leaving, &want, &[], true);
+    let c = &t.expect("a move away").chains[0];
+    assert_eq!(c.learners.len(), 1);
+    assert!(stay.contains(&c.learners[0]) && !want.contains(&c.learners[0]));
+}
+
+/// With fewer members staying than `rf`, a leaving member is dropped
+/// without a replacement, so a leave always drains.
+#[test]
+fn a_leaver_drains_even_below_rf() {
+    let mut members = Members::founding(&[1u64, 2, 3]);
+    members.leaving = alloc::vec![3];
+    let base = Table {
+        ballot: e(1),
+        chains: alloc::vec![chain(e(1), e(0), &[1, 2, 3], &[])],
+        members,
+    };
+    let live: BTreeSet<u64> = [1, 2, 3].into_iter().collect();
+    let promised = promises(&base, &[ok(1), ok(2), ok(3)]);
+    let (t, _) = derive_table(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &quiet(),
+    );
+    assert_eq!(t.expect("a drop").chains[0].members, [1, 2]);
+}
+
+/// A member change asked for shows in the derived table's member set;
+/// removed members leave the chains like failed ones.
+#[test]
+fn member_changes_reach_the_table() {
+    let base = Table {
+        ballot: e(1),
+        chains: alloc::vec![chain(e(1), e(0), &[1, 2, 3], &[])],
+        members: Members::founding(&[1u64, 2, 3]),
+    };
+    let live: BTreeSet<u64> = [1, 2, 4].into_iter().collect();
+    let promised = promises(&base, &[ok(1), ok(2), ok(4)]);
+    let intents: BTreeSet<MemberChange<u64>> = [MemberChange::Remove(3)].into_iter().collect();
+    let none = BTreeSet::new();
+    let asked = Asked {
+        intents: &intents,
+        expired: &none,
+    };
+    let (t, _) = derive_table(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &asked,
+    );
+    let t = t.expect("a change");
+    assert_eq!(t.members.ids().copied().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(t.members.version, 1);
+    assert!(!t.chains[0].members.contains(&3));
+    // Node 4 asked to join: added (one change per round).
+    let intents: BTreeSet<MemberChange<u64>> = [MemberChange::Join(4)].into_iter().collect();
+    let asked = Asked {
+        intents: &intents,
+        expired: &none,
+    };
+    let (t, _) = derive_table(
+        &config(3),
+        &live,
+        e(BALLOT),
+        &promised,
+        &BTreeMap::new(),
+        &asked,
+    );
+    assert!(t.expect("a join").members.contains(&4));
 }
