@@ -74,6 +74,12 @@ enum Command {
     Tail(cli::log::TailArgs),
     /// Serve the browser simulator (wasm-viz/www) on 127.0.0.1.
     Viz(cli::viz::VizArgs),
+    /// Show the log's member set (`list`), or add or remove a member,
+    /// through a running node.
+    Member(cli::member::MemberArgs),
+    /// Decommission a running node: its partitions move away, then it
+    /// leaves the log's member set; exits 0 once it is out.
+    Leave(cli::member::LeaveArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +152,8 @@ fn main() -> ExitCode {
         Command::Read(a) => cli::log::read(a),
         Command::Tail(a) => cli::log::tail(a),
         Command::Viz(a) => cli::viz::run(a),
+        Command::Member(a) => cli::member::member(a),
+        Command::Leave(a) => cli::member::leave(a),
         Command::Ring {
             cmd: RingCommand::Stats(a),
         } => {

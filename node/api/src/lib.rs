@@ -29,14 +29,14 @@ mod status;
 
 pub use error::{ErrorBody, ErrorKind};
 pub use log::{
-    hex_decode, hex_encode, AppendReply, EventLine, KeyedRecord, NodeInfo, ReadReply, RecordDoc,
-    TokenReply, TxnRecord, TxnReply, TxnRequest, MAX_RECORD_BYTES, MAX_TXN_BYTES, MAX_TXN_RECORDS,
-    NODE_INFO_FILE,
+    hex_decode, hex_encode, AppendReply, EventLine, KeyedRecord, MemberOp, MemberReply,
+    MemberRequest, NodeInfo, ReadReply, RecordDoc, TokenReply, TxnRecord, TxnReply, TxnRequest,
+    MAX_RECORD_BYTES, MAX_TXN_BYTES, MAX_TXN_RECORDS, NODE_INFO_FILE,
 };
 pub use query::{encode_component, parse_query, AppendQuery, QueryError, ReadQuery};
 pub use status::{
     AnkhDoc, ChainDoc, ClusterHealth, Liveness, LogDoc, LogStatsDoc, MemberDoc, MemberStatus,
-    NetDoc, PeerConnDoc, Ready, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
+    NetDoc, PeerConnDoc, Ready, RebalanceDoc, ShareDoc, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
 };
 
 /// The admin API's paths.
@@ -59,4 +59,6 @@ pub mod routes {
     pub const TXN: &str = "/log/txn";
     /// Acquire and release the Cartouche token.
     pub const TOKEN_ACQUIRE: &str = "/token/acquire";
+    /// Ask for a change of the log's member set.
+    pub const MEMBERS: &str = "/log/members";
 }

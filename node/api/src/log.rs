@@ -199,6 +199,45 @@ pub struct TokenReply {
     pub wait_ms: f64,
 }
 
+/// A change of the log's member set (`POST /log/members`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberOp {
+    /// Add `node` (a node that runs without auto-join, or one to add now).
+    Add,
+    /// Remove `node`: at once if it is dead, else gracefully (its
+    /// partitions move away first).
+    Remove,
+    /// This node leaves gracefully.
+    Leave,
+}
+
+/// `POST /log/members`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    /// What to do.
+    pub op: MemberOp,
+    /// The node (PeerId) for `add` and `remove`; none for `leave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// The answer to `POST /log/members`: the change is asked for (it is
+/// made by the cluster's next configuration rounds; follow it in
+/// `/status` or `/events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberReply {
+    /// What was asked.
+    pub op: MemberOp,
+    /// The node it is about.
+    pub node: String,
+    /// The member set's version when it was asked.
+    pub members_version: u64,
+    /// Already true of the member set (nothing to do).
+    pub done: bool,
+}
+
 /// One `data:` line of `GET /events`: a ring event as it happened.
 /// `E` is the event (the node writes `shen_rings::stack::ShenEvent`;
 /// readers that do not link the rings take `serde_json::Value`).

@@ -168,6 +168,26 @@ pub struct LogDoc {
     /// The log's member set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
+    /// The member set's version (one more per change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_version: Option<u64>,
+    /// Members being decommissioned (their partitions move away first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<String>,
+    /// Whether this node is a member (a node that joins a running log
+    /// hosts it before it is added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<bool>,
+    /// Member changes this node asked for and that are not done yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_changes: Vec<String>,
+    /// Each member's share of the replicas as the log places them (from
+    /// the chains, not from the Sundial view).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<ShareDoc>,
+    /// Replicas moving (joins, leaves, refills).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceDoc>,
     /// Number of partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<u32>,
@@ -185,6 +205,40 @@ pub struct LogDoc {
     pub stats: Option<LogStatsDoc>,
 }
 
+/// One member's share of the log's replicas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShareDoc {
+    /// PeerId.
+    pub id: String,
+    /// Chains it is a member of.
+    pub replicas: u32,
+    /// Chains it heads.
+    pub heads: u32,
+    /// Chains it is learning (catching up to join).
+    pub learning: u32,
+    /// `replicas` over all chain slots (partitions x rf).
+    pub share: f64,
+}
+
+/// Replicas being moved: chains with learners catching up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RebalanceDoc {
+    /// Chains with at least one learner.
+    pub moving: u32,
+    /// Of those, the ones this node is learning.
+    pub learning_here: u32,
+    /// Records this node still has to receive for them (its view of the
+    /// commit point minus what it holds).
+    pub records_behind: u64,
+    /// Bytes this node received for them so far.
+    pub bytes_done: u64,
+    /// Bytes still to receive, estimated from the records behind at this
+    /// node's mean record size.
+    pub bytes_remaining: u64,
+}
+
 impl LogDoc {
     /// The section of a node whose log has not formed.
     pub fn not_formed(expect: Option<usize>) -> LogDoc {
@@ -197,6 +251,12 @@ impl LogDoc {
             storage_failed: None,
             storage_error: None,
             members: Vec::new(),
+            members_version: None,
+            leaving: Vec::new(),
+            member: None,
+            pending_changes: Vec::new(),
+            shares: Vec::new(),
+            rebalance: None,
             partitions: None,
             rf: None,
             table_ballot: None,

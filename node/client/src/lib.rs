@@ -506,6 +506,23 @@ impl ShenClient {
         r.records.iter().map(Appended::try_from).collect()
     }
 
+    /// Ask the node for a change of the log's member set: add or remove
+    /// `node` (a PeerId), or make the node itself leave (`node: None`).
+    /// The cluster makes the change in its next configuration rounds;
+    /// follow it with [`ShenClient::status`].
+    pub fn member_change(
+        &self,
+        op: shen_api::MemberOp,
+        node: Option<&str>,
+    ) -> Result<shen_api::MemberReply, ClientError> {
+        let body = serde_json::to_vec(&shen_api::MemberRequest {
+            op,
+            node: node.map(str::to_string),
+        })
+        .map_err(|e| ClientError::BadRequest(e.to_string()))?;
+        self.call("POST", shen_api::routes::MEMBERS, "application/json", &body)
+    }
+
     /// The committed record with Scarab ID `id`, if there is one.
     pub fn read(&self, id: ScarabId) -> Result<Option<Record>, ClientError> {
         let r: ReadReply = self.call("GET", &ReadQuery::id(id.to_string()).to_path(), "", &[])?;

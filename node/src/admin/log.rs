@@ -8,7 +8,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use shen_api::{
-    AppendQuery, ErrorBody, ErrorKind, ReadQuery, TxnRequest, MAX_RECORD_BYTES, MAX_TXN_BYTES,
+    AppendQuery, ErrorBody, ErrorKind, MemberRequest, ReadQuery, TxnRequest, MAX_RECORD_BYTES,
+    MAX_TXN_BYTES,
 };
 
 use super::error::{json, ApiError};
@@ -155,5 +156,22 @@ pub(crate) async fn txn(
 /// `POST /token/acquire`: acquire the Cartouche token and release it.
 pub(crate) async fn token_acquire(State(st): State<AdminState>) -> Result<Response, ApiError> {
     let reply = st.ops.token_acquire().await?;
+    Ok(json(StatusCode::OK, &reply))
+}
+
+/// `POST /log/members`: ask for a change of the log's member set.
+pub(crate) async fn members(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_type(&headers, "application/json", "member change")?;
+    let body = body_within(body, 4096, "the member change").await?;
+    let req: MemberRequest = serde_json::from_slice(&body).map_err(|e| {
+        ErrorBody::bad_request(format!(
+            "expected {{\"op\": \"add\"|\"remove\"|\"leave\", \"node\": PEER_ID}}: {e}"
+        ))
+    })?;
+    let reply = st.ops.member_change(req).await?;
     Ok(json(StatusCode::OK, &reply))
 }

@@ -107,6 +107,7 @@ fn routes_over(state: AdminState) -> Router {
         .route(routes::READ, get(log::read))
         .route(routes::TXN, post(log::txn))
         .route(routes::TOKEN_ACQUIRE, post(log::token_acquire))
+        .route(routes::MEMBERS, post(log::members))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -192,7 +193,7 @@ where
 }
 
 async fn index() -> &'static str {
-    "shen admin: GET /status (JSON), /healthz, /readyz, /metrics (Prometheus), /events (SSE), POST /log/append?key=K, GET /log/read?partition=P&from=O, POST /log/txn, POST /token/acquire\n"
+    "shen admin: GET /status (JSON), /healthz, /readyz, /metrics (Prometheus), /events (SSE), POST /log/append?key=K, GET /log/read?partition=P&from=O, POST /log/txn, POST /log/members ({\"op\": \"add\"|\"remove\"|\"leave\", \"node\": PEER_ID}), POST /token/acquire\n"
 }
 
 async fn status(State(st): State<AdminState>) -> Response {

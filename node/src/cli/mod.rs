@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_storage;
 pub mod log;
+pub mod member;
 pub mod ring_stats;
 pub mod run;
 pub mod sim;

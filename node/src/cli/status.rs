@@ -26,7 +26,8 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn short(id: &str) -> String {
+/// A PeerId shortened for tables.
+pub fn short(id: &str) -> String {
     if id.chars().count() > 16 {
         let chars: Vec<char> = id.chars().collect();
         let head: String = chars[..8].iter().collect();
@@ -91,19 +92,35 @@ pub fn render(v: &StatusDoc) -> String {
         }
     }
     out.push('\n');
+    // Ownership as the log places replicas when this node hosts the log
+    // (a node outside the log's member set owns nothing of it, whatever
+    // the Sundial view's Ankh ring says); else the Ankh share.
+    let by_log = v.log.formed && !v.log.shares.is_empty();
     out.push_str(&format!(
         "{:<20} {:<8} {:>5} {:>6} {:>10}\n",
-        "MEMBER", "STATUS", "INC", "PHI", "OWNS(ANKH)"
+        "MEMBER",
+        "STATUS",
+        "INC",
+        "PHI",
+        if by_log { "OWNS(LOG)" } else { "OWNS(ANKH)" }
     ));
     for m in v.members() {
         let phi = m
             .phi
             .map(|p| format!("{p:.2}"))
             .unwrap_or_else(|| "-".into());
-        let owns = m
-            .ownership
-            .map(|p| format!("{:.1}%", p * 100.0))
-            .unwrap_or_else(|| "-".into());
+        let owns = if by_log {
+            v.log
+                .shares
+                .iter()
+                .find(|x| x.id == m.id)
+                .map(|x| format!("{:.1}%", x.share * 100.0))
+                .unwrap_or_else(|| "0.0%".into())
+        } else {
+            m.ownership
+                .map(|p| format!("{:.1}%", p * 100.0))
+                .unwrap_or_else(|| "-".into())
+        };
         let label = if m.is_self {
             format!("{} *", short(&m.id))
         } else {
@@ -157,6 +174,14 @@ fn render_log(log: &LogDoc, out: &mut String) {
         disk,
         note
     ));
+    if log.member == Some(false) {
+        out.push_str(if log.members.is_empty() {
+            "this node is not a member: looking for a log to join\n"
+        } else {
+            "this node is not a member of the log (it forwards requests; it joins when added)\n"
+        });
+    }
+    out.push_str(&super::member::render(log));
     out.push_str(&format!(
         "{:>4} {:>8} {:<20} {:<20} {:<20} {:>9} {:>9} {:>9} {:>10}\n",
         "PART", "EPOCH", "HEAD", "MIDDLE", "TAIL", "COMMITTED", "LOW", "HIGH", "DISK"

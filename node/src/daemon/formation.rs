@@ -17,9 +17,16 @@
 //! replica state, acceptor state, table) from its write-ahead log in
 //! `DIR/ouroboros-wal` (see `shen_rings::ouroboros`'s durability notes);
 //! without one it rejoins as a restarted member that relearns the table
-//! from a majority and is refilled by state transfer. More than N live nodes at formation time is refused with a
-//! warning (the set would be ambiguous); nodes outside the set still join
-//! Sundial, and reach the log through any member.
+//! from a majority and is refilled by state transfer.
+//!
+//! # After formation: the member set changes
+//! The member set then lives in the log's table and changes one node at a
+//! time (`shen_rings::ouroboros` members): a node started without
+//! `--bootstrap-expect` and without a member file, or one that finds more
+//! live nodes than it expected (the log already formed), hosts the log as
+//! a *joiner* and, unless `--no-auto-join`, asks to be added. The file is
+//! rewritten with the member set whenever a table changes it while this
+//! node is in it, so a restart knows whom to ask.
 
 use std::path::Path;
 use std::time::Duration;
@@ -295,7 +302,8 @@ pub fn adopt(
     rng: &mut dyn rand_core::RngCore,
 ) -> Result<(), String> {
     let mut ouroboros = open_ouroboros(dir, members, settings, false)?;
-    let cartouche = open_cartouche(dir, members, settings)?;
+    let mut cartouche = open_cartouche(dir, members, settings)?;
+    cartouche.set_members(&ouroboros.member_set().nodes);
     ouroboros.set_wall_clock(unix_now_ms().saturating_sub(now.as_millis()));
     node.add_started_ring(now, rng, cartouche);
     node.add_started_ring(now, rng, ouroboros);
@@ -311,10 +319,27 @@ pub fn adopt_before_start(
     settings: &LogSettings,
 ) -> Result<(), String> {
     let mut ouroboros = open_ouroboros(dir, members, settings, true)?;
-    node.add_ring(open_cartouche(dir, members, settings)?);
+    let mut cartouche = open_cartouche(dir, members, settings)?;
+    // The member set as recovered (it may have changed since formation).
+    cartouche.set_members(&ouroboros.member_set().nodes);
+    node.add_ring(cartouche);
     ouroboros.set_wall_clock(unix_now_ms());
     node.add_ring(ouroboros);
     Ok(())
+}
+
+/// Host the log's rings on a node that is not a member of any log yet: it
+/// learns the table from the live nodes and (with auto-join) asks to be
+/// added; it takes part as a member once a round adds it
+/// (`Ouroboros::joiner`). Started at once if the node runs.
+pub fn adopt_joiner(
+    node: &mut Node<PeerKey, ShenEvent<PeerKey>>,
+    dir: &Path,
+    settings: &LogSettings,
+    now: Time,
+    rng: &mut dyn rand_core::RngCore,
+) -> Result<(), String> {
+    adopt(node, dir, &[], settings, now, rng)
 }
 
 /// The file of Cartouche's acceptor state (promised generation, last

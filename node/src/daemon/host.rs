@@ -22,7 +22,7 @@ use shen_rings::{Node, RingId, Time};
 use shen_transport_libp2p::{Host, NetView, PeerKey};
 use tracing::{error, info, warn};
 
-use super::formation::{adopt, store_members, FormStep, Formation, LogSettings};
+use super::formation::{adopt, adopt_joiner, store_members, FormStep, Formation, LogSettings};
 use super::settings::write_atomic;
 use super::{Event, Shared};
 
@@ -42,6 +42,8 @@ pub(crate) struct ShenHost {
     pub(crate) log: LogSettings,
     /// Number of the last event sent to `/events` (its SSE `id:`).
     pub(crate) event_seq: u64,
+    /// This node.
+    pub(crate) me: PeerKey,
 }
 
 /// How long a connected peer may stay not-alive in Sundial's view before its
@@ -69,17 +71,28 @@ impl ShenHost {
         let live: Vec<PeerKey> = s.live_members().copied().collect();
         match f.observe(live, now) {
             FormStep::Wait => {}
-            FormStep::TooMany(n) => warn!(
-                live = n,
-                expect = f.expect(),
-                "more live nodes than --bootstrap-expect: not forming the log until exactly that many are live"
-            ),
+            FormStep::TooMany(n) => {
+                // More live nodes than expected: the log most likely
+                // formed without this node. Join it instead.
+                warn!(
+                    live = n,
+                    expect = f.expect(),
+                    "more live nodes than --bootstrap-expect: joining the running log instead of forming one"
+                );
+                match adopt_joiner(node, &self.data_dir, &self.log, now, rng) {
+                    Ok(()) => self.formation = None,
+                    Err(e) => error!("cannot open the log's write-ahead log: {e}; not joining"),
+                }
+            }
             FormStep::Form(members) => {
                 if let Err(e) = store_members(&self.data_dir, &members) {
                     error!("cannot store the log member set: {e}; not forming the log");
                     return;
                 }
-                info!(members = members.len(), "log formed: starting Cartouche and Ouroboros");
+                info!(
+                    members = members.len(),
+                    "log formed: starting Cartouche and Ouroboros"
+                );
                 if let Err(e) = adopt(node, &self.data_dir, &members, &self.log, now, rng) {
                     error!("cannot open the log's write-ahead log: {e}; not forming the log");
                     return;
@@ -103,6 +116,27 @@ impl Host<Event> for ShenHost {
     }
 
     fn on_event(&mut self, now: Time, _ring: RingId, event: &Event) {
+        if let ShenEvent::Ouroboros(OuroborosEvent::MembersChanged {
+            version,
+            members,
+            leaving,
+        }) = event
+        {
+            info!(
+                version,
+                members = members.len(),
+                leaving = leaving.len(),
+                member = members.contains(&self.me),
+                "the log's member set changed"
+            );
+            // A restart must know whom to ask: keep the file current while
+            // this node is a member.
+            if members.contains(&self.me) {
+                if let Err(e) = store_members(&self.data_dir, members) {
+                    warn!("cannot store the log member set: {e}");
+                }
+            }
+        }
         if let ShenEvent::Ouroboros(OuroborosEvent::StorageFailed { reason }) = event {
             error!(
                 "storage failed: {reason}; this node stops acknowledging and steps out of the cluster and of every chain; free the disk and restart it to rejoin"

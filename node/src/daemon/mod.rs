@@ -34,7 +34,9 @@ pub use formation::{
     LOG_MEMBERS_FILE, WAL_DIR,
 };
 pub use ops::{Ops, TransportMetrics};
-pub use settings::{resolve, FileConfig, RunArgs, Settings, DEFAULT_ADMIN, INCARNATION_FILE};
+pub use settings::{
+    parse_duration, resolve, FileConfig, RunArgs, Settings, DEFAULT_ADMIN, INCARNATION_FILE,
+};
 pub use status::{epoch_text, status_doc};
 
 use formation::{adopt_before_start, Formation as Form};
@@ -133,15 +135,27 @@ impl Daemon {
             Some(members) => {
                 if !members.contains(&me) {
                     return Err(format!(
-                        "{}: this node ({me}) is not in the formed log member set",
+                        "{}: this node ({me}) is not in the log member set the file lists",
                         dir.join(LOG_MEMBERS_FILE).display()
                     ));
                 }
-                info!(members = members.len(), "rejoining the formed log");
+                info!(members = members.len(), "rejoining the log");
                 adopt_before_start(&mut node, dir, &members, &settings.log)?;
                 None
             }
-            None => settings.log.expect.map(Form::new),
+            None => match settings.log.expect {
+                Some(n) => Some(Form::new(n)),
+                None => {
+                    // No member file and nothing to form: host the log as a
+                    // joiner (it joins a running log it finds).
+                    info!(
+                        auto_join = settings.log.ouroboros.auto_join,
+                        "no log here yet: joining one when found"
+                    );
+                    adopt_before_start(&mut node, dir, &[], &settings.log)?;
+                    None
+                }
+            },
         };
         let (events, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
@@ -161,6 +175,7 @@ impl Daemon {
             data_dir: dir.clone(),
             log: settings.log.clone(),
             event_seq: 0,
+            me,
         };
         let ops = Ops::new(handle, shared);
         Ok((

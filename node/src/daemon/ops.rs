@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shen_api::{
-    AppendReply, ErrorBody, ErrorKind, ReadQuery, ReadReply, Ready, RecordDoc, StatusDoc,
-    TokenReply, TxnReply,
+    AppendReply, ErrorBody, ErrorKind, MemberOp, MemberReply, MemberRequest, ReadQuery, ReadReply,
+    Ready, RecordDoc, StatusDoc, TokenReply, TxnReply,
 };
 use shen_rings::cartouche::Cartouche;
-use shen_rings::ouroboros::{partition_of_key, LogError, Ouroboros, OuroborosEvent, Producer};
+use shen_rings::ouroboros::{
+    partition_of_key, LogError, MemberChange, Ouroboros, OuroborosEvent, Producer,
+};
 use shen_rings::scarab::ScarabId;
 use shen_rings::stack::ShenEvent;
 use shen_rings::{Node, Time};
@@ -409,5 +411,63 @@ impl Ops {
             fencing: epoch_text(fencing),
             wait_ms,
         })
+    }
+
+    /// Ask for a change of the log's member set: `add` or `remove` a node
+    /// (PeerId text), or make this node `leave`. The cluster's next rounds
+    /// make it; the answer says it was asked (or is already true).
+    pub async fn member_change(&self, req: MemberRequest) -> Result<MemberReply, ErrorBody> {
+        let bad = |m: String| ErrorBody::new(ErrorKind::BadRequest, m);
+        let target = match (req.op, req.node.as_deref()) {
+            (MemberOp::Leave, None) => None,
+            (MemberOp::Leave, Some(_)) => {
+                return Err(bad(
+                    "leave takes no node: it is about the node that receives it".into(),
+                ))
+            }
+            (_, None) => return Err(bad("add and remove need a node (a PeerId)".into())),
+            (_, Some(text)) => Some(
+                text.parse::<shen_transport_libp2p::libp2p::PeerId>()
+                    .map(PeerKey)
+                    .map_err(|e| bad(format!("bad PeerId '{text}': {e}")))?,
+            ),
+        };
+        let op = req.op;
+        let rx = self.handle.run(move |node, _, now, rng| {
+            let me = *node.id();
+            let who = target.unwrap_or(me);
+            let change = match op {
+                MemberOp::Add => MemberChange::Join(who),
+                MemberOp::Remove => MemberChange::Remove(who),
+                MemberOp::Leave => MemberChange::Leave(me),
+            };
+            node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, _| {
+                let m = o.member_set();
+                let done = match &change {
+                    MemberChange::Join(n) => m.contains(n),
+                    MemberChange::Leave(n) | MemberChange::Remove(n) => !m.contains(n),
+                };
+                let version = m.version;
+                let knows = !m.is_empty();
+                if !done {
+                    o.request_member_change(change);
+                }
+                (who, version, done, knows)
+            })
+        });
+        match tokio::time::timeout(LOOP_DEADLINE, rx).await {
+            Ok(Ok(Some((who, _, _, false)))) if op != MemberOp::Leave => Err(ErrorBody::new(
+                ErrorKind::NotFormed,
+                format!("this node knows no log yet, so it cannot change one (asked about {who})"),
+            )),
+            Ok(Ok(Some((who, members_version, done, _)))) => Ok(MemberReply {
+                op,
+                node: who.to_string(),
+                members_version,
+                done,
+            }),
+            Ok(Ok(None)) => Err(self.not_formed()),
+            _ => Err(not_answering()),
+        }
     }
 }

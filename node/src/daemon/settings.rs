@@ -70,10 +70,10 @@ pub struct RunArgs {
     pub max_frames_per_sec: Option<u32>,
     /// Form the replicated log once exactly N nodes (this one included) are
     /// live and have stayed so for 2 s; every node of the cluster must be
-    /// given the same N. The formed member set is kept in
-    /// DIR/log-members.json, so a restarted node rejoins it without this
-    /// flag. Without it (and without that file) the node runs membership
-    /// only.
+    /// given the same N. The member set is kept in DIR/log-members.json,
+    /// so a restarted node rejoins without this flag. Without it (and
+    /// without that file), or when more than N nodes are live, the node
+    /// joins a log that is already running (see --no-auto-join).
     #[arg(long, env = "SHEN_BOOTSTRAP_EXPECT", value_name = "N")]
     pub bootstrap_expect: Option<usize>,
     /// When the log's write-ahead log (DIR/ouroboros-wal) is synced:
@@ -104,6 +104,43 @@ pub struct RunArgs {
     /// segment_bytes`.
     #[arg(long, env = "SHEN_SEGMENT_BYTES", value_name = "BYTES")]
     pub segment_bytes: Option<u64>,
+    /// Do not ask to join a running log on its own: a node outside the
+    /// log's member set then waits for `shen member add PEER_ID` (run on
+    /// any member). Also `[stack.ouroboros] auto_join = false`.
+    #[arg(long, env = "SHEN_NO_AUTO_JOIN")]
+    pub no_auto_join: bool,
+    /// Remove a member that the configuring node has seen dead for this
+    /// long from the log's member set, so its partitions stay re-replicated
+    /// elsewhere for good (`shen member remove` does it at once). A number
+    /// with a unit: `90s`, `10m` (default), `2h`. Only while the others
+    /// keep a margin (all up, or one more than a majority).
+    #[arg(long, env = "SHEN_REPLACE_AFTER", value_name = "DURATION", value_parser = parse_duration)]
+    pub replace_after: Option<std::time::Duration>,
+}
+
+/// A duration with a unit: `500ms`, `90s`, `10m`, `2h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{text}': expected a number with a unit (500ms, 90s, 10m, 2h)"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "'{text}': unknown unit '{unit}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if ms == 0 {
+        return Err(format!("'{text}': must be positive"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 /// The `[storage]` section of the config file.
@@ -276,6 +313,12 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
     }
     // A real node always keeps the write-ahead log.
     log.ouroboros.durable = true;
+    if args.no_auto_join {
+        log.ouroboros.auto_join = false;
+    }
+    if let Some(d) = args.replace_after {
+        log.ouroboros.replace_after_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    }
     if let Some(b) = args.cache_bytes.or(file.storage.cache_bytes) {
         log.ouroboros.cache_bytes = b;
     }

@@ -2,10 +2,10 @@
 
 use shen_api::{
     AnkhDoc, ChainDoc, ClusterHealth, LogDoc, LogStatsDoc, MemberDoc, MemberStatus, NetDoc,
-    PeerConnDoc, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
+    PeerConnDoc, RebalanceDoc, ShareDoc, StatusDoc, SundialStatsDoc, STATUS_SCHEMA,
 };
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
-use shen_rings::ouroboros::{Epoch, FsyncPolicy, Ouroboros, OuroborosStats};
+use shen_rings::ouroboros::{Epoch, FsyncPolicy, MemberChange, Ouroboros, OuroborosStats};
 use shen_rings::sundial::{Status, SundialStats};
 use shen_rings::{Node, Time};
 use shen_transport_libp2p::{NetView, PeerKey};
@@ -113,12 +113,83 @@ pub fn log_doc(node: &Node<PeerKey, Event>, expect: Option<usize>) -> LogDoc {
         storage_failed: Some(o.storage_failed()),
         storage_error: o.storage_failure().map(str::to_string),
         members: o.members().iter().map(|m| m.to_string()).collect(),
+        members_version: Some(o.member_set().version),
+        leaving: o
+            .member_set()
+            .leaving
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
+        member: Some(o.member_set().contains(&me)),
+        pending_changes: o.own_intents().map(change_text).collect(),
+        shares: shares(o),
+        rebalance: Some(rebalance(o, &me)),
         partitions: Some(o.config().partitions),
         rf: Some(o.config().rf),
         table_ballot: Some(epoch_text(table.ballot)),
         chains,
         stats: Some(log_stats(o.stats())),
     }
+}
+
+/// A member change in words (`join <id>`, `leave <id>`, `remove <id>`).
+fn change_text(c: &MemberChange<PeerKey>) -> String {
+    match c {
+        MemberChange::Join(n) => format!("join {n}"),
+        MemberChange::Leave(n) => format!("leave {n}"),
+        MemberChange::Remove(n) => format!("remove {n}"),
+    }
+}
+
+/// Each member's replicas, heads and learning chains in the table in
+/// force, and its share of all chain slots.
+fn shares(o: &Ouroboros<PeerKey>) -> Vec<ShareDoc> {
+    let t = o.table();
+    let slots = (t.chains.len() * o.config().rf).max(1) as f64;
+    o.members()
+        .iter()
+        .map(|m| {
+            let replicas = t.chains.iter().filter(|c| c.members.contains(m)).count() as u32;
+            ShareDoc {
+                id: m.to_string(),
+                replicas,
+                heads: t
+                    .chains
+                    .iter()
+                    .filter(|c| c.members.first() == Some(m))
+                    .count() as u32,
+                learning: t.chains.iter().filter(|c| c.learners.contains(m)).count() as u32,
+                share: f64::from(replicas) / slots,
+            }
+        })
+        .collect()
+}
+
+/// Replicas moving, and this node's progress on those it is learning.
+fn rebalance(o: &Ouroboros<PeerKey>, me: &PeerKey) -> RebalanceDoc {
+    let t = o.table();
+    let mut d = RebalanceDoc {
+        moving: t.chains.iter().filter(|c| !c.learners.is_empty()).count() as u32,
+        ..RebalanceDoc::default()
+    };
+    let (mut held_bytes, mut held_records) = (0u64, 0u64);
+    for (p, c) in t.chains.iter().enumerate() {
+        let p = p as u32;
+        held_bytes += o.held_bytes(p);
+        held_records += o.log_len(p).saturating_sub(o.low_watermark(p));
+        if c.learners.contains(me) {
+            d.learning_here += 1;
+            d.bytes_done += o.held_bytes(p);
+            d.records_behind += o.committed(p).saturating_sub(o.log_len(p));
+        }
+    }
+    let mean = if held_records == 0 {
+        0
+    } else {
+        held_bytes / held_records
+    };
+    d.bytes_remaining = d.records_behind * mean;
+    d
 }
 
 /// The whole `/status` document (schema [`STATUS_SCHEMA`]).
