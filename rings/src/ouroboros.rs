@@ -566,7 +566,7 @@ impl<I: NodeId> Ring<I> for Ouroboros<I> {
                     self.on_check_reply(cx, from, nonce, ok);
                 }
             }
-            OuroborosMsg::Intent { change } => self.on_intent(cx, change),
+            OuroborosMsg::Intent { change } => self.on_intent(cx, from, change),
         }
     }
 

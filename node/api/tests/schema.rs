@@ -37,6 +37,21 @@ fn formed_log() -> LogDoc {
         storage_failed: Some(false),
         storage_error: None,
         members: vec!["peer-a".into(), "peer-b".into(), "peer-c".into()],
+        members_version: Some(2),
+        leaving: vec!["peer-c".into()],
+        member: Some(true),
+        pending_changes: Vec::new(),
+        shares: vec![ShareDoc {
+            id: "peer-a".into(),
+            replicas: 1,
+            heads: 1,
+            learning: 0,
+            share: 0.5,
+        }],
+        rebalance: Some(RebalanceDoc {
+            moving: 1,
+            ..RebalanceDoc::default()
+        }),
         partitions: Some(1),
         rf: Some(2),
         table_ballot: Some("3.0".into()),
@@ -109,7 +124,10 @@ fn status_document() {
         "rings":["sundial","ouroboros"],"ankh":{"vnodes":160,"members":2},
         "sundial":{"suspicions_raised":1,"refutations":0,"foreign_dropped":0},
         "log":{"formed":true,"expect":3,"recovered":true,"restored":false,"fsync":"batch","storage_failed":false,
-          "members":["peer-a","peer-b","peer-c"],"partitions":1,"rf":2,"table_ballot":"3.0",
+          "members":["peer-a","peer-b","peer-c"],"members_version":2,"leaving":["peer-c"],"member":true,
+          "shares":[{"id":"peer-a","replicas":1,"heads":1,"learning":0,"share":0.5}],
+          "rebalance":{"moving":1,"learning_here":0,"records_behind":0,"bytes_done":0,"bytes_remaining":0},
+          "partitions":1,"rf":2,"table_ballot":"3.0",
           "chains":[{"partition":0,"epoch":"3.1","members":["peer-a","peer-b"],"learners":[],"here":true,"local_len":5,"committed":4,"low_watermark":2,"high_watermark":5,"held_bytes":300,"disk_bytes":4096}],
           "stats":{"head_appends":7,"deduplicated":0,"epoch_rejects":0,"truncations":0,"tables":0,"slow_marked":0,"unsealed":0,"txn_committed":0,"txn_aborted":0,"txn_resolved":0}},
         "net":{"peer_id":"peer-a","listen_addrs":["/ip4/127.0.0.1/tcp/4001"],"external_addrs":[],"connected":["peer-b"],"private":false,"uptime_s":1.5,
@@ -366,5 +384,27 @@ fn status_without_nat_fields_reads() {
     assert_eq!(doc.net.connected, vec!["q".to_string()]);
     assert!(
         doc.net.reachability.is_empty() && doc.net.peers.is_empty() && doc.net.relays.is_empty()
+    );
+}
+
+#[test]
+fn member_documents_round_trip_and_name_their_fields() {
+    let req = MemberRequest {
+        op: MemberOp::Remove,
+        node: Some("peer-b".into()),
+    };
+    let text = serde_json::to_string(&req).unwrap();
+    assert_eq!(text, r#"{"op":"remove","node":"peer-b"}"#);
+    assert_eq!(serde_json::from_str::<MemberRequest>(&text).unwrap(), req);
+    let leave: MemberRequest = serde_json::from_str(r#"{"op":"leave"}"#).unwrap();
+    assert_eq!((leave.op, leave.node), (MemberOp::Leave, None));
+    // Unknown ops and fields are refused.
+    assert!(serde_json::from_str::<MemberRequest>(r#"{"op":"evict"}"#).is_err());
+    assert!(serde_json::from_str::<MemberRequest>(r#"{"op":"leave","force":true}"#).is_err());
+    // An older node's log section (no member set fields) still reads.
+    let old: LogDoc = serde_json::from_str(r#"{"formed":true,"members":["a"]}"#).unwrap();
+    assert_eq!(
+        (old.members_version, old.leaving.len(), old.rebalance),
+        (None, 0, None)
     );
 }

@@ -659,7 +659,18 @@ impl<I: NodeId> Ouroboros<I> {
     }
 
     /// A node asks for a member change.
-    pub(super) fn on_intent(&mut self, cx: &mut RingCtx<'_, I, Self>, change: MemberChange<I>) {
+    pub(super) fn on_intent(
+        &mut self,
+        cx: &mut RingCtx<'_, I, Self>,
+        from: I,
+        change: MemberChange<I>,
+    ) {
+        // A departed node asking to join on its own is not re-added.
+        if let MemberChange::Join(n) = &change {
+            if *n == from && self.table.members.departed.contains(n) {
+                return;
+            }
+        }
         if !members::satisfied(&change, &self.table.members) {
             self.intents.insert(change, cx.now);
         }

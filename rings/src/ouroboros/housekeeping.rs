@@ -36,8 +36,14 @@ impl<I: NodeId> Ouroboros<I> {
             }
         }
         // Auto-join: a node that knows the table but is not in it.
+        // A node the table marks leaving remembers it (a restart learns
+        // it again from the table); a departed one never asks on its own.
+        if m.is_leaving(&me) {
+            self.left = true;
+        }
         if self.config.auto_join
             && !self.left
+            && !m.departed.contains(&me)
             && self.recovered
             && !m.is_empty()
             && !m.contains(&me)

@@ -15,7 +15,11 @@
 //!   base table is known committed: a dead member named by `Remove` or
 //!   dead past `replace_after`; a leaving member that is in no chain any
 //!   more (drained); a non-member that asked to join and answered the
-//!   round. `Remove` of a member that answers is a graceful leave. A
+//!   round. `Remove` of a member that answers is a graceful leave. A node
+//!   removed after a graceful leave is remembered as *departed*: it does
+//!   not ask to join again on its own (even restarted), and a `Join` it
+//!   sends about itself is ignored; an operator's add, asked by another
+//!   node, still adds it. A
 //!   member dead past `replace_after` is removed on its own only if the
 //!   set without it keeps a margin (all others answer, or one more than a
 //!   majority does): with two of five dead, removing one would leave four
@@ -171,7 +175,16 @@ pub(super) fn next_members<I: NodeId>(x: &MemberInputs<'_, I>) -> Members<I> {
         let join_completes = up > (next.len() + 1) / 2;
         if let Some(n) = out {
             next.nodes.retain(|(m, _)| *m != n);
-            next.leaving.retain(|m| *m != n);
+            if next.leaving.contains(&n) {
+                // A graceful leave: remember it, so the node does not
+                // join again on its own.
+                next.leaving.retain(|m| *m != n);
+                next.departed.retain(|m| *m != n);
+                next.departed.push(n.clone());
+                if next.departed.len() > super::types::DEPARTED_KEPT {
+                    next.departed.remove(0);
+                }
+            }
             bumped = true;
         } else if let Some(n) = x.intents.iter().find_map(|c| match c {
             MemberChange::Join(n)
@@ -187,6 +200,7 @@ pub(super) fn next_members<I: NodeId>(x: &MemberInputs<'_, I>) -> Members<I> {
                 .nodes
                 .binary_search_by(|(m, _)| m.cmp(&n))
                 .unwrap_or_else(|i| i);
+            next.departed.retain(|m| *m != n);
             next.nodes.insert(at, (n, slot));
             bumped = true;
         }
@@ -382,10 +396,11 @@ mod tests {
         // Still in a chain: stays.
         let got = run(&base, true, &[], &[1, 2, 3], &[], &[1, 2, 3]);
         assert_eq!(ids(&got), vec![1, 2, 3]);
-        // Drained: removed.
+        // Drained: removed, and remembered as departed.
         let got = run(&base, true, &[], &[1, 2, 3], &[], &[1, 3]);
         assert_eq!(ids(&got), vec![1, 3]);
         assert!(got.leaving.is_empty());
+        assert_eq!(got.departed, vec![2]);
         // A later joiner gets a fresh slot, not 2's.
         let got = run(
             &got,
@@ -396,6 +411,7 @@ mod tests {
             &[1, 3],
         );
         assert_eq!(got.nodes, vec![(1, 0), (2, 3), (3, 2)]);
+        assert!(got.departed.is_empty(), "added again: no longer departed");
     }
 
     #[test]

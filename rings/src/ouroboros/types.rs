@@ -206,7 +206,15 @@ pub struct Members<I> {
     /// Members being decommissioned: no chain gains them, their chains are
     /// moved away, and once in no chain they are removed.
     pub leaving: Vec<I>,
+    /// Nodes that left gracefully (the newest [`DEPARTED_KEPT`]): they do
+    /// not ask to join again on their own, even after a restart; an
+    /// operator's `shen member add` (asked by another node) still adds
+    /// them.
+    pub departed: Vec<I>,
 }
+
+/// How many departed nodes a member set remembers.
+pub const DEPARTED_KEPT: usize = 64;
 
 impl<I> Default for Members<I> {
     fn default() -> Self {
@@ -215,6 +223,7 @@ impl<I> Default for Members<I> {
             nodes: Vec::new(),
             next_slot: 0,
             leaving: Vec::new(),
+            departed: Vec::new(),
         }
     }
 }
@@ -232,6 +241,7 @@ impl<I: PartialEq + Ord + Clone> Members<I> {
             nodes: v.into_iter().zip(0u16..).collect(),
             next_slot: n,
             leaving: Vec::new(),
+            departed: Vec::new(),
         }
     }
 

@@ -426,8 +426,11 @@ struct Elastic {
     /// Graceful leaves still to start, from when.
     leaves: u64,
     leave_from: Time,
-    /// Nodes never to pick for a leave or a kill (other faults use them).
+    /// Nodes not to pick for a leave or a kill while others can be (other
+    /// faults use them) ...
     avoid: BTreeSet<u64>,
+    /// ... and nodes never to pick (killed for good, or a failing disk).
+    hard_avoid: BTreeSet<u64>,
     /// The member leaving now.
     leaving: Option<u64>,
     /// What must hold at the end: node → member? (the last step wins).
@@ -437,7 +440,13 @@ struct Elastic {
 }
 
 impl Elastic {
-    fn new(sched: Membership, seed: u64, d_ms: u64, avoid: BTreeSet<u64>) -> Elastic {
+    fn new(
+        sched: Membership,
+        seed: u64,
+        d_ms: u64,
+        avoid: BTreeSet<u64>,
+        hard_avoid: BTreeSet<u64>,
+    ) -> Elastic {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3e3b_e125);
         let mut between =
             |lo: u64, hi: u64| Time::from_millis(lo + rng.next_u64() % (hi - lo).max(1));
@@ -448,6 +457,7 @@ impl Elastic {
             leaves: 0,
             leave_from: Time::ZERO,
             avoid,
+            hard_avoid,
             leaving: None,
             goals: BTreeMap::new(),
             seen_version: 0,
@@ -523,7 +533,12 @@ impl Elastic {
             .into_iter()
             .filter(|m| !down.contains(m) && Some(*m) != self.leaving)
             .collect();
-        // Keep clear of the nodes other faults use, unless all are.
+        // Keep clear of the nodes other faults use, unless all are; never
+        // a node another fault kills for good or whose disk fails.
+        let up: Vec<u64> = up
+            .into_iter()
+            .filter(|m| !self.hard_avoid.contains(m))
+            .collect();
         let clear: Vec<u64> = up
             .iter()
             .copied()
@@ -618,11 +633,12 @@ impl Elastic {
             }
         }
         if let Some(l) = self.leaving {
-            let out = down.contains(&l)
-                || sim
-                    .node(l)
-                    .and_then(|x| x.ring::<Ouroboros<u64>>())
-                    .is_some_and(|o| !o.member_set().contains(&l));
+            // (A leaver that another fault crashed meanwhile is not out:
+            // it restarts and its leave goes on, marked in the table.)
+            let out = sim
+                .node(l)
+                .and_then(|x| x.ring::<Ouroboros<u64>>())
+                .is_some_and(|o| !o.member_set().contains(&l));
             if out {
                 self.leaving = None;
                 if !down.contains(&l) {
@@ -782,6 +798,11 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
             .into_iter()
             .filter(|i| *i < n)
             .collect(),
+        if a.faults {
+            [crash2, disk_node].into_iter().filter(|i| *i < n).collect()
+        } else {
+            BTreeSet::new()
+        },
     );
 
     let mut down: BTreeSet<u64> = BTreeSet::new();
