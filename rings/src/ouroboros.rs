@@ -80,20 +80,31 @@
 //! once and appends wait for them, so an acknowledgement never rests on a
 //! single copy while a second one is being made.
 //!
+//! # The member set changes while the log runs
+//! The table carries the member set (`members`: the argument that a
+//! table is still decided once while the acceptors change). Chains move
+//! towards the Ankh placement over the members that stay: a chain that
+//! holds a member placement no longer wants gains the one it wants as a
+//! learner (bounded by `max_moves`); once that learner joined and caught
+//! up, the unwanted member is dropped, which is safe as a failure is. A
+//! leaving member's chains move the same way; a member removed from the
+//! set leaves its chains as a failed one does.
+//!
 //! # Not yet
 //! A chain whose caught-up members and tail are all lost, or whose only
 //! complete copies sit on nodes that changed their log since, stays
 //! unavailable (a few seeds per thousand of `shen sim log`; see
-//! BENCHMARKS.md). Membership changes only fill chains to `rf` (no
-//! rebalancing when nodes join). The member set is fixed once formed
-//! (growing it needs acceptor-set reconfiguration).
+//! BENCHMARKS.md). A node that joins is appended at the end of its chains,
+//! so it heads none until a failure reorders them. A replica moved away
+//! keeps its data on disk until retention deletes it.
 //!
 //! # Checked by
-//! The history checker (`shen sim log`, in `shen-checks`; 1,000 seeds in
-//! `node/tests/log_check.rs`): crashes and restarts from the synced disk or
-//! an empty one, power blips, whole-cluster power loss, minority
-//! partitions, loss, duplication, reordering, drifting clocks and a slow
-//! replica; then no acknowledged append lost, no duplicate, no phantom,
+//! The history checker (`shen sim log`, in `shen-checks`; 1,500 seeds in
+//! `node/tests/log_check.rs`, 1,000 of them with the member set changing):
+//! crashes and restarts from the synced disk or an empty one, power blips,
+//! whole-cluster power loss, minority partitions, loss, duplication,
+//! reordering, drifting clocks, a slow replica, joins, leaves, deaths for
+//! good and replacements; then no acknowledged append lost, no duplicate, no phantom,
 //! every read consistent with one order per partition, no stale read, and
 //! every transaction all or nothing.
 //!

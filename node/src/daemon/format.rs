@@ -32,10 +32,12 @@ use super::formation::{CARTOUCHE_STATE_FILE, LOG_MEMBERS_FILE, PARTS_DIR, WAL_DI
 /// The file, in the data directory.
 pub const FORMAT_FILE: &str = "FORMAT";
 
-/// The format this binary reads and writes. 2: records in per-partition
+/// The format this binary reads and writes. 3: the log's table (in the
+/// write-ahead log and checkpoints) carries the member set, and
+/// `log-members.json` follows it (issue 17); 2: records in per-partition
 /// segments with checkpoints (issue 16); 1: everything in the write-ahead
 /// log (no `FORMAT` file).
-pub const DATA_FORMAT: u32 = 2;
+pub const DATA_FORMAT: u32 = 3;
 
 const PREFIX: &str = "shen data format ";
 

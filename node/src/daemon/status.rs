@@ -183,11 +183,7 @@ fn rebalance(o: &Ouroboros<PeerKey>, me: &PeerKey) -> RebalanceDoc {
             d.records_behind += o.committed(p).saturating_sub(o.log_len(p));
         }
     }
-    let mean = if held_records == 0 {
-        0
-    } else {
-        held_bytes / held_records
-    };
+    let mean = held_bytes.checked_div(held_records).unwrap_or(0);
     d.bytes_remaining = d.records_behind * mean;
     d
 }

@@ -172,7 +172,8 @@ pub(super) fn next_members<I: NodeId>(x: &MemberInputs<'_, I>) -> Members<I> {
         // (A joiner answered, so the new set's answering nodes are the old
         // set's plus one.)
         let up = next.ids().filter(|m| x.answered.contains(*m)).count() + 1;
-        let join_completes = up > (next.len() + 1) / 2;
+        let new_len = next.len() + 1;
+        let join_completes = up > new_len / 2;
         if let Some(n) = out {
             next.nodes.retain(|(m, _)| *m != n);
             if next.leaving.contains(&n) {

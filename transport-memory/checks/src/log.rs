@@ -461,7 +461,7 @@ impl Elastic {
             leaving: None,
             goals: BTreeMap::new(),
             seen_version: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x1ea7_e5),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x001e_a7e5),
         };
         match sched {
             Membership::Fixed | Membership::Mixed => {}
