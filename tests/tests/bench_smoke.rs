@@ -53,7 +53,8 @@ fn shen_bench_measures_a_real_cluster() {
 /// memory and disk figures come from the node processes, the restarted
 /// node serves reads, the partition read back comes in whole records, and
 /// a node killed while 16 MiB were written is refilled on its restart with
-/// no message dropped for a full send queue (the refill's flow control).
+/// no message dropped for a full send queue (the refill's flow control),
+/// and a node started afterwards joins and receives partitions.
 /// Bad flags are refused with exit 2.
 #[test]
 fn shen_bench_storage_writes_restarts_and_reads_back() {
@@ -69,6 +70,8 @@ fn shen_bench_storage_writes_restarts_and_reads_back() {
             "8",
             "--refill-mib",
             "16",
+            "--rebalance-write-mib",
+            "4",
             "--json",
         ])
         .output()
@@ -104,6 +107,16 @@ fn shen_bench_storage_writes_restarts_and_reads_back() {
         read > 0 && v["read_bytes"].as_u64().unwrap() == read * 2048,
         "{text}"
     );
+
+    // A fourth node joined on its own, took partitions, and every chain
+    // was full again.
+    let rb = &v["rebalance"];
+    assert!(
+        rb["rebalance_s"].as_f64().is_some(),
+        "not rebalanced: {text}"
+    );
+    assert!(rb["partitions_gained"].as_u64().unwrap() > 0, "{text}");
+    assert!(rb["moved_bytes"].as_u64().unwrap() > 0, "{text}");
 
     let refill = &v["refill"];
     assert_eq!(refill["written_bytes"], 16 * 1024 * 1024, "{text}");

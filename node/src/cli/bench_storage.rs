@@ -65,6 +65,10 @@ pub struct StorageArgs {
     /// restart (0: no refill phase).
     #[arg(long, default_value_t = 256)]
     pub refill_mib: u64,
+    /// MiB written while one more node joins and partitions move to it
+    /// (0: no rebalance phase).
+    #[arg(long, default_value_t = 64)]
+    pub rebalance_write_mib: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -112,6 +116,24 @@ pub struct StorageReport {
     pub read_mb_per_s: f64,
     /// The refill phase, if run.
     pub refill: Option<RefillReport>,
+    /// The rebalance phase, if run.
+    pub rebalance: Option<RebalanceReport>,
+}
+
+/// What the rebalance phase measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebalanceReport {
+    /// Chains the new node ended in.
+    pub partitions_gained: u32,
+    /// Record bytes it holds for them at the end.
+    pub moved_bytes: u64,
+    /// Seconds from its start until it is a member and every chain is
+    /// full with no learner (`None`: not within 300 s).
+    pub rebalance_s: Option<f64>,
+    /// `moved_bytes` per second of `rebalance_s`.
+    pub moved_mb_per_s: Option<f64>,
+    /// Record bytes acknowledged per second while partitions moved.
+    pub write_mb_per_s_during: f64,
 }
 
 /// What the refill phase measured.
@@ -516,6 +538,86 @@ fn refill_phase(
     })
 }
 
+/// Start one more node (it joins on its own) while writers write
+/// `--rebalance-write-mib` through the others, and time the move.
+fn rebalance_phase(
+    rt: &tokio::runtime::Runtime,
+    cluster: &mut Cluster,
+    infos: &[NodeInfo],
+    exe: &Path,
+    a: &StorageArgs,
+) -> Result<RebalanceReport, String> {
+    let seed = format!("{}/p2p/{}", infos[0].listen_addrs[0], infos[0].peer_id);
+    if !a.json {
+        println!(
+            "rebalance: start node {} (it joins on its own) while writing {} MiB",
+            infos.len(),
+            a.rebalance_write_mib
+        );
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let total = (a.rebalance_write_mib * 1024 * 1024).div_ceil(a.record_bytes as u64);
+    let writer = {
+        let (infos, a, acked) = (infos.to_vec(), a.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            write_phase(&rt, &infos, &a, total, &acked)
+        })
+    };
+    let _ = rt;
+    let (started, info) = cluster.add(exe, &seed, Duration::from_secs(60))?;
+    let me = info.peer_id.clone();
+    let client =
+        shen_client::ShenClient::new(info.admin.clone()).with_timeout(Duration::from_secs(2));
+    let until = started + Duration::from_secs(300);
+    let mut last = None;
+    let rebalance_s = loop {
+        if let Ok(st) = client.status() {
+            let rf = st.log.rf.unwrap_or(3);
+            let member = st.log.members.contains(&me);
+            let full = !st.log.chains.is_empty()
+                && st
+                    .log
+                    .chains
+                    .iter()
+                    .all(|c| c.members.len() == rf && c.learners.is_empty());
+            let gained = st.log.chains.iter().any(|c| c.members.contains(&me));
+            if member && full && gained {
+                last = Some(st);
+                break Some(started.elapsed().as_secs_f64());
+            }
+        }
+        if Instant::now() > until {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let written_during = acked.load(Ordering::Relaxed);
+    let during_s = started.elapsed().as_secs_f64();
+    let _ = writer.join();
+    let st = match last {
+        Some(st) => st,
+        None => client.status().map_err(|e| e.to_string())?,
+    };
+    let mine: Vec<_> = st
+        .log
+        .chains
+        .iter()
+        .filter(|c| c.members.contains(&me))
+        .collect();
+    let moved_bytes: u64 = mine.iter().map(|c| c.held_bytes).sum();
+    Ok(RebalanceReport {
+        partitions_gained: mine.len() as u32,
+        moved_bytes,
+        rebalance_s,
+        moved_mb_per_s: rebalance_s.map(|s| moved_bytes as f64 / 1e6 / s.max(1e-9)),
+        write_mb_per_s_during: written_during as f64 / 1e6 / during_s.max(1e-9),
+    })
+}
+
 /// Run `shen bench storage`.
 pub fn run(a: StorageArgs) -> ExitCode {
     if a.nodes < 1 || a.nodes > 7 {
@@ -679,6 +781,11 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
     } else {
         None
     };
+    let rebalance = if a.rebalance_write_mib > 0 {
+        Some(rebalance_phase(&rt, &mut cluster, &infos, exe, a)?)
+    } else {
+        None
+    };
     drop(cluster);
     Ok(StorageReport {
         nodes: a.nodes,
@@ -700,6 +807,7 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
         read_s,
         read_mb_per_s: read_bytes as f64 / 1e6 / read_s.max(1e-9),
         refill,
+        rebalance,
     })
 }
 
@@ -774,6 +882,24 @@ fn print_report(r: &StorageReport) {
                 "refill of node {} after {:.0} MiB written while it was down: NOT refilled within 300 s",
                 r.restarted,
                 f.written_bytes as f64 / MIB
+            ),
+        }
+    }
+    if let Some(b) = &r.rebalance {
+        match (b.rebalance_s, b.moved_mb_per_s) {
+            (Some(t), Some(mbps)) => println!(
+                "rebalance to a new node: {} partitions ({:.1} MiB) moved in {:.2} s ({:.1} MB/s); writes meanwhile {:.1} MB/s (write phase: {:.1} MB/s, {:.0}%)",
+                b.partitions_gained,
+                b.moved_bytes as f64 / MIB,
+                t,
+                mbps,
+                b.write_mb_per_s_during,
+                r.write_mb_per_s,
+                100.0 * b.write_mb_per_s_during / r.write_mb_per_s.max(1e-9)
+            ),
+            _ => println!(
+                "rebalance to a new node: NOT settled within 300 s ({} partitions there)",
+                b.partitions_gained
             ),
         }
     }

@@ -125,8 +125,28 @@ impl Cluster {
             .get_mut(i)
             .ok_or_else(|| format!("no node {i}"))?;
         let started = Instant::now();
-        p.child = spawn_node(exe, &p.dir, Some(seed), expect)?;
+        p.child = spawn_node(exe, &p.dir, Some(seed), Some(expect))?;
         let info = wait_info(&p.dir, started + timeout, &AtomicBool::new(false))?;
+        Ok((started, info))
+    }
+
+    /// Start one more node, in a new data directory under the cluster's
+    /// root, with no `--bootstrap-expect`: it joins the running log (on
+    /// its own). Returns when it was started and its info.
+    pub(crate) fn add(
+        &mut self,
+        exe: &Path,
+        seed: &str,
+        timeout: Duration,
+    ) -> Result<(Instant, NodeInfo), String> {
+        let dir = self.root.join(format!("node-{}", self.procs.len()));
+        let started = Instant::now();
+        let child = spawn_node(exe, &dir, Some(seed), None)?;
+        self.procs.push(Proc {
+            child,
+            dir: dir.clone(),
+        });
+        let info = wait_info(&dir, started + timeout, &AtomicBool::new(false))?;
         Ok((started, info))
     }
 
@@ -181,7 +201,14 @@ impl Drop for Cluster {
     }
 }
 
-fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result<Child, String> {
+/// Start `exe run` on `dir` (loopback, no mDNS); `expect`: the
+/// `--bootstrap-expect` (none: the node joins a running log).
+fn spawn_node(
+    exe: &Path,
+    dir: &Path,
+    peer: Option<&str>,
+    expect: Option<u32>,
+) -> Result<Child, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -200,12 +227,13 @@ fn spawn_node(exe: &Path, dir: &Path, peer: Option<&str>, expect: u32) -> Result
             "--admin",
             "127.0.0.1:0",
             "--no-mdns",
-            "--bootstrap-expect",
-            &expect.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
+    if let Some(n) = expect {
+        cmd.args(["--bootstrap-expect", &n.to_string()]);
+    }
     if let Some(p) = peer {
         cmd.args(["--peer", p]);
     }
@@ -420,7 +448,7 @@ fn start(
     let until = Instant::now() + Duration::from_secs(args.timeout_s);
     let dir0 = root.join("node-0");
     let _ = std::fs::remove_file(dir0.join(shen_api::NODE_INFO_FILE));
-    let c0 = spawn_node(exe, &dir0, None, args.nodes)?;
+    let c0 = spawn_node(exe, &dir0, None, Some(args.nodes))?;
     cluster.procs.push(Proc {
         child: c0,
         dir: dir0.clone(),
@@ -430,7 +458,7 @@ fn start(
     for i in 1..args.nodes {
         let dir = root.join(format!("node-{i}"));
         let _ = std::fs::remove_file(dir.join(shen_api::NODE_INFO_FILE));
-        let c = spawn_node(exe, &dir, Some(&seed), args.nodes)?;
+        let c = spawn_node(exe, &dir, Some(&seed), Some(args.nodes))?;
         cluster.procs.push(Proc { child: c, dir });
     }
     let mut infos = vec![info0];
