@@ -67,6 +67,18 @@ export async function elasticE2E(browser, url, errors, check) {
   panel = await p.locator('#logchain').innerText();
   check(/left for good: 1/.test(panel), 'the panel says node 1 left for good');
 
+  // ---- node 3 dies; "Remove member" (sent from another member) takes it out
+  const [x3, y3] = await p.evaluate(() => window.shen.viz.nodePos(3));
+  await p.mouse.dblclick(box.x + 1 + x3, box.y + 1 + y3);
+  await p.evaluate(() => window.shen.viz.advance(1000, 0));
+  await p.mouse.click(box.x + 1 + x3, box.y + 1 + y3);
+  await p.click('#logremove');
+  s = await advanceUntil(p, 30_000, (q) => !q.log.members.nodes.includes(3));
+  check(s && s.log.members.nodes.join(',') === '0,2,4' && /:crash:3,\d+:remove:3/.test(s.script),
+    `the dead node 3 was removed (${s && s.log.members.nodes.join(',')}; ${s && s.script})`);
+  s = await advanceUntil(p, 20_000, (q) => q.log.chains.every((c) => !c.chain.includes(3) && c.chain.length === 3));
+  check(s != null, 'every chain rebuilt on the three members left');
+
   // ---- nothing acknowledged is lost; appends still work
   await p.click('#logappend');
   await p.evaluate(() => window.shen.viz.advance(3000, 0));
