@@ -74,9 +74,8 @@ pub enum Op {
     /// chains move away, and once its own table no longer lists it, the
     /// world stops it for good.
     Leave(u64),
-    /// The lowest running node other than this one asks to remove member
-    /// `n` from the log's member set (`shen member remove`): at once if it
-    /// is dead, else as a leave.
+    /// The lowest running member asks to remove member `n`, which is down,
+    /// from the log's member set (`shen member remove` of a dead node).
     RemoveMember(u64),
     /// Stall a node for `ms` (deliveries and timers due meanwhile wait).
     Pause {

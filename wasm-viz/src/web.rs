@@ -344,8 +344,8 @@ impl Viz {
         self.act(Op::Leave(u64::from(id)))
     }
 
-    /// Log worlds: the lowest other running member asks to remove member
-    /// `id` (`shen member remove`: at once if it is dead, else as a leave).
+    /// Log worlds: the lowest running member asks to remove member `id`,
+    /// which is down (`shen member remove` of a dead node).
     #[wasm_bindgen(js_name = removeMember)]
     pub fn remove_member(&mut self, id: u32) -> Result<String, JsError> {
         self.act(Op::RemoveMember(u64::from(id)))

@@ -905,6 +905,12 @@ impl World {
                     return Err("this world runs no log: only a log world has members".into());
                 }
                 node(*id)?;
+                if self.sim.node(*id).is_some() {
+                    return Err(format!(
+                        "node {id} is running: remove is for a dead member; a running one \
+                         leaves (leave:{id})"
+                    ));
+                }
                 self.remover(*id)?;
             }
             Op::Pause { node: id, ms } | Op::Skew { node: id, ms } => {

@@ -872,8 +872,8 @@ function inspect(id) {
     if (n.up && member && !log.leave_asked.includes(id)) {
       b('logleave', 'Leave the log', 'shen leave: its partitions move to other members, then it leaves the member set and stops for good', () => viz.leave(id));
     }
-    if (member) {
-      b('logremove', 'Remove member', 'shen member remove, from another member: at once if it is dead, else as a leave', () => viz.removeMember(id));
+    if (member && !n.up) {
+      b('logremove', 'Remove member', 'shen member remove, sent from the lowest running member: takes this dead member out of the member set', () => viz.removeMember(id));
     }
     if (!member && n.up) lrow.append(`not a log member${log.gone.includes(id) ? '' : ' (yet)'}`);
     if (log.gone.includes(id)) lrow.append('left the log for good');

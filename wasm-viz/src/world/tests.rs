@@ -1208,6 +1208,8 @@ fn a_dead_member_is_removed_and_an_elastic_script_replays_exactly() {
     w.advance(secs(2)).unwrap();
     append(&mut w, 0, "k1");
     w.advance(secs(1)).unwrap();
+    let e = w.act(Op::RemoveMember(4)).unwrap_err();
+    assert!(e.contains("node 4 is running"), "{e}");
     w.act(Op::Crash(4)).unwrap();
     w.advance(secs(1)).unwrap();
     w.act(Op::RemoveMember(4)).unwrap();
