@@ -130,7 +130,6 @@ test('log worlds: append, read, partitions, refusals', () => {
   assert.match(v.append(1, 'key1'), /^\d+:app:1\.key1$/);
   assert.throws(() => v.append(1, 'bad key'), /key `bad key`/);
   assert.throws(() => v.setLogPartition(8), /no log partition 8/);
-  assert.throws(() => v.addNode(), /cannot add nodes/);
   const p = v.partitionOfKey('key1');
   v.setLogPartition(p);
   v.advance(3000, 0);
@@ -140,6 +139,38 @@ test('log worlds: append, read, partitions, refusals', () => {
   assert.deepEqual(s.log.ops.map((o) => o.outcome.state), ['acked', 'read']);
   assert.deepEqual(s.log.ops[1].outcome.records, [[0, 'key1#1']]);
   assert.match(v.logDebug(0, p), /chain/);
+  const r = Viz.fromHash(v.urlHash());
+  assert.equal(r.traceHash(), v.traceHash());
+  v.free();
+  r.free();
+});
+
+test('log worlds: a node joins, a member leaves, a dead one is removed', () => {
+  const full = Viz.fromHash('seed=1&nodes=16&rings=sundial,cartouche,ouroboros');
+  assert.throws(() => full.addNode(), /at most 16 nodes/);
+  full.free();
+  const v = Viz.fromHash('seed=6&nodes=4&rings=sundial,cartouche,ouroboros');
+  v.advance(2000, 0);
+  assert.equal(v.addNode(), 4);
+  v.advance(8000, 0);
+  let s = JSON.parse(v.summaryJson());
+  assert.deepEqual(s.log.members.nodes, [0, 1, 2, 3, 4]);
+  assert.ok(s.log.chains.some((c) => c.chain.includes(4)));
+  assert.match(v.leave(1), /^\d+:leave:1$/);
+  assert.throws(() => v.leave(1), /already leaving/);
+  v.advance(15000, 0);
+  s = JSON.parse(v.summaryJson());
+  assert.deepEqual(s.log.gone, [1]);
+  assert.deepEqual(s.log.members.nodes, [0, 2, 3, 4]);
+  assert.ok(s.log.chains.every((c) => !c.chain.includes(1)));
+  assert.throws(() => v.restart(1), /for good/);
+  assert.throws(() => v.removeMember(1), /not a member/);
+  v.crash(3);
+  v.advance(1000, 0);
+  assert.match(v.removeMember(3), /:remove:3$/);
+  v.advance(15000, 0);
+  s = JSON.parse(v.summaryJson());
+  assert.deepEqual(s.log.members.nodes, [0, 2, 4]);
   const r = Viz.fromHash(v.urlHash());
   assert.equal(r.traceHash(), v.traceHash());
   v.free();

@@ -31,8 +31,12 @@ export async function causesE2E(browser, url, errors, check) {
   await p.waitForFunction(() => document.querySelectorAll('#narr li').length > 0);
   const pick = await p.evaluate(() => {
     const lines = JSON.parse(window.shen.viz.narrationJson(4000)).lines;
-    const leader = lines.find((l) => l.text.includes('installed new chains'));
-    const l = leader && lines.find((x) => x.text.includes('installs the new table of chains') && x.node !== leader.node);
+    // (At start every node may run a round that changes nothing: skip
+    // those, and everything before the crash.)
+    const leader = lines.find((l) => l.text.includes('installed new chains') && l.at_us > 4_000_000 &&
+      !l.text.includes(', 0 partition(s) changed'));
+    const l = leader && lines.find((x) => x.text.includes('installs the new table of chains') &&
+      x.node !== leader.node && x.at_us >= leader.at_us);
     return l ? { id: l.id, at: l.at_us } : null;
   });
   check(!!pick, `another node installs the new table (line ${JSON.stringify(pick)})`);

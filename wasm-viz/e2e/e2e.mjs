@@ -44,6 +44,9 @@
 //    line where another node installs the new table, clicked in the event
 //    log, lists its causes back to the crash across rings, marks them and
 //    draws them on the space-time diagram; the trace hash is unchanged.
+// 14. An elastic log (elastic.mjs): "Add node" in a log world, the new
+//    node joins the member set and some chains; "Leave the log" takes a
+//    member out and stops it; no acknowledged append lost; the link replays.
 // 10. Lessons (lessons.mjs): every lesson of every ring driven to its end
 //    through the page (actions by mouse and buttons, every prediction
 //    answered, what the protocols must answer checked), the canvas
@@ -68,6 +71,7 @@ import { ROOT, SHEN, WWW, launch, openPage, startServer } from './common.mjs';
 import { lessonsE2E } from './lessons.mjs';
 import { sideBySideE2E } from './sidebyside.mjs';
 import { seedLinkE2E } from './seedlink.mjs';
+import { elasticE2E } from './elastic.mjs';
 import { causesE2E } from './causes.mjs';
 
 const ARTIFACTS = join(ROOT, 'wasm-viz/e2e/artifacts');
@@ -243,6 +247,9 @@ try {
 
   // ---- 13. causality across rings in the event log
   await causesE2E(browser, server.url, errors, check);
+
+  // ---- 14. an elastic log: add a node, a member leaves
+  await elasticE2E(browser, server.url, errors, check);
 
   // ---- 10. the lessons: every lesson to its end, challenges, step links
   await lessonsE2E(browser, server.url, errors, check);

@@ -37,6 +37,7 @@ const ACTIONS = {
     2: async (p, u) => { await p.fill('#logkey', 'e2e'); await p.click('#logappend'); await u.advance(2000); },
     7: async (p, u) => { const d = await p.evaluate(() => window.shen.lesson.ctx.dead); if (d != null) await u.dblclickNode(d); await u.advance(2000); },
     9: async (p, u) => { await p.click('#heal'); await u.advance(1000); },
+    12: async (p, u) => { await u.clickNode(1); await p.click('#logleave'); await u.advance(8000); },
   },
 };
 
@@ -50,7 +51,7 @@ const EXPECT = {
   },
   sundial: { 4: (r) => r.actual === 'fast' || r.actual === 'mid', 7: (r) => r.actual === 'yes' },
   cartouche: { 4: (r) => r.actual === 'resent' || r.actual === 'regen', 5: (r) => r.actual === 'soon', 7: (r) => r.actual === 'no', 9: (r) => r.actual === 'no' },
-  ouroboros: { 4: (r, c) => r.actual === c.chain.at(-1), 5: (r) => r.actual === 'yes', 8: (r) => r.actual === 'rebuilt' },
+  ouroboros: { 4: (r, c) => r.actual === c.chain.at(-1), 5: (r) => r.actual === 'yes', 8: (r) => r.actual === 'rebuilt', 10: (r) => r.actual === 'copy_first' },
 };
 
 function ui(p) {

@@ -57,7 +57,7 @@ pub const KINDS: &[Kind] = &[
     k("cartouche", "promise", "Node {from} answers node {to}'s candidacy: whether it promises the new generation, and its pending requests to carry into the new token."),
     k("cartouche", "want", "Node {from} wants the lock and tells node {to}: if {to} holds an idle token it sends it straight over instead of letting it walk the ring."),
     // Ouroboros: the Shen log, chain replication plus Paxos for its table.
-    k("ouroboros", "prepare", "Node {from} reconfigures the log (the token's holder, after a failure) and asks node {to} to promise its ballot: Paxos phase 1."),
+    k("ouroboros", "prepare", "Node {from} reconfigures the log (the token's holder: after a failure, for a member change, or to move chains to new members) and asks node {to} to promise its ballot: Paxos phase 1."),
     k("ouroboros", "promise", "Node {from} promises node {to}'s ballot and reports its table and its logs, so the new chains keep every acknowledged record."),
     k("ouroboros", "seal", "Node {from} asks node {to}, the tail of a chain being replaced, to stop acknowledging in the old epoch and report how far it got."),
     k("ouroboros", "sealed", "Node {from}, a sealed tail, reports its final commit point and log length to configurator {to}."),
@@ -67,7 +67,7 @@ pub const KINDS: &[Kind] = &[
     k("ouroboros", "commit", "Node {from} tells node {to} that the new table is chosen: chains switch to their new epoch."),
     k("ouroboros", "table_query", "Node {from} (restarted, or having seen a newer epoch) asks node {to} for its table of chains."),
     k("ouroboros", "table_reply", "Node {from} answers node {to} with its table of chains and Paxos state."),
-    k("ouroboros", "append", "Node {from} forwards records down its chain to its successor {to}: a record is acknowledged only once the tail has it."),
+    k("ouroboros", "append", "Node {from} forwards records down its chain to its successor {to} (or, from the tail, to a learner catching up before it joins): a record is acknowledged only once the tail has it."),
     k("ouroboros", "sync", "Node {from} tells its predecessor {to} how many records it holds, so {to} resends from there (after a gap or a new chain)."),
     k("ouroboros", "ack", "Node {from} tells its predecessor {to}, up the chain, how far the tail has the log (the commit point) and how much it holds."),
     k("ouroboros", "client_append", "Client node {from} asks node {to}, the head of the key's chain, to append a record."),

@@ -504,10 +504,12 @@ mod tests {
         let mut obs = converged(3);
         obs.log = Some(LogObs {
             ballot: (2, 0),
+            members: Default::default(),
             partitions: vec![PartObs {
                 partition: 0,
                 chain: vec![0, 1, 2],
                 epoch: (2, 0),
+                learners: Vec::new(),
                 replicas: vec![rep(0, vec![a]), rep(1, vec![a]), rep(2, vec![a])],
             }],
             acked: vec![Acked {

@@ -321,6 +321,9 @@ pub struct PartObs {
     pub chain: Vec<u64>,
     /// That chain's epoch `(generation, sequence)`.
     pub epoch: (u64, u64),
+    /// New replicas catching up from the tail before they join the chain
+    /// (no part in acknowledgements or reads yet).
+    pub learners: Vec<u64>,
     /// Running nodes holding a replica (listed in their table's chain, or
     /// with a non-empty log).
     pub replicas: Vec<ReplicaObs>,
@@ -333,11 +336,24 @@ impl PartObs {
     }
 }
 
+/// The log's member set in the newest table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MembersObs {
+    /// Its version (bumped by every change).
+    pub version: u64,
+    /// The members, sorted.
+    pub nodes: Vec<u64>,
+    /// Members being decommissioned (their chains move away first).
+    pub leaving: Vec<u64>,
+}
+
 /// The log at a check point.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LogObs {
     /// The newest table's ballot `(generation, sequence)`.
     pub ballot: (u64, u64),
+    /// The newest table's member set.
+    pub members: MembersObs,
     /// Every partition.
     pub partitions: Vec<PartObs>,
     /// Acknowledged appends so far.
@@ -368,7 +384,8 @@ impl LogObs {
                         let c = o.table().chains.get(p as usize)?;
                         let member = c.members.contains(id);
                         let log = o.log(p);
-                        (member || !log.is_empty()).then(|| ReplicaObs {
+                        let learner = chain.is_some_and(|n| n.learners.contains(id));
+                        (member || learner || !log.is_empty()).then(|| ReplicaObs {
                             node: *id,
                             len: log.len() as u64,
                             commit: o.committed(p),
@@ -382,12 +399,19 @@ impl LogObs {
                     partition: p,
                     chain: chain.map(|c| c.members.clone()).unwrap_or_default(),
                     epoch: chain.map_or((0, 0), |c| (c.epoch.generation, c.epoch.sequence)),
+                    learners: chain.map(|c| c.learners.clone()).unwrap_or_default(),
                     replicas,
                 }
             })
             .collect();
+        let members = newest.map_or_else(MembersObs::default, |t| MembersObs {
+            version: t.members.version,
+            nodes: t.members.ids().copied().collect(),
+            leaving: t.members.leaving.clone(),
+        });
         LogObs {
             ballot: newest.map_or((0, 0), |t| (t.ballot.generation, t.ballot.sequence)),
+            members,
             partitions,
             acked: book.acked(),
         }
@@ -507,6 +531,7 @@ mod tests {
             partition: p,
             chain: chain.to_vec(),
             epoch: (1, 0),
+            learners: Vec::new(),
             replicas,
         }
     }

@@ -460,7 +460,8 @@ pub fn sentence(
                 partition, error, ..
             } => format!("node {node}'s read of partition {partition} failed: {error}"),
             OuroborosEvent::WantsReconfig => format!(
-                "node {node} wants the log reconfigured (a chain member failed): it needs the token"
+                "node {node} wants the log reconfigured (a chain member failed, a member change \
+                 was asked for, or chains should move to balance the members): it needs the token"
             ),
             OuroborosEvent::ReconfigDone { ballot, changed } => format!(
                 "node {node} installed new chains (ballot {}.{}, {changed} partition(s) changed)",

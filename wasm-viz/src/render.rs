@@ -788,13 +788,21 @@ fn chain_shapes(world: &World, lay: &Layout, p: u32, out: &mut Vec<Shape>) {
     };
     let pts: Vec<(f64, f64)> = chain.iter().map(|id| lay.node_pos(*id)).collect();
     chain_arrows(&pts, lay.node_r + 7.0, out);
-    let role = |i: usize| chain_role(i, chain.len());
-    for (i, id) in chain.iter().enumerate() {
+    let n = chain.len();
+    let role = |i: usize| {
+        if i < n {
+            chain_role(i, n)
+        } else {
+            "learner"
+        }
+    };
+    let rows: Vec<u64> = chain.iter().chain(&part.learners).copied().collect();
+    for (i, id) in rows.iter().enumerate() {
         let (x, y) = inward(*id, lay.node_r + 16.0);
         out.push(Shape::Text {
             x,
             y,
-            text: role(i).into(),
+            text: if i < n { role(i) } else { "L" }.into(),
             color: CHAIN_COLOR.into(),
         });
     }
@@ -810,6 +818,21 @@ fn chain_shapes(world: &World, lay: &Layout, p: u32, out: &mut Vec<Shape>) {
         ),
         color: "#e0f7fa".into(),
     });
+    if let Some(m) = world.observation().log.as_ref().map(|l| &l.members) {
+        let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let leaving = if m.leaving.is_empty() {
+            String::new()
+        } else {
+            format!(" · leaving {}", list(&m.leaving))
+        };
+        y += 16.0;
+        out.push(Shape::Label {
+            x: left,
+            y,
+            text: format!("members v{}: {}{leaving}", m.version, list(&m.nodes)),
+            color: "#b0bec5".into(),
+        });
+    }
     let longest = part
         .replicas
         .iter()
@@ -817,7 +840,7 @@ fn chain_shapes(world: &World, lay: &Layout, p: u32, out: &mut Vec<Shape>) {
         .max()
         .unwrap_or(0)
         .max(1);
-    for (i, id) in chain.iter().enumerate() {
+    for (i, id) in rows.iter().enumerate() {
         y += 20.0;
         let Some(r) = part.replica(*id) else {
             out.push(Shape::Label {

@@ -17,6 +17,8 @@
 //! | `4600123:req:2` | node 2 asks for the Cartouche token |
 //! | `4700000:app:2.k7` | node 2 appends to the Shen log under key `k7` (log worlds) |
 //! | `4800000:read:2.5` | node 2 reads partition 5 of the log at its tail (log worlds) |
+//! | `4900123:leave:2` | node 2 asks to leave the log's member set; it stops once out (log worlds) |
+//! | `4900456:remove:2` | the lowest other running node asks to remove (dead) member 2 (log worlds) |
 //! | `5000000:pause:2.800` | stall node 2 for 800 ms (a GC pause) |
 //! | `5100000:skew:2.-300` | step node 2's clock by −300 ms |
 //! | `5200000:power:2` | power loss: restart node 2, losing its unsynced disk writes |
@@ -26,7 +28,7 @@
 //!
 //! Faults (`crash` ... `drop`, `pause`, `skew`, `power`) happen on whole milliseconds, so a script made
 //! only of them is also a scenario's fault schedule; `add`, `req`, `app`,
-//! `read` and the delivery choices (`deliver`, `fire`, `lose`) happen at any
+//! `read`, `leave`, `remove` and the delivery choices (`deliver`, `fire`, `lose`) happen at any
 //! microsecond, exactly when they were made.
 
 use core::fmt;
@@ -68,6 +70,13 @@ pub enum Op {
         /// The partition.
         partition: u32,
     },
+    /// A log member asks to leave the log's member set (`shen leave`): its
+    /// chains move away, and once its own table no longer lists it, the
+    /// world stops it for good.
+    Leave(u64),
+    /// The lowest running member asks to remove member `n`, which is down,
+    /// from the log's member set (`shen member remove` of a dead node).
+    RemoveMember(u64),
     /// Stall a node for `ms` (deliveries and timers due meanwhile wait).
     Pause {
         /// The node.
@@ -124,6 +133,8 @@ impl Op {
                 | Op::Request(_)
                 | Op::Append { .. }
                 | Op::Read { .. }
+                | Op::Leave(_)
+                | Op::RemoveMember(_)
                 | Op::Deliver(_)
                 | Op::Fire { .. }
                 | Op::Lose(_)
@@ -165,6 +176,8 @@ impl fmt::Display for Action {
             Op::Request(n) => write!(f, "req:{n}"),
             Op::Append { node, key } => write!(f, "app:{node}.{key}"),
             Op::Read { node, partition } => write!(f, "read:{node}.{partition}"),
+            Op::Leave(n) => write!(f, "leave:{n}"),
+            Op::RemoveMember(n) => write!(f, "remove:{n}"),
             Op::Pause { node, ms } => write!(f, "pause:{node}.{ms}"),
             Op::Skew { node, ms } => write!(f, "skew:{node}.{ms}"),
             Op::PowerLoss(n) => write!(f, "power:{n}"),
@@ -303,6 +316,8 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
                 }
             }
             "power" => Op::PowerLoss(num(need("power")?, "node", item_no)?),
+            "leave" => Op::Leave(num(need("leave")?, "node", item_no)?),
+            "remove" => Op::RemoveMember(num(need("remove")?, "node", item_no)?),
             "deliver" => Op::Deliver(num(need("deliver")?, "message", item_no)?),
             "lose" => Op::Lose(num(need("lose")?, "message", item_no)?),
             "fire" => {
@@ -323,7 +338,8 @@ pub fn parse_script(text: &str) -> Result<Vec<Action>, String> {
             other => {
                 return Err(format!(
                     "faults item {item_no}: unknown action `{other}` (crash, restart, part, heal, \
-                     loss, lat, drop, add, req, app, read, pause, skew, power, deliver, fire, lose)"
+                     loss, lat, drop, add, req, app, read, leave, remove, pause, skew, power, deliver, \
+                     fire, lose)"
                 ))
             }
         };
@@ -445,6 +461,14 @@ mod tests {
                 at_us: 10_003,
                 op: Op::Lose(78),
             },
+            Action {
+                at_us: 10_004,
+                op: Op::Leave(2),
+            },
+            Action {
+                at_us: 10_005,
+                op: Op::RemoveMember(3),
+            },
         ];
         let text = format_script(&script);
         assert_eq!(
@@ -452,7 +476,7 @@ mod tests {
             "1000:crash:3,2000:restart:3,3000:part:0.1/2,4000:heal,5000:loss:0.25,\
              6000:lat:40,7000:drop:812,7123:add,7200:req:2,7300:app:1.k-7_x,7400:read:0.5,\
              8000:pause:2.800,9000:skew:1.-250.5,10000:power:4,10001:deliver:77,10002:fire:1.3.9,\
-             10003:lose:78"
+             10003:lose:78,10004:leave:2,10005:remove:3"
         );
         assert_eq!(parse_script(&text).unwrap(), script);
         assert_eq!(parse_script("").unwrap(), vec![]);

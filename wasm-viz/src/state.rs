@@ -12,7 +12,7 @@ use serde::Serialize;
 use shen_rings::sundial::Status;
 
 use crate::invariants::{Check, NodeObs};
-use crate::log::{ClientOp, PartObs, LOG_MAX_NODES};
+use crate::log::{ClientOp, MembersObs, PartObs, LOG_MAX_NODES};
 use crate::script::format_script;
 use crate::world::{Flight, World};
 
@@ -151,6 +151,13 @@ pub struct LogState<'a> {
     pub max_nodes: u64,
     /// The newest table's ballot `(generation, sequence)`.
     pub ballot: (u64, u64),
+    /// The newest table's member set: version, members, leaving.
+    pub members: MembersObs,
+    /// Nodes that asked to leave ([`crate::script::Op::Leave`]) and still
+    /// run.
+    pub leave_asked: Vec<u64>,
+    /// Nodes that left the member set and were stopped for good.
+    pub gone: Vec<u64>,
     /// Every partition's chain (newest table, head first) and the running
     /// replicas' log length, commit point and epoch, as of the last check
     /// point.
@@ -284,6 +291,9 @@ pub fn state(world: &World, full: bool) -> State<'_> {
                 .map_or(0, |o| o.partitions),
             max_nodes: LOG_MAX_NODES,
             ballot: lo.map_or((0, 0), |l| l.ballot),
+            members: lo.map(|l| l.members.clone()).unwrap_or_default(),
+            leave_asked: world.departures().leaving.iter().copied().collect(),
+            gone: world.departures().gone.iter().copied().collect(),
             chains: lo.map_or(&[][..], |l| l.partitions.as_slice()),
             ops: book.ops(),
             pending: book.pending(),

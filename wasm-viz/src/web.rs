@@ -338,6 +338,19 @@ impl Viz {
         self.act(Op::PowerLoss(u64::from(id)))
     }
 
+    /// Log worlds: node `id` asks to leave the log's member set (`shen
+    /// leave`); its chains move away, then the world stops it for good.
+    pub fn leave(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::Leave(u64::from(id)))
+    }
+
+    /// Log worlds: the lowest running member asks to remove member `id`,
+    /// which is down (`shen member remove` of a dead node).
+    #[wasm_bindgen(js_name = removeMember)]
+    pub fn remove_member(&mut self, id: u32) -> Result<String, JsError> {
+        self.act(Op::RemoveMember(u64::from(id)))
+    }
+
     /// What may happen next (delivery-choice mode), as JSON: the first
     /// `max` of `[{kind: "message"|"timer", id, from, to, node, ring,
     /// ring_id, what, due_us, token, why}]` in the order they would

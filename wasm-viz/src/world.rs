@@ -14,12 +14,12 @@
 //! `run_until(now)`. Single-stepping moves to the next event's time and
 //! processes every event due then, keeping that property.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
 use shen_rings::cartouche::{Cartouche, CartoucheMsg, Fencing};
-use shen_rings::ouroboros::Ouroboros;
+use shen_rings::ouroboros::{MemberChange, Ouroboros};
 use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettings};
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
@@ -226,6 +226,16 @@ struct Mark {
     net: (f64, f64),
     log: Option<LogBook>,
     tracker: Tracker,
+    members: Departures,
+}
+
+/// Log worlds: the members that asked to leave and those that left.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Departures {
+    /// Asked to leave ([`Op::Leave`]), still listed in their own table.
+    pub leaving: BTreeSet<u64>,
+    /// Left the member set and stopped for good (they cannot restart).
+    pub gone: BTreeSet<u64>,
 }
 
 /// A message in flight, for drawing.
@@ -313,6 +323,8 @@ pub struct World {
     keys: Keys,
     /// The key figures' record of the check points.
     tracker: Tracker,
+    /// Log worlds: members leaving, and those gone for good.
+    members: Departures,
 }
 
 /// The Ankh ring as one node's view places it.
@@ -415,6 +427,7 @@ impl World {
             spacetime: narrated.then(SpaceTime::default),
             keys: Keys::default(),
             tracker: Tracker::default(),
+            members: Departures::default(),
         };
         w.observe();
         w.invariants.check(Time::ZERO, &w.obs, 0.0);
@@ -655,6 +668,7 @@ impl World {
             self.apply_pending()?;
             let at = stop.as_micros();
             if at % CHECK_EVERY_US == 0 {
+                self.finish_leaves()?;
                 self.observe();
                 self.invariants.check(stop, &self.obs, self.net.1);
                 self.track_figures();
@@ -714,6 +728,7 @@ impl World {
             self.actions = all;
             self.invariants = mark.invariants.clone();
             self.tracker = mark.tracker.clone();
+            self.members = mark.members.clone();
             self.net = mark.net;
             self.log = mark.log.clone();
             if let Some(book) = &mut self.log {
@@ -862,7 +877,42 @@ impl World {
                     return Err(format!("node {id} is already down"));
                 }
             }
-            Op::Restart(id) | Op::Request(id) | Op::PowerLoss(id) => node(*id)?,
+            Op::Restart(id) | Op::PowerLoss(id) => {
+                node(*id)?;
+                if self.members.gone.contains(id) {
+                    return Err(format!(
+                        "node {id} left the log's member set and stopped for good \
+                         (add a node instead)"
+                    ));
+                }
+            }
+            Op::Request(id) => node(*id)?,
+            Op::Leave(id) => {
+                self.log_client(*id, node)?;
+                let o = self.ouroboros(*id)?;
+                if !o.member_set().contains(id) {
+                    return Err(format!(
+                        "node {id} is not a member of the log (a joiner not yet added, \
+                         or already out)"
+                    ));
+                }
+                if self.members.leaving.contains(id) {
+                    return Err(format!("node {id} is already leaving"));
+                }
+            }
+            Op::RemoveMember(id) => {
+                if self.log.is_none() {
+                    return Err("this world runs no log: only a log world has members".into());
+                }
+                node(*id)?;
+                if self.sim.node(*id).is_some() {
+                    return Err(format!(
+                        "node {id} is running: remove is for a dead member; a running one \
+                         leaves (leave:{id})"
+                    ));
+                }
+                self.remover(*id)?;
+            }
             Op::Pause { node: id, ms } | Op::Skew { node: id, ms } => {
                 node(*id)?;
                 crate::script::check_stall(matches!(op, Op::Pause { .. }), *ms)?;
@@ -906,12 +956,11 @@ impl World {
                 }
             }
             Op::AddNode => {
-                if self.log.is_some() {
-                    return Err(
-                        "a log world cannot add nodes: Ouroboros's member set is fixed \
-                                when the world starts (open a world with more nodes instead)"
-                            .into(),
-                    );
+                if self.log.is_some() && n >= LOG_MAX_NODES {
+                    return Err(format!(
+                        "a log world has at most {LOG_MAX_NODES} nodes, counting those that \
+                         left (a node id is never reused)"
+                    ));
                 }
                 if n >= MAX_VIZ_NODES {
                     return Err(format!("at most {MAX_VIZ_NODES} nodes"));
@@ -1045,6 +1094,8 @@ impl World {
             | Op::Request(_)
             | Op::Append { .. }
             | Op::Read { .. }
+            | Op::Leave(_)
+            | Op::RemoveMember(_)
             | Op::Deliver(_)
             | Op::Fire { .. }
             | Op::Lose(_) => return None,
@@ -1108,6 +1159,28 @@ impl World {
                 }
                 self.collect_log();
             }
+            Op::Leave(n) => {
+                let n = *n;
+                self.sim
+                    .command::<Ouroboros<u64>, _>(n, |o, _| {
+                        o.request_member_change(MemberChange::Leave(n));
+                    })
+                    .map_err(err)?
+                    .ok_or_else(|| format!("node {n} does not run Ouroboros"))?;
+                self.members.leaving.insert(n);
+                self.collect_log();
+            }
+            Op::RemoveMember(n) => {
+                let n = *n;
+                let from = self.remover(n)?;
+                self.sim
+                    .command::<Ouroboros<u64>, _>(from, |o, _| {
+                        o.request_member_change(MemberChange::Remove(n));
+                    })
+                    .map_err(err)?
+                    .ok_or_else(|| format!("node {from} does not run Ouroboros"))?;
+                self.collect_log();
+            }
             Op::Deliver(id) => self.sim.deliver_now(*id).map_err(err)?,
             Op::Lose(id) => self.sim.drop_message(*id).map_err(err)?,
             Op::Fire { node, ring, token } => self
@@ -1123,6 +1196,64 @@ impl World {
             self.invariants.check(self.sim.now(), &self.obs, self.net.1);
         }
         Ok(())
+    }
+
+    /// Node `id`'s Ouroboros ring (running nodes of log worlds).
+    fn ouroboros(&self, id: u64) -> Result<&Ouroboros<u64>, String> {
+        self.sim
+            .node(id)
+            .ok_or_else(|| format!("node {id} is down"))?
+            .ring::<Ouroboros<u64>>()
+            .ok_or_else(|| format!("node {id} does not run Ouroboros"))
+    }
+
+    /// Who asks for [`Op::RemoveMember`] of `n`: the lowest running member
+    /// other than `n` (as its own table sees the member set).
+    fn remover(&self, n: u64) -> Result<u64, String> {
+        let from = (0..self.sim.node_count())
+            .filter(|i| *i != n)
+            .find(|i| self.ouroboros(*i).is_ok_and(|o| o.member_set().contains(i)))
+            .ok_or_else(|| format!("no running member other than node {n} to ask"))?;
+        let o = self.ouroboros(from)?;
+        if !o.member_set().contains(&n) {
+            return Err(format!(
+                "node {n} is not a member of the log (node {from}'s table: {:?})",
+                o.members()
+            ));
+        }
+        Ok(from)
+    }
+
+    /// At a check point: every leaving member its own table no longer
+    /// lists stops for good (as `shen leave` returns and the process
+    /// exits). One that restarted before its leave was marked in the table
+    /// asks again, as `shen leave` does while it waits.
+    fn finish_leaves(&mut self) -> Result<(), String> {
+        let leaving: Vec<u64> = self.members.leaving.iter().copied().collect();
+        for l in leaving {
+            let Ok(o) = self.ouroboros(l) else {
+                continue; // down: it finishes when it runs again
+            };
+            let m = o.member_set();
+            if !m.contains(&l) {
+                self.invariants.disturbed(self.sim.now());
+                self.sim.crash(l).map_err(err)?;
+                self.members.leaving.remove(&l);
+                self.members.gone.insert(l);
+            } else if !m.is_leaving(&l) && o.own_intents().next().is_none() {
+                self.sim
+                    .command::<Ouroboros<u64>, _>(l, |o, _| {
+                        o.request_member_change(MemberChange::Leave(l));
+                    })
+                    .map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Log worlds: the members that asked to leave and those gone.
+    pub fn departures(&self) -> &Departures {
+        &self.members
     }
 
     /// Re-apply the pending actions made at or before now, as they were
@@ -1257,6 +1388,7 @@ impl World {
             net: self.net,
             log: self.log.clone(),
             tracker: self.tracker.clone(),
+            members: self.members.clone(),
         });
         if self.marks.len() > self.max_marks {
             // Thin out: keep the first and every other one after it.

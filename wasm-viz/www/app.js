@@ -746,6 +746,17 @@ function logWorldHash() {
   return `seed=${s.seed}&nodes=${Math.max(nodes, 3)}&rings=${LOG_RINGS}`;
 }
 
+// The log's member set in one line: version, members, leaving, gone.
+function membersLine(log) {
+  const m = log.members;
+  let text = `members v${m.version} (${m.nodes.length}): ${m.nodes.join(', ')}`;
+  if (m.leaving.length) text += `; leaving: ${m.leaving.join(', ')}`;
+  const asked = log.leave_asked.filter((n) => !m.leaving.includes(n));
+  if (asked.length) text += `; asked to leave: ${asked.join(', ')}`;
+  if (log.gone.length) text += `; left for good: ${log.gone.join(', ')}`;
+  return text;
+}
+
 function logPanel(s) {
   const log = s.log;
   $('lognone').hidden = !!log;
@@ -762,6 +773,7 @@ function logPanel(s) {
   const role = (i, n) => (n === 1 ? 'H/T' : i === 0 ? 'head' : i === n - 1 ? 'tail' : 'middle');
   let text = `writes in flight: ${log.pending} client op(s), ${log.chain_msgs_in_flight} chain message(s); ` +
     `${log.acked} acknowledged append(s)\n`;
+  text += membersLine(log) + '\n';
   if (part) {
     text += `partition ${p}, epoch ${part.epoch.join('.')} (table ${log.ballot.join('.')}):\n`;
     part.chain.forEach((id, i) => {
@@ -770,7 +782,11 @@ function logPanel(s) {
         ? `  ${role(i, part.chain.length).padEnd(6)} node ${id}: len ${r.len}, commit ${Math.min(r.commit, r.len)}\n`
         : `  ${role(i, part.chain.length).padEnd(6)} node ${id}: down\n`;
     });
-    for (const r of part.replicas.filter((x) => !part.chain.includes(x.node))) {
+    for (const id of part.learners) {
+      const r = part.replicas.find((x) => x.node === id);
+      text += `  learner node ${id}: ${r ? `len ${r.len}, catching up from the tail` : 'down'}\n`;
+    }
+    for (const r of part.replicas.filter((x) => !part.chain.includes(x.node) && !part.learners.includes(x.node))) {
       text += `  (left)  node ${r.node}: len ${r.len}, commit ${Math.min(r.commit, r.len)}\n`;
     }
   }
@@ -840,6 +856,29 @@ function inspect(id) {
   }
   fault('Power loss', 'restart it losing the disk writes not yet fsynced (a process crash keeps them)', () => viz.powerLoss(id));
   box.append(row);
+  const log = JSON.parse(viz.summaryJson()).log;
+  if (log) {
+    const member = log.members.nodes.includes(id);
+    const lrow = document.createElement('div');
+    lrow.className = 'faults';
+    const b = (bid, label, title, f) => {
+      const x = document.createElement('button');
+      x.id = bid;
+      x.textContent = label;
+      x.title = title;
+      x.onclick = () => act(f);
+      lrow.append(x);
+    };
+    if (n.up && member && !log.leave_asked.includes(id)) {
+      b('logleave', 'Leave the log', 'shen leave: its partitions move to other members, then it leaves the member set and stops for good', () => viz.leave(id));
+    }
+    if (member && !n.up) {
+      b('logremove', 'Remove member', 'shen member remove, sent from the lowest running member: takes this dead member out of the member set', () => viz.removeMember(id));
+    }
+    if (!member && n.up) lrow.append(`not a log member${log.gone.includes(id) ? '' : ' (yet)'}`);
+    if (log.gone.includes(id)) lrow.append('left the log for good');
+    box.append(lrow);
+  }
 }
 
 // ------------------------------------------------------------ lessons
@@ -1446,6 +1485,74 @@ const LESSONS = {
         text: () => 'Heal the network.',
         hl: () => ({ panel: 'heal' }),
         check: (s) => !s.partitioned,
+      },
+      {
+        setup: (v) => { settle(v); for (const k of ['m1', 'm2', 'm3', 'm4', 'm5', 'm6']) v.append(0, k); v.advance(1500, 0); },
+        enter: (s, c) => { c.id = s.nodes.length; },
+        predict: {
+          q: (s, c) => `The log grows by adding nodes. The page will start node ${c.id}: it is not a member yet, so it asks the members to add it (intent messages, repeated until a committed table shows it added). Once it is a member, placement over the members wants it in some chains. How does a partition move onto it?`,
+          options: () => [
+            ['join_now', 'it joins the chain at once, empty, and catches up inside it'],
+            ['copy_first', 'it first copies the partition as a learner, joins the chain once caught up, and then the replica placement no longer wants is dropped'],
+            ['stop', 'the partition takes no appends while its records are copied over'],
+          ],
+          run: (c) => {
+            c.id = viz.addNode();
+            c.t0 = viz.timeMs();
+            Object.assign(c, { p: null, memberAt: null, learnerAt: null, joinedAt: null, droppedAt: null, before: [], joined: [], after: [] });
+          },
+          watch: (s, c) => {
+            const t = Math.round(viz.timeMs() - c.t0);
+            if (c.memberAt == null && s.log.members.nodes.includes(c.id)) { c.memberAt = t; c.version = s.log.members.version; }
+            if (c.p == null) {
+              const part = s.log.chains.find((x) => x.learners.includes(c.id) || x.chain.includes(c.id));
+              if (part) {
+                c.p = part.partition;
+                c.before = part.chain.slice();
+                if (part.learners.includes(c.id)) c.learnerAt = t; else c.joinedAt = t;
+                viz.setLogPartition(c.p);
+              }
+            }
+            if (c.p == null) return;
+            const chain = s.log.chains[c.p].chain;
+            if (c.joinedAt == null && chain.includes(c.id)) c.joinedAt = t;
+            if (c.joinedAt != null && !c.joined.length) c.joined = chain.slice();
+            if (c.joinedAt != null && c.droppedAt == null && c.before.some((x) => !chain.includes(x))) {
+              c.droppedAt = t;
+              c.after = chain.slice();
+            }
+          },
+          until: (s, c) => c.droppedAt != null,
+          max_ms: 20000,
+          answer: (s, c) => (c.p == null ? 'none' : c.learnerAt != null ? 'copy_first' : 'join_now'),
+          why: (s, c, a) => {
+            if (a === 'none') return `Node ${c.id} got no partition within 20 s (member: ${c.memberAt != null ? 'yes' : 'no'}).`;
+            const dropped = c.after.length ? c.before.filter((x) => !c.after.includes(x)) : [];
+            return `Node ${c.id} became a member ${c.memberAt} ms after it started (member set v${c.version}; the log panel lists the members). ` +
+              (a === 'copy_first'
+                ? `It was a learner of partition ${c.p} from ${c.learnerAt} ms: the tail sent it the records (append) and it reported how much it held (sync), with no part in acknowledgements or reads, so the chain ${c.before.join(' → ')} kept taking appends. `
+                : `It joined partition ${c.p}'s chain directly (the partition was empty, so there was nothing to copy). `) +
+              `At ${c.joinedAt} ms a configuration round made it a chain member (${c.joined.join(' → ')})` +
+              (dropped.length
+                ? `, and at ${c.droppedAt} ms another dropped node ${dropped.join(', ')}, whose replica Ankh placement over the members no longer wants: the chain is ${c.after.join(' → ')}.`
+                : ' (the old replica was not dropped within 20 s).') +
+              ' Only a few chains move at once, so the cluster never copies everything at the same time.';
+          },
+        },
+        hl: (s, c) => ({ nodes: c.id < s.nodes.length ? [c.id] : [], kinds: ['ouroboros.intent', 'ouroboros.append', 'ouroboros.sync', 'ouroboros.accept', 'ouroboros.commit'] }),
+      },
+      {
+        setup: (v) => { settle(v); v.addNode(); v.advance(8000, 0); },
+        enter: (s, c) => { c.m = s.log.members; },
+        text: (s, c) => `The member set is part of the table of chains: it is v${c.m.version} now, members ${c.m.nodes.join(', ')} (log panel and canvas). It changes one node at a time, each change in a configuration round of its own (the Paxos round that rebuilds chains, with a Cartouche grant's fencing number as the ballot), so two majorities of consecutive member sets always share a node. The What happened panel tells each node installing a member set; a message's explanation (hover a dot) tells what an intent asks for.`,
+        hl: () => ({ panel: 'log', kinds: ['ouroboros.intent'] }),
+      },
+      {
+        setup: (v) => { settle(v); v.addNode(); v.advance(8000, 0); },
+        enter: (s, c) => { c.n = s.log.members.nodes.length; },
+        text: () => 'Now the other way: click a node that is a member and press "Leave the log" in the Node panel (shen leave). It is marked leaving, its chains move to other members (learners again), it leaves the member set, and then the page stops it for good, like the process exiting once shen leave returns.',
+        hl: () => ({ panel: 'inspect' }),
+        check: (s, b) => s.log.gone.length > b.log.gone.length,
       },
       {
         text: () => 'Two invariants referee the log (Invariants panel): chain_prefix_order, the committed prefixes of a partition\'s replicas are prefixes of one log; and no_lost_ack, no replica commits another record where an acknowledged one is, and every acknowledged append is in the committed log of its chain\'s tail. Three copies survive two failures; crash all three members of a chain and the records wait on their disks until one comes back.',

@@ -451,7 +451,14 @@ fn log_worlds_are_small_and_need_the_other_rings() {
         .unwrap_err();
     assert!(e.contains("runs no log"), "{e}");
     let mut w = log_world(1, 5);
-    assert!(w.act(Op::AddNode).unwrap_err().contains("cannot add nodes"));
+    let mut full = log_world(1, 16);
+    let e = full.act(Op::AddNode).unwrap_err();
+    assert!(e.contains("at most 16 nodes"), "{e}");
+    assert!(w.act(Op::Leave(1)).is_ok());
+    let e = w.act(Op::Leave(9)).unwrap_err();
+    assert!(e.contains("no node 9"), "{e}");
+    let e = plain.act(Op::RemoveMember(1)).unwrap_err();
+    assert!(e.contains("runs no log"), "{e}");
     let e = w
         .act(Op::Read {
             node: 0,
@@ -475,7 +482,7 @@ fn log_worlds_are_small_and_need_the_other_rings() {
         })
         .unwrap_err();
     assert!(e.contains("node 2 is down"), "{e}");
-    assert_eq!(w.script().len(), 1, "refused actions are not recorded");
+    assert_eq!(w.script().len(), 2, "refused actions are not recorded");
 }
 
 #[test]
@@ -1029,4 +1036,203 @@ fn a_regenerated_token_is_linked_to_its_candidacy_and_the_crash() {
     );
     assert_eq!(chain.last().unwrap().id, regen.id);
     assert!(n.chain_of(u64::MAX).is_empty());
+}
+
+// ------------------------------------------------------------ elastic log
+
+/// The member set of the newest table, and the chains holding `node`.
+fn membership(w: &World, node: u64) -> (Vec<u64>, Vec<u32>) {
+    let log = w.observation().log.as_ref().unwrap();
+    let chains = log
+        .partitions
+        .iter()
+        .filter(|p| p.chain.contains(&node))
+        .map(|p| p.partition)
+        .collect();
+    (log.members.nodes.clone(), chains)
+}
+
+/// Advance in steps of 250 ms until `done` holds, at most `max` virtual
+/// seconds; the time it took (ms).
+fn advance_until(w: &mut World, max: u64, mut done: impl FnMut(&World) -> bool) -> Option<u64> {
+    let t0 = w.now().as_millis();
+    while w.now().as_millis() < t0 + max * 1000 {
+        w.advance(Duration::from_millis(250)).unwrap();
+        if done(w) {
+            return Some(w.now().as_millis() - t0);
+        }
+    }
+    None
+}
+
+fn assert_log_safe(w: &World) {
+    for name in ["chain_prefix_order", "no_lost_ack"] {
+        let c = w
+            .invariants()
+            .all()
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap();
+        assert_eq!(c.state, "ok", "{name}: {c:?}");
+        assert_eq!(c.first_violation_us, None, "{name}");
+    }
+}
+
+#[test]
+fn an_added_node_joins_the_log_and_takes_over_replicas() {
+    use crate::log::Outcome;
+    let mut w = log_world(5, 4);
+    w.advance(secs(2)).unwrap();
+    for k in ["a", "b", "c", "d", "e", "f"] {
+        append(&mut w, 0, k);
+    }
+    w.advance(secs(2)).unwrap();
+    assert!(outcomes(&w)
+        .iter()
+        .all(|o| matches!(o, Outcome::Acked { .. })));
+    let v0 = w.observation().log.as_ref().unwrap().members.version;
+    assert_eq!(membership(&w, 4).0, vec![0, 1, 2, 3]);
+    let a = w.act(Op::AddNode).unwrap();
+    assert_eq!(a.op, Op::AddNode);
+    assert_eq!(w.sim().node_count(), 5);
+    // It asks to join on its own and becomes a member ...
+    let joined = advance_until(&mut w, 20, |w| membership(w, 4).0.contains(&4));
+    assert!(joined.is_some(), "node 4 never became a member");
+    let m = &w.observation().log.as_ref().unwrap().members;
+    assert_eq!(m.nodes, vec![0, 1, 2, 3, 4]);
+    assert!(m.version > v0);
+    // ... and chains move to it: it ends up a caught-up replica.
+    // A new replica is a learner first (catching up from the tail), then
+    // joins the chain, and the chain drops the replica placement no
+    // longer wants: chains stay three long.
+    let mut learner_of = None;
+    let placed = advance_until(&mut w, 40, |w| {
+        let log = w.observation().log.as_ref().unwrap();
+        if let Some(p) = log.partitions.iter().find(|p| p.learners.contains(&4)) {
+            if learner_of.is_none() {
+                // The panel lists it below the chain.
+                let s = crate::render::scene_with(w, 760.0, 620.0, None, Some(p.partition));
+                assert!(s.iter().any(|x| matches!(x, crate::render::Shape::Label { text, .. } if text.starts_with("learner node 4"))));
+            }
+            learner_of.get_or_insert(p.partition);
+        }
+        !membership(w, 4).1.is_empty()
+    });
+    assert!(placed.is_some(), "node 4 never got a partition");
+    let learner_of = learner_of.expect("node 4 was never seen as a learner");
+    let s = crate::render::scene_with(&w, 760.0, 620.0, None, Some(learner_of));
+    assert!(s.iter().any(|x| matches!(x, crate::render::Shape::Label { text, .. } if text.starts_with("members v") && text.ends_with("0,1,2,3,4"))));
+    w.advance(secs(10)).unwrap();
+    let log = w.observation().log.as_ref().unwrap().clone();
+    let mine = membership(&w, 4).1;
+    assert!(!mine.is_empty());
+    for p in &mine {
+        let part = &log.partitions[*p as usize];
+        assert_eq!(part.chain.len(), 3, "{part:?}");
+        let r = part.replica(4).expect("a replica on node 4");
+        assert!(r.member);
+        let tail = part.replica(*part.chain.last().unwrap()).unwrap();
+        assert_eq!(r.committed(), tail.committed(), "caught up: {part:?}");
+    }
+    // The narration told the member change.
+    let told = w
+        .narration()
+        .unwrap()
+        .lines()
+        .any(|l| l.text.contains("installs member set") && l.text.ends_with("3, 4"));
+    assert!(told, "no narration of the member change");
+    // Appends still work (to a chain holding node 4 too) and none is lost.
+    let n = w.log_book().unwrap().ops().len();
+    for k in ["g", "h", "i", "j"] {
+        append(&mut w, 4, k);
+    }
+    w.advance(secs(4)).unwrap();
+    let ops = outcomes(&w);
+    assert!(
+        ops[n..].iter().all(|o| matches!(o, Outcome::Acked { .. })),
+        "{ops:?}"
+    );
+    assert_log_safe(&w);
+    // The member set is in the state JSON.
+    let j: serde_json::Value = serde_json::from_str(&state_json(&w, false)).unwrap();
+    assert_eq!(
+        j["log"]["members"]["nodes"],
+        serde_json::json!([0, 1, 2, 3, 4])
+    );
+}
+
+#[test]
+fn a_leaving_member_moves_its_chains_away_and_stops() {
+    use crate::log::Outcome;
+    let mut w = log_world(9, 5);
+    w.advance(secs(2)).unwrap();
+    for k in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        append(&mut w, 1, k);
+    }
+    w.advance(secs(2)).unwrap();
+    let leaver = 2;
+    assert!(!membership(&w, leaver).1.is_empty(), "node 2 holds chains");
+    w.act(Op::Leave(leaver)).unwrap();
+    assert!(w
+        .act(Op::Leave(leaver))
+        .unwrap_err()
+        .contains("already leaving"));
+    assert!(w.departures().leaving.contains(&leaver));
+    let left = advance_until(&mut w, 60, |w| w.departures().gone.contains(&leaver));
+    assert!(left.is_some(), "node 2 never left");
+    // Out of the member set, out of every chain, stopped for good.
+    w.advance(secs(1)).unwrap();
+    let (members, chains) = membership(&w, leaver);
+    assert_eq!(members, vec![0, 1, 3, 4]);
+    assert!(chains.is_empty(), "{chains:?}");
+    assert!(w.sim().node(leaver).is_none());
+    let log = w.observation().log.as_ref().unwrap();
+    assert!(log.partitions.iter().all(|p| p.chain.len() == 3));
+    assert!(w.act(Op::Restart(leaver)).unwrap_err().contains("for good"));
+    // Every acknowledged append is still there; new ones go through.
+    let n = w.log_book().unwrap().ops().len();
+    append(&mut w, 0, "a");
+    append(&mut w, 3, "z");
+    w.advance(secs(4)).unwrap();
+    assert!(outcomes(&w)[n..]
+        .iter()
+        .all(|o| matches!(o, Outcome::Acked { .. })));
+    assert_log_safe(&w);
+    let j: serde_json::Value = serde_json::from_str(&state_json(&w, false)).unwrap();
+    assert_eq!(j["log"]["gone"], serde_json::json!([2]));
+}
+
+#[test]
+fn a_dead_member_is_removed_and_an_elastic_script_replays_exactly() {
+    let mut w = log_world(13, 5);
+    w.advance(secs(2)).unwrap();
+    append(&mut w, 0, "k1");
+    w.advance(secs(1)).unwrap();
+    let e = w.act(Op::RemoveMember(4)).unwrap_err();
+    assert!(e.contains("node 4 is running"), "{e}");
+    w.act(Op::Crash(4)).unwrap();
+    w.advance(secs(1)).unwrap();
+    w.act(Op::RemoveMember(4)).unwrap();
+    let removed = advance_until(&mut w, 30, |w| !membership(w, 4).0.contains(&4));
+    assert!(removed.is_some(), "node 4 was never removed");
+    assert!(membership(&w, 4).1.is_empty());
+    w.act(Op::AddNode).unwrap();
+    w.advance(secs(5)).unwrap();
+    w.act(Op::Leave(1)).unwrap();
+    w.advance(secs(30)).unwrap();
+    assert!(w.departures().gone.contains(&1), "{:?}", w.departures());
+    assert_log_safe(&w);
+    let e = w.act(Op::RemoveMember(4)).unwrap_err();
+    assert!(e.contains("not a member"), "{e}");
+    // The script (with add, leave, remove) replays to the same run.
+    let text = format_script(&w.script());
+    assert!(text.contains(":remove:4") && text.contains(":leave:1") && text.contains(":add"));
+    let mut r = World::with_script(w.config().clone(), parse_script(&text).unwrap()).unwrap();
+    r.run_to(w.now()).unwrap();
+    assert_eq!(r.trace_hash(), w.trace_hash());
+    assert_eq!(r.departures(), w.departures());
+    // And scrubbing back before the leave finished forgets it.
+    let mid = Time::from_micros(w.now().as_micros() - 29_000_000);
+    w.seek(mid).unwrap();
+    assert!(!w.departures().gone.contains(&1));
 }
