@@ -221,6 +221,10 @@ pub struct MemberRequest {
     /// The node (PeerId) for `add` and `remove`; none for `leave`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Leave or remove even if fewer members than the replication factor
+    /// would stay (chains then keep fewer copies).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The answer to `POST /log/members`: the change is asked for (it is

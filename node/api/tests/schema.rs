@@ -392,15 +392,21 @@ fn member_documents_round_trip_and_name_their_fields() {
     let req = MemberRequest {
         op: MemberOp::Remove,
         node: Some("peer-b".into()),
+        force: false,
     };
     let text = serde_json::to_string(&req).unwrap();
     assert_eq!(text, r#"{"op":"remove","node":"peer-b"}"#);
     assert_eq!(serde_json::from_str::<MemberRequest>(&text).unwrap(), req);
     let leave: MemberRequest = serde_json::from_str(r#"{"op":"leave"}"#).unwrap();
-    assert_eq!((leave.op, leave.node), (MemberOp::Leave, None));
+    assert_eq!(
+        (leave.op, leave.node, leave.force),
+        (MemberOp::Leave, None, false)
+    );
+    let forced: MemberRequest = serde_json::from_str(r#"{"op":"leave","force":true}"#).unwrap();
+    assert!(forced.force);
     // Unknown ops and fields are refused.
     assert!(serde_json::from_str::<MemberRequest>(r#"{"op":"evict"}"#).is_err());
-    assert!(serde_json::from_str::<MemberRequest>(r#"{"op":"leave","force":true}"#).is_err());
+    assert!(serde_json::from_str::<MemberRequest>(r#"{"op":"leave","hard":true}"#).is_err());
     // An older node's log section (no member set fields) still reads.
     let old: LogDoc = serde_json::from_str(r#"{"formed":true,"members":["a"]}"#).unwrap();
     assert_eq!(

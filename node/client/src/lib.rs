@@ -510,14 +510,18 @@ impl ShenClient {
     /// `node` (a PeerId), or make the node itself leave (`node: None`).
     /// The cluster makes the change in its next configuration rounds;
     /// follow it with [`ShenClient::status`].
+    /// `force`: even if fewer members than the replication factor would
+    /// stay.
     pub fn member_change(
         &self,
         op: shen_api::MemberOp,
         node: Option<&str>,
+        force: bool,
     ) -> Result<shen_api::MemberReply, ClientError> {
         let body = serde_json::to_vec(&shen_api::MemberRequest {
             op,
             node: node.map(str::to_string),
+            force,
         })
         .map_err(|e| ClientError::BadRequest(e.to_string()))?;
         self.call("POST", shen_api::routes::MEMBERS, "application/json", &body)

@@ -67,6 +67,9 @@ pub struct ChangeArgs {
     /// How long `--wait` waits (`90s`, `10m`).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Remove even if fewer members than the replication factor stay.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `shen leave`.
@@ -78,6 +81,10 @@ pub struct LeaveArgs {
     /// How long to wait for the partitions to move away (`90s`, `10m`).
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Leave even if fewer members than the replication factor stay
+    /// (chains then keep fewer copies).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn client(node: &NodeAddr) -> Result<ShenClient, String> {
@@ -168,7 +175,7 @@ fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
 }
 
 fn change(c: &ShenClient, op: MemberOp, x: &ChangeArgs) -> ExitCode {
-    let reply = match c.member_change(op, Some(&x.peer_id)) {
+    let reply = match c.member_change(op, Some(&x.peer_id), x.force) {
         Ok(r) => r,
         Err(e) => return fail(e, 1),
     };
@@ -247,7 +254,7 @@ pub fn leave(a: LeaveArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
-    let reply = match c.member_change(MemberOp::Leave, None) {
+    let reply = match c.member_change(MemberOp::Leave, None, a.force) {
         Ok(r) => r,
         Err(e) => return fail(e, 1),
     };
@@ -298,7 +305,7 @@ pub fn leave(a: LeaveArgs) -> ExitCode {
                     && asked_at.elapsed() > Duration::from_secs(2)
                 {
                     asked_at = Instant::now();
-                    let _ = c.member_change(MemberOp::Leave, None);
+                    let _ = c.member_change(MemberOp::Leave, None, a.force);
                 }
             }
             Err(e) => eprintln!("warning: {e}"),

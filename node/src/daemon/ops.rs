@@ -433,7 +433,13 @@ impl Ops {
             ),
         };
         let op = req.op;
+        let req_force = req.force;
         let rx = self.handle.run(move |node, _, now, rng| {
+            let req = MemberRequest {
+                op,
+                node: None,
+                force: req_force,
+            };
             let me = *node.id();
             let who = target.unwrap_or(me);
             let change = match op {
@@ -441,6 +447,7 @@ impl Ops {
                 MemberOp::Remove => MemberChange::Remove(who),
                 MemberOp::Leave => MemberChange::Leave(me),
             };
+            let force = req.force;
             node.command::<Ouroboros<PeerKey>, _>(now, rng, |o, _| {
                 let m = o.member_set();
                 let done = match &change {
@@ -449,18 +456,38 @@ impl Ops {
                 };
                 let version = m.version;
                 let knows = !m.is_empty();
-                if !done {
+                // Members that would stay (not leaving, not this one).
+                let staying = m.ids().filter(|n| !m.is_leaving(n) && **n != who).count();
+                let rf = o.config().rf;
+                // Only a live member's departure takes copies away (a dead
+                // one's are gone already).
+                let live = o.live().any(|n| *n == who);
+                let short =
+                    !done && live && !matches!(change, MemberChange::Join(_)) && staying < rf;
+                if !done && (!short || force) {
                     o.request_member_change(change);
                 }
-                (who, version, done, knows)
+                (
+                    who,
+                    version,
+                    done,
+                    knows,
+                    (short && !force).then_some((staying, rf)),
+                )
             })
         });
         match tokio::time::timeout(LOOP_DEADLINE, rx).await {
-            Ok(Ok(Some((who, _, _, false)))) if op != MemberOp::Leave => Err(ErrorBody::new(
+            Ok(Ok(Some((who, _, _, false, _)))) if op != MemberOp::Leave => Err(ErrorBody::new(
                 ErrorKind::NotFormed,
                 format!("this node knows no log yet, so it cannot change one (asked about {who})"),
             )),
-            Ok(Ok(Some((who, members_version, done, _)))) => Ok(MemberReply {
+            Ok(Ok(Some((who, _, _, _, Some((staying, rf)))))) => Err(ErrorBody::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "{who} leaving would leave {staying} member(s), fewer than the replication factor {rf}: chains would keep {staying} cop(ies); add a node first, or ask again with force"
+                ),
+            )),
+            Ok(Ok(Some((who, members_version, done, _, None)))) => Ok(MemberReply {
                 op,
                 node: who.to_string(),
                 members_version,
