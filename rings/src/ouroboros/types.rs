@@ -502,9 +502,10 @@ pub enum OuroborosEvent<I> {
         /// Why.
         error: LogError<I>,
     },
-    /// Some chain lists a member that is not live, is short of members, or
-    /// lists this node although it lost its log: the node wants the
-    /// Cartouche token to reconfigure.
+    /// A round has work: a chain lists a member that is not live, is short
+    /// of members, lists this node although it lost its log, or should move
+    /// a replica (a join, a leave); or a member change was asked for. The
+    /// node wants the Cartouche token to reconfigure.
     WantsReconfig,
     /// A configuration round finished (`changed` chains got a new epoch).
     ReconfigDone {
