@@ -220,9 +220,9 @@ async fn client(addr: Multiaddr) -> Client {
 async fn closed_after(c: &mut Client, bytes: &[u8]) -> bool {
     let mut s = c
         .control
-        .open_stream(c.target, StreamProtocol::new("/shen/1"))
+        .open_stream(c.target, shen_transport_libp2p::shen_protocol())
         .await
-        .expect("open /shen/1");
+        .expect("open the Shen protocol");
     let _ = s.write_all(bytes).await;
     let _ = s.flush().await;
     let mut buf = [0u8; 16];
@@ -286,9 +286,9 @@ fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
         for _ in 0..limit + 2 {
             streams.push(
                 c.control
-                    .open_stream(c.target, StreamProtocol::new("/shen/1"))
+                    .open_stream(c.target, shen_transport_libp2p::shen_protocol())
                     .await
-                    .expect("open /shen/1"),
+                    .expect("open the Shen protocol"),
             );
         }
         let closed = futures::future::join_all(streams.iter_mut().map(|s| async move {
@@ -308,9 +308,10 @@ fn bad_frames_close_the_connection_and_the_node_keeps_serving() {
             "{open} streams open at once: {closed:?}"
         );
         drop(streams);
-        // A flood of well-formed frames for a ring the node does not run.
+        // A flood of well-formed frames (this build's envelope version, a
+        // one-byte varint) for a ring the node does not run.
         let mut c = client(addr.clone()).await;
-        let one = frame(&[1, 200, 1, 0]);
+        let one = frame(&[shen_rings::wire::PROTOCOL_VERSION as u8, 200, 1, 0]);
         let flood: Vec<u8> = one
             .iter()
             .copied()

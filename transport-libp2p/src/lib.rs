@@ -46,10 +46,11 @@ pub use peer_key::PeerKey;
 
 /// The Shen stream protocol name for this build's wire version.
 pub fn shen_protocol() -> libp2p::StreamProtocol {
-    // PROTOCOL_VERSION is a compile-time constant; the two names below are
-    // the only ones ever built.
+    // PROTOCOL_VERSION is a compile-time constant; the names below are the
+    // only ones ever built.
     match shen_rings::wire::PROTOCOL_VERSION {
         1 => libp2p::StreamProtocol::new("/shen/1"),
+        2 => libp2p::StreamProtocol::new("/shen/2"),
         _ => libp2p::StreamProtocol::new("/shen/unknown"),
     }
 }
