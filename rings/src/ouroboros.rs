@@ -143,6 +143,7 @@ mod plog;
 mod producer;
 mod records;
 mod retention;
+mod throttle;
 mod txn;
 mod types;
 
@@ -214,6 +215,8 @@ pub struct Ouroboros<I> {
     /// Where placement wants each partition under the table's member set
     /// (`place::placement`; recomputed when the set changes).
     placement: Vec<Vec<I>>,
+    /// Paces catch-up pushes (`rebalance_bytes_per_sec`).
+    throttle: throttle::Throttle,
 }
 
 impl<I: NodeId> Ouroboros<I> {
@@ -266,6 +269,10 @@ impl<I: NodeId> Ouroboros<I> {
             dead_since: BTreeMap::new(),
             placement,
             left: false,
+            throttle: throttle::Throttle::new(
+                config.rebalance_bytes_per_sec,
+                config.max_batch_bytes as u64,
+            ),
             config,
         }
     }

@@ -268,6 +268,9 @@ pub struct OuroborosSettings {
     pub max_moves: usize,
     /// A node outside the member set asks to join on its own.
     pub auto_join: bool,
+    /// Most bytes per second sent from this node to replicas catching up
+    /// (rebalancing, refills); 0: no limit.
+    pub rebalance_bytes_per_sec: u64,
 }
 
 impl Default for OuroborosSettings {
@@ -291,6 +294,7 @@ impl Default for OuroborosSettings {
             replace_after_ms: c.replace_after.as_millis() as u64,
             max_moves: c.max_moves,
             auto_join: c.auto_join,
+            rebalance_bytes_per_sec: c.rebalance_bytes_per_sec.unwrap_or(0),
         }
     }
 }
@@ -313,6 +317,8 @@ impl OuroborosSettings {
             replace_after: Duration::from_millis(self.replace_after_ms),
             max_moves: self.max_moves,
             auto_join: self.auto_join,
+            rebalance_bytes_per_sec: (self.rebalance_bytes_per_sec > 0)
+                .then_some(self.rebalance_bytes_per_sec),
             ..OuroborosConfig::default()
         }
     }

@@ -745,7 +745,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
     );
     let mut results = Vec::new();
     {
-        let (cluster, infos) = match start_cluster(&exe, a.nodes, &root, true, 60) {
+        let (cluster, infos) = match start_cluster(&exe, a.nodes, &root, true, 60, &[]) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -847,7 +847,7 @@ pub fn run(a: BenchArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match start_cluster(&exe, a.token_nodes, &troot, true, 60) {
+        match start_cluster(&exe, a.token_nodes, &troot, true, 60, &[]) {
             Ok((cluster, infos)) => {
                 let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
                 // Let the token settle after formation.

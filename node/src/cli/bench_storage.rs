@@ -65,10 +65,14 @@ pub struct StorageArgs {
     /// restart (0: no refill phase).
     #[arg(long, default_value_t = 256)]
     pub refill_mib: u64,
-    /// MiB written while one more node joins and partitions move to it
-    /// (0: no rebalance phase).
-    #[arg(long, default_value_t = 64)]
+    /// At most this many MiB are written while one more node joins and
+    /// partitions move to it (the writers stop when the move is over; 0:
+    /// no rebalance phase).
+    #[arg(long, default_value_t = 512)]
     pub rebalance_write_mib: u64,
+    /// The nodes' `--rebalance-bytes-per-sec` (default: theirs).
+    #[arg(long, value_name = "RATE", value_parser = crate::daemon::parse_rate)]
+    pub rebalance_bytes_per_sec: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -201,6 +205,7 @@ fn write_phase(
     a: &StorageArgs,
     total: u64,
     acked: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
 ) -> Result<u64, String> {
     let route = shen_heads(infos)?;
     let addrs: Vec<String> = infos.iter().map(|i| i.admin.clone()).collect();
@@ -212,17 +217,21 @@ fn write_phase(
     rt.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..a.concurrency {
-            let (route, addrs, next, errors, acked) = (
+            let (route, addrs, next, errors, acked, stop) = (
                 route.clone(),
                 addrs.clone(),
                 next.clone(),
                 errors.clone(),
                 acked.clone(),
+                stop.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut conns: Vec<Option<Conn>> = (0..addrs.len()).map(|_| None).collect();
                 let mut record = vec![0u8; record_bytes];
                 'records: loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let seq = next.fetch_add(1, Ordering::Relaxed);
                     if seq >= total {
                         break;
@@ -478,7 +487,7 @@ fn refill_phase(
     }
     let acked = Arc::new(AtomicU64::new(0));
     let total = (a.refill_mib * 1024 * 1024).div_ceil(a.record_bytes as u64);
-    write_phase(rt, &others, a, total, &acked)?;
+    write_phase(rt, &others, a, total, &acked, &Arc::default())?;
     let written_bytes = acked.load(Ordering::Relaxed);
     // What it must hold again: every record committed meanwhile.
     let mut target: BTreeMap<u32, u64> = BTreeMap::new();
@@ -556,15 +565,19 @@ fn rebalance_phase(
         );
     }
     let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writers go on until the move is over (or this much was written).
     let total = (a.rebalance_write_mib * 1024 * 1024).div_ceil(a.record_bytes as u64);
+    let writing_from = Instant::now();
     let writer = {
-        let (infos, a, acked) = (infos.to_vec(), a.clone(), acked.clone());
+        let (infos, a, acked, stop) = (infos.to_vec(), a.clone(), acked.clone(), stop.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            write_phase(&rt, &infos, &a, total, &acked)
+            let r = write_phase(&rt, &infos, &a, total, &acked, &stop);
+            Ok::<_, String>((r?, Instant::now()))
         })
     };
     let _ = rt;
@@ -595,9 +608,18 @@ fn rebalance_phase(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    let moved_at = Instant::now();
     let written_during = acked.load(Ordering::Relaxed);
-    let during_s = started.elapsed().as_secs_f64();
-    let _ = writer.join();
+    stop.store(true, Ordering::Relaxed);
+    // The rate over the time the writers wrote while partitions moved (up
+    // to the end of the move, or their end if they ran out first).
+    let writers_end = match writer.join() {
+        Ok(Ok((_, end))) => end.min(moved_at),
+        _ => moved_at,
+    };
+    let during_s = writers_end
+        .saturating_duration_since(writing_from)
+        .as_secs_f64();
     let st = match last {
         Some(st) => st,
         None => client.status().map_err(|e| e.to_string())?,
@@ -682,7 +704,11 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
         .tempdir()
         .map_err(|e| format!("temporary directory: {e}"))?
         .keep();
-    let (mut cluster, mut infos) = start_cluster(exe, a.nodes, &root, true, 60)?;
+    let node_args: Vec<String> = a
+        .rebalance_bytes_per_sec
+        .map(|r| vec!["--rebalance-bytes-per-sec".into(), r.to_string()])
+        .unwrap_or_default();
+    let (mut cluster, mut infos) = start_cluster(exe, a.nodes, &root, true, 60, &node_args)?;
     let total_bytes = a.total_mib * 1024 * 1024;
     let total = total_bytes.div_ceil(a.record_bytes as u64);
     if !a.json {
@@ -731,7 +757,7 @@ fn measure(a: &StorageArgs, exe: &Path) -> Result<StorageReport, String> {
         })
     };
     let t0 = Instant::now();
-    let errors = write_phase(&rt, &infos, a, total, &acked);
+    let errors = write_phase(&rt, &infos, a, total, &acked, &Arc::default());
     let write_s = t0.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();

@@ -56,6 +56,8 @@ pub(crate) struct Cluster {
     procs: Vec<Proc>,
     root: PathBuf,
     remove_root: bool,
+    /// More `shen run` flags for every node (a bench's settings).
+    node_args: Vec<String>,
 }
 
 /// Start a local cluster of `nodes` processes of `exe` under `root` (removed
@@ -67,12 +69,14 @@ pub(crate) fn start_cluster(
     root: &Path,
     remove_root: bool,
     timeout_s: u64,
+    node_args: &[String],
 ) -> Result<(Cluster, Vec<NodeInfo>), String> {
     std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
     let mut cluster = Cluster {
         procs: Vec::new(),
         root: root.to_path_buf(),
         remove_root,
+        node_args: node_args.to_vec(),
     };
     let args = UpArgs {
         nodes,
@@ -125,7 +129,7 @@ impl Cluster {
             .get_mut(i)
             .ok_or_else(|| format!("no node {i}"))?;
         let started = Instant::now();
-        p.child = spawn_node(exe, &p.dir, Some(seed), Some(expect))?;
+        p.child = spawn_node(exe, &p.dir, Some(seed), Some(expect), &self.node_args)?;
         let info = wait_info(&p.dir, started + timeout, &AtomicBool::new(false))?;
         Ok((started, info))
     }
@@ -141,7 +145,7 @@ impl Cluster {
     ) -> Result<(Instant, NodeInfo), String> {
         let dir = self.root.join(format!("node-{}", self.procs.len()));
         let started = Instant::now();
-        let child = spawn_node(exe, &dir, Some(seed), None)?;
+        let child = spawn_node(exe, &dir, Some(seed), None, &self.node_args)?;
         self.procs.push(Proc {
             child,
             dir: dir.clone(),
@@ -202,12 +206,14 @@ impl Drop for Cluster {
 }
 
 /// Start `exe run` on `dir` (loopback, no mDNS); `expect`: the
-/// `--bootstrap-expect` (none: the node joins a running log).
+/// `--bootstrap-expect` (none: the node joins a running log); `extra`:
+/// more flags.
 fn spawn_node(
     exe: &Path,
     dir: &Path,
     peer: Option<&str>,
     expect: Option<u32>,
+    extra: &[String],
 ) -> Result<Child, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let log = std::fs::OpenOptions::new()
@@ -237,6 +243,7 @@ fn spawn_node(
     if let Some(p) = peer {
         cmd.args(["--peer", p]);
     }
+    cmd.args(extra);
     cmd.spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))
 }
@@ -338,6 +345,7 @@ pub fn run(args: UpArgs) -> ExitCode {
         procs: Vec::new(),
         root: root.clone(),
         remove_root,
+        node_args: Vec::new(),
     };
     match start(&args, &exe, &root, &mut cluster, &stop) {
         Ok(infos) => {
@@ -448,7 +456,7 @@ fn start(
     let until = Instant::now() + Duration::from_secs(args.timeout_s);
     let dir0 = root.join("node-0");
     let _ = std::fs::remove_file(dir0.join(shen_api::NODE_INFO_FILE));
-    let c0 = spawn_node(exe, &dir0, None, Some(args.nodes))?;
+    let c0 = spawn_node(exe, &dir0, None, Some(args.nodes), &cluster.node_args)?;
     cluster.procs.push(Proc {
         child: c0,
         dir: dir0.clone(),
@@ -458,7 +466,7 @@ fn start(
     for i in 1..args.nodes {
         let dir = root.join(format!("node-{i}"));
         let _ = std::fs::remove_file(dir.join(shen_api::NODE_INFO_FILE));
-        let c = spawn_node(exe, &dir, Some(&seed), Some(args.nodes))?;
+        let c = spawn_node(exe, &dir, Some(&seed), Some(args.nodes), &cluster.node_args)?;
         cluster.procs.push(Proc { child: c, dir });
     }
     let mut infos = vec![info0];

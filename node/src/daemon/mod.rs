@@ -35,7 +35,8 @@ pub use formation::{
 };
 pub use ops::{Ops, TransportMetrics};
 pub use settings::{
-    parse_duration, resolve, FileConfig, RunArgs, Settings, DEFAULT_ADMIN, INCARNATION_FILE,
+    parse_duration, parse_rate, resolve, FileConfig, RunArgs, Settings, DEFAULT_ADMIN,
+    INCARNATION_FILE,
 };
 pub use status::{epoch_text, status_doc};
 

@@ -116,6 +116,40 @@ pub struct RunArgs {
     /// keep a margin (all up, or one more than a majority).
     #[arg(long, env = "SHEN_REPLACE_AFTER", value_name = "DURATION", value_parser = parse_duration)]
     pub replace_after: Option<std::time::Duration>,
+    /// Cap on the bytes per second this node sends to replicas catching up
+    /// (partitions moving to a new member, a leaver's partitions draining,
+    /// refills after a failure), so appends keep their share of disk, CPU
+    /// and link meanwhile. A number with an optional unit: `8MiB`
+    /// (default), `500KB`, `1GiB`; `0` for no limit. Also
+    /// `[stack.ouroboros] rebalance_bytes_per_sec`.
+    #[arg(long, env = "SHEN_REBALANCE_BYTES_PER_SEC", value_name = "RATE", value_parser = parse_rate)]
+    pub rebalance_bytes_per_sec: Option<u64>,
+}
+
+/// Bytes with an optional unit: `1048576`, `500KB`, `32MiB`, `1GiB`.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{text}': expected bytes, with an optional unit (32MiB, 500KB)"))?;
+    let k: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        u => {
+            return Err(format!(
+                "'{text}': unknown unit '{u}' (use B, KB, KiB, MB, MiB, GB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(k)
+        .ok_or_else(|| format!("'{text}': too large"))
 }
 
 /// A duration with a unit: `500ms`, `90s`, `10m`, `2h`.
@@ -316,6 +350,9 @@ pub fn resolve(args: &RunArgs) -> Result<Settings, String> {
     if args.no_auto_join {
         log.ouroboros.auto_join = false;
     }
+    if let Some(r) = args.rebalance_bytes_per_sec {
+        log.ouroboros.rebalance_bytes_per_sec = r;
+    }
     if let Some(d) = args.replace_after {
         log.ouroboros.replace_after_ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     }
@@ -435,5 +472,66 @@ mod tests {
         std::fs::write(&p, "data_dirr = \"/tmp/d\"\n").unwrap();
         let e = resolve(&a).unwrap_err();
         assert!(e.contains("data_dirr"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_rates_parse_with_units_and_name_bad_ones() {
+        let ok: &[(&str, u64)] = &[
+            ("500ms", 500),
+            ("90s", 90_000),
+            ("10m", 600_000),
+            ("2h", 7_200_000),
+        ];
+        for (t, ms) in ok {
+            assert_eq!(parse_duration(t).unwrap().as_millis() as u64, *ms, "{t}");
+        }
+        for t in ["", "10", "0s", "5d", "-1s", "s"] {
+            assert!(parse_duration(t).is_err(), "{t}");
+        }
+        let ok: &[(&str, u64)] = &[
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("500KB", 500_000),
+            ("64KiB", 64 << 10),
+            ("32MiB", 32 << 20),
+            ("10MB", 10_000_000),
+            ("1GiB", 1 << 30),
+            ("2GB", 2_000_000_000),
+        ];
+        for (t, b) in ok {
+            assert_eq!(parse_rate(t).unwrap(), *b, "{t}");
+        }
+        for t in [
+            "",
+            "MiB",
+            "5 TiB",
+            "1.5MiB",
+            "-3",
+            "99999999999999999999GiB",
+        ] {
+            let e = parse_rate(t).unwrap_err();
+            assert!(e.contains(t.trim()), "{t}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_rebalance_rate_reaches_the_log_settings() {
+        let a = RunArgs {
+            data_dir: Some("/tmp/x".into()),
+            rebalance_bytes_per_sec: Some(8 << 20),
+            ..RunArgs::default()
+        };
+        let s = resolve(&a).unwrap();
+        let log = &s.log;
+        assert_eq!(
+            log.ouroboros.to_config().rebalance_bytes_per_sec,
+            Some(8 << 20)
+        );
+        let a = RunArgs {
+            rebalance_bytes_per_sec: Some(0),
+            ..a
+        };
+        let log = resolve(&a).unwrap().log;
+        assert_eq!(log.ouroboros.to_config().rebalance_bytes_per_sec, None);
     }
 }

@@ -333,7 +333,8 @@ impl<I: NodeId> Ouroboros<I> {
         // transport's queue to it can hold (a larger burst was dropped by
         // the queue, seen as gaps, and re-sent, again and again).
         let catching_up = |q: &Part<I>| q.succ_acked < q.commit;
-        let budget = if catching_up(&self.parts[p as usize]) {
+        let throttled = catching_up(&self.parts[p as usize]);
+        let budget = if throttled {
             let others: u64 = (0..self.config.partitions)
                 .filter(|&q| q != p)
                 .filter(|&q| catching_up(&self.parts[q as usize]))
@@ -364,7 +365,12 @@ impl<I: NodeId> Ouroboros<I> {
                 .take(part.sent.saturating_sub(from) as usize)
                 .sum()
         };
+        let now = cx.now;
         while part.sent < len && part.sent < acked + window && in_flight < window_bytes {
+            if throttled && !self.throttle.allows(now) {
+                // `--rebalance-bytes-per-sec`: the next tick goes on.
+                break;
+            }
             if part.sent < part.log.low() {
                 // The successor needs what retention deleted here: it
                 // jumps to this log's low watermark (all below is
@@ -408,6 +414,9 @@ impl<I: NodeId> Ouroboros<I> {
             }
             let end = start + entries.len() as u64;
             in_flight += bytes as u64;
+            if throttled {
+                self.throttle.spend(bytes as u64);
+            }
             part.sent = end;
             cx.send(
                 succ.clone(),

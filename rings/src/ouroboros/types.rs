@@ -67,6 +67,22 @@ pub struct OuroborosConfig {
     /// it). A node that asked to leave never asks to join again.
     #[serde(default = "default_auto_join")]
     pub auto_join: bool,
+    /// Most bytes per second this node sends to replicas catching up
+    /// (learners of a rebalancing, refilled members), over all of them:
+    /// state transfer then leaves room for the chains' own appends. A
+    /// local setting (it decides only when catch-up entries are sent).
+    /// `None`: unlimited.
+    #[serde(default = "default_rebalance_rate")]
+    pub rebalance_bytes_per_sec: Option<u64>,
+}
+
+/// 8 MiB/s: the default cap on state transfer from one node (on the
+/// 2-core bench machine it keeps appends at about half their steady rate
+/// while partitions move; see BENCHMARKS.md).
+pub const DEFAULT_REBALANCE_BYTES_PER_SEC: u64 = 8 << 20;
+
+fn default_rebalance_rate() -> Option<u64> {
+    Some(DEFAULT_REBALANCE_BYTES_PER_SEC)
 }
 
 fn default_auto_join() -> bool {
@@ -104,6 +120,7 @@ impl Default for OuroborosConfig {
             replace_after: default_replace_after(),
             max_moves: default_max_moves(),
             auto_join: true,
+            rebalance_bytes_per_sec: default_rebalance_rate(),
         }
     }
 }
@@ -125,6 +142,12 @@ impl OuroborosConfig {
         }
         if self.slow_after.is_zero() {
             return Err(("slow_after", "must be positive"));
+        }
+        if self.rebalance_bytes_per_sec == Some(0) {
+            return Err((
+                "rebalance_bytes_per_sec",
+                "must be positive (leave it out for no limit)",
+            ));
         }
         if self.max_moves == 0 {
             return Err(("max_moves", "must be at least 1"));
