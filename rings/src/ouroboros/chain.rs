@@ -189,7 +189,10 @@ impl<I: NodeId> Ouroboros<I> {
                 let old_chain = &old.chains[p as usize];
                 let in_old =
                     old_chain.members.contains(cx.me) || old_chain.learners.contains(cx.me);
-                let kept = self.chain(p).keep.as_ref() == Some(cx.me);
+                // A replica dropped after a hand-off is not the log a
+                // recovery round may have chosen from its older report.
+                let kept = self.chain(p).keep.as_ref() == Some(cx.me)
+                    && !self.parts[p as usize].handed_off;
                 let continuous = old_chain.epoch == self.chain(p).prev;
                 let was_member = (continuous && in_old) || kept;
                 let old_epoch = old_chain.epoch;
@@ -234,9 +237,14 @@ impl<I: NodeId> Ouroboros<I> {
         let me = cx.me.clone();
         let member = self.position(p, &me).is_some();
         let single = self.chain(p).members.len() == 1;
-        let kept = self.chain(p).keep.as_ref() == Some(&me);
+        let chosen = self.chain(p).keep.as_ref() == Some(&me);
+        let kept = chosen && !self.parts[p as usize].handed_off;
         let part = &mut self.parts[p as usize];
         part.sealed = None;
+        part.away_since = None;
+        if member {
+            part.handed_off = false;
+        }
         // (A learner's log was never acknowledged by its epoch: it does not
         // count as a caught-up former member.)
         let old_learner = was_member && !acked_member;
@@ -303,6 +311,14 @@ impl<I: NodeId> Ouroboros<I> {
             }
         }
         if !member {
+            return;
+        }
+        if chosen && !kept {
+            // Chosen to head a recovery on a report from before this
+            // replica was dropped: it no longer holds that log. It says so
+            // (stale) rather than serve an empty one; the next round looks
+            // elsewhere.
+            self.mark_stale(cx, p);
             return;
         }
         if single {

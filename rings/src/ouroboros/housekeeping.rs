@@ -107,6 +107,7 @@ impl<I: NodeId> Ouroboros<I> {
         }
         self.members_tick(cx);
         self.retention_tick(now);
+        self.handoff_tick(&me, now);
         // Retransmit to successors that made no progress.
         let retransmit = self.config.tick * 5;
         for p in 0..self.config.partitions {

@@ -25,6 +25,13 @@ pub(super) struct Part<I> {
     /// Not a member now; was a caught-up member of this chain epoch when it
     /// left, and the log has not changed since.
     pub(super) left_ready: Option<Epoch>,
+    /// Since when the committed table has this partition settled without
+    /// this node, where placement does not want it (see `retention`'s
+    /// hand-off).
+    pub(super) away_since: Option<Time>,
+    /// This replica's data was dropped after a hand-off: it cannot be a
+    /// recovery head (`Chain::keep`) on an older report.
+    pub(super) handed_off: bool,
     /// As the tail, this epoch is sealed: acknowledge nothing more in it.
     pub(super) sealed: Option<Epoch>,
     /// The ballot of the round that sealed it.
@@ -77,6 +84,8 @@ impl<I> Part<I> {
             barrier: None,
             stale: false,
             left_ready: None,
+            away_since: None,
+            handed_off: false,
             sealed: None,
             sealed_by: Epoch::default(),
             dedupe: super::dedupe::RecentRequests::default(),

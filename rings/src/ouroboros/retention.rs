@@ -32,6 +32,31 @@
 //! log (sizes and Scarab ID times) on the housekeeping tick, and the
 //! change is written to the write-ahead log (`Low` record) before anything
 //! that depends on it leaves the node.
+//!
+//! # Hand-off: dropping a moved replica
+//! When rebalancing moved a partition away from this node (a join, a
+//! leave, a removal), the old replica's data is dropped only after the
+//! switch is committed and settled: the committed table lists the chain
+//! without this node (not as member, learner or `keep`), the chain is full
+//! (`min(rf, members)` members) with no learner, placement no longer wants
+//! this node for it, and all of that held for `HANDOFF_GRACE_TICKS` ticks
+//! while this node had recovered (it votes on what it knows). Then the log
+//! is cut to nothing, as a new member's is (`Truncated` in the write-ahead
+//! log; the record store deletes the partition's segments).
+//!
+//! **Why nothing acknowledged is lost.** Every acknowledged record of the
+//! partition is on every caught-up member of its chain; the committed
+//! chain does not include this node, so no acknowledgement depends on its
+//! copy, and a full chain without learners means the move finished (the
+//! unwanted member is dropped only once the wanted learner caught up and
+//! joined, see `derive`). The one other use of a non-member's copy is as
+//! a recovery head (`Chain::keep`, chosen from its report when every
+//! caught-up member of an epoch is lost). A round may have chosen it on a
+//! report sent before the drop: the replica then remembers `handed_off`
+//! and refuses the role (it marks itself stale instead of heading with an
+//! empty log), so the partition waits for another candidate instead of
+//! losing records. The grace period only makes that race rare; safety
+//! does not rest on it.
 
 use alloc::vec::Vec;
 
@@ -42,6 +67,10 @@ use crate::scarab::ScarabId;
 
 /// Ticks between retention passes.
 const RETENTION_EVERY_TICKS: u64 = 16;
+
+/// Ticks a partition must stay handed off before this replica drops it
+/// (3 s at the default 10 ms tick).
+const HANDOFF_GRACE_TICKS: u32 = 300;
 
 impl<I: NodeId> Ouroboros<I> {
     /// A predecessor says its log starts at `low`.
@@ -91,6 +120,44 @@ impl<I: NodeId> Ouroboros<I> {
             if cut > part.log.low() {
                 part.log.set_low(cut, None);
             }
+        }
+    }
+
+    /// Drop the replicas of partitions handed off to other nodes (see
+    /// the module docs).
+    pub(super) fn handoff_tick(&mut self, me: &I, now: crate::contract::Time) {
+        if !self.recovered || self.ticks % RETENTION_EVERY_TICKS != 0 || self.storage_failed() {
+            return;
+        }
+        let grace = self.config.tick * HANDOFF_GRACE_TICKS;
+        let target = self.config.rf.min(self.table.members.len());
+        for p in 0..self.config.partitions as usize {
+            let c = &self.table.chains[p];
+            let away = !c.members.contains(me)
+                && !c.learners.contains(me)
+                && c.keep.as_ref() != Some(me)
+                && c.learners.is_empty()
+                && c.members.len() >= target
+                && !self.placement.get(p).is_some_and(|w| w.contains(me));
+            let part = &mut self.parts[p];
+            if !away || part.log.len() == 0 {
+                part.away_since = None;
+                continue;
+            }
+            let since = *part.away_since.get_or_insert(now);
+            if now.saturating_since(since) < grace {
+                continue;
+            }
+            part.log.clear();
+            part.wal.truncated(0);
+            Self::rebuild_dedupe(part);
+            part.commit = 0;
+            part.sent = 0;
+            part.ready = false;
+            part.left_ready = None;
+            part.away_since = None;
+            part.handed_off = true;
+            self.stats.handed_off += 1;
         }
     }
 

@@ -604,6 +604,10 @@ pub struct OuroborosStats {
     /// Tails unsealed because the round that sealed them changed nothing.
     #[serde(default)]
     pub unsealed: u64,
+    /// Partition replicas this node dropped after handing them off (see
+    /// `retention`).
+    #[serde(default)]
+    pub handed_off: u64,
     /// Transactions this node coordinated that committed.
     #[serde(default)]
     pub txn_committed: u64,

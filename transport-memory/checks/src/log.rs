@@ -254,6 +254,9 @@ pub struct LogRun {
     /// Member changes of the schedule not done by the end (a liveness
     /// gap, like `unavailable`).
     pub members_unfinished: Vec<String>,
+    /// Replicas dropped after a hand-off (every node's count at the end).
+    #[serde(default)]
+    pub handed_off: u64,
     /// Safety violations found (empty = the history is correct).
     pub violations: Vec<String>,
 }
@@ -1496,6 +1499,10 @@ fn run_one(a: &LogConfig, seed: u64) -> Result<LogRun, String> {
     }
     book.run.membership = sched;
     book.run.members_unfinished = elastic.unfinished(&sim, &down);
+    book.run.handed_off = (0..sim.node_count())
+        .filter_map(|i| sim.node(i).and_then(|x| x.ring::<Ouroboros<u64>>()))
+        .map(|o| o.stats().handed_off)
+        .sum();
     if let Some(o) = sim.node(reader).and_then(|x| x.ring::<Ouroboros<u64>>()) {
         book.run.members = o.members();
         book.run.members_version = o.member_set().version;

@@ -125,8 +125,8 @@ fn members_note(r: &LogRun) -> String {
         return String::new();
     }
     let mut s = format!(
-        "{:?}: members v{} {:?}, ",
-        r.membership, r.members_version, r.members
+        "{:?}: members v{} {:?}, {} replicas handed off, ",
+        r.membership, r.members_version, r.members, r.handed_off
     )
     .to_lowercase();
     for u in &r.members_unfinished {

@@ -1,7 +1,9 @@
-//! `rebalance_bytes_per_sec` paces state transfer: a node added to a
-//! running log gains partitions as learners, and the bytes sent to it
-//! arrive no faster than the senders' caps allow (unthrottled, the same
-//! move is several times quicker); nothing acknowledged is lost.
+//! Rebalancing onto a new node in the simulator: `rebalance_bytes_per_sec`
+//! paces the state transfer (the bytes sent to the new node arrive no
+//! faster than the senders' caps allow; unthrottled, the same move is
+//! several times quicker), and the replicas that moved away drop their
+//! data once the switch is committed and settled, while every
+//! acknowledged record is still read back exactly once.
 
 use core::time::Duration;
 
@@ -34,6 +36,11 @@ fn settled_with(sim: &Sim<ShenEvent<u64>>, new: u64) -> bool {
 /// of virtual time until the chains settle with it, bytes it then holds,
 /// appends acknowledged).
 fn grow(rate: u64, records: usize) -> (f64, u64, usize) {
+    let (took, held, acked, _) = grow_sim(rate, records);
+    (took, held, acked)
+}
+
+fn grow_sim(rate: u64, records: usize) -> (f64, u64, usize, Sim<ShenEvent<u64>>) {
     let stack = StackConfig {
         sundial: Some(SundialSettings {
             join: JoinMode::AllMembers,
@@ -92,7 +99,73 @@ fn grow(rate: u64, records: usize) -> (f64, u64, usize) {
     }
     let took = sim.now().saturating_since(start).as_secs_f64();
     let held: u64 = (0..PARTS).map(|p| ouroboros(&sim, new).held_bytes(p)).sum();
-    (took, held, acked)
+    (took, held, acked, sim)
+}
+
+/// Partition `p` read through node `via`, from offset 0: (offset, key).
+fn read_all(sim: &mut Sim<ShenEvent<u64>>, via: u64, p: u32) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let from = out.last().map_or(0, |(o, _)| o + 1);
+        let at = sim.trace().total();
+        sim.command::<Ouroboros<u64>, _>(via, |o, cx| o.read_range(cx, p, from, 1000))
+            .unwrap();
+        sim.run_for(Duration::from_millis(300));
+        let got = sim
+            .trace()
+            .since(at)
+            .find_map(|(_, e)| match &e.kind {
+                TraceKind::Event {
+                    event: ShenEvent::Ouroboros(OuroborosEvent::ReadDone { records, .. }),
+                    ..
+                } => Some(records.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("the read of partition {p} from {from} is answered"));
+        if got.is_empty() {
+            return out;
+        }
+        out.extend(got.into_iter().map(|r| (r.offset, r.key)));
+    }
+    panic!("partition {p}: too many reads");
+}
+
+#[test]
+fn moved_replicas_drop_their_data_after_the_switch_and_nothing_is_lost() {
+    let records = 512;
+    let (_, _, acked, mut sim) = grow_sim(0, records);
+    assert_eq!(acked, records);
+    // Past the hand-off grace (300 ticks of 10 ms).
+    sim.run_for(Duration::from_secs(5));
+    let table = ouroboros(&sim, 0).table().clone();
+    let mut dropped = 0;
+    for n in 0..4u64 {
+        let o = ouroboros(&sim, n);
+        for (p, c) in table.chains.iter().enumerate() {
+            let held = o.held_bytes(p as u32);
+            if c.members.contains(&n) {
+                assert!(held > 0, "node {n} is in chain {p} and holds nothing");
+            } else {
+                assert_eq!(
+                    held, 0,
+                    "node {n} left chain {p} and still holds {held} bytes"
+                );
+            }
+        }
+        dropped += o.stats().handed_off;
+    }
+    assert!(dropped > 0, "no replica was handed off");
+    // Every acknowledged record, once, through the new node.
+    let mut keys = std::collections::BTreeMap::new();
+    for p in 0..PARTS {
+        for (_, k) in read_all(&mut sim, 3, p) {
+            *keys.entry(k).or_insert(0) += 1;
+        }
+    }
+    for i in 0..records {
+        let k = format!("k{i}").into_bytes();
+        assert_eq!(keys.get(&k), Some(&1), "k{i}");
+    }
 }
 
 #[test]
