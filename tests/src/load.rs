@@ -169,12 +169,23 @@ impl Load {
     }
 
     /// Stop the writers and hand back the book.
-    pub fn stop(self) -> Book {
+    pub fn stop(mut self) -> Book {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             t.join().expect("a writer panicked");
         }
-        std::mem::take(&mut *self.book.lock().unwrap())
+        std::mem::take(&mut *self.book())
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails with its load running stops the writers too, so
+    /// what they hold (a namespace lab, say) is dropped with the test.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
     }
 }
 
