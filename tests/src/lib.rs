@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+pub mod load;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

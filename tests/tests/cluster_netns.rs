@@ -5,7 +5,12 @@
 //! bridge has no address). Nodes are started with no `--peer`: they must
 //! find each other by mDNS. Everything is removed on drop, also when the test
 //! fails. Status is read with `ip netns exec NS shen status --json` (admin
-//! HTTP listens on each namespace's own 127.0.0.1).
+//! HTTP listens on each namespace's own 127.0.0.1), or, where it is polled
+//! under load, by a thread that enters the namespace (`Lab::enter`, setns).
+//!
+//! `netns_elastic_*` is issue 17's elastic-log schedule (the loopback twin
+//! is `cluster_elastic.rs`): 3 hosts form the log, 2 more found by mDNS
+//! join under load, one is killed and removed, one leaves.
 //!
 //! Without root (or without `ip`), the tests print why they are skipped and
 //! pass.
@@ -18,6 +23,20 @@ use std::time::{Duration, Instant};
 use shen_tests::{shen_bin, wait_for, NodeProc};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The tests of this file run in parallel, each in its own lab, except the
+/// one that measures append rates: it holds this exclusively, so that its
+/// steady rate and its rates during changes are measured on the same
+/// machine load (the others hold it shared).
+static RATES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn alongside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    RATES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RATES.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -197,6 +216,7 @@ fn netns_five_hosts_find_each_other_by_mdns_partition_and_heal() {
         eprintln!("SKIPPED netns_five_hosts...: {why}");
         return;
     }
+    let _rates = alongside_others();
     let lab = Lab::new(5).expect("build the namespace lab");
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<NodeProc> = (0..5)
@@ -280,6 +300,7 @@ fn netns_a_node_without_the_psk_cannot_join_a_private_cluster() {
         eprintln!("SKIPPED netns_..._psk: {why}");
         return;
     }
+    let _rates = alongside_others();
     let lab = Lab::new(4).expect("build the namespace lab");
     let root = tempfile::tempdir().unwrap();
     let key = root.path().join("swarm.key");
@@ -347,7 +368,7 @@ fn netns_a_node_without_the_psk_cannot_join_a_private_cluster() {
 
 impl Lab {
     /// Run `shen ARGS --admin 127.0.0.1:7600` in host `i`'s namespace;
-    /// (success, stdout).
+    /// (success, stdout), or (false, stdout and stderr).
     fn shen(&self, i: usize, args: &[&str]) -> (bool, String) {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.hosts[i].ns])
@@ -357,9 +378,15 @@ impl Lab {
             .stdin(Stdio::null())
             .output();
         match out {
+            Ok(o) if o.status.success() => (true, String::from_utf8_lossy(&o.stdout).into_owned()),
+            // A failure says why on stderr: keep it for the message.
             Ok(o) => (
-                o.status.success(),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
+                false,
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
             ),
             Err(e) => (false, e.to_string()),
         }
@@ -380,6 +407,7 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_midd
         eprintln!("SKIPPED netns_five_hosts_form_the_log...: {why}");
         return;
     }
+    let _rates = alongside_others();
     use std::sync::atomic::AtomicBool;
     use std::sync::{Arc, Mutex};
     let lab = Arc::new(Lab::new(5).expect("build the namespace lab"));
@@ -577,4 +605,315 @@ fn poll_external(lab: &Lab, i: usize, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(300));
     }
     false
+}
+
+/// Every node's admin API, inside its own namespace (`shen run`'s default).
+const ADMIN: &str = "127.0.0.1:7600";
+
+impl Lab {
+    /// Start host `i`'s node with nothing but `--data-dir` (and `ip netns
+    /// exec`): the defaults, listening on every interface, the admin API on
+    /// 127.0.0.1:7600 and mDNS on, are all a host in a namespace needs.
+    fn start_bare(&self, i: usize, dir: &std::path::Path) -> NodeProc {
+        NodeProc::start(&["ip", "netns", "exec", &self.hosts[i].ns], dir, &[])
+    }
+
+    /// Move the calling thread into host `i`'s network namespace: setns(2)
+    /// changes the namespace of the calling thread only, and its sockets
+    /// from then on are that host's, so `127.0.0.1:7600` is host `i`'s
+    /// admin API. Only for threads of the test's own making (never the
+    /// test's main thread, which starts processes).
+    fn enter(&self, i: usize) -> Result<(), String> {
+        use std::os::fd::AsRawFd;
+        // Where `ip netns add` keeps its namespaces.
+        let path = format!("/var/run/netns/{}", self.hosts[i].ns);
+        let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        // SAFETY: `f` is an open namespace file for the whole call, and
+        // CLONE_NEWNET changes only this thread's network namespace.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(format!("setns {path}: {}", std::io::Error::last_os_error()))
+        }
+    }
+
+    /// One admin request to host `i` from a thread that enters its
+    /// namespace: (status code, body).
+    fn http(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter(i)?;
+                shen_tests::http_request(ADMIN, method, path, body, timeout).map(|(c, _, b)| (c, b))
+            })
+            .join()
+            .expect("the admin request's thread")
+        })
+    }
+
+    /// Host `i`'s `/status` over its admin API (no process spawned: cheap
+    /// enough to poll under load).
+    fn status_now(&self, i: usize) -> Option<serde_json::Value> {
+        match self.http(i, "GET", "/status", &[], Duration::from_secs(2)) {
+            Ok((200, body)) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
+    }
+
+    /// The log's members as host `i` sees them.
+    fn log_members(&self, i: usize) -> Vec<String> {
+        self.status_now(i)
+            .and_then(|v| {
+                v["log"]["members"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.as_str().map(String::from))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// Chains (as host `i` sees them) that list `who` as member or learner.
+    fn chains_with(&self, i: usize, who: &str) -> usize {
+        self.status_now(i).map_or(0, |v| {
+            v["log"]["chains"].as_array().map_or(0, |cs| {
+                cs.iter()
+                    .filter(|c| {
+                        let has = |k: &str| {
+                            c[k].as_array()
+                                .is_some_and(|a| a.iter().any(|m| m.as_str() == Some(who)))
+                        };
+                        has("members") || has("learners")
+                    })
+                    .count()
+            })
+        })
+    }
+
+    /// Every chain full (rf members, no learners) as host `i` sees it.
+    fn settled(&self, i: usize) -> bool {
+        self.status_now(i).is_some_and(|v| {
+            let rf = v["log"]["rf"].as_u64().unwrap_or(3) as usize;
+            v["log"]["chains"].as_array().is_some_and(|cs| {
+                cs.iter().all(|c| {
+                    c["members"].as_array().map_or(0, Vec::len) == rf
+                        && c["learners"].as_array().is_some_and(Vec::is_empty)
+                })
+            })
+        })
+    }
+}
+
+/// Writers of the elastic test (each append on a new key, at most
+/// `ELASTIC_APPEND_TIMEOUT`, then on to the next key: a real producer).
+const ELASTIC_WRITERS: usize = 6;
+const ELASTIC_APPEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Issue 17's real-process schedule, with mDNS as the only introduction
+/// (`cluster_elastic.rs` runs it on loopback with `--peer`): 3 hosts form
+/// the log; under a steady write load 2 more start with nothing but
+/// `--data-dir`, are found by mDNS, join on their own and receive
+/// partitions; one member is killed (`kill -9`) for good and removed with
+/// `shen member remove --wait`; one leaves with `shen leave`. Every
+/// acknowledged append is read back exactly once, and during each change
+/// appends go on at >= 50% of the steady rate.
+///
+/// The writers talk to the hosts' admin APIs (127.0.0.1:7600 in each
+/// namespace) from threads that enter the host's namespace (setns(2)):
+/// an HTTP request costs what it costs on loopback, where `ip netns exec
+/// shen append` would cost two process starts per append.
+#[test]
+fn netns_elastic_hosts_join_by_mdns_die_and_leave_under_load() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED netns_elastic_...: {why}");
+        return;
+    }
+    let _rates = alone();
+    use shen_tests::load::{appended_at, check_changes, check_read_back, AppendFn, Change, Load};
+    use std::sync::Arc;
+    let t_start = Instant::now();
+    let lab = Arc::new(Lab::new(5).expect("build the namespace lab"));
+    let root = shen_tests::scratch_dir();
+    let dir = |i: usize| root.path().join(format!("h{i}"));
+    let mut nodes: Vec<NodeProc> = (0..3)
+        .map(|i| lab.start(i, &dir(i), &["--bootstrap-expect", "3"]))
+        .collect();
+    let formed = poll_until(Duration::from_secs(60), || {
+        (0..3).all(|i| lab.log_formed(i) && lab.log_members(i).len() == 3)
+    });
+    assert!(formed, "the log did not form in 60 s\n{}", logs(&nodes));
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|n| n.info(Duration::from_secs(10)).peer_id)
+        .collect();
+    // A thread that entered host i's namespace reaches host i's node.
+    for (i, id) in ids.iter().enumerate() {
+        let seen = lab.status_now(i).map(|v| v["peer_id"].clone());
+        assert_eq!(seen, Some(serde_json::json!(id)), "host {i}'s admin API");
+    }
+    eprintln!("3 hosts formed the log by mDNS in {:?}", t_start.elapsed());
+
+    let append: Arc<AppendFn> = {
+        let lab = lab.clone();
+        Arc::new(move |_w, host, key| {
+            lab.enter(host)?;
+            match shen_tests::http_request(
+                ADMIN,
+                "POST",
+                &format!("/log/append?key={key}"),
+                key.as_bytes(),
+                ELASTIC_APPEND_TIMEOUT,
+            ) {
+                Ok((200, _, body)) => appended_at(&body),
+                Ok((code, _, body)) => Err(format!("{code} {}", body.trim())),
+                Err(e) => Err(e),
+            }
+        })
+    };
+    let load = Load::start(
+        ELASTIC_WRITERS,
+        vec![0, 1, 2],
+        Duration::from_secs(240),
+        append,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let steady = load.measure(Duration::from_secs(4));
+    assert!(steady > 5.0, "the writers are not writing: {steady:.1}/s");
+    let first_steady = steady;
+    let mut changes: Vec<Change> = Vec::new();
+
+    // Two hosts start with nothing but --data-dir: mDNS finds the cluster
+    // and they are added on their own.
+    let t = Instant::now();
+    for i in 3..5 {
+        nodes.push(lab.start_bare(i, &dir(i)));
+    }
+    let new: Vec<String> = nodes[3..]
+        .iter()
+        .map(|n| n.info(Duration::from_secs(20)).peer_id)
+        .collect();
+    let joined = poll_until(Duration::from_secs(90), || {
+        let m = lab.log_members(0);
+        new.iter()
+            .all(|id| m.contains(id) && lab.chains_with(0, id) > 0)
+    });
+    assert!(
+        joined,
+        "the new hosts were not added with partitions in 90 s: members {:?}\n{}",
+        lab.log_members(0),
+        logs(&nodes)
+    );
+    let settled = poll_until(Duration::from_secs(90), || lab.settled(0));
+    assert!(
+        settled,
+        "the chains did not settle after the joins\n{}",
+        logs(&nodes)
+    );
+    changes.push(Change {
+        what: "two joins",
+        steady,
+        from: t,
+        to: Instant::now(),
+    });
+    load.add_target(3);
+    load.add_target(4);
+    let (ok, said) = lab.shen(0, &["member", "list"]);
+    assert!(ok && said.contains("member set v2: 5 members"), "{said}");
+    for id in &new {
+        assert!(said.contains(id.as_str()), "{said}");
+    }
+
+    // Host 1 dies for good and is removed at once (from host 0).
+    let steady = load.measure(Duration::from_secs(3));
+    let t = Instant::now();
+    let dead = ids[1].clone();
+    load.remove_target(1);
+    let _ = nodes[1].child.kill();
+    let _ = nodes[1].child.wait();
+    let (ok, said) = lab.shen(
+        0,
+        &["member", "remove", &dead, "--wait", "--timeout", "60s"],
+    );
+    assert!(ok, "shen member remove: {said}\n{}", logs(&nodes));
+    let settled = poll_until(Duration::from_secs(90), || {
+        lab.chains_with(0, &dead) == 0 && lab.settled(0)
+    });
+    assert!(
+        settled,
+        "the chains did not settle after the removal\n{}",
+        logs(&nodes)
+    );
+    changes.push(Change {
+        what: "a death and its removal",
+        steady,
+        from: t,
+        to: Instant::now(),
+    });
+    assert_eq!(lab.log_members(0).len(), 4);
+
+    // Host 2 leaves: `shen leave` returns 0 once it is out.
+    let steady = load.measure(Duration::from_secs(3));
+    let t = Instant::now();
+    let leaver = ids[2].clone();
+    load.remove_target(2);
+    let (ok, said) = lab.shen(2, &["leave", "--timeout", "120s"]);
+    assert!(ok, "shen leave: {said}\n{}", logs(&nodes));
+    assert!(said.contains("left: member set v"), "{said}");
+    assert!(!lab.log_members(0).contains(&leaver));
+    assert_eq!(
+        lab.chains_with(0, &leaver),
+        0,
+        "the leaver still holds chains"
+    );
+    changes.push(Change {
+        what: "a leave",
+        steady,
+        from: t,
+        to: Instant::now(),
+    });
+    let (ok, table) = lab.shen(0, &["status"]);
+    // Two joins, a removal, a leave (marked, then removed): version 5.
+    assert!(
+        ok && table.contains("OWNS(LOG)") && table.contains("member set v5: 3 members"),
+        "{table}"
+    );
+
+    std::thread::sleep(ELASTIC_APPEND_TIMEOUT);
+    let book = load.stop();
+    eprintln!(
+        "steady {first_steady:.1} appends/s at first with {ELASTIC_WRITERS} writers; {} acknowledged, {} failed",
+        book.acked.len(),
+        book.failures.len()
+    );
+    // Appends went on during each change, the death included, at >= 50%
+    // of the steady rate of the seconds before it, counted over at least
+    // the append timeout (`Book::change_rate`). The writers are
+    // concurrent, so a stall of the chains a change touches (a few hundred
+    // ms after a kill -9, until its removal moves them) is not all there is.
+    check_changes(&book, &changes, ELASTIC_APPEND_TIMEOUT, 0.5);
+    // Every acknowledged append is read back exactly once (on host 0).
+    let read = check_read_back(&book, |path| {
+        match lab.http(0, "GET", path, &[], Duration::from_secs(10)) {
+            Ok((200, body)) => Ok(body),
+            Ok((code, body)) => Err(format!("{code}: {body}")),
+            Err(e) => Err(e),
+        }
+    });
+    assert!(
+        book.acked.len() > 100,
+        "only {} appends acknowledged",
+        book.acked.len()
+    );
+    eprintln!(
+        "{} acknowledged appends read back exactly once among {read} records; {:?} in all",
+        book.acked.len(),
+        t_start.elapsed()
+    );
 }
