@@ -513,13 +513,15 @@ fn netns_five_hosts_form_the_log_by_mdns_and_lose_nothing_to_kill_9_of_head_midd
     };
     wait_more("appends to the target partition before the kills", 50);
     for (role, at) in [("head", 0usize), ("middle", 1), ("tail", 2)] {
+        // A repair may put host 0 (the writers' way in) in the chain for a
+        // while; rebalancing moves the chain back to where placement wants
+        // it, which leaves host 0 out.
         let c = wait_for(
-            "the target chain at full length",
+            "the target chain at full length, without host 0",
             Duration::from_secs(90),
-            || chain(0, target).filter(|c| c.len() == 3),
+            || chain(0, target).filter(|c| c.len() == 3 && !c.contains(&0)),
         );
         let victim = c[at];
-        assert_ne!(victim, 0, "host 0 joined the target chain: {c:?}");
         eprintln!("kill -9 of host {victim}, the {role} of partition {target} (chain {c:?})");
         nodes[victim].child.kill().unwrap();
         nodes[victim].child.wait().unwrap();
