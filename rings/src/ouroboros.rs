@@ -95,11 +95,11 @@
 //! complete copies sit on nodes that changed their log since, stays
 //! unavailable (a few seeds per thousand of `shen sim log`; see
 //! BENCHMARKS.md). A node that joins is appended at the end of its chains,
-//! so it heads none until a failure reorders them. A replica moved away
-//! keeps its data on disk until retention deletes it.
+//! so it heads none until a failure reorders them. Placement gives every
+//! member the same weight.
 //!
 //! # Checked by
-//! The history checker (`shen sim log`, in `shen-checks`; 1,500 seeds in
+//! The history checker (`shen sim log`, in `shen-checks`; 1,300 seeds in
 //! `node/tests/log_check.rs`, 1,000 of them with the member set changing):
 //! crashes and restarts from the synced disk or an empty one, power blips,
 //! whole-cluster power loss, minority partitions, loss, duplication,
@@ -119,6 +119,8 @@
 //! - `config`: the configuration round and its acceptor side; `derive`: the
 //!   pure derivation of the next table from the promises.
 //! - `bypass`: spotting slow successors; `housekeeping`: the periodic tick.
+//! - `retention`: deleting old records, and a moved replica's data after
+//!   its hand-off; `throttle`: pacing state transfer.
 //! - `durable`: the write-ahead log; `txn`: multi-partition transactions.
 
 use alloc::collections::{BTreeMap, BTreeSet};
