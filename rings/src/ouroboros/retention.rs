@@ -140,7 +140,7 @@ impl<I: NodeId> Ouroboros<I> {
                 && c.members.len() >= target
                 && !self.placement.get(p).is_some_and(|w| w.contains(me));
             let part = &mut self.parts[p];
-            if !away || part.log.len() == 0 {
+            if !away || part.log.is_empty() {
                 part.away_since = None;
                 continue;
             }
