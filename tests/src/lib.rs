@@ -178,6 +178,17 @@ pub fn status(admin: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&body).ok()
 }
 
+/// Every chain full (`rf` members, no learners) in a `/status` document.
+pub fn chains_settled(v: &serde_json::Value) -> bool {
+    let rf = v["log"]["rf"].as_u64().unwrap_or(3) as usize;
+    v["log"]["chains"].as_array().is_some_and(|cs| {
+        cs.iter().all(|c| {
+            c["members"].as_array().map_or(0, Vec::len) == rf
+                && c["learners"].as_array().is_some_and(Vec::is_empty)
+        })
+    })
+}
+
 /// `live_members` of a status document.
 pub fn live(v: &serde_json::Value) -> u64 {
     v.get("live_members").and_then(|x| x.as_u64()).unwrap_or(0)

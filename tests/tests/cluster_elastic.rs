@@ -87,15 +87,7 @@ fn chains_with(admin: &str, who: &str) -> usize {
 
 /// Every chain full (rf members, no learners) as `admin` sees it.
 fn settled(admin: &str) -> bool {
-    status(admin).is_some_and(|v| {
-        let rf = v["log"]["rf"].as_u64().unwrap_or(3) as usize;
-        v["log"]["chains"].as_array().is_some_and(|cs| {
-            cs.iter().all(|c| {
-                c["members"].as_array().map_or(0, Vec::len) == rf
-                    && c["learners"].as_array().is_some_and(Vec::is_empty)
-            })
-        })
-    })
+    status(admin).is_some_and(|v| shen_tests::chains_settled(&v))
 }
 
 /// Concurrent writers (each on its own key each time, 2 s per append at

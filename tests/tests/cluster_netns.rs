@@ -701,15 +701,8 @@ impl Lab {
 
     /// Every chain full (rf members, no learners) as host `i` sees it.
     fn settled(&self, i: usize) -> bool {
-        self.status_now(i).is_some_and(|v| {
-            let rf = v["log"]["rf"].as_u64().unwrap_or(3) as usize;
-            v["log"]["chains"].as_array().is_some_and(|cs| {
-                cs.iter().all(|c| {
-                    c["members"].as_array().map_or(0, Vec::len) == rf
-                        && c["learners"].as_array().is_some_and(Vec::is_empty)
-                })
-            })
-        })
+        self.status_now(i)
+            .is_some_and(|v| shen_tests::chains_settled(&v))
     }
 }
 

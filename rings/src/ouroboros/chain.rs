@@ -552,6 +552,19 @@ impl<I: NodeId> Ouroboros<I> {
         }
     }
 
+    /// Drop `part`'s whole log (on disk too: `Truncated(0)` in the
+    /// write-ahead log) and what depended on it: it holds nothing, is not
+    /// caught up and is no former member's copy.
+    pub(super) fn drop_log(part: &mut Part<I>) {
+        part.log.clear();
+        part.wal.truncated(0);
+        Self::rebuild_dedupe(part);
+        part.commit = 0;
+        part.sent = 0;
+        part.ready = false;
+        part.left_ready = None;
+    }
+
     /// Rebuild the indexes of `part`'s log (deduplication, transaction
     /// outcomes and members).
     pub(super) fn rebuild_dedupe(part: &mut Part<I>) {

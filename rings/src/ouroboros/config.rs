@@ -568,14 +568,8 @@ impl<I: NodeId> Ouroboros<I> {
                     .is_some_and(|a| in_chain(&a.chains[p as usize]));
             let part = &mut self.parts[p as usize];
             part.stale = listed;
-            part.left_ready = None;
             part.sealed = None;
-            part.log.clear();
-            part.wal.truncated(0);
-            Self::rebuild_dedupe(part);
-            part.commit = 0;
-            part.sent = 0;
-            part.ready = false;
+            Self::drop_log(part);
         }
         self.recovered = true;
         cx.emit(OuroborosEvent::TableInstalled {

@@ -148,13 +148,7 @@ impl<I: NodeId> Ouroboros<I> {
             if now.saturating_since(since) < grace {
                 continue;
             }
-            part.log.clear();
-            part.wal.truncated(0);
-            Self::rebuild_dedupe(part);
-            part.commit = 0;
-            part.sent = 0;
-            part.ready = false;
-            part.left_ready = None;
+            Self::drop_log(part);
             part.away_since = None;
             part.handed_off = true;
             self.stats.handed_off += 1;
