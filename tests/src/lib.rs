@@ -189,6 +189,21 @@ pub fn chains_settled(v: &serde_json::Value) -> bool {
     })
 }
 
+/// Chains in a `/status` document that list `who` as member or learner.
+pub fn chains_with(v: &serde_json::Value, who: &str) -> usize {
+    v["log"]["chains"].as_array().map_or(0, |cs| {
+        cs.iter()
+            .filter(|c| {
+                let has = |k: &str| {
+                    c[k].as_array()
+                        .is_some_and(|a| a.iter().any(|m| m.as_str() == Some(who)))
+                };
+                has("members") || has("learners")
+            })
+            .count()
+    })
+}
+
 /// `live_members` of a status document.
 pub fn live(v: &serde_json::Value) -> u64 {
     v.get("live_members").and_then(|x| x.as_u64()).unwrap_or(0)

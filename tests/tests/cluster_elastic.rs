@@ -70,19 +70,7 @@ fn members(admin: &str) -> Vec<String> {
 
 /// Chains (as `admin` sees them) that list `who` as member or learner.
 fn chains_with(admin: &str, who: &str) -> usize {
-    status(admin).map_or(0, |v| {
-        v["log"]["chains"].as_array().map_or(0, |cs| {
-            cs.iter()
-                .filter(|c| {
-                    let has = |k: &str| {
-                        c[k].as_array()
-                            .is_some_and(|a| a.iter().any(|m| m.as_str() == Some(who)))
-                    };
-                    has("members") || has("learners")
-                })
-                .count()
-        })
-    })
+    status(admin).map_or(0, |v| shen_tests::chains_with(&v, who))
 }
 
 /// Every chain full (rf members, no learners) as `admin` sees it.

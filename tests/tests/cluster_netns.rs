@@ -684,19 +684,8 @@ impl Lab {
 
     /// Chains (as host `i` sees them) that list `who` as member or learner.
     fn chains_with(&self, i: usize, who: &str) -> usize {
-        self.status_now(i).map_or(0, |v| {
-            v["log"]["chains"].as_array().map_or(0, |cs| {
-                cs.iter()
-                    .filter(|c| {
-                        let has = |k: &str| {
-                            c[k].as_array()
-                                .is_some_and(|a| a.iter().any(|m| m.as_str() == Some(who)))
-                        };
-                        has("members") || has("learners")
-                    })
-                    .count()
-            })
-        })
+        self.status_now(i)
+            .map_or(0, |v| shen_tests::chains_with(&v, who))
     }
 
     /// Every chain full (rf members, no learners) as host `i` sees it.
