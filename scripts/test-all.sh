@@ -51,11 +51,16 @@ fi
 echo "==> [test-all] wasm build passed ($((SECONDS - wasm_start))s)"
 
 det_start=$SECONDS
-# The native side of the comparison. `cargo test` already built it (the node
-# crate's CLI tests run it), unless ARGS narrowed the tests: then this builds
-# it; otherwise it is a no-op.
-cargo build -p shen-node --bin shen </dev/null
+# The native side of the comparison. `cargo test --workspace` already built
+# it (the node crate's CLI tests run it), with the workspace's unified
+# features. Only when ARGS narrowed the tests is it built here: a plain
+# `cargo build -p shen-node` resolves features for that one package and
+# rebuilds the libp2p stack (three minutes on two cores), so it is not run
+# when the test build's binary is there.
 shen_bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/shen"
+if (($#)) || [[ ! -x $shen_bin ]]; then
+    cargo build -p shen-node --bin shen </dev/null
+fi
 echo "==> [test-all] wasm determinism: node scripts/wasm-determinism.mjs $node_module"
 node "$ROOT/scripts/wasm-determinism.mjs" "$node_module" --shen "$shen_bin" </dev/null
 echo "==> [test-all] wasm determinism passed ($((SECONDS - det_start))s)"
@@ -63,8 +68,9 @@ echo "==> [test-all] wasm determinism passed ($((SECONDS - det_start))s)"
 echo "==> [test-all] wasm API: node wasm-viz/e2e/api.mjs $node_module"
 node "$ROOT/wasm-viz/e2e/api.mjs" "$node_module" </dev/null
 
-# wasm-bindgen tests (wasm-viz/tests/api.rs) built for wasm32 (dev profile,
-# target/wasm-test) and run by wasm-bindgen-test-runner under Node.js.
+# wasm-bindgen tests (wasm-viz/tests/api.rs) built for wasm32 (release
+# profile, sharing the page build's dependencies) and run by
+# wasm-bindgen-test-runner under Node.js.
 wbt_start=$SECONDS
 echo "==> [test-all] wasm-bindgen tests: scripts/test-wasm.sh"
 "$ROOT/scripts/test-wasm.sh" </dev/null

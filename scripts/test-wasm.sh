@@ -15,8 +15,9 @@
 #        rustup's wasm32 target if the toolchain has it (plain cargo), else
 #        Debian's /usr/bin/cargo with -Zbuild-std=std,panic_abort (the recipe
 #        of scripts/build-wasm.sh).
-#      Dev profile, its own target dir: ${CARGO_TARGET_DIR:-target}/wasm-test
-#      (SHEN_WASM_TEST_TARGET_DIR overrides it). Only that one test target is
+#      Release profile, in the target dir of scripts/build-viz.sh's wasm32
+#      build on the same path (its dependencies are reused);
+#      SHEN_WASM_TEST_TARGET_DIR overrides it. Only that one test target is
 #      built.
 #
 # Environment:
@@ -86,8 +87,16 @@ fi
 runner_ok || die "wasm-bindgen-test-runner $want not on PATH (cargo install wasm-bindgen-cli --version $want --locked)"
 runner="$(command -v wasm-bindgen-test-runner)"
 
-target_dir="${SHEN_WASM_TEST_TARGET_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/wasm-test}"
-test_cmd=(test --target "$TARGET" --locked -p shen-wasm-viz --test api)
+# Release profile in the target dir the page build (scripts/build-viz.sh)
+# uses on the same path, so the wasm32 dependencies it compiled are reused:
+# a dev-profile build in a dir of its own took two minutes of CI.
+if [[ $path == rustup ]]; then
+    default_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+else
+    default_dir="${SHEN_WASM_TARGET_DIR:-$ROOT/target/wasm}"
+fi
+target_dir="${SHEN_WASM_TEST_TARGET_DIR:-$default_dir}"
+test_cmd=(test --release --target "$TARGET" --locked -p shen-wasm-viz --test api)
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$runner"
 export CARGO_TARGET_DIR="$target_dir"
 if [[ $path == rustup ]]; then
