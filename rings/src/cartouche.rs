@@ -91,7 +91,9 @@
 //! acknowledged hand-off); a busy or absent token ignores `Want`, and the
 //! request rides the token when it next visits. Safety is untouched; the
 //! price is ring order: a token that jumped resumes its walk from the
-//! requester.
+//! requester. `CartoucheConfig::want_shortcut = false` turns the shortcut
+//! off (no `Want` is sent, and one received is ignored), which the
+//! browser's side-by-side mode compares against.
 //!
 //! # API
 //! `request(name) -> id`; a `Granted{id, fencing, lease_until}` event;
@@ -134,6 +136,10 @@ pub struct CartoucheConfig {
     pub quorum_timeout: Duration,
     /// Upper bound of the random back-off before a candidacy.
     pub backoff: Duration,
+    /// Multicast `Want` when requesting without the token, and answer
+    /// others' `Want` with an idle token (the idle-token shortcut; on by
+    /// default). Off, requests only ride the token round the ring.
+    pub want_shortcut: bool,
 }
 
 impl Default for CartoucheConfig {
@@ -145,6 +151,7 @@ impl Default for CartoucheConfig {
             max_drift: 0.1,
             quorum_timeout: Duration::from_millis(100),
             backoff: Duration::from_millis(200),
+            want_shortcut: true,
         }
     }
 }
@@ -420,6 +427,17 @@ impl<I: NodeId> Cartouche<I> {
         self.promised
     }
 
+    /// Start as if this member had promised `generation` already: every
+    /// token generation it creates or accepts from now on is above it. A
+    /// world that continues a running cluster (the browser's fork) calls
+    /// it on every member before the first message, with the newest epoch
+    /// generation of the log's founding table, so that the rounds' ballots
+    /// (grant fencing numbers) exceed that table's. Only raises: a
+    /// promise is never taken back, so no safety argument changes.
+    pub fn promise_at_least(&mut self, generation: u64) {
+        self.promised = self.promised.max(generation);
+    }
+
     /// This node's pending (not yet granted) requests.
     pub fn pending(&self) -> impl Iterator<Item = &Request<I>> + '_ {
         self.pending.values()
@@ -453,7 +471,7 @@ impl<I: NodeId> Cartouche<I> {
         cx.emit(CartoucheEvent::Requested { id });
         if self.token.is_some() && self.grant.is_none() && self.confirming.is_none() {
             self.process_token(cx);
-        } else if self.token.is_none() && self.handoff.is_none() {
+        } else if self.config.want_shortcut && self.token.is_none() && self.handoff.is_none() {
             let me = cx.me.clone();
             let others: Vec<I> = self
                 .members
@@ -1009,7 +1027,7 @@ impl<I: NodeId> Ring<I> for Cartouche<I> {
                 // token was tried: it delayed regeneration after a holder
                 // crash past the loss timeout + 2 RTT bound in 1 of 3,000
                 // seeds.)
-                if request.node == from {
+                if self.config.want_shortcut && request.node == from {
                     self.send_idle_token_to(cx, from, request);
                 }
             }

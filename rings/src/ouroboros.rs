@@ -157,8 +157,9 @@ pub use producer::{Producer, ProducerTable, MAX_PRODUCERS, WINDOW as PRODUCER_WI
 pub use records::{BoxedRecords, PartitionLogs, RecordStore};
 pub use txn::{TxnId, TxnMark, TxnRecord};
 pub use types::{
-    Chain, Entry, Epoch, LogError, MemberChange, Members, OuroborosConfig, OuroborosEvent,
-    OuroborosStats, PartReport, PaxosState, ReadRecord, SealInfo, Table,
+    founding_chains_error, Chain, Entry, Epoch, FoundingChain, LogError, MemberChange, Members,
+    OuroborosConfig, OuroborosEvent, OuroborosStats, PartReport, PaxosState, ReadRecord, SealInfo,
+    Table,
 };
 
 use client::{ClientOp, Op, OpResult, PendingRead};
@@ -240,8 +241,10 @@ impl<I: NodeId> Ouroboros<I> {
             .collect();
         Ouroboros {
             live: table.members.ids().cloned().collect(),
+            // A given founding table's ballot is promised from the start
+            // (no round below it can be accepted); Ankh's is zero.
+            promised: table.ballot,
             table,
-            promised: Epoch::default(),
             accepted: None,
             accepted_at: Time::ZERO,
             recovered: !restarted,

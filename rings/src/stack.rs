@@ -18,7 +18,8 @@ use crate::cartouche::{AcceptorStore, Cartouche, CartoucheConfig, CartoucheEvent
 use crate::contract::{NodeId, Time};
 use crate::node::Node;
 use crate::ouroboros::{
-    FsyncPolicy, Ouroboros, OuroborosConfig, OuroborosEvent, RecoverError, WalStore,
+    founding_chains_error, FoundingChain, FsyncPolicy, Ouroboros, OuroborosConfig, OuroborosEvent,
+    RecoverError, WalStore,
 };
 use crate::phi::PhiConfig;
 use crate::sundial::{Sundial, SundialConfig, SundialEvent};
@@ -180,6 +181,10 @@ pub struct CartoucheSettings {
     /// every answer that rests on it, so promises survive restarts (the
     /// driver supplies the store: [`build_node_with_stores`]).
     pub durable: bool,
+    /// The idle-token shortcut: a requester without the token multicasts
+    /// `Want` and an idle holder sends the token straight to it (on by
+    /// default; off, requests wait for the token's walk).
+    pub want_shortcut: bool,
 }
 
 impl Default for CartoucheSettings {
@@ -193,6 +198,7 @@ impl Default for CartoucheSettings {
             quorum_timeout_ms: c.quorum_timeout.as_millis() as u64,
             backoff_ms: c.backoff.as_millis() as u64,
             durable: false,
+            want_shortcut: c.want_shortcut,
         }
     }
 }
@@ -207,6 +213,7 @@ impl CartoucheSettings {
             max_drift: self.max_drift,
             quorum_timeout: Duration::from_millis(self.quorum_timeout_ms),
             backoff: Duration::from_millis(self.backoff_ms),
+            want_shortcut: self.want_shortcut,
         }
     }
 
@@ -353,6 +360,56 @@ pub struct StackConfig {
     /// when both run, fed live members by Sundial when it runs).
     #[serde(default)]
     pub ouroboros: Option<OuroborosSettings>,
+    /// Start where a running cluster is instead of from scratch (the
+    /// browser's fork of a live cluster); `None`: a fresh cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartState>,
+}
+
+/// Where a world starts when it continues a running cluster: which
+/// members every view holds dead, and the log's chains with their epochs.
+/// Nodes are indexes into the world's member list. The driver keeps the
+/// `down` nodes down (the simulator crashes them at time zero).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StartState {
+    /// Members every other node's Sundial view holds dead from the start.
+    pub down: Vec<u32>,
+    /// The log's founding chains, one per partition (empty: Ankh's
+    /// placement); see [`OuroborosConfig::founding_chains`].
+    pub chains: Vec<FoundingChain>,
+}
+
+impl StartState {
+    /// Whether this start fits a world of `nodes` members running `stack`;
+    /// the error says what does not.
+    pub fn check(&self, nodes: u64, stack: &StackConfig) -> Result<(), String> {
+        if let Some(d) = self.down.iter().find(|d| u64::from(**d) >= nodes) {
+            return Err(format!("start: down node {d} of {nodes} nodes"));
+        }
+        if !self.down.is_empty() && stack.sundial.is_none() {
+            return Err("start: down nodes need Sundial (it holds them dead)".into());
+        }
+        if !self.chains.is_empty() {
+            let Some(o) = &stack.ouroboros else {
+                return Err("start: chains need the log (Ouroboros)".into());
+            };
+            let n = usize::try_from(nodes).unwrap_or(usize::MAX);
+            if let Some(e) = founding_chains_error(&self.chains, o.partitions, n) {
+                return Err(format!("start: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest epoch generation of the chains (0 without chains).
+    pub fn generation(&self) -> u64 {
+        self.chains
+            .iter()
+            .map(|c| c.epoch.generation)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl StackConfig {
@@ -541,12 +598,19 @@ pub fn build_node_with_stores<I: NodeId>(
     // among them: then it joins a running log (`Ouroboros::joiner`), or,
     // restarted, recovers the member set it was part of.
     let founding: &[I] = if members.contains(&me) { members } else { &[] };
+    let ouro_config = |settings: &OuroborosSettings| {
+        let mut c = settings.to_config();
+        if let Some(start) = &config.start {
+            c.founding_chains = start.chains.clone();
+        }
+        c
+    };
     let ouro = match &config.ouroboros {
         None => None,
         Some(settings) => Some(match wal {
             Some((wal_records, store)) => Ouroboros::recover_with_records(
                 founding,
-                settings.to_config(),
+                ouro_config(settings),
                 incarnation > 1,
                 &wal_records,
                 store,
@@ -556,7 +620,7 @@ pub fn build_node_with_stores<I: NodeId>(
                     (r, cache)
                 }),
             )?,
-            None => Ouroboros::new(founding, settings.to_config(), incarnation > 1),
+            None => Ouroboros::new(founding, ouro_config(settings), incarnation > 1),
         }),
     };
     if let Some(settings) = &config.cartouche {
@@ -566,12 +630,16 @@ pub fn build_node_with_stores<I: NodeId>(
         if let Some(o) = &ouro {
             c.set_members(&o.member_set().nodes);
         }
-        let c = match acceptor {
+        let mut c = match acceptor {
             Some(store) => c
                 .with_store(store)
                 .map_err(|reason| RecoverError { index: 0, reason })?,
             None => c,
         };
+        // Continuing a cluster: ballots above its newest epoch.
+        if let Some(start) = &config.start {
+            c.promise_at_least(start.generation());
+        }
         node.add_ring(c);
     }
     if let Some(settings) = &config.sundial {
@@ -592,7 +660,13 @@ pub fn build_node_with_stores<I: NodeId>(
         };
         // Metadata always fits (no entries yet), so this cannot fail.
         if let Ok(s) = Sundial::new(me.clone(), settings.to_config(), Vec::new()) {
-            node.add_ring(s.with_seeds(seeds));
+            let down: Vec<I> = config.start.as_ref().map_or_else(Vec::new, |st| {
+                st.down
+                    .iter()
+                    .filter_map(|d| members.get(*d as usize).cloned())
+                    .collect()
+            });
+            node.add_ring(s.with_seeds(seeds).with_dead(down));
         }
     }
     if let Some(ouro) = ouro {

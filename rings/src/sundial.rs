@@ -284,6 +284,27 @@ impl<I: NodeId> Sundial<I> {
         self
     }
 
+    /// Start knowing `peers` as dead (incarnation 0, so any record of
+    /// theirs from a later life supersedes it): a world that continues a
+    /// running cluster (the browser's fork) starts each view where the
+    /// cluster's was. The same state as having heard of their deaths by
+    /// gossip; this node's own record is never touched.
+    pub fn with_dead(mut self, peers: impl IntoIterator<Item = I>) -> Self {
+        for id in peers {
+            if id != self.me {
+                let rec = Record {
+                    id,
+                    incarnation: 0,
+                    status: Status::Dead,
+                    suspectors: Vec::new(),
+                    meta: Vec::new(),
+                };
+                self.store(rec, Time::ZERO);
+            }
+        }
+        self
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SundialConfig {
         &self.config

@@ -282,6 +282,11 @@ impl Scenario {
                 return err(format!("stack.cartouche.{field}: {why}"));
             }
         }
+        if let Some(start) = &self.stack.start {
+            start
+                .check(self.nodes, &self.stack)
+                .map_err(|m| invalid(src, format!("stack.{m}")))?;
+        }
         self.network
             .validate("network")
             .map_err(|m| invalid(src, m))?;

@@ -109,6 +109,23 @@ export async function sideBySideE2E(browser, url, errors, check, nativeHash) {
   check(acq[0] >= 1 && acq[1] >= 1, `Request token: a grant in both worlds (${acq.join(' / ')})`);
   await k.close();
 
+  // ---- the token's Want shortcut on vs off: the same requests wait less
+  // with it (the idle token comes straight to the requester).
+  const reqs = [[2000, 1], [2700, 5], [3400, 3], [4100, 6], [4800, 2], [5500, 4]];
+  const w = await openPage(browser, url,
+    `sbs=shortcut:on/off&seed=4&nodes=7&faults=${reqs.map(([t, n]) => `${t * 1000}:req:${n}`).join(',')}`, errors);
+  await ready(w);
+  await w.evaluate(() => { window.shenSbs.play(false); window.shenSbs.seek(10000); });
+  const [wa, wb] = await w.evaluate(() => window.shenSbs.figures());
+  check(wa.acquisitions === 6 && wb.acquisitions === 6, `shortcut on/off: every request granted in both (${wa.acquisitions} / ${wb.acquisitions})`);
+  check(wa.shortcuts > 0 && wb.shortcuts === 0, `only world A sends idle tokens straight to requesters (${wa.shortcuts} / ${wb.shortcuts})`);
+  check(wa.grant_wait_ms < wb.grant_wait_ms,
+    `with the shortcut requests wait less (${wa.grant_wait_ms.toFixed(0)} ms vs ${wb.grant_wait_ms.toFixed(0)} ms)`);
+  const wrows = await w.evaluate(() => [...document.querySelectorAll('#sbsfig tr')].map((tr) => [...tr.children].map((td) => td.textContent)));
+  const waitRow = wrows.find((r) => r[0].trim() === 'mean wait for the token') || [];
+  check(waitRow.length === 3 && waitRow[1] !== waitRow[2], `the figures table shows the two waits (${waitRow.join(' / ')})`);
+  await w.close();
+
   // ---- vnodes 1 vs 160: the same run, different keys moved
   const v = await openPage(browser, url, 'sbs=vnodes:1/160&seed=2&nodes=5', errors);
   await ready(v);

@@ -10,7 +10,7 @@
 use crate::script::{format_script, Action, UrlParams};
 
 /// The settings two worlds may differ in (each a [`UrlParams`] key).
-pub const SETTINGS: [&str; 5] = ["vnodes", "fanout", "phi", "lat", "bypass"];
+pub const SETTINGS: [&str; 6] = ["vnodes", "fanout", "phi", "lat", "bypass", "shortcut"];
 
 /// Two worlds that differ in one setting.
 #[derive(Clone, Debug, PartialEq)]
@@ -310,6 +310,35 @@ mod tests {
         );
         assert!(sa < sb, "phi 2 after {sa} ms, phi 16 after {sb} ms");
         assert_eq!(fa.detection.unwrap().crashed_us, 3_000_000);
+    }
+
+    /// The token's `Want` shortcut: on, an idle token goes straight to a
+    /// requester, so requests wait less than when they ride the token's
+    /// walk round the ring; both grant every request. A world without
+    /// Cartouche refuses the setting.
+    #[test]
+    fn the_want_shortcut_shortens_the_wait_for_the_token() {
+        let s = SideBySide::parse(
+            "sbs=shortcut:on/off&seed=4&nodes=7&faults=2000000:req:1,2700000:req:5,\
+             3400000:req:3,4100000:req:6,4800000:req:2,5500000:req:4",
+        )
+        .unwrap();
+        let [pa, pb] = s.worlds().unwrap();
+        assert!(pa.shortcut && !pb.shortcut);
+        let mut w = [world(&pa), world(&pb)];
+        for x in &mut w {
+            x.run_to(Time::from_millis(10_000)).unwrap();
+        }
+        let [fa, fb] = [figures(&w[0]), figures(&w[1])];
+        assert_eq!((fa.acquisitions, fb.acquisitions), (6, 6), "{fa:?} {fb:?}");
+        assert!(fa.shortcuts > 0 && fb.shortcuts == 0, "{fa:?} {fb:?}");
+        let (wa, wb) = (fa.grant_wait_ms.unwrap(), fb.grant_wait_ms.unwrap());
+        assert!(wa < wb, "shortcut on waits {wa} ms, off {wb} ms");
+        let ring = SideBySide::parse("sbs=shortcut:on/off&rings=sundial").unwrap();
+        let [_, p] = ring.worlds().unwrap();
+        assert!(VizConfig::from_url(&p)
+            .unwrap_err()
+            .contains("runs no Cartouche"));
     }
 
     /// Chain bypass is a log world's setting: the two worlds' stacks

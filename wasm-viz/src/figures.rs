@@ -143,6 +143,11 @@ pub struct Figures {
     pub suspicions: u64,
     /// Cartouche grants.
     pub acquisitions: u64,
+    /// Mean wait of a granted Cartouche request, from asking to the grant,
+    /// ms (`None`: none granted, or no narration kept in this world).
+    pub grant_wait_ms: Option<f64>,
+    /// Idle tokens sent straight to a requester (the `Want` shortcut).
+    pub shortcuts: u64,
     /// Cartouche tokens regenerated.
     pub regenerations: u64,
     /// Sample keys that changed owner at the last ring change ...
@@ -198,6 +203,12 @@ pub fn figures(world: &World) -> Figures {
         detection,
         suspicions: count("sundial.suspected"),
         acquisitions: count("cartouche.granted"),
+        grant_wait_ms: world.narration().and_then(|n| {
+            let waits = n.grant_waits();
+            (!waits.is_empty())
+                .then(|| waits.iter().sum::<u64>() as f64 / waits.len() as f64 / 1000.0)
+        }),
+        shortcuts: world.cartouche_shortcuts(),
         regenerations: count("cartouche.regenerated"),
         keys_moved: keys.last().map(|m| m.moved.len()),
         keys_sampled: SAMPLE_KEYS,

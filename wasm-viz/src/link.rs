@@ -71,6 +71,9 @@ pub fn page_params(scenario: &Scenario, seed: u64) -> Result<UrlParams, String> 
     if let Some(o) = &stack.ouroboros {
         p.bypass = o.slow_after_ms != NO_BYPASS_MS;
     }
+    if let Some(c) = &stack.cartouche {
+        p.shortcut = c.want_shortcut;
+    }
     // The page's own world for the size, when it is that one: a shorter
     // link.
     let mut plain = p.clone();
@@ -114,7 +117,8 @@ fn stack_difference(page: &VizConfig, scenario: &Scenario) -> String {
     };
     format!(
         "its {ring} settings are not a page world's (the page runs its rings with fixed \
-         settings; only gossip fanout, phi threshold and chain bypass vary)"
+         settings; only gossip fanout, phi threshold, chain bypass and the token shortcut \
+         vary)"
     )
 }
 

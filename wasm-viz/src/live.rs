@@ -3,8 +3,9 @@
 //! ring events (`GET /events`, Server-Sent Events: one `{"time_ms","name",
 //! "event"}` object per line); this module turns both into the same kind
 //! of shapes [`crate::render`] draws for a simulated world, and a running
-//! cluster into a simulator link ("fork": the same number of nodes, to try
-//! a what-if).
+//! cluster into a simulator link ("fork": a world that starts from the
+//! cluster's members, Sundial states, chains and epochs, to try a what-if;
+//! see [`fork_hash`]).
 //!
 //! The document is `shen-api`'s [`StatusDoc`], the one definition the node
 //! writes: tolerant of fields it does not know (the status document may
@@ -20,7 +21,10 @@ use shen_rings::hash::hash_bytes;
 
 use crate::log::LOG_MAX_NODES;
 use crate::render::{chain_arrows, chain_role, node_color, phi_color, Layout, Shape, CHAIN_COLOR};
+use crate::script::{Action, Op, UrlParams, MAX_URL_CHAINS};
 use crate::world::MAX_VIZ_NODES;
+use shen_rings::cartouche::Fencing;
+use shen_rings::ouroboros::FoundingChain;
 
 /// Default phi threshold of Sundial (what the node colour is scaled to).
 pub const PHI_THRESHOLD: f64 = 8.0;
@@ -204,16 +208,74 @@ pub fn event_color(name: &str) -> &'static str {
     }
 }
 
-/// The simulator link a live cluster forks into: as many nodes (at least
-/// one, at most the page's limit), with the log when the cluster has one
-/// and is small enough.
+/// The simulator link a live cluster forks into: the world starts where
+/// the cluster is, as the polled node sees it.
+/// - **Members:** as many nodes (at least one, at most the page's limit),
+///   node `i` being the `i`-th member of the polled node's view.
+/// - **Sundial states:** members it holds dead or left are down from the
+///   start (crashed at 0 ms) and every view holds them dead (`down=`).
+/// - **Chains and epochs:** a cluster running the log (3 to
+///   [`LOG_MAX_NODES`] nodes) forks into a log world whose founding table
+///   is the cluster's: every partition's chain, head first, with its epoch
+///   (`chains=`), so the sim's rounds continue from there. Chain members
+///   the fork has no node for are left out; if a chain is then empty, or
+///   an epoch is not `G.S`, the log world starts from Ankh's placement.
+///
+/// Records are not copied: the forked log starts empty.
 pub fn fork_hash(status: &LiveStatus, seed: u64) -> String {
     let n = (status.members.len() as u64).clamp(1, MAX_VIZ_NODES);
-    let mut h = format!("seed={seed}&nodes={n}");
-    if !status.chains.is_empty() && (3..=LOG_MAX_NODES).contains(&n) {
-        h.push_str("&rings=sundial,cartouche,ouroboros");
+    let kept = &status.members[..status.members.len().min(n as usize)];
+    let index = |id: &str| kept.iter().position(|m| m.id == id).map(|i| i as u32);
+    let mut p = UrlParams {
+        seed,
+        nodes: n,
+        ..UrlParams::default()
+    };
+    p.start.down = kept
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.status == "dead" || m.status == "left")
+        .map(|(i, _)| i as u32)
+        .collect();
+    let log = !status.chains.is_empty() && (3..=LOG_MAX_NODES).contains(&n);
+    if log {
+        p.rings = Some(
+            ["sundial", "cartouche", "ouroboros"]
+                .map(String::from)
+                .to_vec(),
+        );
+        let mut sorted: Vec<&LiveChain> = status.chains.iter().collect();
+        sorted.sort_by_key(|c| c.partition);
+        let chains: Option<Vec<FoundingChain>> = sorted
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (g, q) = c.epoch.split_once('.')?;
+                let members: Vec<u32> = c.members.iter().filter_map(|m| index(m)).collect();
+                (c.partition as usize == i && !members.is_empty()).then_some(())?;
+                Some(FoundingChain {
+                    epoch: Fencing {
+                        generation: g.parse().ok()?,
+                        sequence: q.parse().ok()?,
+                    },
+                    members,
+                })
+            })
+            .collect();
+        if let Some(chains) = chains.filter(|c| c.len() <= MAX_URL_CHAINS) {
+            p.start.chains = chains;
+        }
     }
-    h
+    p.faults = p
+        .start
+        .down
+        .iter()
+        .map(|&d| Action {
+            at_us: 0,
+            op: Op::Crash(u64::from(d)),
+        })
+        .collect();
+    p.to_hash()
 }
 
 fn short(id: &str) -> String {
@@ -430,17 +492,129 @@ mod tests {
                 .count(),
             3
         );
-        // A fork is a simulator link of as many nodes, with the log.
+        // A fork starts where the cluster is: as many nodes, the dead one
+        // down and held dead, the log's chains with their epochs.
         assert_eq!(
             fork_hash(&s, 9),
-            "seed=9&nodes=3&rings=sundial,cartouche,ouroboros"
+            "seed=9&nodes=3&rings=sundial,cartouche,ouroboros&down=2&chains=3.1:1-0,3.1:2\
+             &faults=0:crash:2"
         );
         let plain = LiveStatus {
             chains: vec![],
             ..s.clone()
         };
-        assert_eq!(fork_hash(&plain, 9), "seed=9&nodes=3");
+        assert_eq!(
+            fork_hash(&plain, 9),
+            "seed=9&nodes=3&down=2&faults=0:crash:2"
+        );
         assert_eq!(fork_hash(&LiveStatus::default(), 1), "seed=1&nodes=1");
+        // An epoch the fork cannot read: the log starts from Ankh's table.
+        let mut odd = s.clone();
+        odd.chains[1].epoch = "new".into();
+        assert!(!fork_hash(&odd, 9).contains("chains="));
+    }
+
+    /// The forked world runs from the cluster's state: its founding table
+    /// is the cluster's chains and epochs, every view holds the dead
+    /// member dead from the first instant, and the log carries on from
+    /// there: the chain with the dead member is re-formed without it under
+    /// a newer ballot, and appends commit.
+    #[test]
+    fn a_fork_starts_from_the_cluster_and_carries_on() {
+        use crate::world::{VizConfig, World};
+        use shen_rings::ouroboros::Ouroboros;
+        use shen_rings::sundial::{Status, Sundial};
+        use shen_rings::Time;
+
+        let mut s = parse_status(STATUS).unwrap();
+        s.chains[0].epoch = "131073.4".into();
+        s.chains[1].members = vec!["peer-c".into(), "peer-b".into()];
+        let hash = fork_hash(&s, 9);
+        let p = UrlParams::parse(&hash).unwrap();
+        let mut w = World::with_script(VizConfig::from_url(&p).unwrap(), p.faults.clone()).unwrap();
+        w.run_to(Time::from_millis(1)).unwrap();
+        let table = |w: &World, n: u64| {
+            w.sim()
+                .node(n)
+                .and_then(|x| x.ring::<Ouroboros<u64>>())
+                .map(|o| o.table().clone())
+                .unwrap()
+        };
+        let t = table(&w, 0);
+        assert_eq!(t.chains.len(), 2);
+        assert_eq!(t.chains[0].members, vec![1, 0]);
+        assert_eq!(
+            (t.chains[0].epoch.generation, t.chains[0].epoch.sequence),
+            (131_073, 4)
+        );
+        assert_eq!(t.chains[1].members, vec![2, 1]);
+        assert_eq!(table(&w, 1), t, "every node starts from the same table");
+        for n in [0, 1] {
+            let view = w
+                .sim()
+                .node(n)
+                .and_then(|x| x.ring::<Sundial<u64>>())
+                .unwrap();
+            assert_eq!(
+                view.record(&2).map(|r| r.status),
+                Some(Status::Dead),
+                "node {n} holds node 2 dead from the start"
+            );
+        }
+        // Faults only, the fork is the scenario it exports: `shen sim run`
+        // replays it to the same trace hash.
+        let mut quiet =
+            World::with_script(VizConfig::from_url(&p).unwrap(), p.faults.clone()).unwrap();
+        quiet.run_to(Time::from_millis(3_000)).unwrap();
+        let toml = quiet.scenario().unwrap().to_toml().unwrap();
+        assert!(toml.contains("[stack.start]"), "{toml}");
+        assert_eq!(crate::trace_hash(&toml, 9).unwrap(), quiet.trace_hash());
+        w.act(crate::script::Op::Append {
+            node: 0,
+            key: "k".into(),
+        })
+        .unwrap();
+        w.run_to(Time::from_millis(8_000)).unwrap();
+        let after = table(&w, 0);
+        assert!(
+            after.ballot > t.ballot,
+            "{:?} then {:?}",
+            t.ballot,
+            after.ballot
+        );
+        assert!(
+            after.chains[1].members.iter().all(|m| *m != 2)
+                && after.chains[1].epoch > t.chains[0].epoch
+                && after.chains[0].epoch == t.chains[0].epoch,
+            "{:?}",
+            after.chains
+        );
+        let book = w.log_book().unwrap();
+        assert!(
+            book.ops().iter().all(|o| o.done_us.is_some()),
+            "the append completed: {:?}",
+            book.ops()
+        );
+        assert_eq!(w.invariants().first_violation_us(), None);
+    }
+
+    /// A start that does not fit the world is a clear error, not a
+    /// silently different run.
+    #[test]
+    fn a_start_that_does_not_fit_is_refused() {
+        use crate::world::VizConfig;
+        let log = "nodes=3&rings=sundial,cartouche,ouroboros";
+        for (hash, want) in [
+            ("nodes=3&down=5".to_string(), "down node 5 of 3 nodes"),
+            ("nodes=3&chains=1.1:0".into(), "only a log world"),
+            (format!("{log}&chains=1.1:0-3"), "names node 3, of 3 nodes"),
+            (format!("{log}&chains=1.1:0-0"), "names a node twice"),
+            ("nodes=3&rings=cartouche&down=1".into(), "need Sundial"),
+        ] {
+            let p = UrlParams::parse(&hash).unwrap();
+            let e = VizConfig::from_url(&p).unwrap_err();
+            assert!(e.contains(want), "{hash}: {e}");
+        }
     }
 
     #[test]

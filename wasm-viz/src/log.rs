@@ -129,8 +129,10 @@ pub struct Acked {
 
 /// The client operations of a run and the trace position up to which the
 /// ring's events were read. Cloned into every timeline snapshot.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogBook {
+    /// The world's partition count (a key's partition depends on it).
+    partitions: u32,
     ops: Vec<ClientOp>,
     appends: u64,
     /// Global index of the next trace entry to read.
@@ -139,7 +141,24 @@ pub struct LogBook {
     pub missed: u64,
 }
 
+impl Default for LogBook {
+    fn default() -> Self {
+        LogBook::new(LOG_PARTITIONS)
+    }
+}
+
 impl LogBook {
+    /// The book of a log world of `partitions` partitions.
+    pub fn new(partitions: u32) -> Self {
+        LogBook {
+            partitions,
+            ops: Vec::new(),
+            appends: 0,
+            trace_at: 0,
+            missed: 0,
+        }
+    }
+
     /// The operations, oldest first.
     pub fn ops(&self) -> &[ClientOp] {
         &self.ops
@@ -159,7 +178,7 @@ impl LogBook {
             kind: "append",
             node,
             req,
-            partition: partition_of_key(key.as_bytes(), LOG_PARTITIONS),
+            partition: partition_of_key(key.as_bytes(), self.partitions),
             key: key.to_string(),
             data,
             issued_us: now.as_micros(),

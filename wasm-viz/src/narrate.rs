@@ -16,7 +16,7 @@
 //! regenerated; a suspicion of a node → its refutation. They are the
 //! likely causes, read from the order of events, not a proof.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 use shen_rings::cartouche::CartoucheEvent;
@@ -307,6 +307,28 @@ impl Narration {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+
+    /// How long each granted Cartouche request waited, µs: from its
+    /// `Requested` line to the `Granted` line of the same node and request
+    /// id, over the lines kept, in grant order.
+    pub fn grant_waits(&self) -> Vec<u64> {
+        let mut asked: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        let mut out = Vec::new();
+        for l in &self.lines {
+            match l.tag {
+                Tag::Requested(id) => {
+                    asked.insert((l.node, id), l.at_us);
+                }
+                Tag::Granted(id, ..) => {
+                    if let Some(at) = asked.remove(&(l.node, id)) {
+                        out.push(l.at_us.saturating_sub(at));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The line numbered `id`.

@@ -33,6 +33,10 @@
 
 use core::fmt;
 
+use shen_rings::cartouche::Fencing;
+use shen_rings::ouroboros::FoundingChain;
+use shen_rings::stack::StartState;
+
 /// One user action.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -556,6 +560,61 @@ pub struct UrlParams {
     /// Log worlds: Ouroboros bypasses a slow successor (`bypass=off`: it
     /// never does; default on).
     pub bypass: bool,
+    /// Worlds with Cartouche: the idle-token `Want` shortcut
+    /// (`shortcut=off`: requests wait for the token's walk; default on).
+    pub shortcut: bool,
+    /// Where the world starts when it continues a live cluster (the
+    /// fork): `down=3,5` (nodes every view holds dead) and
+    /// `chains=G.S:0-1-2,...` (each partition's chain, head first, with
+    /// its epoch `generation.sequence`). Empty: a fresh cluster.
+    pub start: StartState,
+}
+
+/// The most chains (partitions) a URL may give.
+pub const MAX_URL_CHAINS: usize = 256;
+
+/// `G.S:0-1-2,...` as founding chains.
+fn parse_chains(v: &str) -> Result<Vec<FoundingChain>, String> {
+    let mut out = Vec::new();
+    for (p, item) in v.split(',').enumerate() {
+        let bad = |what: &str| format!("URL `chains`: partition {p} (`{item}`): {what}");
+        let (epoch, members) = item
+            .split_once(':')
+            .ok_or_else(|| bad("want GENERATION.SEQUENCE:NODE-NODE-..."))?;
+        let (g, q) = epoch
+            .split_once('.')
+            .ok_or_else(|| bad("want an epoch GENERATION.SEQUENCE"))?;
+        let epoch = Fencing {
+            generation: g.parse().map_err(|_| bad("bad epoch generation"))?,
+            sequence: q.parse().map_err(|_| bad("bad epoch sequence"))?,
+        };
+        let members = members
+            .split('-')
+            .map(|m| {
+                m.parse::<u32>()
+                    .map_err(|_| bad("want node numbers joined by -"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(FoundingChain { epoch, members });
+        if out.len() > MAX_URL_CHAINS {
+            return Err(format!("URL `chains`: at most {MAX_URL_CHAINS} partitions"));
+        }
+    }
+    Ok(out)
+}
+
+/// Founding chains in their URL form (see [`parse_chains`]).
+pub fn format_chains(chains: &[FoundingChain]) -> String {
+    let one = |c: &FoundingChain| {
+        let m: Vec<String> = c.members.iter().map(u32::to_string).collect();
+        format!(
+            "{}.{}:{}",
+            c.epoch.generation,
+            c.epoch.sequence,
+            m.join("-")
+        )
+    };
+    chains.iter().map(one).collect::<Vec<_>>().join(",")
 }
 
 /// The largest gossip fanout a URL may ask for.
@@ -594,6 +653,8 @@ impl Default for UrlParams {
             fanout: None,
             phi: None,
             bypass: true,
+            shortcut: true,
+            start: StartState::default(),
         }
     }
 }
@@ -674,17 +735,34 @@ impl UrlParams {
                     }
                     p.phi = Some(x);
                 }
-                "bypass" => {
-                    p.bypass = match v {
+                "bypass" | "shortcut" => {
+                    let on = match v {
                         "on" => true,
                         "off" => false,
                         _ => return Err(bad("want on or off")),
+                    };
+                    if k == "bypass" {
+                        p.bypass = on;
+                    } else {
+                        p.shortcut = on;
                     }
+                }
+                "down" => {
+                    p.start.down = v
+                        .replace("%2C", ",")
+                        .split(',')
+                        .map(|d| d.parse::<u32>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| bad("want node numbers separated by commas"))?;
+                }
+                "chains" => {
+                    let text = v.replace("%2C", ",").replace("%3A", ":");
+                    p.start.chains = parse_chains(&text)?;
                 }
                 _ => {
                     return Err(format!(
                         "URL: unknown key `{k}` (seed, nodes, lat, vnodes, rings, fanout, phi, \
-                         bypass, faults, t)"
+                         bypass, shortcut, down, chains, faults, t)"
                     ))
                 }
             }
@@ -713,6 +791,18 @@ impl UrlParams {
         }
         if !self.bypass {
             s.push_str("&bypass=off");
+        }
+        if !self.shortcut {
+            s.push_str("&shortcut=off");
+        }
+        if !self.start.down.is_empty() {
+            let d: Vec<String> = self.start.down.iter().map(u32::to_string).collect();
+            s.push_str("&down=");
+            s.push_str(&d.join(","));
+        }
+        if !self.start.chains.is_empty() {
+            s.push_str("&chains=");
+            s.push_str(&format_chains(&self.start.chains));
         }
         if !self.faults.is_empty() {
             s.push_str("&faults=");
@@ -758,13 +848,18 @@ mod url_tests {
                 .unwrap();
         assert_eq!(log.rings.as_ref().map(Vec::len), Some(3));
         assert_eq!(UrlParams::parse(&log.to_hash()).unwrap(), log);
-        let tuned = UrlParams::parse("fanout=1&phi=4.5&bypass=off").unwrap();
+        let tuned = UrlParams::parse("fanout=1&phi=4.5&bypass=off&shortcut=off").unwrap();
         assert_eq!(
-            (tuned.fanout, tuned.phi, tuned.bypass),
-            (Some(1), Some(4.5), false)
+            (tuned.fanout, tuned.phi, tuned.bypass, tuned.shortcut),
+            (Some(1), Some(4.5), false, false)
         );
         assert_eq!(UrlParams::parse(&tuned.to_hash()).unwrap(), tuned);
+        let forked = UrlParams::parse("nodes=4&down=3&chains=65537.2:0-1-2,9.0:3").unwrap();
+        assert_eq!(forked.start.down, vec![3]);
+        assert_eq!(forked.start.chains[1].members, vec![3]);
+        assert_eq!(UrlParams::parse(&forked.to_hash()).unwrap(), forked);
         assert!(UrlParams::parse("bypass=on").unwrap().bypass);
+        assert!(UrlParams::parse("shortcut=on").unwrap().shortcut);
         let p = UrlParams::parse("seed=3&faults=1000%3Acrash%3A1%2C2000%3Apart%3A0%2F1").unwrap();
         assert_eq!(p.faults[1].op, Op::Partition(vec![vec![0], vec![1]]));
         for (bad, want) in [
@@ -785,6 +880,11 @@ mod url_tests {
             ("phi=inf", "within (0, 100]"),
             ("phi=101", "within (0, 100]"),
             ("bypass=maybe", "want on or off"),
+            ("shortcut=1", "want on or off"),
+            ("down=a", "URL `down`"),
+            ("chains=3:0-1", "want an epoch"),
+            ("chains=3.1", "want GENERATION.SEQUENCE:NODE"),
+            ("chains=3.1:0-x", "want node numbers joined by -"),
         ] {
             let e = UrlParams::parse(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");

@@ -20,7 +20,7 @@ use std::time::Duration;
 use shen_rings::ankh::{AnkhConfig, AnkhRing};
 use shen_rings::cartouche::{Cartouche, CartoucheMsg, Fencing};
 use shen_rings::ouroboros::{MemberChange, Ouroboros};
-use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, SundialSettings};
+use shen_rings::stack::{CartoucheSettings, ShenEvent, StackConfig, StartState, SundialSettings};
 use shen_rings::sundial::{Status, Sundial};
 use shen_rings::{RingId, Time};
 use shen_transport_memory::{
@@ -142,7 +142,8 @@ impl VizConfig {
     ///
     /// # Errors
     /// A bad ring list, or a setting for a ring the world does not run
-    /// (`fanout`/`phi` without Sundial, `bypass` without Ouroboros).
+    /// (`fanout`/`phi` without Sundial, `bypass` without Ouroboros,
+    /// `shortcut` without Cartouche).
     pub fn from_url(p: &UrlParams) -> Result<VizConfig, String> {
         let mut config = VizConfig::new(p.seed, p.nodes);
         if let Some(rings) = &p.rings {
@@ -167,6 +168,26 @@ impl VizConfig {
                 return Err("URL `bypass`: only a log world (rings=...,ouroboros) bypasses".into());
             };
             o.slow_after_ms = NO_BYPASS_MS;
+        }
+        if !p.shortcut {
+            let Some(c) = &mut config.stack.cartouche else {
+                return Err("URL `shortcut`: this world runs no Cartouche".into());
+            };
+            c.want_shortcut = false;
+        }
+        if p.start != StartState::default() {
+            if !p.start.chains.is_empty() {
+                let Some(o) = &mut config.stack.ouroboros else {
+                    return Err(
+                        "URL `chains`: only a log world (rings=...,ouroboros) has chains".into(),
+                    );
+                };
+                o.partitions = p.start.chains.len() as u32;
+            }
+            p.start
+                .check(config.nodes, &config.stack)
+                .map_err(|e| format!("URL: {e}"))?;
+            config.stack.start = Some(p.start.clone());
         }
         Ok(config)
     }
@@ -404,7 +425,11 @@ impl World {
         let max_marks = (2_000_000 / (n * n)).clamp(6, 240);
         // ... and far apart: a snapshot of 500 nodes takes ~60 ms.
         let mark_every_us = 250_000 * (n * n / 40_000).max(1) as u64;
-        let log = config.runs_log().then(LogBook::default);
+        let log = config
+            .stack
+            .ouroboros
+            .as_ref()
+            .map(|o| LogBook::new(o.partitions));
         let invariants = Invariants::new(log.is_some());
         let mut w = World {
             net: (config.latency_ms, 0.0),
@@ -1521,6 +1546,16 @@ impl World {
             .node(id)
             .and_then(|n| n.ring::<Ouroboros<u64>>())
             .map(|o| o.debug_partition(p))
+    }
+
+    /// Idle tokens the running nodes sent straight to a requester (the
+    /// `Want` shortcut; a restarted node counts from zero again).
+    pub fn cartouche_shortcuts(&self) -> u64 {
+        (0..self.sim.node_count())
+            .filter_map(|id| self.sim.node(id))
+            .filter_map(|n| n.ring::<Cartouche<u64>>())
+            .map(|c| c.stats().shortcuts)
+            .sum()
     }
 
     /// Node `id`'s Cartouche grant: `(request, fencing, lease end µs)`.

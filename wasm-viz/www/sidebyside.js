@@ -31,6 +31,7 @@ const LABEL = {
   phi: 'Sundial phi threshold',
   lat: 'mean latency (ms)',
   bypass: 'Ouroboros chain bypass',
+  shortcut: 'Cartouche Want shortcut',
 };
 
 function note(text, bad) {
@@ -180,6 +181,8 @@ const ROWS = [
   ['  declared dead after', (f) => ms(f.dead_after_ms)],
   ['Sundial suspicions', (f) => String(f.suspicions)],
   ['token acquisitions', (f) => String(f.acquisitions)],
+  ['  mean wait for the token', (f) => ms(f.grant_wait_ms)],
+  ['  idle tokens sent straight to a requester', (f) => String(f.shortcuts)],
   ['tokens regenerated', (f) => String(f.regenerations)],
   ['keys moved at the last ring change', (f) => (f.keys_moved == null ? '—'
     : `${f.keys_moved} of ${f.keys_sampled} (ideal ${f.keys_ideal.toFixed(1)})`)],

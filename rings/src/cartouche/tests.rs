@@ -323,6 +323,61 @@ fn an_idle_token_goes_straight_to_a_member_that_wants_it() {
     assert_eq!(b.stats().shortcuts, 0);
 }
 
+/// With the shortcut off, a requester without the token sends no `Want`,
+/// and an idle holder keeps its token when one arrives; on, the same
+/// request multicasts `Want` to the four other members.
+#[test]
+fn the_want_shortcut_can_be_turned_off() {
+    let members = [1u64, 2, 3, 4, 5];
+    let wants = |out: &[Out]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: CartoucheMsg::Want { .. },
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    for (shortcut, want_sent) in [(true, 4), (false, 0)] {
+        let config = CartoucheConfig {
+            want_shortcut: shortcut,
+            ..CartoucheConfig::default()
+        };
+        let mut c = Cartouche::new(members, config.clone());
+        let mut out = Vec::new();
+        call(&mut c, 5, Time::ZERO, &mut out, |c, cx| c.request(cx, "x"));
+        assert_eq!(wants(&out), want_sent, "shortcut {shortcut}: {out:?}");
+
+        let mut idle = Cartouche::new(members, config);
+        let tok = Token {
+            generation: 1,
+            sequence: 0,
+            hops: 3,
+            queue: vec![],
+        };
+        call(&mut idle, 2, Time::ZERO, &mut out, |c, cx| {
+            c.on_message(cx, 1, CartoucheMsg::Token(tok))
+        });
+        out.clear();
+        let want = Request {
+            at: 7,
+            node: 5u64,
+            id: 1,
+            name: "x".into(),
+            refreshed: 0,
+        };
+        call(&mut idle, 2, Time::from_millis(1), &mut out, |c, cx| {
+            c.on_message(cx, 5, CartoucheMsg::Want { request: want })
+        });
+        assert_eq!(idle.has_token(), !shortcut, "shortcut {shortcut}");
+        assert_eq!(idle.stats().shortcuts, u64::from(shortcut));
+    }
+}
+
 /// The last timer armed in `out`.
 fn last_timer(out: &[Out]) -> TimerToken {
     out.iter()

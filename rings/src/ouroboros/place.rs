@@ -42,9 +42,42 @@ pub(super) fn placement<I: NodeId>(config: &OuroborosConfig, members: &Members<I
 }
 
 /// The table every member starts from: each partition's Ankh chain over
-/// `members`, epoch zero.
+/// `members`, epoch zero; or, when the settings give founding chains that
+/// fit `members` ([`OuroborosConfig::founding_chains`]), those chains with
+/// their epochs, under a ballot equal to the newest of them.
+///
+/// Either way every founding member computes the same table from the same
+/// list and settings, so it is as agreed as the Ankh one: no round has
+/// run, and every later round needs a ballot above this one (Cartouche
+/// generations are raised above it where the table is built, see
+/// `stack::build_node_with_stores`).
 pub fn initial_table<I: NodeId>(config: &OuroborosConfig, members: &[I]) -> Table<I> {
     let set: BTreeSet<I> = members.iter().cloned().collect();
+    let given = &config.founding_chains;
+    if !given.is_empty()
+        && set.len() == members.len()
+        && super::types::founding_chains_error(given, config.partitions, members.len()).is_none()
+    {
+        let chains: Vec<Chain<I>> = given
+            .iter()
+            .map(|c| Chain {
+                epoch: c.epoch,
+                prev: Epoch::default(),
+                keep: None,
+                members: c
+                    .members
+                    .iter()
+                    .map(|&m| members[m as usize].clone())
+                    .collect(),
+                learners: Vec::new(),
+            })
+            .collect();
+        return Table {
+            ballot: chains.iter().map(|c| c.epoch).max().unwrap_or_default(),
+            chains,
+            members: Members::founding(members),
+        };
+    }
     let ring = ankh_of(config, set);
     Table {
         ballot: Epoch::default(),

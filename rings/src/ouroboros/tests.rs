@@ -22,6 +22,68 @@ fn initial_table_gives_every_partition_rf_distinct_members() {
     assert_eq!(initial_table(&cfg, &rev), t);
 }
 
+/// Founding chains that fit the member list are the founding table (its
+/// ballot the newest epoch, promised from the start); any that do not fit
+/// leave Ankh's placement in place, and the error says why.
+#[test]
+fn founding_chains_replace_placement_only_when_they_fit() {
+    let e = |g, s| Epoch {
+        generation: g,
+        sequence: s,
+    };
+    let chain = |g, m: &[u32]| FoundingChain {
+        epoch: e(g, 1),
+        members: m.to_vec(),
+    };
+    let members = [10u64, 20, 30];
+    let base = OuroborosConfig {
+        partitions: 2,
+        ..OuroborosConfig::default()
+    };
+    let ankh = initial_table(&base, &members);
+    let good = OuroborosConfig {
+        founding_chains: vec![chain(5, &[2, 0]), chain(7, &[1])],
+        ..base.clone()
+    };
+    let t = initial_table(&good, &members);
+    assert_eq!(t.chains[0].members, vec![30, 10]);
+    assert_eq!(t.chains[1].members, vec![20]);
+    assert_eq!((t.chains[0].epoch, t.ballot), (e(5, 1), e(7, 1)));
+    assert_eq!(t.members, ankh.members);
+    let o = Ouroboros::new(&members, good, false);
+    assert_eq!(o.table(), &t);
+    assert_eq!(o.promised, e(7, 1));
+    for (chains, why) in [
+        (
+            vec![chain(5, &[0])],
+            "1 chains for 2 partitions (want one per partition)",
+        ),
+        (
+            vec![chain(5, &[0]), chain(5, &[])],
+            "partition 1's chain has no member",
+        ),
+        (
+            vec![chain(5, &[0]), chain(5, &[3])],
+            "partition 1's chain names node 3, of 3 nodes",
+        ),
+        (
+            vec![chain(5, &[1, 1]), chain(5, &[0])],
+            "partition 0's chain names a node twice",
+        ),
+    ] {
+        assert_eq!(
+            founding_chains_error(&chains, 2, 3).as_deref(),
+            Some(why),
+            "{chains:?}"
+        );
+        let cfg = OuroborosConfig {
+            founding_chains: chains,
+            ..base.clone()
+        };
+        assert_eq!(initial_table(&cfg, &members), ankh, "{why}");
+    }
+}
+
 #[test]
 fn small_clusters_get_shorter_chains() {
     let cfg = OuroborosConfig::default();

@@ -74,6 +74,57 @@ pub struct OuroborosConfig {
     /// `None`: unlimited.
     #[serde(default = "default_rebalance_rate")]
     pub rebalance_bytes_per_sec: Option<u64>,
+    /// The founding table's chains, one per partition, instead of Ankh's
+    /// placement (empty: Ankh's): a world that continues a running
+    /// cluster (the browser's fork) starts with that cluster's chains and
+    /// epochs. Members are indexes into the founding member list; a list
+    /// that does not fit it (see [`FoundingChain`]) is ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub founding_chains: Vec<FoundingChain>,
+}
+
+/// One partition's chain in a given founding table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FoundingChain {
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// Head first: indexes into the founding member list, each at most
+    /// once.
+    pub members: Vec<u32>,
+}
+
+/// Why founding chains do not fit `partitions` partitions over `nodes`
+/// founding members (`None`: they fit).
+pub fn founding_chains_error(
+    chains: &[FoundingChain],
+    partitions: u32,
+    nodes: usize,
+) -> Option<alloc::string::String> {
+    use alloc::format;
+    if chains.len() != partitions as usize {
+        return Some(format!(
+            "{} chains for {partitions} partitions (want one per partition)",
+            chains.len()
+        ));
+    }
+    for (p, c) in chains.iter().enumerate() {
+        if c.members.is_empty() {
+            return Some(format!("partition {p}'s chain has no member"));
+        }
+        if let Some(m) = c.members.iter().find(|m| **m as usize >= nodes) {
+            return Some(format!(
+                "partition {p}'s chain names node {m}, of {nodes} nodes"
+            ));
+        }
+        let mut seen = c.members.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != c.members.len() {
+            return Some(format!("partition {p}'s chain names a node twice"));
+        }
+    }
+    None
 }
 
 /// 8 MiB/s: the default cap on state transfer from one node (on the
@@ -121,6 +172,7 @@ impl Default for OuroborosConfig {
             max_moves: default_max_moves(),
             auto_join: true,
             rebalance_bytes_per_sec: default_rebalance_rate(),
+            founding_chains: Vec::new(),
         }
     }
 }
