@@ -20,6 +20,14 @@
 //! round's ballot as its *epoch*; replicas drop chain messages of any other
 //! epoch.
 //!
+//! The founding table is Ankh's placement at epoch zero, or, for a world
+//! that continues a running cluster, the chains and epochs the settings
+//! give (`OuroborosConfig::founding_chains`). Both are computed alike by
+//! every founding member before any round, so the founding table needs no
+//! agreement; a given one's ballot (its newest epoch) is promised from the
+//! start, and the stack raises Cartouche's promises above its generation,
+//! so every round's ballot, and so every new epoch, is above it.
+//!
 //! # Why no acknowledged append is lost
 //! A record is acknowledged only once the tail has it, so every member of
 //! the chain has it. A new chain keeps the survivors of the old chain in

@@ -715,6 +715,17 @@ try {
       const hash = await p.evaluate(() => location.hash);
       check(/nodes=4&rings=sundial,cartouche,ouroboros/.test(hash) && await p.evaluate(() => window.shen.viz.hasLog()),
         `fork: a simulated log world of the live cluster's size (${hash})`);
+      check(/&down=3&/.test(hash) && /&chains=2\.1:0-1-2,2\.1:1-2-0,/.test(hash) && /faults=0:crash:3/.test(hash),
+        `fork: the link carries the dead member and the log's chains with their epochs (${hash})`);
+      await p.evaluate(() => { window.shen.play(false); window.shen.viz.seek(1); });
+      const forked = await p.evaluate(() => {
+        const dbg = window.shen.viz.logDebug(0, 1);
+        window.shen.viz.seek(100);
+        return { dbg, up: JSON.parse(window.shen.viz.summaryJson()).nodes.map((n) => n.up) };
+      });
+      check(/chain Fencing \{ generation: 2, sequence: 1 \}/.test(forked.dbg) && /\(\[1, 2, 0\], \[\]\)/.test(forked.dbg),
+        `fork: the sim starts from the cluster's chain for partition 1, epoch 2.1 (${forked.dbg.slice(0, 120)})`);
+      check(forked.up.join() === 'true,true,true,false', `fork: the dead member is down from the start (${forked.up.join()})`);
       await p.close();
     } finally {
       fake.stop();

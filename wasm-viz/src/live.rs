@@ -549,6 +549,11 @@ mod tests {
         );
         assert_eq!(t.chains[1].members, vec![2, 1]);
         assert_eq!(table(&w, 1), t, "every node starts from the same table");
+        let mut first =
+            World::with_script(VizConfig::from_url(&p).unwrap(), p.faults.clone()).unwrap();
+        first.run_to(Time::from_millis(100)).unwrap();
+        let up: Vec<bool> = first.observation().nodes.iter().map(|n| n.up).collect();
+        assert_eq!(up, [true, true, false], "node 2 is down from the start");
         for n in [0, 1] {
             let view = w
                 .sim()
