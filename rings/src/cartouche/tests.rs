@@ -226,21 +226,28 @@ fn extreme_numbers_from_peers_do_not_panic() {
     });
 }
 
-#[test]
-fn an_idle_token_goes_straight_to_a_member_that_wants_it() {
-    let members = [1u64, 2, 3, 4, 5];
-    let mut c = Cartouche::new(members, CartoucheConfig::default());
-    let mut out = Vec::new();
+/// Node 2 of members 1..=5, holding an idle token (generation 1) that node
+/// 1 just passed it.
+fn idle_holder(config: CartoucheConfig, out: &mut Vec<Out>) -> Cartouche<u64> {
+    let mut c = Cartouche::new([1u64, 2, 3, 4, 5], config);
     let tok = Token {
         generation: 1,
         sequence: 0,
         hops: 3,
         queue: vec![],
     };
-    // Node 2 receives the token; nobody wants it: it rests (idle).
-    call(&mut c, 2, Time::ZERO, &mut out, |c, cx| {
+    call(&mut c, 2, Time::ZERO, out, |c, cx| {
         c.on_message(cx, 1, CartoucheMsg::Token(tok))
     });
+    c
+}
+
+#[test]
+fn an_idle_token_goes_straight_to_a_member_that_wants_it() {
+    let members = [1u64, 2, 3, 4, 5];
+    let mut out = Vec::new();
+    // Node 2 receives the token; nobody wants it: it rests (idle).
+    let mut c = idle_holder(CartoucheConfig::default(), &mut out);
     assert!(c.has_token());
     out.clear();
     // Node 5 (not 2's successor) wants it: the token goes straight there,
@@ -352,16 +359,7 @@ fn the_want_shortcut_can_be_turned_off() {
         call(&mut c, 5, Time::ZERO, &mut out, |c, cx| c.request(cx, "x"));
         assert_eq!(wants(&out), want_sent, "shortcut {shortcut}: {out:?}");
 
-        let mut idle = Cartouche::new(members, config);
-        let tok = Token {
-            generation: 1,
-            sequence: 0,
-            hops: 3,
-            queue: vec![],
-        };
-        call(&mut idle, 2, Time::ZERO, &mut out, |c, cx| {
-            c.on_message(cx, 1, CartoucheMsg::Token(tok))
-        });
+        let mut idle = idle_holder(config, &mut out);
         out.clear();
         let want = Request {
             at: 7,
