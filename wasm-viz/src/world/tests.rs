@@ -362,8 +362,15 @@ fn budgeted_frames_of_500_nodes() {
     let _ = crate::state::ranges(&w);
     println!("ranges {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
     let t = Instant::now();
-    let _ = crate::render::scene(&w, 760.0, 620.0, None);
+    let shapes = crate::render::scene(&w, 760.0, 620.0, None);
     println!("scene {:.2} ms", t.elapsed().as_secs_f64() * 1e3);
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &shapes {
+        let k = format!("{s:?}");
+        let k = k.split([' ', '{']).next().unwrap_or("").to_string();
+        *kinds.entry(k).or_default() += 1;
+    }
+    println!("shapes by kind {kinds:?}");
     let mut v = Vec::new();
     let (mut t_sim, mut t_scene, mut t_json) = (0.0, 0.0, 0.0);
     for f in 0..100 {
