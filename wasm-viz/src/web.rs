@@ -141,8 +141,12 @@ impl Viz {
 
     /// Draw on `canvas` from now on.
     pub fn attach(&mut self, canvas: HtmlCanvasElement) -> Result<(), JsError> {
+        // Opaque: every frame paints the whole canvas, so the compositor
+        // need not blend it with the page.
+        let attrs = web_sys::ContextAttributes2d::new();
+        attrs.set_alpha(false);
         let ctx = canvas
-            .get_context("2d")
+            .get_context_with_context_options("2d", &attrs)
             .map_err(|_| JsError::new("canvas: getContext('2d') failed"))?
             .ok_or_else(|| JsError::new("canvas: no 2d context"))?
             .dyn_into::<CanvasRenderingContext2d>()
